@@ -1,0 +1,43 @@
+# The two set-up commands are `make run` and `make test`; everything else is a convenience.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ISSUER_PORT ?= 8000
+RS_PORT ?= 8001
+
+.PHONY: install run test lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the issuer (:8000) and resource server (:8001) in the foreground; Ctrl-C stops both.
+# DEMO ACCOUNT: johndoe / secret123 is created here (and only here) for the README's curl flow.
+run: $(STAMP)
+	$(BIN)/python scripts/generate_keys.py
+	echo 'secret123' | $(BIN)/python scripts/create_user.py johndoe \
+		--email johndoe@example.com --scope "profile" --password-stdin --exist-ok
+	trap 'kill 0' INT TERM; \
+	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) & \
+	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) & \
+	wait
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""Account administration used by the scripts: creating users against the configured database."""
+
+from issuer.db import create_schema, make_engine, make_sessions
+from issuer.passwords import PasswordHasher, check_password_policy
+from issuer.settings import Settings
+from issuer.users import UserRepository
+
+
+def create_user(
+    settings: Settings,
+    username: str,
+    password: str,
+    email: str | None = None,
+    scope: str = "",
+    exist_ok: bool = False,
+) -> bool:
+    """Create a user; False (and no change) if it exists and `exist_ok`."""
+    check_password_policy(password)
+    engine = make_engine(settings.database_url)
+    try:
+        create_schema(engine)
+        users = UserRepository(make_sessions(engine))
+        if exist_ok and users.get_by_username(username) is not None:
+            return False
+        hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
+        try:
+            users.create(username, hasher.hash(password), email=email, scope=scope)
+        finally:
+            hasher.close()
+        return True
+    finally:
+        engine.dispose()

@@ -1,0 +1,67 @@
+"""OAuth 2.0 errors as values: each carries its RFC 6749 section 5.2 code and HTTP status.
+
+OAuthError
+ ├── InvalidRequest        400 invalid_request
+ │    └── RequestTooLarge  413 invalid_request
+ ├── InvalidClient         401 invalid_client
+ ├── InvalidGrant          400 invalid_grant
+ ├── UnauthorizedClient    400 unauthorized_client
+ ├── UnsupportedGrantType  400 unsupported_grant_type
+ ├── InvalidScope          400 invalid_scope
+ └── ServerError           500 server_error
+"""
+
+from typing import ClassVar
+
+
+class OAuthError(Exception):
+    """An error answered with an RFC 6749 section 5.2 JSON body."""
+
+    error: ClassVar[str] = "invalid_request"
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, description: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(description or self.error)
+        self.description = description
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, str]:
+        """The JSON error body: `error` and, when known, `error_description`."""
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class RequestTooLarge(InvalidRequest):
+    status_code = 413
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status_code = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status_code = 500

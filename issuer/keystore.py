@@ -1,0 +1,214 @@
+"""The only code that touches key files: loading, atomic writes, locking, change detection.
+
+Layout of a keys directory:
+
+    manifest.json   states and times of every key (the commit point of every change)
+    <kid>.pem       one PKCS#8 private key per unretired key, mode 0600
+    .lock           flock(2) target that serializes writers
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from joserfc.jwk import RSAKey
+
+from issuer.jwks import JWKSDocument
+from issuer.keys import KeyManifest, KeySetError, initial_manifest, rotate
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+ALLOWED_KEY_SIZES = (2048, 3072, 4096)
+# kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
+# it is used to build a file name.
+_KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+Version = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class LoadedKeys:
+    """A key set ready for use: the signing key object and the prepared JWKS."""
+
+    manifest: KeyManifest
+    signing_kid: str
+    signing_key: RSAKey
+    jwks: JWKSDocument
+    version: Version
+
+
+class KeyStore:
+    """A keys directory: creates, rotates and loads the key set."""
+
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.time):
+        self.directory = directory
+        self._clock = clock
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def version(self) -> Version | None:
+        """A cheap fingerprint of the manifest that changes with every committed write."""
+        try:
+            return _version(os.stat(self.manifest_path))
+        except FileNotFoundError:
+            return None
+
+    def read_manifest(self) -> KeyManifest:
+        manifest, _ = self._read_manifest()
+        return manifest
+
+    def generate(self, key_size: int = 2048) -> KeyManifest | None:
+        """Create the initial key set; `None` when one exists already (nothing is changed)."""
+        with self._locked():
+            if self.exists():
+                return None
+            kid = self._write_new_key(key_size)
+            manifest = initial_manifest(kid, self._now())
+            self._write_manifest(manifest)
+            return manifest
+
+    def rotate(self, key_size: int = 2048) -> KeyManifest:
+        """One rotation step: a new active key; earlier keys stay published."""
+        with self._locked():
+            current = self.read_manifest()
+            kid = self._write_new_key(key_size)
+            manifest = rotate(current, kid, self._now())
+            self._write_manifest(manifest)
+            return manifest
+
+    def load(self) -> LoadedKeys:
+        """Read the manifest and every published key; raise `KeySetError` if unusable."""
+        manifest, version = self._read_manifest()
+        keys = [(record.kid, self._read_key(record.kid)) for record in manifest.published]
+        by_kid = dict(keys)
+        active = manifest.active.kid
+        return LoadedKeys(
+            manifest=manifest,
+            signing_kid=active,
+            signing_key=by_kid[active],
+            jwks=JWKSDocument.from_keys(keys),
+            version=version,
+        )
+
+    def _read_manifest(self) -> tuple[KeyManifest, Version]:
+        try:
+            with open(self.manifest_path, "rb") as f:
+                version = _version(os.fstat(f.fileno()))
+                data = f.read()
+        except FileNotFoundError:
+            raise KeySetError(
+                f"no key set in {self.directory}; create one with scripts/generate_keys.py"
+            ) from None
+        manifest = KeyManifest.from_json(data)
+        for record in manifest.keys:
+            if not _KID_PATTERN.match(record.kid):
+                raise KeySetError(f"invalid kid in manifest: {record.kid!r}")
+        return manifest, version
+
+    def _read_key(self, kid: str) -> RSAKey:
+        path = self.directory / f"{kid}.pem"
+        try:
+            key = RSAKey.import_key(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise KeySetError(f"cannot read key {kid}: {exc}") from exc
+        if not key.is_private:
+            raise KeySetError(f"key {kid} has no private part")
+        return key
+
+    def _write_new_key(self, key_size: int) -> str:
+        if key_size not in ALLOWED_KEY_SIZES:
+            raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")
+        key = RSAKey.generate_key(key_size, private=True)
+        kid = key.thumbprint()
+        pem = key.as_pem(private=True)
+        write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600)
+        return kid
+
+    def _write_manifest(self, manifest: KeyManifest) -> None:
+        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+
+class KeyRing:
+    """The key set a running issuer uses, swapped in whole when the files change."""
+
+    def __init__(self, store: KeyStore):
+        self.store = store
+        self.current = store.load()
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the manifest changed; keep the old set if the new one is unusable."""
+        if self.store.version() == self.current.version:
+            return False
+        try:
+            self.current = self.store.load()
+        except KeySetError:
+            log.exception(
+                "key set in %s changed but cannot be loaded; keeping the previous one",
+                self.store.directory,
+            )
+            return False
+        log.info("key set reloaded; signing kid %s", self.current.signing_kid)
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Poll for changes forever; a stat per interval, files read only after a change."""
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.reload_if_changed)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` so that `path` holds either its old or its new content, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry itself is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version(st: os.stat_result) -> Version:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)

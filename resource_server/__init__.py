@@ -1,0 +1,20 @@
+"""Resource server and a reusable, async verifier for the issuer's RS256 access tokens."""
+
+from resource_server.deps import BearerClaims, install_verifier, require_scopes
+from resource_server.errors import AuthError, InsufficientScope, InvalidToken, KeySetUnavailable
+from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.verify import Claims, Verifier
+
+__all__ = [
+    "AuthError",
+    "BearerClaims",
+    "CachePolicy",
+    "Claims",
+    "InsufficientScope",
+    "InvalidToken",
+    "KeySetUnavailable",
+    "RemoteKeySet",
+    "Verifier",
+    "install_verifier",
+    "require_scopes",
+]

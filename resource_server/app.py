@@ -1,0 +1,65 @@
+"""The resource server's ASGI app: `create_app(settings)` for tests, `app` for uvicorn."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from resource_server.deps import BearerClaims, install_verifier
+from resource_server.settings import Settings
+from resource_server.verify import Verifier
+
+
+def create_app(settings: Settings | None = None, verifier: Verifier | None = None) -> FastAPI:
+    """Build the resource server; pass a `verifier` to use one built elsewhere (tests)."""
+    settings = settings or Settings()
+    verifier = verifier or Verifier.for_issuer(
+        settings.issuer_url,
+        settings.audience,
+        jwks_url=settings.jwks_url,
+        policy=settings.cache_policy(),
+        allow_insecure_http=settings.allow_insecure_http,
+        leeway=settings.leeway,
+        max_token_bytes=settings.max_token_bytes,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Fetch the key set early, without holding up start-up if the issuer is down.
+        prefetch = asyncio.create_task(verifier.key_set.prefetch())
+        try:
+            yield
+        finally:
+            prefetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prefetch
+
+    app = FastAPI(title="Resource server", lifespan=lifespan)
+    install_verifier(app, verifier)
+
+    @app.get("/users/me")
+    async def users_me(claims: BearerClaims) -> dict[str, Any]:
+        return {
+            "sub": claims.sub,
+            "username": claims.username,
+            "scope": " ".join(sorted(claims.scope)),
+            "client_id": claims.client_id,
+            "exp": claims.exp,
+        }
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        ready = request.app.state.verifier.key_set.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    return app
+
+
+app = create_app()

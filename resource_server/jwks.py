@@ -1,0 +1,336 @@
+"""`RemoteKeySet`: the issuer's JWKS, cached in memory with the whole refresh policy.
+
+Policy, in the order a request meets it:
+- fresh keys are served from memory; past `refresh_ahead` of their lifetime a background
+  fetch starts, so no request waits for one;
+- the lifetime is the response's `max-age`, clamped to [min_ttl, max_ttl]; ETag revalidates;
+- an unknown kid (or a failed signature) refreshes at most once per `cooldown`, and every
+  concurrent caller shares that one fetch (single flight);
+- a failed fetch keeps the last good set for up to `stale_if_error` past its expiry and
+  retries with exponential backoff and jitter; failures are logged once per state change;
+- before the first good fetch, callers get `KeySetUnavailable` (503), never a 401.
+"""
+
+import asyncio
+import ipaddress
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+from resource_server.errors import KeySetUnavailable
+
+log = logging.getLogger(__name__)
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+MIN_RSA_BITS = 2048
+
+
+class FetchError(Exception):
+    """The issuer could not be reached or did not answer 200/304."""
+
+
+class KeySetDataError(Exception):
+    """The issuer answered, but not with a usable JWKS."""
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Named defaults of the cache; each is configurable."""
+
+    min_ttl: float = 60
+    max_ttl: float = 86400
+    default_ttl: float = 300  # when the response carries no max-age
+    cooldown: float = 30
+    stale_if_error: float = 86400
+    refresh_ahead: float = 0.8  # fraction of the lifetime after which a background fetch starts
+    retry_base: float = 1
+    retry_max: float = 60
+    timeout: float = 5
+    max_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    keys: dict[str, RSAKey]
+    fetched_at: float
+    expires_at: float
+    etag: str | None
+
+
+class RemoteKeySet:
+    """The issuer's signing keys, fetched through `client` and kept by the policy above."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        issuer: str,
+        jwks_url: str | None = None,
+        policy: CachePolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        allow_insecure_http: bool = False,
+    ):
+        self._client = client
+        self._issuer = issuer.rstrip("/")
+        self._policy = policy or CachePolicy()
+        self._clock = clock
+        self._allow_insecure = allow_insecure_http
+        _require_safe_url(self._issuer, allow_insecure_http)
+        if jwks_url:
+            _require_safe_url(jwks_url, allow_insecure_http)
+        self._jwks_url = jwks_url
+        self._snapshot: _Snapshot | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._last_fetch_started = -float("inf")
+        self._failures = 0
+        self._retry_at = -float("inf")
+        self.fetch_count = 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether a usable key set is held."""
+        return self._usable(self._clock()) is not None
+
+    async def get(self, kid: str) -> RSAKey | None:
+        """The key for `kid`, refreshing per the policy; `None` if the issuer has no such key."""
+        now = self._clock()
+        snapshot = self._usable(now)
+        if snapshot is None or (now >= snapshot.expires_at and not self._failures):
+            # Nothing held, or expired with the issuer believed up: wait for one fetch.
+            if now >= self._retry_at:
+                await self._refresh()
+            snapshot = self._usable(self._clock())
+            if snapshot is None:
+                raise KeySetUnavailable(retry_after=self._seconds_until_retry())
+        elif now >= self._refresh_due(snapshot) and now >= self._retry_at:
+            # Ahead of expiry, or stale while the issuer is failing: fetch in the background.
+            self._start_refresh()
+        key = snapshot.keys.get(kid)
+        if key is None and await self._refresh_within_cooldown():
+            key = self._snapshot.keys.get(kid) if self._snapshot else None
+        return key
+
+    async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
+        """Some issuers replace key material under the same kid: one cooldown-bound refresh."""
+        if not await self._refresh_within_cooldown():
+            return None
+        key = self._snapshot.keys.get(kid) if self._snapshot else None
+        if key is None or key.as_dict(private=False) == tried.as_dict(private=False):
+            return None
+        return key
+
+    async def prefetch(self) -> None:
+        """Fetch once now (at start-up); failures are logged and retried later, not raised."""
+        await self._refresh()
+
+    def _seconds_until_retry(self) -> int:
+        wait = self._retry_at - self._clock()
+        return math.ceil(wait) if math.isfinite(wait) and wait > 1 else 1
+
+    def _refresh_due(self, snapshot: _Snapshot) -> float:
+        lifetime = snapshot.expires_at - snapshot.fetched_at
+        return snapshot.fetched_at + self._policy.refresh_ahead * lifetime
+
+    def _usable(self, now: float) -> _Snapshot | None:
+        snapshot = self._snapshot
+        if snapshot is None or now >= snapshot.expires_at + self._policy.stale_if_error:
+            return None
+        return snapshot
+
+    async def _refresh_within_cooldown(self) -> bool:
+        """Join the pending fetch or start one if the cooldown allows; True if one ran."""
+        if self._pending is None:
+            now = self._clock()
+            if now - self._last_fetch_started < self._policy.cooldown or now < self._retry_at:
+                return False
+        await self._refresh()
+        return True
+
+    async def _refresh(self) -> None:
+        await asyncio.shield(self._start_refresh())
+
+    def _start_refresh(self) -> asyncio.Task[None]:
+        if self._pending is None:
+            self._last_fetch_started = self._clock()
+            self._pending = asyncio.get_running_loop().create_task(self._fetch_and_store())
+            self._pending.add_done_callback(self._clear_pending)
+        return self._pending
+
+    def _clear_pending(self, _: asyncio.Task[None]) -> None:
+        self._pending = None
+
+    async def _fetch_and_store(self) -> None:
+        try:
+            await self._fetch()
+        except (FetchError, KeySetDataError) as exc:
+            self._failures += 1
+            delay = min(self._policy.retry_max, self._policy.retry_base * 2 ** (self._failures - 1))
+            self._retry_at = self._clock() + delay * random.uniform(0.5, 1.0)  # noqa: S311
+            if self._failures == 1:
+                log.warning(
+                    "JWKS fetch from %s failed: %s; keeping the last good key set",
+                    self._issuer,
+                    exc,
+                )
+            return
+        if self._failures:
+            log.info("JWKS fetch from %s recovered after %d failures", self._issuer, self._failures)
+        self._failures = 0
+        self._retry_at = -float("inf")
+
+    async def _fetch(self) -> None:
+        self.fetch_count += 1
+        url = self._jwks_url or await self._discover_jwks_url()
+        headers = {"Accept": "application/json"}
+        previous = self._snapshot
+        if previous is not None and previous.etag:
+            headers["If-None-Match"] = previous.etag
+        status, response_headers, body = await self._get(url, headers)
+        now = self._clock()
+        ttl = self._ttl(response_headers.get("cache-control"))
+        if status == 304 and previous is not None:
+            self._snapshot = _Snapshot(previous.keys, now, now + ttl, previous.etag)
+            return
+        if status != 200:
+            raise FetchError(f"JWKS endpoint answered {status}")
+        keys = parse_jwks(body)
+        self._snapshot = _Snapshot(keys, now, now + ttl, response_headers.get("etag"))
+
+    async def _discover_jwks_url(self) -> str:
+        """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
+        default = f"{self._issuer}/.well-known/jwks.json"
+        status, _, body = await self._get(
+            f"{self._issuer}/.well-known/oauth-authorization-server", {"Accept": "application/json"}
+        )
+        if status == 404:
+            self._jwks_url = default
+            return default
+        if status != 200:
+            raise FetchError(f"metadata endpoint answered {status}")
+        try:
+            metadata = json.loads(body)
+        except ValueError as exc:
+            raise KeySetDataError("metadata is not JSON") from exc
+        if not isinstance(metadata, dict):
+            raise KeySetDataError("metadata is not a JSON object")
+        # RFC 8414 section 3.3: metadata naming another issuer must not be used.
+        if metadata.get("issuer") != self._issuer:
+            raise KeySetDataError("metadata names a different issuer")
+        jwks_uri = metadata.get("jwks_uri", default)
+        if not isinstance(jwks_uri, str):
+            raise KeySetDataError("metadata jwks_uri is not a string")
+        try:
+            _require_safe_url(jwks_uri, self._allow_insecure)
+        except ValueError as exc:
+            raise KeySetDataError(str(exc)) from exc
+        self._jwks_url = jwks_uri
+        return jwks_uri
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        limit = self._policy.max_bytes
+        try:
+            async with self._client.stream(
+                "GET", url, headers=headers, timeout=self._policy.timeout, follow_redirects=False
+            ) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise KeySetDataError(f"response larger than {limit} bytes")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise KeySetDataError(f"response larger than {limit} bytes")
+                return response.status_code, response.headers, bytes(body)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _ttl(self, cache_control: str | None) -> float:
+        policy = self._policy
+        ttl = policy.default_ttl
+        if cache_control:
+            if _NO_CACHE.search(cache_control):
+                ttl = policy.min_ttl
+            elif match := _MAX_AGE.search(cache_control):
+                ttl = float(match.group(1))
+        return min(max(ttl, policy.min_ttl), policy.max_ttl)
+
+
+def parse_jwks(body: bytes) -> dict[str, RSAKey]:
+    """Usable RSA signature keys by kid; unusable entries are skipped, an empty set refused."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise KeySetDataError("JWKS is not JSON") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeySetDataError("JWKS has no keys array")
+    keys: dict[str, RSAKey] = {}
+    ambiguous: set[str] = set()
+    for entry in document["keys"]:
+        parsed = _parse_key(entry)
+        if parsed is None:
+            continue
+        kid, key = parsed
+        if kid in keys:
+            ambiguous.add(kid)  # two keys under one kid: trust neither
+        keys[kid] = key
+    for kid in ambiguous:
+        del keys[kid]
+    if not keys:
+        raise KeySetDataError("JWKS holds no usable RS256 signing key")
+    return keys
+
+
+def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
+    if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+        return None
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 256:
+        return None
+    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+        return None
+    key_ops = entry.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    n, e = entry.get("n"), entry.get("e")
+    if not isinstance(n, str) or not isinstance(e, str):
+        return None
+    try:
+        # Only the public members are taken: a private `d` in a JWKS is never loaded.
+        key = RSAKey.import_key({"kty": "RSA", "n": n, "e": e})
+    except (JoseError, ValueError, TypeError):
+        return None
+    if key.public_key.key_size < MIN_RSA_BITS:
+        return None
+    return kid, key
+
+
+def _require_safe_url(url: str, allow_insecure_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and (allow_insecure_http or _is_loopback(parts.hostname or "")):
+        return
+    raise ValueError(
+        f"{url} must use https (plain http is allowed for loopback hosts, "
+        "or everywhere with allow_insecure_http)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,39 @@
+"""The resource server's one settings object, read from ``RS_*`` environment variables."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from resource_server.jwks import CachePolicy
+
+
+class Settings(BaseSettings):
+    """Resource server configuration; tests pass values directly."""
+
+    model_config = SettingsConfigDict(env_prefix="RS_", frozen=True)
+
+    issuer_url: str = "http://127.0.0.1:8000"
+    jwks_url: str | None = None
+    audience: str = "api"
+    jwks_min_ttl: float = Field(60, ge=0)
+    jwks_max_ttl: float = Field(86400, gt=0)
+    jwks_cooldown: float = Field(30, ge=0)
+    jwks_stale_if_error: float = Field(86400, ge=0)
+    jwks_timeout: float = Field(5, gt=0)
+    # Plain http is always allowed for loopback issuers; elsewhere only when set.
+    allow_insecure_http: bool = False
+    leeway: int = Field(60, ge=0, le=60)
+    max_token_bytes: int = Field(8192, gt=0)
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def cache_policy(self) -> CachePolicy:
+        return CachePolicy(
+            min_ttl=self.jwks_min_ttl,
+            max_ttl=max(self.jwks_max_ttl, self.jwks_min_ttl),
+            cooldown=self.jwks_cooldown,
+            stale_if_error=self.jwks_stale_if_error,
+            timeout=self.jwks_timeout,
+        )

@@ -1,0 +1,209 @@
+"""`Verifier.verify(token) -> Claims`: the only place token rules live (RFC 8725, RFC 9068)."""
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jws
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import RSAKey
+from joserfc.jwt import JWTClaimsRegistry
+
+from resource_server.errors import InvalidToken
+from resource_server.jwks import CachePolicy, RemoteKeySet
+
+# RFC 8725 section 3.1: the accepted algorithms are ours, never the token's.
+ALLOWED_ALGORITHMS = ("RS256",)
+# RFC 9068 section 4: `typ` is "at+jwt" (the "application/" prefix may be present).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# RFC 9068 section 2.2: claims every access token carries.
+REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+MAX_LEEWAY = 60
+DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+_REGISTRY = jws.JWSRegistry(algorithms=list(ALLOWED_ALGORITHMS), strict_check_header=False)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """A verified access token's claims."""
+
+    sub: str
+    client_id: str
+    scope: frozenset[str]
+    exp: int
+    username: str | None
+    raw: Mapping[str, Any]
+
+
+class Verifier:
+    """Verifies access tokens from one issuer for one audience."""
+
+    def __init__(
+        self,
+        key_set: RemoteKeySet,
+        issuer: str,
+        audience: str,
+        leeway: int = MAX_LEEWAY,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        clock: Callable[[], float] = time.time,
+        client: httpx.AsyncClient | None = None,
+    ):
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
+        self.key_set = key_set
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self._leeway = leeway
+        self._max_token_bytes = max_token_bytes
+        self._clock = clock
+        self._client = client
+
+    @classmethod
+    def for_issuer(
+        cls,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        policy: CachePolicy | None = None,
+        allow_insecure_http: bool = False,
+        **options: Any,
+    ) -> "Verifier":
+        """A verifier with its own HTTP client; close it with `aclose()`."""
+        policy = policy or CachePolicy()
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(policy.timeout), headers={"User-Agent": "resource-server"}
+        )
+        key_set = RemoteKeySet(
+            client, issuer, jwks_url, policy, allow_insecure_http=allow_insecure_http
+        )
+        return cls(key_set, issuer, audience, client=client, **options)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def verify(self, token: str) -> Claims:
+        """The token's claims if it is valid; `InvalidToken` saying why if it is not."""
+        if len(token) > self._max_token_bytes:
+            raise InvalidToken(f"the token is larger than {self._max_token_bytes} bytes")
+        header = _read_header(token)
+        kid = header["kid"]
+        key = await self.key_set.get(kid)
+        if key is None:
+            raise InvalidToken("the token is signed with a key the issuer does not publish")
+        try:
+            payload = _verify_signature(token, key)
+        except InvalidToken:
+            # The issuer may have replaced the key under the same kid: one bounded retry.
+            replacement = await self.key_set.reload_after_bad_signature(kid, key)
+            if replacement is None:
+                raise
+            payload = _verify_signature(token, replacement)
+        return self._validate_claims(payload)
+
+    def _validate_claims(self, payload: bytes) -> Claims:
+        try:
+            claims = json.loads(payload)
+        except ValueError:
+            raise InvalidToken("the token payload is not JSON") from None
+        if not isinstance(claims, dict):
+            raise InvalidToken("the token payload is not a JSON object")
+        registry = JWTClaimsRegistry(
+            now=int(self._clock()),
+            leeway=self._leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            **{name: {"essential": True} for name in REQUIRED_CLAIMS if name not in ("iss", "aud")},  # type: ignore[arg-type]
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError:
+            raise InvalidToken("the token has expired") from None
+        except MissingClaimError as exc:
+            raise InvalidToken(f"the token lacks required claims: {exc.description}") from None
+        except InvalidClaimError as exc:
+            raise InvalidToken(_claim_problem(exc.claim, exc.description)) from None
+        scope, client_id = claims.get("scope", ""), claims["client_id"]
+        username = claims.get("preferred_username")
+        if not isinstance(scope, str) or not isinstance(client_id, str):
+            raise InvalidToken("the token's scope and client_id must be strings")
+        if username is not None and not isinstance(username, str):
+            raise InvalidToken("the token's preferred_username must be a string")
+        return Claims(
+            sub=claims["sub"],
+            client_id=client_id,
+            scope=frozenset(scope.split()),
+            exp=int(claims["exp"]),
+            username=username,
+            raw=claims,
+        )
+
+
+def _read_header(token: str) -> dict[str, Any]:
+    """Parse and vet the protected header before any key is looked up."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken(
+            "the token is not a signed JWT in compact form (header.payload.signature)"
+        )
+    if not parts[2]:
+        raise InvalidToken("the token has no signature")
+    try:
+        header = json.loads(_b64decode(parts[0]))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the token header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token header is not a JSON object")
+    alg = header.get("alg")
+    if alg not in ALLOWED_ALGORITHMS:
+        # Covers "none" in every spelling and HS256 keyed with our public key (RFC 8725 2.1).
+        raise InvalidToken(f"the token's alg must be one of {', '.join(ALLOWED_ALGORITHMS)}")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken("the token's typ must be at+jwt (RFC 9068)")
+    if "crit" in header:
+        # RFC 7515 section 4.1.11: we understand no extensions, so none can be critical.
+        raise InvalidToken("the token has critical header extensions this server does not support")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken("the token's header has no kid")
+    # jku, x5u, jwk and x5c are never read: keys come only from the configured issuer's JWKS.
+    return header
+
+
+def _verify_signature(token: str, key: RSAKey) -> bytes:
+    try:
+        result = jws.deserialize_compact(token, key, registry=_REGISTRY)
+    except BadSignatureError:
+        raise InvalidToken("the token's signature does not verify") from None
+    except (JoseError, ValueError, TypeError):
+        raise InvalidToken("the token is malformed") from None
+    assert result.payload is not None
+    return result.payload
+
+
+def _b64decode(segment: str) -> bytes:
+    if not segment.isascii():
+        raise ValueError("non-ASCII")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _claim_problem(claim: str, description: str) -> str:
+    if claim == "iss":
+        return "the token was issued by another issuer"
+    if claim == "aud":
+        return "the token is not intended for this audience"
+    if claim in ("nbf", "iat"):
+        return f"the token is not valid yet ({claim} is in the future)"
+    return f"the token's {claim} claim is invalid"

@@ -1,0 +1,57 @@
+"""Create a user in the issuer's database (ISSUER_DATABASE_URL)."""
+
+import argparse
+import getpass
+import sys
+
+from issuer.accounts import create_user
+from issuer.errors import InvalidScope
+from issuer.passwords import PasswordPolicyError
+from issuer.settings import Settings
+from issuer.users import UserError
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise PasswordPolicyError("the passwords do not match")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("username")
+    parser.add_argument("--email")
+    parser.add_argument("--scope", default="", help='space-separated scopes, e.g. "read write"')
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+    parser.add_argument(
+        "--exist-ok", action="store_true", help="succeed without changes if the user already exists"
+    )
+    args = parser.parse_args(argv)
+    try:
+        created = create_user(
+            Settings(),
+            args.username,
+            read_password(args.password_stdin),
+            email=args.email,
+            scope=args.scope,
+            exist_ok=args.exist_ok,
+        )
+    except (UserError, PasswordPolicyError, InvalidScope) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if created:
+        print(f"created user {args.username!r}")
+    else:
+        print(f"user {args.username!r} already exists; nothing changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

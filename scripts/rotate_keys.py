@@ -1,0 +1,33 @@
+"""One rotation step: a new active key; earlier keys stay published until they retire."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from issuer.keys import KeySetError
+from issuer.keystore import ALLOWED_KEY_SIZES, KeyStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=Path(os.environ.get("ISSUER_KEYS_DIR", "keys")),
+        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
+    )
+    parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
+    args = parser.parse_args(argv)
+    try:
+        manifest = KeyStore(args.keys_dir).rotate(args.key_size)
+    except (KeySetError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    published = ", ".join(record.kid for record in manifest.published)
+    print(f"rotated; active kid {manifest.active.kid}; published: {published}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

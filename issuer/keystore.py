@@ -161,6 +161,7 @@ class KeyRing:
     def __init__(self, store: KeyStore):
         self.store = store
         self.current = store.load()
+        self._broken_version: Version | None = None
 
     def reload_if_changed(self) -> bool:
         """Reload when the manifest changed; keep the old set if the new one is unusable."""

@@ -1,8 +1,5 @@
 """The resource server's ASGI app: `create_app(settings)` for tests, `app` for uvicorn."""
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,18 +23,7 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         max_token_bytes=settings.max_token_bytes,
     )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Fetch the key set early, without holding up start-up if the issuer is down.
-        prefetch = asyncio.create_task(verifier.key_set.prefetch())
-        try:
-            yield
-        finally:
-            prefetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await prefetch
-
-    app = FastAPI(title="Resource server", lifespan=lifespan)
+    app = FastAPI(title="Resource server")
     install_verifier(app, verifier)
 
     @app.get("/users/me")

@@ -7,6 +7,7 @@ install_verifier(app, Verifier.for_issuer("https://issuer.example", audience="ap
 async def orders(claims: BearerClaims): ...
 """
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,10 +32,15 @@ def install_verifier(app: FastAPI, verifier: Verifier) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
+        keeper = asyncio.create_task(verifier.key_set.run())
         try:
             async with inner(app_) as state:
                 yield state
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             await verifier.aclose()
 
     app.router.lifespan_context = lifespan

@@ -8,7 +8,8 @@ Policy, in the order a request meets it:
   concurrent caller shares that one fetch (single flight);
 - a failed fetch keeps the last good set for up to `stale_if_error` past its expiry and
   retries with exponential backoff and jitter; failures are logged once per state change;
-- before the first good fetch, callers get `KeySetUnavailable` (503), never a 401.
+- before the first good fetch, callers get `KeySetUnavailable` (503), never a 401;
+- `run()` does the same in the background, so an idle server stays fresh and recovers alone.
 """
 
 import asyncio
@@ -130,9 +131,17 @@ class RemoteKeySet:
             return None
         return key
 
-    async def prefetch(self) -> None:
-        """Fetch once now (at start-up); failures are logged and retried later, not raised."""
-        await self._refresh()
+    async def run(self) -> None:
+        """Keep the set fresh without traffic: first fetch, retries, refresh ahead. Runs forever."""
+        while True:
+            now = self._clock()
+            snapshot = self._snapshot
+            due = self._refresh_due(snapshot) if snapshot else now
+            if now >= due and now >= self._retry_at:
+                await self._refresh()
+                continue
+            wake = max(due, self._retry_at)
+            await asyncio.sleep(min(max(wake - now, 0.05), 60))
 
     def _seconds_until_retry(self) -> int:
         wait = self._retry_at - self._clock()

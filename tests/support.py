@@ -1,0 +1,54 @@
+"""Helpers shared by the tests: a fake clock, hand-built JWTs and an in-process app client."""
+
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from fastapi import FastAPI
+from joserfc.jwk import RSAKey
+
+
+class FakeClock:
+    """A clock tests advance instead of sleeping."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_jwt(
+    private_key: rsa.RSAPrivateKey, header: dict[str, Any], claims: dict[str, Any] | bytes
+) -> str:
+    """An RS256 JWS over exactly the given header and claims, for crafting good and bad tokens."""
+    payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(payload)}"
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    public = RSAKey.import_key(private_key.public_key()).as_dict(private=False)
+    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": public["n"], "e": public["e"]}
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan entered, and a client that talks to it in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client

@@ -1,0 +1,248 @@
+"""The issuer's HTTP surface: /token (password grant), JWKS, metadata."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from issuer.accounts import create_user
+from issuer.app import create_app
+from issuer.db import make_engine, make_sessions
+from issuer.keystore import KeyStore
+from issuer.settings import Settings
+from issuer.users import User
+from tests.support import running
+
+ISSUER = "http://issuer.test"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    KeyStore(tmp_path / "keys").generate()
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=tmp_path / "keys",
+        database_url=f"sqlite:///{tmp_path / 'issuer.db'}",
+        bcrypt_rounds=4,
+        keys_poll_interval=0.05,
+    )
+    create_user(settings, "johndoe", "secret123", scope="profile read")
+    create_user(settings, "disabled", "secret123")
+    with make_sessions(make_engine(settings.database_url))() as session:
+        user = session.query(User).filter_by(username="disabled").one()
+        user.disabled = True
+        session.commit()
+    return settings
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(settings), ISSUER) as client:
+        yield client
+
+
+async def login(client: httpx.AsyncClient, **form: str) -> httpx.Response:
+    return await client.post("/token", data=form)
+
+
+async def decode(client: httpx.AsyncClient, token: str) -> jwt.Token:
+    keys = KeySet.import_key_set((await client.get("/.well-known/jwks.json")).json())
+    return jwt.decode(token, keys, algorithms=["RS256"])
+
+
+async def test_password_grant_issues_rfc9068_token(client):
+    response = await login(client, grant_type="password", username="johndoe", password="secret123")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert body["scope"] == "profile read"
+    token = await decode(client, body["access_token"])
+    assert token.header["typ"] == "at+jwt"
+    assert token.header["alg"] == "RS256"
+    claims = token.claims
+    assert claims["iss"] == ISSUER
+    assert claims["aud"] == "api"
+    assert claims["preferred_username"] == "johndoe"
+    assert claims["client_id"] == "public"
+    assert claims["scope"] == "profile read"
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["sub"] and claims["jti"]
+
+
+async def test_form_without_grant_type_is_a_password_grant(client):
+    response = await login(client, username="johndoe", password="secret123")
+    assert response.status_code == 200
+
+
+async def test_each_token_has_a_unique_jti(client):
+    first = (await login(client, username="johndoe", password="secret123")).json()
+    second = (await login(client, username="johndoe", password="secret123")).json()
+    a = (await decode(client, first["access_token"])).claims["jti"]
+    b = (await decode(client, second["access_token"])).claims["jti"]
+    assert a != b
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("johndoe", "wrong-password"), ("nobody", "secret123"), ("disabled", "secret123")],
+    ids=["wrong-password", "unknown-user", "disabled-user"],
+)
+async def test_bad_credentials_get_one_indistinguishable_answer(client, username, password):
+    response = await login(client, username=username, password=password)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "invalid username or password",
+    }
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_requested_scope_narrows_the_grant(client):
+    response = await login(client, username="johndoe", password="secret123", scope="read")
+    assert response.json()["scope"] == "read"
+    assert (await decode(client, response.json()["access_token"])).claims["scope"] == "read"
+
+
+async def test_scope_beyond_the_users_is_invalid_scope(client):
+    response = await login(client, username="johndoe", password="secret123", scope="read admin")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"grant_type": "password", "username": "johndoe"}, "invalid_request"),
+        ({"password": "secret123"}, "invalid_request"),
+        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+    ],
+)
+async def test_malformed_grant_requests_get_rfc6749_errors(client, form, error):
+    response = await client.post("/token", data=form)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+
+
+async def test_json_body_is_refused_with_invalid_request(client):
+    response = await client.post("/token", json={"username": "johndoe", "password": "secret123"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_non_utf8_body_is_invalid_request(client):
+    response = await client.post(
+        "/token",
+        content=b"username=%ff%fe&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["error_description"]
+
+
+async def test_repeated_parameter_is_invalid_request(client):
+    response = await client.post(
+        "/token",
+        content=b"username=johndoe&username=root&password=secret123",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert "repeated" in response.json()["error_description"]
+
+
+async def test_oversized_body_is_refused_with_413(client):
+    response = await client.post(
+        "/token",
+        content=b"username=" + b"a" * 70_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_overlong_password_fails_like_any_wrong_password(client):
+    response = await login(client, username="johndoe", password="é" * 100)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_jwks_publishes_only_public_members(client):
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert "max-age=600" in response.headers["cache-control"]
+    (key,) = response.json()["keys"]
+    assert set(key) == {"kty", "kid", "use", "alg", "n", "e"}
+    assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
+
+
+async def test_jwks_etag_revalidation_answers_304(client):
+    first = await client.get("/.well-known/jwks.json")
+    etag = first.headers["etag"]
+    again = await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    other = await client.get("/.well-known/jwks.json", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200
+
+
+async def test_jwks_body_is_built_once_per_key_set_change(client, settings):
+    first = await client.get("/.well-known/jwks.json")
+    second = await client.get("/.well-known/jwks.json")
+    assert first.headers["etag"] == second.headers["etag"]
+    KeyStore(settings.keys_dir).rotate()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        rotated = await client.get("/.well-known/jwks.json")
+        if rotated.headers["etag"] != first.headers["etag"]:
+            break
+        await asyncio.sleep(0.05)
+    assert len(rotated.json()["keys"]) == 2
+    # The new key signs; the old one stays published so its tokens keep verifying.
+    token = (await login(client, username="johndoe", password="secret123")).json()
+    kid = (await decode(client, token["access_token"])).header["kid"]
+    assert kid == KeyStore(settings.keys_dir).read_manifest().active.kid
+
+
+@pytest.mark.parametrize(
+    "path", ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+)
+async def test_metadata_documents_name_the_endpoints(client, path):
+    metadata = (await client.get(path)).json()
+    assert metadata["issuer"] == ISSUER
+    assert metadata["token_endpoint"] == f"{ISSUER}/token"
+    assert metadata["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
+    assert "password" in metadata["grant_types_supported"]
+    assert metadata["token_endpoint_auth_methods_supported"]
+
+
+async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
+    # With a slow hash (cost 14, ~1 s), a JWKS request made during a login must finish first.
+    KeyStore(tmp_path / "keys").generate()
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=tmp_path / "keys",
+        database_url=f"sqlite:///{tmp_path / 'slow.db'}",
+        bcrypt_rounds=14,
+    )
+    order: list[str] = []
+    async with running(create_app(settings), ISSUER) as client:
+
+        async def do_login() -> None:
+            # An unknown user costs a full hash against the dummy hash.
+            await login(client, username="nobody", password="whatever1")
+            order.append("login")
+
+        async def do_jwks() -> None:
+            await asyncio.sleep(0.05)
+            await client.get("/.well-known/jwks.json")
+            order.append("jwks")
+
+        await asyncio.gather(do_login(), do_jwks())
+    assert order == ["jwks", "login"]

@@ -1,0 +1,74 @@
+"""Password hashing: verification, equal work for unknown users, policy, upgrades."""
+
+import statistics
+import time
+
+import pytest
+
+from issuer.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
+
+
+@pytest.fixture(scope="module")
+def hasher():
+    hasher = PasswordHasher(rounds=4, workers=1)
+    yield hasher
+    hasher.close()
+
+
+def test_verify_accepts_the_password_and_rejects_others(hasher):
+    stored = hasher.hash("correct horse")
+    assert hasher.verify("correct horse", stored).ok
+    assert not hasher.verify("wrong horse", stored).ok
+
+
+def test_unknown_user_fails(hasher):
+    assert not hasher.verify("anything at all", None).ok
+
+
+def test_unknown_user_costs_the_same_work_as_a_wrong_password():
+    hasher = PasswordHasher(rounds=10, workers=1)
+    stored = hasher.hash("correct horse")
+
+    def median_seconds(stored_hash: str | None) -> float:
+        samples = []
+        for _ in range(7):
+            start = time.perf_counter()
+            hasher.verify("wrong horse", stored_hash)
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    ratio = median_seconds(None) / median_seconds(stored)
+    hasher.close()
+    # Loose bounds: a skipped hash would be ~1000x faster, not within a factor of two.
+    assert 0.5 < ratio < 2.0
+
+
+def test_overlong_password_never_matches_even_its_truncation(hasher):
+    stored = hasher.hash("a" * 72)
+    assert not hasher.verify("a" * 72 + "suffix", stored).ok
+
+
+def test_outdated_cost_is_upgraded_on_successful_login():
+    old = PasswordHasher(rounds=4, workers=1)
+    new = PasswordHasher(rounds=5, workers=1)
+    result = new.verify("correct horse", old.hash("correct horse"))
+    assert result.ok
+    assert result.new_hash is not None and result.new_hash.startswith("$2b$05$")
+    assert new.verify("correct horse", result.new_hash).new_hash is None
+    old.close()
+    new.close()
+
+
+def test_unreadable_stored_hash_is_a_failed_login(hasher):
+    assert not hasher.verify("correct horse", "not-a-hash").ok
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 73, "é" * 37])
+def test_policy_refuses_short_and_truncatable_passwords(password):
+    with pytest.raises(PasswordPolicyError):
+        check_password_policy(password)
+
+
+async def test_verify_async_runs_on_the_hashing_pool(hasher):
+    stored = hasher.hash("correct horse")
+    assert (await hasher.verify_async("correct horse", stored)).ok

@@ -1,0 +1,231 @@
+"""Token rules of `Verifier.verify`: every rejection is its own case (RFC 8725, RFC 9068)."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resource_server.errors import InvalidToken
+from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.verify import Verifier
+from tests.support import FakeClock, b64url, public_jwk, sign_jwt
+
+ISSUER = "https://issuer.test"
+JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
+KID = "key-1"
+
+
+@pytest.fixture
+def jwks_route(respx_mock: respx.MockRouter, rsa_private_key: rsa.RSAPrivateKey) -> respx.Route:
+    respx_mock.get(f"{ISSUER}/.well-known/oauth-authorization-server").respond(
+        json={"issuer": ISSUER, "jwks_uri": JWKS_URL}
+    )
+    return respx_mock.get(JWKS_URL).respond(
+        json={"keys": [public_jwk(rsa_private_key, KID)]},
+        headers={"Cache-Control": "public, max-age=600"},
+    )
+
+
+@pytest.fixture
+async def verifier(clock: FakeClock, jwks_route: respx.Route) -> AsyncIterator[Verifier]:
+    async with httpx.AsyncClient() as client:
+        key_set = RemoteKeySet(client, ISSUER, policy=CachePolicy(), clock=clock)
+        yield Verifier(key_set, ISSUER, "api", clock=clock)
+
+
+def claims(clock: FakeClock, **overrides: Any) -> dict[str, Any]:
+    now = int(clock())
+    base = {
+        "iss": ISSUER,
+        "sub": "42",
+        "aud": "api",
+        "exp": now + 300,
+        "iat": now,
+        "jti": "jti-1",
+        "client_id": "public",
+        "scope": "read write",
+        "preferred_username": "johndoe",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def header(**overrides: Any) -> dict[str, Any]:
+    base = {"alg": "RS256", "typ": "at+jwt", "kid": KID}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+async def assert_rejected(verifier: Verifier, token: str, fragment: str) -> None:
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert fragment in caught.value.description
+    assert token not in caught.value.description
+
+
+async def test_valid_token_yields_claims(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock))
+    result = await verifier.verify(token)
+    assert (result.sub, result.username, result.client_id) == ("42", "johndoe", "public")
+    assert result.scope == {"read", "write"}
+    assert result.exp == int(clock()) + 300
+
+
+async def test_audience_list_containing_ours_is_accepted(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, aud=["other", "api"]))
+    assert (await verifier.verify(token)).sub == "42"
+
+
+async def test_application_at_jwt_typ_is_accepted(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(typ="application/at+jwt"), claims(clock))
+    assert (await verifier.verify(token)).sub == "42"
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+@pytest.mark.parametrize("signature", ["", "c2ln"])
+async def test_alg_none_in_any_spelling_is_rejected(verifier, clock, alg, signature):
+    head = b64url(json.dumps(header(alg=alg)).encode())
+    body = b64url(json.dumps(claims(clock)).encode())
+    token = f"{head}.{body}.{signature}"
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_hs256_keyed_with_our_public_key_is_rejected(verifier, rsa_private_key, clock):
+    # The classic algorithm-confusion attack (RFC 8725 section 2.1).
+    secret = rsa_private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = (
+        f"{b64url(json.dumps(header(alg='HS256')).encode())}."
+        f"{b64url(json.dumps(claims(clock)).encode())}"
+    )
+    mac = hmac.HMAC(secret, hashes.SHA256())
+    mac.update(signing_input.encode())
+    token = f"{signing_input}.{b64url(mac.finalize())}"
+    await assert_rejected(verifier, token, "alg must be one of RS256")
+
+
+@pytest.mark.parametrize(
+    "key_header",
+    [
+        lambda jwk: {"jwk": jwk},
+        lambda jwk: {"jku": "https://attacker.test/jwks.json"},
+        lambda jwk: {"x5u": "https://attacker.test/cert.pem"},
+        lambda jwk: {"x5c": ["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]},
+    ],
+    ids=["jwk", "jku", "x5u", "x5c"],
+)
+async def test_embedded_key_sources_are_ignored(
+    verifier, other_private_key, clock, jwks_route, key_header
+):
+    attacker_jwk = public_jwk(other_private_key, KID)
+    token = sign_jwt(other_private_key, header(**key_header(attacker_jwk)), claims(clock))
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+    # Only the configured JWKS was ever asked; respx would fail on any other URL.
+    assert jwks_route.called
+
+
+@pytest.mark.parametrize("kid", ["../../../../etc/passwd", "' OR 1=1 --", "https://attacker.test/k"])
+async def test_kid_is_only_a_dictionary_key(verifier, rsa_private_key, clock, kid):
+    token = sign_jwt(rsa_private_key, header(kid=kid), claims(clock))
+    await assert_rejected(verifier, token, "key the issuer does not publish")
+
+
+async def test_foreign_key_under_our_kid_is_rejected(verifier, other_private_key, clock):
+    token = sign_jwt(other_private_key, header(), claims(clock))
+    await assert_rejected(verifier, token, "signature does not verify")
+
+
+async def test_tampered_payload_is_rejected(verifier, rsa_private_key, clock):
+    head, _, signature = sign_jwt(rsa_private_key, header(), claims(clock)).split(".")
+    forged = b64url(json.dumps(claims(clock, sub="1", scope="admin")).encode())
+    await assert_rejected(verifier, f"{head}.{forged}.{signature}", "signature does not verify")
+
+
+async def test_stripped_signature_is_rejected(verifier, rsa_private_key, clock):
+    head, payload, _ = sign_jwt(rsa_private_key, header(), claims(clock)).split(".")
+    await assert_rejected(verifier, f"{head}.{payload}.", "no signature")
+
+
+async def test_unknown_critical_header_is_rejected(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(crit=["exp"], exp=1), claims(clock))
+    await assert_rejected(verifier, token, "critical header")
+
+
+@pytest.mark.parametrize("claim", ["exp", "sub", "iat", "iss", "aud", "jti", "client_id"])
+async def test_missing_required_claim_is_rejected(verifier, rsa_private_key, clock, claim):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: None}))
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_expired_token_is_rejected(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) - 61))
+    await assert_rejected(verifier, token, "expired")
+
+
+async def test_expiry_within_leeway_is_accepted(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) - 30))
+    assert (await verifier.verify(token)).sub == "42"
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_future_nbf_or_iat_beyond_leeway_is_rejected(verifier, rsa_private_key, clock, claim):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: int(clock()) + 120}))
+    await assert_rejected(verifier, token, "not valid yet")
+
+
+async def test_nbf_within_leeway_is_accepted(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, nbf=int(clock()) + 30))
+    assert (await verifier.verify(token)).sub == "42"
+
+
+async def test_wrong_issuer_is_rejected(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, iss="https://evil.test"))
+    await assert_rejected(verifier, token, "another issuer")
+
+
+async def test_wrong_audience_is_rejected(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, aud="billing"))
+    await assert_rejected(verifier, token, "audience")
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "at+jwt2"])
+async def test_typ_other_than_at_jwt_is_rejected(verifier, rsa_private_key, clock, typ):
+    token = sign_jwt(rsa_private_key, header(typ=typ), claims(clock))
+    await assert_rejected(verifier, token, "typ must be at+jwt")
+
+
+async def test_oversized_token_is_refused_before_parsing(verifier, rsa_private_key, clock, jwks_route):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, pad="x" * 9000))
+    await assert_rejected(verifier, token, "larger than 8192 bytes")
+    assert jwks_route.call_count == 0
+
+
+async def test_payload_that_is_not_an_object_is_rejected(verifier, rsa_private_key):
+    token = sign_jwt(rsa_private_key, header(), b"[1, 2, 3]")
+    await assert_rejected(verifier, token, "not a JSON object")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    token=st.one_of(
+        st.text(max_size=300),
+        st.lists(st.text(max_size=80), min_size=1, max_size=5).map(".".join),
+        st.lists(
+            st.binary(max_size=60).map(b64url), min_size=3, max_size=3
+        ).map(".".join),
+    )
+)
+async def test_arbitrary_strings_only_ever_raise_invalid_token(verifier, token):
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)

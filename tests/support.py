@@ -42,11 +42,20 @@ def sign_jwt(
 
 def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     public = RSAKey.import_key(private_key.public_key()).as_dict(private=False)
-    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": public["n"], "e": public["e"]}
+    return {
+        "kty": "RSA",
+        "kid": kid,
+        "use": "sig",
+        "alg": "RS256",
+        "n": public["n"],
+        "e": public["e"],
+    }
 
 
 @contextlib.asynccontextmanager
-async def running(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+async def running(
+    app: FastAPI, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan entered, and a client that talks to it in process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -20,10 +20,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_script(name: str, *args: str, env: Mapping[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_script(
+    name: str, *args: str, env: Mapping[str, str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *args],
-        input=stdin, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        input=stdin,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
@@ -34,8 +41,12 @@ class Process:
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            list(argv), env={**os.environ, **env}, cwd=ROOT,
-            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            list(argv),
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_until_serving(self, url: str, timeout: float = 30, ready_only: bool = False) -> None:
@@ -65,7 +76,18 @@ class Process:
 
 def uvicorn(app: str, port: int, env: Mapping[str, str], log: Path) -> Process:
     return Process(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        env, log,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        log,
     )

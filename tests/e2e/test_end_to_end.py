@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.processes import Process, free_port, run_script, uvicorn
+from tests.e2e.processes import free_port, run_script, uvicorn
 from tests.support import sign_jwt
 
 
@@ -39,8 +39,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RS_JWKS_COOLDOWN": "0",
     }
     assert run_script("generate_keys.py", env=env).returncode == 0
-    created = run_script("create_user.py", "alice", "--scope", "profile", "--password-stdin",
-                         env=env, stdin="wonderland1\n")
+    created = run_script(
+        "create_user.py",
+        "alice",
+        "--scope",
+        "profile",
+        "--password-stdin",
+        env=env,
+        stdin="wonderland1\n",
+    )
     assert created.returncode == 0, created.stderr
     issuer = uvicorn("issuer.app:app", issuer_port, env, tmp / "issuer.log")
     rs = uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log")
@@ -54,7 +61,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def get_token(stack: Stack, username: str = "alice", password: str = "wonderland1") -> str:
-    response = httpx.post(f"{stack.issuer_url}/token", data={"username": username, "password": password})
+    response = httpx.post(
+        f"{stack.issuer_url}/token", data={"username": username, "password": password}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 
@@ -79,8 +88,12 @@ def test_password_form_token_opens_users_me(stack):
 
 
 def test_wrong_password_is_refused_like_an_unknown_user(stack):
-    wrong = httpx.post(f"{stack.issuer_url}/token", data={"username": "alice", "password": "nope-nope"})
-    unknown = httpx.post(f"{stack.issuer_url}/token", data={"username": "mallory", "password": "nope-nope"})
+    wrong = httpx.post(
+        f"{stack.issuer_url}/token", data={"username": "alice", "password": "nope-nope"}
+    )
+    unknown = httpx.post(
+        f"{stack.issuer_url}/token", data={"username": "mallory", "password": "nope-nope"}
+    )
     assert wrong.status_code == unknown.status_code == 400
     assert wrong.json() == unknown.json()
 
@@ -96,8 +109,15 @@ def test_wrong_password_is_refused_like_an_unknown_user(stack):
 def test_tokens_signed_by_our_key_with_bad_claims_get_401(stack, override, reason):
     kid, key = active_private_key(stack)
     now = int(time.time())
-    claims = {"iss": stack.issuer_url, "sub": "1", "aud": "api", "exp": now + 300, "iat": now - 20_000,
-              "jti": "x", "client_id": "public"}
+    claims = {
+        "iss": stack.issuer_url,
+        "sub": "1",
+        "aud": "api",
+        "exp": now + 300,
+        "iat": now - 20_000,
+        "jti": "x",
+        "client_id": "public",
+    }
     claims.update(override)
     if "exp" in override:
         claims["exp"] = now + override["exp"]
@@ -120,7 +140,11 @@ def test_pyjwt_verifies_our_tokens_through_the_live_jwks(stack):
     client = pyjwt.PyJWKClient(f"{stack.issuer_url}/.well-known/jwks.json")
     signing_key = client.get_signing_key_from_jwt(token)
     claims = pyjwt.decode(
-        token, signing_key.key, algorithms=["RS256"], audience="api", issuer=stack.issuer_url,
+        token,
+        signing_key.key,
+        algorithms=["RS256"],
+        audience="api",
+        issuer=stack.issuer_url,
         options={"require": ["exp", "iat", "sub", "jti"]},
     )
     assert claims["preferred_username"] == "alice"
@@ -142,7 +166,9 @@ def test_scripts_rotate_keys_without_restart_and_old_tokens_keep_working(stack):
 
 
 def test_create_user_refuses_a_duplicate_cleanly(stack):
-    result = run_script("create_user.py", "alice", "--password-stdin", env=stack.env, stdin="another-pass\n")
+    result = run_script(
+        "create_user.py", "alice", "--password-stdin", env=stack.env, stdin="another-pass\n"
+    )
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert "Traceback" not in result.stderr

@@ -48,7 +48,7 @@ def test_rotate_signs_with_a_new_key_and_keeps_the_old_one_published(store, cloc
 
 
 def test_rotate_without_a_key_set_says_how_to_create_one(store):
-    with pytest.raises(KeySetError, match="generate_keys.py"):
+    with pytest.raises(KeySetError, match=r"generate_keys\.py"):
         store.rotate()
 
 

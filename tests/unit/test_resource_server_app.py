@@ -29,8 +29,15 @@ def issuer_routes(respx_mock: respx.MockRouter, rsa_private_key: rsa.RSAPrivateK
 def make_token(key: rsa.RSAPrivateKey, clock: FakeClock, scope: str = "read") -> str:
     now = int(clock())
     claims = {
-        "iss": ISSUER, "sub": "7", "aud": "api", "exp": now + 60, "iat": now, "jti": "j",
-        "client_id": "public", "scope": scope, "preferred_username": "ann",
+        "iss": ISSUER,
+        "sub": "7",
+        "aud": "api",
+        "exp": now + 60,
+        "iat": now,
+        "jti": "j",
+        "client_id": "public",
+        "scope": scope,
+        "preferred_username": "ann",
     }
     return sign_jwt(key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, claims)
 
@@ -67,7 +74,13 @@ async def test_missing_credentials_get_a_bare_bearer_challenge(client):
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "Bearer " + "x" * 20_000, "Bearer é.é.é".encode("latin-1")],
+    [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer a b",
+        "Bearer " + "x" * 20_000,
+        "Bearer é.é.é".encode("latin-1"),
+    ],
 )
 async def test_malformed_authorization_is_invalid_token(client, authorization):
     response = await client.get("/users/me", headers={"Authorization": authorization})

@@ -134,7 +134,9 @@ async def test_embedded_key_sources_are_ignored(
     assert jwks_route.called
 
 
-@pytest.mark.parametrize("kid", ["../../../../etc/passwd", "' OR 1=1 --", "https://attacker.test/k"])
+@pytest.mark.parametrize(
+    "kid", ["../../../../etc/passwd", "' OR 1=1 --", "https://attacker.test/k"]
+)
 async def test_kid_is_only_a_dictionary_key(verifier, rsa_private_key, clock, kid):
     token = sign_jwt(rsa_private_key, header(kid=kid), claims(clock))
     await assert_rejected(verifier, token, "key the issuer does not publish")
@@ -205,7 +207,9 @@ async def test_typ_other_than_at_jwt_is_rejected(verifier, rsa_private_key, cloc
     await assert_rejected(verifier, token, "typ must be at+jwt")
 
 
-async def test_oversized_token_is_refused_before_parsing(verifier, rsa_private_key, clock, jwks_route):
+async def test_oversized_token_is_refused_before_parsing(
+    verifier, rsa_private_key, clock, jwks_route
+):
     token = sign_jwt(rsa_private_key, header(), claims(clock, pad="x" * 9000))
     await assert_rejected(verifier, token, "larger than 8192 bytes")
     assert jwks_route.call_count == 0
@@ -221,9 +225,7 @@ async def test_payload_that_is_not_an_object_is_rejected(verifier, rsa_private_k
     token=st.one_of(
         st.text(max_size=300),
         st.lists(st.text(max_size=80), min_size=1, max_size=5).map(".".join),
-        st.lists(
-            st.binary(max_size=60).map(b64url), min_size=3, max_size=3
-        ).map(".".join),
+        st.lists(st.binary(max_size=60).map(b64url), min_size=3, max_size=3).map(".".join),
     )
 )
 async def test_arbitrary_strings_only_ever_raise_invalid_token(verifier, token):

@@ -13,6 +13,8 @@ Policy, in the order a request meets it:
 """
 
 import asyncio
+import base64
+import binascii
 import ipaddress
 import json
 import logging
@@ -312,16 +314,22 @@ def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
     n, e = entry.get("n"), entry.get("e")
-    if not isinstance(n, str) or not isinstance(e, str):
+    if not isinstance(n, str) or not isinstance(e, str) or _bit_length(n) < MIN_RSA_BITS:
         return None
     try:
         # Only the public members are taken: a private `d` in a JWKS is never loaded.
         key = RSAKey.import_key({"kty": "RSA", "n": n, "e": e})
     except (JoseError, ValueError, TypeError):
         return None
-    if key.public_key.key_size < MIN_RSA_BITS:
-        return None
     return kid, key
+
+
+def _bit_length(b64url_integer: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(b64url_integer + "=" * (-len(b64url_integer) % 4))
+    except (ValueError, binascii.Error):
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
 
 
 def _require_safe_url(url: str, allow_insecure_http: bool) -> None:

@@ -10,7 +10,6 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI
-from joserfc.jwk import RSAKey
 
 
 class FakeClock:
@@ -41,14 +40,18 @@ def sign_jwt(
 
 
 def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    public = RSAKey.import_key(private_key.public_key()).as_dict(private=False)
+    numbers = private_key.public_key().public_numbers()
+
+    def encode(value: int) -> str:
+        return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
     return {
         "kty": "RSA",
         "kid": kid,
         "use": "sig",
         "alg": "RS256",
-        "n": public["n"],
-        "e": public["e"],
+        "n": encode(numbers.n),
+        "e": encode(numbers.e),
     }
 
 

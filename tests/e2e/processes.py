@@ -74,20 +74,9 @@ class Process:
         self._log_file.close()
 
 
-def uvicorn(app: str, port: int, env: Mapping[str, str], log: Path) -> Process:
-    return Process(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env,
-        log,
-    )
+def uvicorn(
+    app: str, port: int, env: Mapping[str, str], log: Path, access_log: bool = False
+) -> Process:
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
+    return Process(argv, env, log)

@@ -231,3 +231,26 @@ async def test_payload_that_is_not_an_object_is_rejected(verifier, rsa_private_k
 async def test_arbitrary_strings_only_ever_raise_invalid_token(verifier, token):
     with pytest.raises(InvalidToken):
         await verifier.verify(token)
+
+
+async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
+    respx_mock, rsa_private_key, other_private_key, clock
+):
+    respx_mock.get(f"{ISSUER}/.well-known/oauth-authorization-server").respond(
+        json={"issuer": ISSUER, "jwks_uri": JWKS_URL}
+    )
+    route = respx_mock.get(JWKS_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"keys": [public_jwk(rsa_private_key, KID)]}),
+            httpx.Response(200, json={"keys": [public_jwk(other_private_key, KID)]}),
+        ]
+    )
+    async with httpx.AsyncClient() as client:
+        verifier = Verifier(RemoteKeySet(client, ISSUER, clock=clock), ISSUER, "api", clock=clock)
+        assert (await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock)))).sub
+        token = sign_jwt(other_private_key, header(), claims(clock))
+        await assert_rejected(verifier, token, "signature does not verify")  # within cooldown
+        assert route.call_count == 1
+        clock.advance(31)
+        assert (await verifier.verify(token)).sub == "42"
+        assert route.call_count == 2

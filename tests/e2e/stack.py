@@ -1,0 +1,93 @@
+"""A live issuer and resource server, started from the scripts as a user would."""
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.e2e.processes import Process, free_port, run_script, uvicorn
+
+PASSWORD = "wonderland1"
+
+
+@dataclass
+class Stack:
+    issuer_url: str
+    rs_url: str
+    env: dict[str, str]
+    tmp: Path
+    issuer: Process
+    rs: Process
+    issuer_port: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.tmp / "keys"
+
+    def token(self, username: str = "alice", password: str = PASSWORD) -> str:
+        response = httpx.post(
+            f"{self.issuer_url}/token", data={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def users_me(self, token: str) -> httpx.Response:
+        return httpx.get(f"{self.rs_url}/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    def active_private_key(self) -> tuple[str, rsa.RSAPrivateKey]:
+        manifest = json.loads((self.keys_dir / "manifest.json").read_text())
+        kid = next(k["kid"] for k in manifest["keys"] if k["state"] == "active")
+        pem = (self.keys_dir / f"{kid}.pem").read_bytes()
+        key = serialization.load_pem_private_key(pem, None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return kid, key
+
+    def start_issuer(self, log_name: str = "issuer.log", access_log: bool = False) -> None:
+        self.issuer = uvicorn(
+            "issuer.app:app", self.issuer_port, self.env, self.tmp / log_name, access_log
+        )
+        self.issuer.wait_until_serving(f"{self.issuer_url}/healthz")
+
+
+@contextlib.contextmanager
+def running_stack(tmp: Path, access_log: bool = False, **overrides: str) -> Iterator[Stack]:
+    """Keys and a user made by the scripts, then both services; everything stopped after."""
+    issuer_port, rs_port = free_port(), free_port()
+    issuer_url = f"http://127.0.0.1:{issuer_port}"
+    env = {
+        "ISSUER_URL": issuer_url,
+        "ISSUER_KEYS_DIR": str(tmp / "keys"),
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp / 'issuer.db'}",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+        "ISSUER_KEYS_POLL_INTERVAL": "0.2",
+        "RS_ISSUER_URL": issuer_url,
+        **overrides,
+    }
+    generated = run_script("generate_keys.py", env=env)
+    assert generated.returncode == 0, generated.stderr
+    created = run_script(
+        "create_user.py",
+        "alice",
+        "--scope",
+        "profile",
+        "--password-stdin",
+        env=env,
+        stdin=f"{PASSWORD}\n",
+    )
+    assert created.returncode == 0, created.stderr
+    issuer = uvicorn("issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log)
+    rs = uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log")
+    stack = Stack(issuer_url, f"http://127.0.0.1:{rs_port}", env, tmp, issuer, rs, issuer_port)
+    try:
+        issuer.wait_until_serving(f"{issuer_url}/healthz")
+        rs.wait_until_serving(f"{stack.rs_url}/readyz", ready_only=True)
+        yield stack
+    finally:
+        stack.rs.stop()
+        stack.issuer.stop()

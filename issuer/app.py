@@ -14,7 +14,7 @@ from issuer.db import create_schema, make_engine, make_sessions
 from issuer.errors import OAuthError
 from issuer.forms import read_form
 from issuer.grants import GrantContext, token_response
-from issuer.keystore import KeyRing, KeyStore
+from issuer.keystore import KeyRing
 from issuer.passwords import PasswordHasher
 from issuer.settings import Settings
 from issuer.tokens import TokenSigner
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         create_schema(engine)
-        keyring = KeyRing(KeyStore(settings.keys_dir))
+        keyring = KeyRing(settings.key_store())
         hasher = PasswordHasher(settings.bcrypt_rounds)
         app.state.keyring = keyring
         app.state.grants = GrantContext(

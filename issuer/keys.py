@@ -1,7 +1,14 @@
 """The key-set model: each key's state and times, and the rotation rules. Pure: takes `now`.
 
-A key is `next` (published, not yet signing), `active` (signing and published; exactly one),
-`retiring` (published, no longer signing) or `retired` (unpublished, private part deleted).
+    next ──(published >= max-age + leeway)──> active ──(rotation)──> retiring
+                                                                        │ TTL + max-age + leeway
+                                                                        v
+                                      (revoke: at once, from any state) retired
+
+`next` keys are published but do not sign, so every verifier already holds a key when its
+first token arrives; `retiring` keys stay published until every token they signed has expired
+and every verifier cache has seen the successor; `retired` keys are unpublished and their
+private part is deleted. Exactly one key is `active`; at most one is `next`.
 """
 
 import json
@@ -14,11 +21,39 @@ class KeySetError(Exception):
     """The key set is missing, malformed or breaks an invariant."""
 
 
+class UnsafeRotation(KeySetError):
+    """A rotation step now would break verifiers; `safe_at` says when it will not."""
+
+    def __init__(self, reason: str, safe_at: int):
+        super().__init__(reason)
+        self.safe_at = safe_at
+
+
 class KeyState(StrEnum):
     NEXT = "next"
     ACTIVE = "active"
     RETIRING = "retiring"
     RETIRED = "retired"
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    """The waits that make a rotation invisible to verifiers (all in seconds)."""
+
+    access_token_ttl: int
+    jwks_max_age: int
+    # Covers verifiers' clock-skew leeway on `exp` (60 s) and the issuer's key-reload poll.
+    leeway: int = 120
+
+    @property
+    def publish_lead(self) -> int:
+        """How long a `next` key is published before it may sign."""
+        return self.jwks_max_age + self.leeway
+
+    @property
+    def retire_after(self) -> int:
+        """How long a `retiring` key stays published after it stopped signing."""
+        return self.access_token_ttl + self.jwks_max_age + self.leeway
 
 
 @dataclass(frozen=True)
@@ -30,10 +65,20 @@ class KeyRecord:
     created_at: int
     activated_at: int | None = None
     retiring_at: int | None = None
+    retired_at: int | None = None
+    revoked: bool = False
 
     @property
     def published(self) -> bool:
         return self.state is not KeyState.RETIRED
+
+    def may_activate_at(self, policy: RotationPolicy) -> int | None:
+        return self.created_at + policy.publish_lead if self.state is KeyState.NEXT else None
+
+    def may_retire_at(self, policy: RotationPolicy) -> int | None:
+        if self.state is not KeyState.RETIRING or self.retiring_at is None:
+            return None
+        return self.retiring_at + policy.retire_after
 
 
 @dataclass(frozen=True)
@@ -46,6 +91,8 @@ class KeyManifest:
         active = [k for k in self.keys if k.state is KeyState.ACTIVE]
         if len(active) != 1:
             raise KeySetError(f"a key set needs exactly one active key, found {len(active)}")
+        if sum(k.state is KeyState.NEXT for k in self.keys) > 1:
+            raise KeySetError("a key set has at most one next key")
         kids = [k.kid for k in self.keys]
         if len(set(kids)) != len(kids):
             raise KeySetError("duplicate kid in key set")
@@ -55,8 +102,15 @@ class KeyManifest:
         return next(k for k in self.keys if k.state is KeyState.ACTIVE)
 
     @property
+    def next(self) -> KeyRecord | None:
+        return next((k for k in self.keys if k.state is KeyState.NEXT), None)
+
+    @property
     def published(self) -> tuple[KeyRecord, ...]:
         return tuple(k for k in self.keys if k.published)
+
+    def get(self, kid: str) -> KeyRecord | None:
+        return next((k for k in self.keys if k.kid == kid), None)
 
     def to_json(self) -> bytes:
         doc = {"version": 1, "keys": [_record_to_dict(k) for k in self.keys]}
@@ -72,19 +126,105 @@ class KeyManifest:
         return cls(records)
 
 
-def initial_manifest(kid: str, now: int) -> KeyManifest:
-    """A new key set with one active key."""
-    return KeyManifest((KeyRecord(kid, KeyState.ACTIVE, now, activated_at=now),))
+@dataclass(frozen=True)
+class Step:
+    """A proposed change of the key set, with the lines that describe it."""
+
+    manifest: KeyManifest
+    changes: tuple[str, ...]
+    new_kid: str | None  # the key to create, if any
 
 
-def rotate(manifest: KeyManifest, new_kid: str, now: int) -> KeyManifest:
-    """One rotation step: `new_kid` becomes active, the active key keeps being published."""
-    keys = [
-        replace(k, state=KeyState.RETIRING, retiring_at=now) if k.state is KeyState.ACTIVE else k
-        for k in manifest.keys
-    ]
-    keys.append(KeyRecord(new_kid, KeyState.ACTIVE, now, activated_at=now))
-    return KeyManifest(tuple(keys))
+def initial_manifest(active_kid: str, next_kid: str, now: int) -> KeyManifest:
+    """A new key set: one active key and one published next key."""
+    return KeyManifest(
+        (
+            KeyRecord(active_kid, KeyState.ACTIVE, now, activated_at=now),
+            KeyRecord(next_kid, KeyState.NEXT, now),
+        )
+    )
+
+
+def rotation_step(
+    manifest: KeyManifest, new_kid: str, now: int, policy: RotationPolicy, force: bool = False
+) -> Step:
+    """next -> active, active -> retiring, a new next, and overdue retiring keys -> retired.
+
+    Without a next key (a set from before next keys existed) the step only publishes one.
+    Raises `UnsafeRotation` when the next key has not been published long enough.
+    """
+    changes: list[str] = []
+    keys = list(_retire_overdue(manifest.keys, now, policy, changes))
+    upcoming = manifest.next
+    if upcoming is None:
+        keys.append(KeyRecord(new_kid, KeyState.NEXT, now))
+        changes.append(f"publish {new_kid} as next (may activate from {now + policy.publish_lead})")
+        return Step(KeyManifest(tuple(keys)), tuple(changes), new_kid)
+    safe_at = upcoming.created_at + policy.publish_lead
+    if now < safe_at and not force:
+        raise UnsafeRotation(
+            f"next key {upcoming.kid} has been published for {now - upcoming.created_at} s; "
+            f"verifiers may not hold it until it has been published for {policy.publish_lead} s",
+            safe_at,
+        )
+    rotated = []
+    for key in keys:
+        if key.state is KeyState.ACTIVE:
+            rotated.append(replace(key, state=KeyState.RETIRING, retiring_at=now))
+            changes.append(
+                f"{key.kid}: active -> retiring (published until {now + policy.retire_after})"
+            )
+        elif key.state is KeyState.NEXT:
+            rotated.append(replace(key, state=KeyState.ACTIVE, activated_at=now))
+            changes.append(f"{key.kid}: next -> active (signs from now)")
+        else:
+            rotated.append(key)
+    rotated.append(KeyRecord(new_kid, KeyState.NEXT, now))
+    changes.append(f"{new_kid}: new next key (may activate from {now + policy.publish_lead})")
+    return Step(KeyManifest(tuple(rotated)), tuple(changes), new_kid)
+
+
+def revocation(manifest: KeyManifest, kid: str, new_kid: str, now: int) -> Step:
+    """Unpublish `kid` at once; if it was active or next, the set is refilled so it stays valid."""
+    target = manifest.get(kid)
+    if target is None:
+        raise KeySetError(f"no key {kid} in the key set")
+    if target.state is KeyState.RETIRED:
+        raise KeySetError(f"key {kid} is already retired")
+    changes = [f"{kid}: {target.state} -> retired (revoked; removed from the JWKS now)"]
+    keys = []
+    for key in manifest.keys:
+        if key.kid == kid:
+            keys.append(replace(key, state=KeyState.RETIRED, retired_at=now, revoked=True))
+        elif target.state is KeyState.ACTIVE and key.state is KeyState.NEXT:
+            keys.append(replace(key, state=KeyState.ACTIVE, activated_at=now))
+            changes.append(f"{key.kid}: next -> active (replaces the revoked key)")
+        else:
+            keys.append(key)
+    create = None
+    if target.state in (KeyState.ACTIVE, KeyState.NEXT):
+        if target.state is KeyState.ACTIVE and manifest.next is None:
+            keys.append(KeyRecord(new_kid, KeyState.ACTIVE, now, activated_at=now))
+            changes.append(f"{new_kid}: new active key (replaces the revoked key)")
+        else:
+            keys.append(KeyRecord(new_kid, KeyState.NEXT, now))
+            changes.append(f"{new_kid}: new next key")
+        create = new_kid
+    return Step(KeyManifest(tuple(keys)), tuple(changes), create)
+
+
+def _retire_overdue(
+    keys: tuple[KeyRecord, ...], now: int, policy: RotationPolicy, changes: list[str]
+) -> list[KeyRecord]:
+    result = []
+    for key in keys:
+        retire_at = key.may_retire_at(policy)
+        if retire_at is not None and now >= retire_at:
+            result.append(replace(key, state=KeyState.RETIRED, retired_at=now))
+            changes.append(f"{key.kid}: retiring -> retired (removed from the JWKS)")
+        else:
+            result.append(key)
+    return result
 
 
 def _record_to_dict(record: KeyRecord) -> dict[str, Any]:
@@ -94,6 +234,8 @@ def _record_to_dict(record: KeyRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "activated_at": record.activated_at,
         "retiring_at": record.retiring_at,
+        "retired_at": record.retired_at,
+        "revoked": record.revoked,
     }
 
 
@@ -107,6 +249,8 @@ def _record_from_dict(item: dict[str, Any]) -> KeyRecord:
         created_at=int(item["created_at"]),
         activated_at=_optional_int(item.get("activated_at")),
         retiring_at=_optional_int(item.get("retiring_at")),
+        retired_at=_optional_int(item.get("retired_at")),
+        revoked=bool(item.get("revoked", False)),
     )
 
 

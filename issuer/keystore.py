@@ -3,8 +3,12 @@
 Layout of a keys directory:
 
     manifest.json   states and times of every key (the commit point of every change)
-    <kid>.pem       one PKCS#8 private key per unretired key, mode 0600
+    <kid>.pem       one PKCS#8 private key per unretired key, mode 0600, optionally encrypted
     .lock           flock(2) target that serializes writers
+
+Every change runs under the lock in this order: write the new key's PEM (atomically), write the
+manifest (atomically; the commit point), then delete private keys the manifest no longer
+needs. A crash at any point leaves the previous or the next manifest, each with its keys.
 """
 
 import asyncio
@@ -22,7 +26,15 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from issuer.jwks import JWKSDocument
-from issuer.keys import KeyManifest, KeySetError, initial_manifest, rotate
+from issuer.keys import (
+    KeyManifest,
+    KeySetError,
+    RotationPolicy,
+    Step,
+    initial_manifest,
+    revocation,
+    rotation_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,7 @@ ALLOWED_KEY_SIZES = (2048, 3072, 4096)
 # kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
 # it is used to build a file name.
 _KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_PLANNED_KID = "<new key>"
 
 Version = tuple[int, int, int, int]
 
@@ -47,10 +60,16 @@ class LoadedKeys:
 
 
 class KeyStore:
-    """A keys directory: creates, rotates and loads the key set."""
+    """A keys directory: creates, rotates, revokes and loads the key set."""
 
-    def __init__(self, directory: Path, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        directory: Path,
+        passphrase: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.directory = directory
+        self._passphrase = passphrase or None
         self._clock = clock
 
     @property
@@ -72,37 +91,74 @@ class KeyStore:
         return manifest
 
     def generate(self, key_size: int = 2048) -> KeyManifest | None:
-        """Create the initial key set; `None` when one exists already (nothing is changed)."""
+        """Create an active and a next key; `None` when a key set exists (nothing changes)."""
+        _check_key_size(key_size)
         with self._locked():
             if self.exists():
                 return None
-            kid = self._write_new_key(key_size)
-            manifest = initial_manifest(kid, self._now())
-            self._write_manifest(manifest)
+            active, upcoming = _new_key(key_size), _new_key(key_size)
+            manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
+            self._write_key(active)
+            self._write_key(upcoming)
+            self._commit(manifest)
             return manifest
 
-    def rotate(self, key_size: int = 2048) -> KeyManifest:
-        """One rotation step: a new active key; earlier keys stay published."""
-        with self._locked():
-            current = self.read_manifest()
-            kid = self._write_new_key(key_size)
-            manifest = rotate(current, kid, self._now())
-            self._write_manifest(manifest)
-            return manifest
+    def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
+        """What `rotate` would do now, without changing anything."""
+        return rotation_step(self.read_manifest(), _PLANNED_KID, self._now(), policy, force)
+
+    def rotate(self, policy: RotationPolicy, force: bool = False, key_size: int = 2048) -> Step:
+        """One rotation step (see `issuer.keys.rotation_step`); raises `UnsafeRotation`."""
+        return self._apply(
+            lambda manifest, kid: rotation_step(manifest, kid, self._now(), policy, force), key_size
+        )
+
+    def plan_revocation(self, kid: str) -> Step:
+        return revocation(self.read_manifest(), kid, _PLANNED_KID, self._now())
+
+    def revoke(self, kid: str, key_size: int = 2048) -> Step:
+        """Unpublish `kid` at once and delete its private key."""
+        return self._apply(
+            lambda manifest, new_kid: revocation(manifest, kid, new_kid, self._now()), key_size
+        )
 
     def load(self) -> LoadedKeys:
         """Read the manifest and every published key; raise `KeySetError` if unusable."""
         manifest, version = self._read_manifest()
         keys = [(record.kid, self._read_key(record.kid)) for record in manifest.published]
-        by_kid = dict(keys)
         active = manifest.active.kid
         return LoadedKeys(
             manifest=manifest,
             signing_kid=active,
-            signing_key=by_kid[active],
+            signing_key=dict(keys)[active],
             jwks=JWKSDocument.from_keys(keys),
             version=version,
         )
+
+    def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
+        _check_key_size(key_size)
+        with self._locked():
+            current = self.read_manifest()
+            key = _new_key(key_size)
+            step = make_step(current, key.thumbprint())
+            if step.new_kid is not None:
+                self._write_key(key)
+            self._commit(step.manifest)
+            return step
+
+    def _commit(self, manifest: KeyManifest) -> None:
+        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
+        self._delete_unneeded_files(manifest)
+
+    def _delete_unneeded_files(self, manifest: KeyManifest) -> None:
+        """Private keys of retired (or never committed) keys, and temporary files of crashes."""
+        needed = {f"{record.kid}.pem" for record in manifest.published}
+        for path in self.directory.iterdir():
+            stale_key = path.suffix == ".pem" and path.name not in needed
+            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            if stale_key or stale_tmp:
+                path.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
 
     def _read_manifest(self) -> tuple[KeyManifest, Version]:
         try:
@@ -122,24 +178,24 @@ class KeyStore:
     def _read_key(self, kid: str) -> RSAKey:
         path = self.directory / f"{kid}.pem"
         try:
-            key = RSAKey.import_key(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise KeySetError(f"cannot read key {kid}: {exc}") from exc
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise KeySetError(f"cannot read key {kid}: {exc.strerror}") from exc
+        encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+        if encrypted and self._passphrase is None:
+            raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
+        try:
+            key = RSAKey.import_key(pem, password=self._passphrase if encrypted else None)
+        except (ValueError, TypeError) as exc:
+            hint = " (wrong ISSUER_KEYS_PASSPHRASE?)" if encrypted else ""
+            raise KeySetError(f"cannot load key {kid}{hint}") from exc
         if not key.is_private:
             raise KeySetError(f"key {kid} has no private part")
         return key
 
-    def _write_new_key(self, key_size: int) -> str:
-        if key_size not in ALLOWED_KEY_SIZES:
-            raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")
-        key = RSAKey.generate_key(key_size, private=True)
-        kid = key.thumbprint()
-        pem = key.as_pem(private=True)
-        write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600)
-        return kid
-
-    def _write_manifest(self, manifest: KeyManifest) -> None:
-        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
+    def _write_key(self, key: RSAKey) -> None:
+        pem = key.as_pem(private=True, password=self._passphrase)
+        write_atomic(self.directory / f"{key.thumbprint()}.pem", pem, mode=0o600)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -153,6 +209,15 @@ class KeyStore:
 
     def _now(self) -> int:
         return int(self._clock())
+
+
+def _new_key(key_size: int) -> RSAKey:
+    return RSAKey.generate_key(key_size, private=True)
+
+
+def _check_key_size(key_size: int) -> None:
+    if key_size not in ALLOWED_KEY_SIZES:
+        raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")
 
 
 class KeyRing:

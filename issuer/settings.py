@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from issuer.keys import RotationPolicy
+from issuer.keystore import KeyStore
 
 
 class Settings(BaseSettings):
@@ -23,6 +26,21 @@ class Settings(BaseSettings):
     default_client_id: str = "public"
     # How often a running issuer looks for a changed key set on disk, seconds.
     keys_poll_interval: float = Field(1.0, gt=0, le=60)
+    # When set, private keys are written encrypted with it (and read with it).
+    keys_passphrase: SecretStr | None = None
+    # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
+    rotation_leeway: int = Field(120, ge=0)
+
+    def rotation_policy(self) -> RotationPolicy:
+        return RotationPolicy(
+            access_token_ttl=self.access_token_ttl,
+            jwks_max_age=self.jwks_max_age,
+            leeway=self.rotation_leeway,
+        )
+
+    def key_store(self) -> KeyStore:
+        passphrase = self.keys_passphrase.get_secret_value() if self.keys_passphrase else None
+        return KeyStore(self.keys_dir, passphrase=passphrase)
 
     @field_validator("url")
     @classmethod

@@ -3,9 +3,11 @@
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from resource_server.deps import BearerClaims, install_verifier
+from resource_server.metrics import make_registry
 from resource_server.settings import Settings
 from resource_server.verify import Verifier
 
@@ -35,6 +37,12 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
             "client_id": claims.client_id,
             "exp": claims.exp,
         }
+
+    registry = make_registry(verifier.key_set)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

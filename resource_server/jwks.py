@@ -22,6 +22,7 @@ import math
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,7 +99,8 @@ class RemoteKeySet:
         self._last_fetch_started = -float("inf")
         self._failures = 0
         self._retry_at = -float("inf")
-        self.fetch_count = 0
+        # Fetches started, by (reason, outcome): what /metrics reports.
+        self.fetches: Counter[tuple[str, str]] = Counter()
 
     @property
     def ready(self) -> bool:
@@ -112,21 +114,21 @@ class RemoteKeySet:
         if snapshot is None or (now >= snapshot.expires_at and not self._failures):
             # Nothing held, or expired with the issuer believed up: wait for one fetch.
             if now >= self._retry_at:
-                await self._refresh()
+                await self._refresh("initial" if snapshot is None else "expired")
             snapshot = self._usable(self._clock())
             if snapshot is None:
                 raise KeySetUnavailable(retry_after=self._seconds_until_retry())
         elif now >= self._refresh_due(snapshot) and now >= self._retry_at:
             # Ahead of expiry, or stale while the issuer is failing: fetch in the background.
-            self._start_refresh()
+            self._start_refresh("refresh_ahead")
         key = snapshot.keys.get(kid)
-        if key is None and await self._refresh_within_cooldown():
+        if key is None and await self._refresh_within_cooldown("unknown_kid"):
             key = self._snapshot.keys.get(kid) if self._snapshot else None
         return key
 
     async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
         """Some issuers replace key material under the same kid: one cooldown-bound refresh."""
-        if not await self._refresh_within_cooldown():
+        if not await self._refresh_within_cooldown("bad_signature"):
             return None
         key = self._snapshot.keys.get(kid) if self._snapshot else None
         if key is None or key.as_dict(private=False) == tried.as_dict(private=False):
@@ -140,7 +142,7 @@ class RemoteKeySet:
             snapshot = self._snapshot
             due = self._refresh_due(snapshot) if snapshot else now
             if now >= due and now >= self._retry_at:
-                await self._refresh()
+                await self._refresh("initial" if snapshot is None else "refresh_ahead")
                 continue
             wake = max(due, self._retry_at)
             await asyncio.sleep(min(max(wake - now, 0.05), 60))
@@ -159,32 +161,35 @@ class RemoteKeySet:
             return None
         return snapshot
 
-    async def _refresh_within_cooldown(self) -> bool:
+    async def _refresh_within_cooldown(self, reason: str) -> bool:
         """Join the pending fetch or start one if the cooldown allows; True if one ran."""
         if self._pending is None:
             now = self._clock()
             if now - self._last_fetch_started < self._policy.cooldown or now < self._retry_at:
                 return False
-        await self._refresh()
+        await self._refresh(reason)
         return True
 
-    async def _refresh(self) -> None:
-        await asyncio.shield(self._start_refresh())
+    async def _refresh(self, reason: str) -> None:
+        await asyncio.shield(self._start_refresh(reason))
 
-    def _start_refresh(self) -> asyncio.Task[None]:
+    def _start_refresh(self, reason: str) -> asyncio.Task[None]:
+        """Start a fetch unless one is pending (single flight); callers join the pending one."""
         if self._pending is None:
             self._last_fetch_started = self._clock()
-            self._pending = asyncio.get_running_loop().create_task(self._fetch_and_store())
+            fetch = self._fetch_and_store(reason)
+            self._pending = asyncio.get_running_loop().create_task(fetch)
             self._pending.add_done_callback(self._clear_pending)
         return self._pending
 
     def _clear_pending(self, _: asyncio.Task[None]) -> None:
         self._pending = None
 
-    async def _fetch_and_store(self) -> None:
+    async def _fetch_and_store(self, reason: str) -> None:
         try:
             await self._fetch()
         except (FetchError, KeySetDataError) as exc:
+            self.fetches[reason, "error"] += 1
             self._failures += 1
             delay = min(self._policy.retry_max, self._policy.retry_base * 2 ** (self._failures - 1))
             self._retry_at = self._clock() + delay * random.uniform(0.5, 1.0)  # noqa: S311
@@ -195,13 +200,13 @@ class RemoteKeySet:
                     exc,
                 )
             return
+        self.fetches[reason, "ok"] += 1
         if self._failures:
             log.info("JWKS fetch from %s recovered after %d failures", self._issuer, self._failures)
         self._failures = 0
         self._retry_at = -float("inf")
 
     async def _fetch(self) -> None:
-        self.fetch_count += 1
         url = self._jwks_url or await self._discover_jwks_url()
         headers = {"Accept": "application/json"}
         previous = self._snapshot

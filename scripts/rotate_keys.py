@@ -1,31 +1,84 @@
-"""One rotation step: a new active key; earlier keys stay published until they retire."""
+"""Rotate signing keys one safe step at a time; safe to run from cron.
+
+A step: next -> active, active -> retiring, a new next key, retiring keys past their time ->
+retired. It refuses (exit 3) while the next key is too new for verifiers to hold, and says
+when it will be safe.
+
+Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --force).
+"""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from issuer.keys import KeySetError
-from issuer.keystore import ALLOWED_KEY_SIZES, KeyStore
+from pydantic import ValidationError
+
+from issuer.keys import KeySetError, UnsafeRotation
+from issuer.keystore import ALLOWED_KEY_SIZES
+from issuer.rotation_report import format_time, print_status
+from issuer.settings import Settings
+
+EXIT_UNSAFE = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--keys-dir",
-        type=Path,
-        default=Path(os.environ.get("ISSUER_KEYS_DIR", "keys")),
-        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
+        "--keys-dir", type=Path, help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
     )
     parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--status", action="store_true", help="show each key and change nothing")
+    action.add_argument(
+        "--revoke", metavar="KID", help="remove a compromised key from the JWKS now"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show what would change")
+    parser.add_argument(
+        "--force", action="store_true", help="rotate even if verifiers may not hold the next key"
+    )
     args = parser.parse_args(argv)
     try:
-        manifest = KeyStore(args.keys_dir).rotate(args.key_size)
+        settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
+        store, policy = settings.key_store(), settings.rotation_policy()
+        if args.status:
+            print_status(store.read_manifest(), policy)
+            return 0
+        if args.revoke:
+            step = (
+                store.plan_revocation(args.revoke)
+                if args.dry_run
+                else store.revoke(args.revoke, args.key_size)
+            )
+        else:
+            step = (
+                store.plan_rotation(policy, args.force)
+                if args.dry_run
+                else store.rotate(policy, args.force, args.key_size)
+            )
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except UnsafeRotation as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        print(
+            f"safe from {format_time(exc.safe_at)}; run again then, or use --force", file=sys.stderr
+        )
+        return EXIT_UNSAFE
     except (KeySetError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    published = ", ".join(record.kid for record in manifest.published)
-    print(f"rotated; active kid {manifest.active.kid}; published: {published}")
+    print("would change (dry run):" if args.dry_run else "changed:")
+    for line in step.changes:
+        print(f"  {line}")
+    if args.revoke:
+        print(
+            f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "
+            f"its JWKS (at most {settings.jwks_max_age} s for caches that honour max-age; at once "
+            "for verifiers that refetch on a failed signature). Users holding them must log in "
+            "again."
+        )
     return 0
 
 

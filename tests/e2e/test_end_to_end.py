@@ -14,7 +14,13 @@ from tests.support import sign_jwt
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack"), RS_JWKS_COOLDOWN="0") as stack:
+    # Short rotation waits (JWKS max-age 1 s, leeway 1 s) so a safe rotation takes seconds.
+    with running_stack(
+        tmp_path_factory.mktemp("stack"),
+        ISSUER_JWKS_MAX_AGE="1",
+        ISSUER_ROTATION_LEEWAY="1",
+        RS_JWKS_MIN_TTL="1",
+    ) as stack:
         yield stack
 
 
@@ -90,6 +96,7 @@ def test_scripts_rotate_keys_without_restart_and_old_tokens_keep_working(stack):
     assert again.returncode == 0 and "nothing changed" in again.stdout
     old_token = stack.token()
     old_kid = pyjwt.get_unverified_header(old_token)["kid"]
+    time.sleep(2.5)  # the next key has now been published for max-age + leeway
     rotated = run_script("rotate_keys.py", env=stack.env)
     assert rotated.returncode == 0, rotated.stderr
     deadline = time.monotonic() + 5

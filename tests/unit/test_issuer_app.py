@@ -176,9 +176,11 @@ async def test_jwks_publishes_only_public_members(client):
     response = await client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert "max-age=600" in response.headers["cache-control"]
-    (key,) = response.json()["keys"]
-    assert set(key) == {"kty", "kid", "use", "alg", "n", "e"}
-    assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
+    keys = response.json()["keys"]
+    assert len(keys) == 2  # the active key and the published next key
+    for key in keys:
+        assert set(key) == {"kty", "kid", "use", "alg", "n", "e"}
+        assert (key["kty"], key["use"], key["alg"]) == ("RSA", "sig", "RS256")
 
 
 async def test_jwks_etag_revalidation_answers_304(client):
@@ -196,14 +198,14 @@ async def test_jwks_body_is_built_once_per_key_set_change(client, settings):
     first = await client.get("/.well-known/jwks.json")
     second = await client.get("/.well-known/jwks.json")
     assert first.headers["etag"] == second.headers["etag"]
-    KeyStore(settings.keys_dir).rotate()
+    settings.key_store().rotate(settings.rotation_policy(), force=True)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         rotated = await client.get("/.well-known/jwks.json")
         if rotated.headers["etag"] != first.headers["etag"]:
             break
         await asyncio.sleep(0.05)
-    assert len(rotated.json()["keys"]) == 2
+    assert len(rotated.json()["keys"]) == 3  # retiring, active and a new next key
     # The new key signs; the old one stays published so its tokens keep verifying.
     token = (await login(client, username="johndoe", password="secret123")).json()
     kid = (await decode(client, token["access_token"])).header["kid"]

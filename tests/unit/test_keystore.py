@@ -1,14 +1,18 @@
-"""Key files: creation, atomic writes, rotation, loading and change detection."""
+"""Key files: creation, atomic writes, crash safety, encryption, rotation, change detection."""
 
+import contextlib
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from issuer.keys import KeyManifest, KeySetError, KeyState
+from issuer import keystore as keystore_module
+from issuer.keys import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
 from issuer.keystore import KeyRing, KeyStore, write_atomic
 from tests.support import FakeClock
+
+POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
 
 
 @pytest.fixture
@@ -16,14 +20,19 @@ def store(tmp_path: Path, clock: FakeClock) -> KeyStore:
     return KeyStore(tmp_path / "keys", clock=clock)
 
 
-def test_generate_creates_one_active_key_with_private_files_0600(store):
+def pem_files(store: KeyStore) -> set[str]:
+    return {p.stem for p in store.directory.glob("*.pem")}
+
+
+def test_generate_creates_active_and_next_keys_with_private_files_0600(store):
     manifest = store.generate()
-    assert manifest is not None
-    assert manifest.active.state is KeyState.ACTIVE
-    pem = store.directory / f"{manifest.active.kid}.pem"
-    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert manifest is not None and manifest.next is not None
+    assert pem_files(store) == {manifest.active.kid, manifest.next.kid}
+    for kid in pem_files(store):
+        pem = store.directory / f"{kid}.pem"
+        assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+        assert b"PRIVATE KEY" in pem.read_bytes()
     assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
-    assert b"PRIVATE KEY" in pem.read_bytes()
 
 
 def test_generate_with_a_key_set_present_changes_nothing(store):
@@ -34,22 +43,10 @@ def test_generate_with_a_key_set_present_changes_nothing(store):
     assert store.read_manifest() == first
 
 
-def test_rotate_signs_with_a_new_key_and_keeps_the_old_one_published(store, clock):
-    first = store.generate()
-    clock.advance(100)
-    rotated = store.rotate()
-    assert rotated.active.kid != first.active.kid
-    old = next(k for k in rotated.keys if k.kid == first.active.kid)
-    assert old.state is KeyState.RETIRING
-    assert old.retiring_at == int(clock())
-    loaded = store.load()
-    assert loaded.signing_kid == rotated.active.kid
-    assert {first.active.kid, rotated.active.kid} <= set(loaded.jwks.body.decode().split('"'))
-
-
-def test_rotate_without_a_key_set_says_how_to_create_one(store):
-    with pytest.raises(KeySetError, match=r"generate_keys\.py"):
-        store.rotate()
+@pytest.mark.parametrize("size", [3072, 4096])
+def test_larger_key_sizes_are_allowed(store, size):
+    store.generate(size)
+    assert store.load().signing_key.raw_value.key_size == size
 
 
 @pytest.mark.parametrize("size", [1024, 2047, 8192])
@@ -57,6 +54,94 @@ def test_unsupported_key_sizes_are_refused(store, size):
     with pytest.raises(KeySetError, match="key size"):
         store.generate(size)
     assert not store.exists()
+
+
+def test_rotation_publishes_the_new_next_key_and_signs_with_the_old_next(store, clock):
+    first = store.generate()
+    clock.advance(POLICY.publish_lead)
+    step = store.rotate(POLICY)
+    manifest = step.manifest
+    assert manifest.active.kid == first.next.kid
+    assert manifest.get(first.active.kid).state is KeyState.RETIRING
+    loaded = store.load()
+    assert loaded.signing_kid == first.next.kid
+    published = {k.kid for k in manifest.published}
+    assert published == pem_files(store) == {first.active.kid, first.next.kid, step.new_kid}
+
+
+def test_unsafe_rotation_changes_nothing(store, clock):
+    store.generate()
+    before = store.manifest_path.read_bytes()
+    files = pem_files(store)
+    clock.advance(POLICY.publish_lead - 1)
+    with pytest.raises(UnsafeRotation):
+        store.rotate(POLICY)
+    assert store.manifest_path.read_bytes() == before
+    assert pem_files(store) == files
+
+
+def test_plan_rotation_changes_nothing(store, clock):
+    store.generate()
+    before = store.manifest_path.read_bytes()
+    clock.advance(POLICY.publish_lead)
+    plan = store.plan_rotation(POLICY)
+    assert any("next -> active" in line for line in plan.changes)
+    assert store.manifest_path.read_bytes() == before
+
+
+def test_retired_keys_lose_their_private_file(store, clock):
+    first = store.generate()
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
+    clock.advance(POLICY.retire_after)
+    store.rotate(POLICY)
+    assert first.active.kid not in pem_files(store)
+    assert store.read_manifest().get(first.active.kid).state is KeyState.RETIRED
+
+
+def test_revoke_unpublishes_and_deletes_at_once(store):
+    first = store.generate()
+    step = store.revoke(first.active.kid)
+    assert first.active.kid not in pem_files(store)
+    loaded = store.load()
+    assert loaded.signing_kid == first.next.kid
+    assert first.active.kid.encode() not in loaded.jwks.body
+    assert step.new_kid in pem_files(store)
+
+
+def test_rotate_without_a_key_set_says_how_to_create_one(store):
+    with pytest.raises(KeySetError, match=r"generate_keys\.py"):
+        store.rotate(POLICY)
+
+
+@pytest.mark.parametrize("failing_call", range(9))
+def test_a_crash_at_any_write_step_leaves_a_usable_set(store, clock, monkeypatch, failing_call):
+    """Fail the n-th file operation of a rotation: the set still loads with one active key."""
+    store.generate()
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
+    clock.advance(POLICY.retire_after)  # the next step also retires a key and deletes its file
+    calls = {"n": 0}
+    real_replace, real_unlink, real_fsync = os.replace, Path.unlink, os.fsync
+
+    def counting(real):
+        def wrapper(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == failing_call + 1:
+                raise OSError("injected crash")
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(keystore_module.os, "replace", counting(real_replace))
+    monkeypatch.setattr(keystore_module.os, "fsync", counting(real_fsync))
+    monkeypatch.setattr(Path, "unlink", counting(real_unlink))
+    with contextlib.suppress(OSError):
+        store.rotate(POLICY)
+    monkeypatch.undo()
+    loaded = store.load()
+    assert loaded.manifest.active.kid == loaded.signing_kid
+    assert all((store.directory / f"{k.kid}.pem").exists() for k in loaded.manifest.published)
 
 
 def test_failed_atomic_write_leaves_old_content_and_no_temporary_file(tmp_path, monkeypatch):
@@ -71,6 +156,29 @@ def test_failed_atomic_write_leaves_old_content_and_no_temporary_file(tmp_path, 
         write_atomic(target, b"new content", mode=0o600)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_leftovers_of_a_crash_are_cleaned_by_the_next_change(store, clock):
+    store.generate()
+    (store.directory / "orphanorphanorphan1.pem").write_bytes(b"x")
+    (store.directory / ".manifest.json.abc.tmp").write_bytes(b"x")
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
+    names = {p.name for p in store.directory.iterdir()}
+    assert "orphanorphanorphan1.pem" not in names
+    assert ".manifest.json.abc.tmp" not in names
+
+
+def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path):
+    store = KeyStore(tmp_path / "keys", passphrase="correct horse battery")
+    manifest = store.generate()
+    pem = (store.directory / f"{manifest.active.kid}.pem").read_bytes()
+    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert store.load().signing_kid == manifest.active.kid
+    with pytest.raises(KeySetError, match="ISSUER_KEYS_PASSPHRASE"):
+        KeyStore(store.directory).load()
+    with pytest.raises(KeySetError, match="wrong ISSUER_KEYS_PASSPHRASE"):
+        KeyStore(store.directory, passphrase="wrong").load()
 
 
 def test_manifest_with_a_path_like_kid_is_refused(store):
@@ -88,13 +196,15 @@ def test_manifest_needs_exactly_one_active_key():
         KeyManifest(())
 
 
-def test_keyring_reloads_only_after_a_change(store):
+def test_keyring_reloads_only_after_a_change(store, clock):
     store.generate()
     ring = KeyRing(store)
     first = ring.current
     assert not ring.reload_if_changed()
     assert ring.current is first
-    store.rotate()
+    assert ring.current.jwks is first.jwks  # the body is built once per change, not per use
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
     assert ring.reload_if_changed()
     assert ring.current.signing_kid != first.signing_kid
 

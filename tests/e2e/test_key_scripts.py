@@ -1,0 +1,105 @@
+"""The key scripts run for real: messages, exit codes, and two rotations at once."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import ROOT, run_script
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"ISSUER_KEYS_DIR": str(tmp_path / "keys")}
+
+
+def manifest(env: dict[str, str]) -> dict:
+    return json.loads((Path(env["ISSUER_KEYS_DIR"]) / "manifest.json").read_text())
+
+
+def test_rotation_too_soon_is_refused_with_exit_3_and_a_time(env):
+    assert run_script("generate_keys.py", env=env).returncode == 0
+    before = manifest(env)
+    result = run_script("rotate_keys.py", env=env)
+    assert result.returncode == 3
+    assert "safe from" in result.stderr and "--force" in result.stderr
+    assert manifest(env) == before
+
+
+def test_rotation_when_safe_succeeds_and_says_what_changed(env):
+    env = {**env, "ISSUER_JWKS_MAX_AGE": "0", "ISSUER_ROTATION_LEEWAY": "0"}
+    run_script("generate_keys.py", env=env)
+    result = run_script("rotate_keys.py", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "next -> active" in result.stdout and "active -> retiring" in result.stdout
+
+
+def test_dry_run_shows_the_step_and_changes_nothing(env):
+    run_script("generate_keys.py", env=env)
+    before = manifest(env)
+    result = run_script("rotate_keys.py", "--dry-run", "--force", env=env)
+    assert result.returncode == 0
+    assert "would change" in result.stdout and "next -> active" in result.stdout
+    assert manifest(env) == before
+
+
+def test_status_lists_each_key_with_its_times(env):
+    run_script("generate_keys.py", env=env)
+    result = run_script("rotate_keys.py", "--status", env=env)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["kid", "state", "created", "may", "activate", "retires"]
+    for key in manifest(env)["keys"]:
+        assert any(key["kid"] in line and key["state"] in line for line in lines)
+
+
+def test_revoke_drops_the_key_and_explains_the_effect(env):
+    run_script("generate_keys.py", env=env)
+    active = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "active")
+    result = run_script("rotate_keys.py", "--revoke", active, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "stop verifying" in result.stdout
+    states = {k["kid"]: k["state"] for k in manifest(env)["keys"]}
+    assert states[active] == "retired"
+    assert not (Path(env["ISSUER_KEYS_DIR"]) / f"{active}.pem").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--revoke", "no-such-kid-at-all"], 1, "no key"),
+        (["--key-size", "1024"], 2, "invalid choice"),
+        (["--status", "--revoke", "x"], 2, "not allowed with"),
+    ],
+)
+def test_misuse_gets_a_clear_message_and_exit_code(env, args, code, message):
+    run_script("generate_keys.py", env=env)
+    result = run_script("rotate_keys.py", *args, env=env)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rotate_without_keys_says_how_to_create_them(env):
+    result = run_script("rotate_keys.py", env=env)
+    assert result.returncode == 1
+    assert "generate_keys.py" in result.stderr
+
+
+def test_two_concurrent_rotations_leave_one_active_key(env):
+    run_script("generate_keys.py", env=env)
+    argv = [sys.executable, str(ROOT / "scripts" / "rotate_keys.py"), "--force"]
+    procs = [
+        subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    keys = manifest(env)["keys"]
+    states = [k["state"] for k in keys]
+    assert states.count("active") == 1 and states.count("next") == 1
+    assert len(keys) == 4  # two initial keys and one new next key per rotation
+    for key in keys:
+        assert (Path(env["ISSUER_KEYS_DIR"]) / f"{key['kid']}.pem").exists()

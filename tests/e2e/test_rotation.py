@@ -1,0 +1,72 @@
+"""Zero-downtime rotation on a live issuer and resource server."""
+
+import random
+import re
+import threading
+import time
+
+import httpx
+import jwt as pyjwt
+
+from tests.e2e.processes import run_script
+from tests.e2e.stack import running_stack
+
+
+def fetches_by_reason(metrics_text: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    pattern = r'^rs_jwks_fetches_total\{outcome="(\w+)",reason="(\w+)"\} (\S+)$'
+    for outcome, reason, value in re.findall(pattern, metrics_text, re.MULTILINE):
+        counts[f"{reason}:{outcome}"] = float(value)
+    return counts
+
+
+def test_three_rotations_under_traffic_fail_no_request_and_need_no_unknown_kid_fetch(tmp_path):
+    with running_stack(
+        tmp_path,
+        ISSUER_JWKS_MAX_AGE="2",
+        ISSUER_ROTATION_LEEWAY="1",
+        ISSUER_ACCESS_TOKEN_TTL="120",
+        RS_JWKS_MIN_TTL="1",
+    ) as stack:
+        tokens = [stack.token()]
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def mint() -> None:
+            while not stop.is_set():
+                tokens.append(stack.token())
+                time.sleep(0.2)
+
+        def call() -> None:
+            with httpx.Client() as client:
+                while not stop.is_set():
+                    token = random.choice(tokens[-3:] if random.random() < 0.5 else tokens)
+                    response = client.get(
+                        f"{stack.rs_url}/users/me", headers={"Authorization": f"Bearer {token}"}
+                    )
+                    statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=mint)] + [threading.Thread(target=call) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(3):
+                deadline = time.monotonic() + 30
+                while (result := run_script("rotate_keys.py", env=stack.env)).returncode == 3:
+                    assert time.monotonic() < deadline, result.stderr
+                    time.sleep(0.3)
+                assert result.returncode == 0, result.stderr
+            time.sleep(2)  # traffic continues on the final key
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        kids = {pyjwt.get_unverified_header(token)["kid"] for token in tokens}
+        assert len(kids) == 4  # the initial active key and three rotations
+        assert len(statuses) > 100
+        failures = [s for s in statuses if s != 200]
+        assert failures == [], f"{len(failures)} of {len(statuses)} requests failed"
+        counts = fetches_by_reason(httpx.get(f"{stack.rs_url}/metrics").text)
+        assert counts.get("refresh_ahead:ok", 0) > 0
+        assert counts.get("unknown_kid:ok", 0) == counts.get("unknown_kid:error", 0) == 0
+        assert counts.get("bad_signature:ok", 0) == 0

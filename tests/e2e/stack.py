@@ -56,7 +56,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(tmp: Path, access_log: bool = False, **overrides: str) -> Iterator[Stack]:
+def running_stack(
+    tmp: Path, access_log: bool = False, issuer_workers: int = 1, **overrides: str
+) -> Iterator[Stack]:
     """Keys and a user made by the scripts, then both services; everything stopped after."""
     issuer_port, rs_port = free_port(), free_port()
     issuer_url = f"http://127.0.0.1:{issuer_port}"
@@ -81,7 +83,9 @@ def running_stack(tmp: Path, access_log: bool = False, **overrides: str) -> Iter
         stdin=f"{PASSWORD}\n",
     )
     assert created.returncode == 0, created.stderr
-    issuer = uvicorn("issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log)
+    issuer = uvicorn(
+        "issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log, issuer_workers
+    )
     rs = uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log")
     stack = Stack(issuer_url, f"http://127.0.0.1:{rs_port}", env, tmp, issuer, rs, issuer_port)
     try:

@@ -70,3 +70,16 @@ def test_three_rotations_under_traffic_fail_no_request_and_need_no_unknown_kid_f
         assert counts.get("refresh_ahead:ok", 0) > 0
         assert counts.get("unknown_kid:ok", 0) == counts.get("unknown_kid:error", 0) == 0
         assert counts.get("bad_signature:ok", 0) == 0
+
+
+def test_every_issuer_process_sharing_the_keys_dir_signs_with_the_new_key_within_2_s(tmp_path):
+    with running_stack(tmp_path, issuer_workers=2, ISSUER_KEYS_POLL_INTERVAL="1") as stack:
+        result = run_script("rotate_keys.py", "--force", env=stack.env)
+        assert result.returncode == 0, result.stderr
+        rotated_at = time.monotonic()
+        new_kid = stack.active_private_key()[0]
+        time.sleep(2)
+        # Many requests spread over both worker processes: all sign with the new key.
+        kids = {pyjwt.get_unverified_header(stack.token())["kid"] for _ in range(30)}
+        assert kids == {new_kid}
+        assert time.monotonic() - rotated_at < 5

@@ -1,5 +1,6 @@
 """Account administration used by the scripts: creating users against the configured database."""
 
+from issuer.clients import ClientRepository, NewClient
 from issuer.db import create_schema, make_engine, make_sessions
 from issuer.passwords import PasswordHasher, check_password_policy
 from issuer.settings import Settings
@@ -28,5 +29,26 @@ def create_user(
         finally:
             hasher.close()
         return True
+    finally:
+        engine.dispose()
+
+
+def create_client(
+    settings: Settings,
+    client_id: str,
+    grant_types: tuple[str, ...],
+    scope: str = "",
+    audiences: tuple[str, ...] = (),
+    public: bool = False,
+    name: str = "",
+    access_token_ttl: int | None = None,
+) -> NewClient:
+    """Register a client; the returned secret is shown once and never stored."""
+    engine = make_engine(settings.database_url)
+    try:
+        create_schema(engine)
+        return ClientRepository(make_sessions(engine)).create(
+            client_id, grant_types, scope, audiences, public, name, access_token_ttl
+        )
     finally:
         engine.dispose()

@@ -2,23 +2,30 @@
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from issuer.clients import ClientRepository
 from issuer.db import create_schema, make_engine, make_sessions
 from issuer.errors import OAuthError
 from issuer.forms import read_form
 from issuer.grants import GrantContext, token_response
+from issuer.introspection import introspect
 from issuer.keystore import KeyRing
+from issuer.metadata import MetadataCache
 from issuer.passwords import PasswordHasher
+from issuer.refresh_tokens import RefreshTokenStore
+from issuer.revocation import revoke
+from issuer.revocations import RevocationList
 from issuer.settings import Settings
 from issuer.tokens import TokenSigner
 from issuer.users import UserRepository
+from resource_server.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +34,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 JSON_MEDIA_TYPE = "application/json"
 
 
-def metadata_document(settings: Settings) -> dict[str, Any]:
-    """RFC 8414 authorization server metadata."""
-    return {
-        "issuer": settings.url,
-        "token_endpoint": f"{settings.url}/token",
-        "jwks_uri": f"{settings.url}/.well-known/jwks.json",
-        "grant_types_supported": ["password"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "response_types_supported": [],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
-    }
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     """Build the issuer app; resources are opened by the lifespan, not here."""
     settings = settings or Settings()
 
@@ -48,15 +42,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         create_schema(engine)
+        sessions = make_sessions(engine)
         keyring = KeyRing(settings.key_store())
         hasher = PasswordHasher(settings.bcrypt_rounds)
         app.state.keyring = keyring
         app.state.grants = GrantContext(
             settings=settings,
-            users=UserRepository(make_sessions(engine)),
+            users=UserRepository(sessions),
+            clients=ClientRepository(sessions),
             hasher=hasher,
-            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl),
+            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+            refresh_tokens=RefreshTokenStore(
+                sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
+            ),
+            revocations=RevocationList(sessions),
+            clock=clock,
         )
+        # Our own tokens are checked by the same Verifier the resource server uses.
+        app.state.verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
+        app.state.metadata = MetadataCache(settings, sessions)
         watcher = asyncio.create_task(keyring.watch(settings.keys_poll_interval))
         try:
             yield
@@ -68,7 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan)
-    metadata_body = json.dumps(metadata_document(settings)).encode()
     jwks_cache_control = f"public, max-age={settings.jwks_max_age}"
 
     @app.exception_handler(OAuthError)
@@ -84,7 +87,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/token")
     async def token(request: Request) -> JSONResponse:
         form = await read_form(request)
-        body = await token_response(form, request.app.state.grants)
+        authorization = request.headers.get("authorization")
+        body = await token_response(form, authorization, request.app.state.grants)
+        return JSONResponse(body, headers=NO_STORE)
+
+    @app.post("/revoke")
+    async def revoke_token(request: Request) -> Response:
+        form = await read_form(request)
+        state = request.app.state
+        await revoke(form, request.headers.get("authorization"), state.grants, state.verifier)
+        return Response(status_code=200, headers=NO_STORE)
+
+    @app.post("/introspect")
+    async def introspect_token(request: Request) -> JSONResponse:
+        form = await read_form(request)
+        state = request.app.state
+        authorization = request.headers.get("authorization")
+        body = await introspect(form, authorization, state.grants, state.verifier)
         return JSONResponse(body, headers=NO_STORE)
 
     @app.get("/.well-known/jwks.json")
@@ -97,9 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/.well-known/oauth-authorization-server")
     @app.get("/.well-known/openid-configuration")
-    async def metadata() -> Response:
+    async def metadata(request: Request) -> Response:
+        cache: MetadataCache = request.app.state.metadata
+        body = await run_in_threadpool(cache.rebuild) if cache.stale else cache.body()
         return Response(
-            metadata_body,
+            body,
             media_type=JSON_MEDIA_TYPE,
             headers={"Cache-Control": "public, max-age=3600"},
         )

@@ -34,6 +34,9 @@ def make_sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
 def create_schema(engine: Engine) -> None:
     """Create any missing table (the schema is created at start-up)."""
     # Importing the models registers their tables on Base.metadata.
+    import issuer.clients
+    import issuer.refresh_tokens
+    import issuer.revocations
     import issuer.users  # noqa: F401
 
     Base.metadata.create_all(engine)

@@ -57,6 +57,8 @@ class LoadedKeys:
     signing_key: RSAKey
     jwks: JWKSDocument
     version: Version
+    # Public halves of every published key, for checking our own tokens (introspection).
+    public_keys: dict[str, RSAKey]
 
 
 class KeyStore:
@@ -133,6 +135,7 @@ class KeyStore:
             signing_key=dict(keys)[active],
             jwks=JWKSDocument.from_keys(keys),
             version=version,
+            public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
         )
 
     def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
@@ -242,6 +245,13 @@ class KeyRing:
             return False
         log.info("key set reloaded; signing kid %s", self.current.signing_kid)
         return True
+
+    async def get(self, kid: str) -> RSAKey | None:
+        """The published public key `kid` (a `KeySource` for the shared `Verifier`)."""
+        return self.current.public_keys.get(kid)
+
+    async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
+        return None  # our own keys never change under a kid
 
     async def watch(self, interval: float) -> None:
         """Poll for changes forever; a stat per interval, files read only after a change."""

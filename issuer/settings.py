@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     keys_dir: Path = Path("keys")
     database_url: str = "sqlite:///./issuer.db"
     access_token_ttl: int = Field(900, gt=0, le=86400)
+    # Refresh tokens: a session's absolute lifetime, and how long one may lie unused.
+    refresh_token_ttl: int = Field(30 * 86400, gt=0)
+    refresh_token_idle_ttl: int = Field(7 * 86400, gt=0)
     audience: str = "api"
     jwks_max_age: int = Field(600, ge=0, le=86400)
     # OWASP's floor for bcrypt is 10; tests lower it through this setting, never in code.

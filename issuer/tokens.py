@@ -18,6 +18,7 @@ TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
 class IssuedToken:
     access_token: str
     expires_in: int
+    expires_at: int
     scope: tuple[str, ...]
     jti: str
 
@@ -67,4 +68,6 @@ class TokenSigner:
             claims["preferred_username"] = username
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": keys.signing_kid}
         token = jwt.encode(header, claims, keys.signing_key, algorithms=[ALGORITHM])
-        return IssuedToken(access_token=token, expires_in=lifetime, scope=scope, jti=jti)
+        return IssuedToken(
+            access_token=token, expires_in=lifetime, expires_at=now + lifetime, scope=scope, jti=jti
+        )

@@ -45,6 +45,10 @@ class UserRepository:
         with self._sessions() as session:
             return session.scalar(select(User).where(User.username == username))
 
+    def get_by_id(self, user_id: int) -> User | None:
+        with self._sessions() as session:
+            return session.get(User, user_id)
+
     def create(
         self, username: str, password_hash: str, email: str | None = None, scope: str = ""
     ) -> User:

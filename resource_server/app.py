@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from resource_server.deps import BearerClaims, install_verifier
+from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
 from resource_server.settings import Settings
 from resource_server.verify import Verifier
@@ -38,7 +39,10 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
             "exp": claims.exp,
         }
 
-    registry = make_registry(verifier.key_set)
+    key_set = verifier.key_set
+    if not isinstance(key_set, RemoteKeySet):
+        raise TypeError("the resource server verifies with a RemoteKeySet")
+    registry = make_registry(key_set)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -49,8 +53,8 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        ready = request.app.state.verifier.key_set.ready
+    async def readyz() -> JSONResponse:
+        ready = key_set.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from resource_server.errors import AuthError, InsufficientScope, InvalidToken, MissingToken
+from resource_server.jwks import RemoteKeySet
 from resource_server.verify import Claims, Verifier
 
 # RFC 6750 section 2.1: b64token; the scheme name is case-insensitive (RFC 9110 11.1).
@@ -33,14 +34,16 @@ def install_verifier(app: FastAPI, verifier: Verifier) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
         # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
-        keeper = asyncio.create_task(verifier.key_set.run())
+        key_set = verifier.key_set
+        keeper = asyncio.create_task(key_set.run()) if isinstance(key_set, RemoteKeySet) else None
         try:
             async with inner(app_) as state:
                 yield state
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             await verifier.aclose()
 
     app.router.lifespan_context = lifespan

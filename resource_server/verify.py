@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from joserfc import jws
@@ -18,7 +18,7 @@ from joserfc.errors import (
     MissingClaimError,
 )
 from joserfc.jwk import RSAKey
-from joserfc.jwt import JWTClaimsRegistry
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from resource_server.errors import InvalidToken
 from resource_server.jwks import CachePolicy, RemoteKeySet
@@ -32,6 +32,14 @@ REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 MAX_LEEWAY = 60
 DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 _REGISTRY = jws.JWSRegistry(algorithms=list(ALLOWED_ALGORITHMS), strict_check_header=False)
+
+
+class KeySource(Protocol):
+    """Where a verifier finds keys by kid: `RemoteKeySet`, or an issuer's own key ring."""
+
+    async def get(self, kid: str) -> RSAKey | None: ...
+
+    async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None: ...
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,9 @@ class Verifier:
 
     def __init__(
         self,
-        key_set: RemoteKeySet,
+        key_set: KeySource,
         issuer: str,
-        audience: str,
+        audience: str | None,
         leeway: int = MAX_LEEWAY,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         clock: Callable[[], float] = time.time,
@@ -119,13 +127,11 @@ class Verifier:
             raise InvalidToken("the token payload is not JSON") from None
         if not isinstance(claims, dict):
             raise InvalidToken("the token payload is not a JSON object")
-        registry = JWTClaimsRegistry(
-            now=int(self._clock()),
-            leeway=self._leeway,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.audience},
-            **{name: {"essential": True} for name in REQUIRED_CLAIMS if name not in ("iss", "aud")},  # type: ignore[arg-type]
-        )
+        options: dict[str, ClaimsOption] = {name: {"essential": True} for name in REQUIRED_CLAIMS}
+        options["iss"]["value"] = self.issuer
+        if self.audience is not None:  # None only for the issuer's own introspection
+            options["aud"]["value"] = self.audience
+        registry = JWTClaimsRegistry(now=int(self._clock()), leeway=self._leeway, **options)
         try:
             registry.validate(claims)
         except ExpiredTokenError:

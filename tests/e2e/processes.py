@@ -75,7 +75,12 @@ class Process:
 
 
 def uvicorn(
-    app: str, port: int, env: Mapping[str, str], log: Path, access_log: bool = False, workers: int = 1
+    app: str,
+    port: int,
+    env: Mapping[str, str],
+    log: Path,
+    access_log: bool = False,
+    workers: int = 1,
 ) -> Process:
     argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]

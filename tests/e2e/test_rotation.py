@@ -46,7 +46,9 @@ def test_three_rotations_under_traffic_fail_no_request_and_need_no_unknown_kid_f
                     )
                     statuses.append(response.status_code)
 
-        threads = [threading.Thread(target=mint)] + [threading.Thread(target=call) for _ in range(3)]
+        threads = [threading.Thread(target=mint)] + [
+            threading.Thread(target=call) for _ in range(3)
+        ]
         for thread in threads:
             thread.start()
         try:

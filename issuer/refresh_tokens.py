@@ -1,0 +1,196 @@
+"""Refresh tokens: opaque, stored only as a hash, rotated on every use (RFC 9700 4.14).
+
+Each token belongs to a family (one login). Using a token marks it used and issues its
+successor in the same transaction; presenting a used token again revokes the whole family,
+since either the client or an attacker holds a stolen copy.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from issuer.db import Base
+from issuer.errors import InvalidGrant
+
+T = TypeVar("T")
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    scope: Mapped[str] = mapped_column(String(2000), default="")
+    # The access token issued with this refresh token, revoked with the family on reuse.
+    access_jti: Mapped[str] = mapped_column(String(64))
+    access_expires_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(Integer)
+    idle_expires_at: Mapped[int] = mapped_column(Integer)
+    family_expires_at: Mapped[int] = mapped_column(Integer)
+    used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """What a valid refresh token carries forward to its successor."""
+
+    family_id: str
+    client_id: str
+    user_id: int
+    scope: str
+    family_expires_at: int
+
+
+@dataclass(frozen=True)
+class AccessTokenRef:
+    jti: str
+    expires_at: int
+
+
+class FamilyRevoked(InvalidGrant):
+    """A used refresh token came back: the family is revoked, with its live access tokens."""
+
+    def __init__(self, access_tokens: list[AccessTokenRef]):
+        super().__init__("refresh token was already used; the session has been revoked")
+        self.access_tokens = access_tokens
+
+
+def token_hash(token: str) -> str:
+    # 256 random bits need no salt or slow hash: a lookup by SHA-256 is enough.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RefreshTokenStore:
+    """Issues, rotates and revokes refresh tokens; each call is one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], absolute_ttl: int, idle_ttl: int):
+        self._sessions = sessions
+        self._absolute_ttl = absolute_ttl
+        self._idle_ttl = idle_ttl
+
+    def issue(
+        self,
+        grant: RefreshGrant | None,
+        *,
+        client_id: str,
+        user_id: int,
+        scope: str,
+        access: AccessTokenRef,
+        now: int,
+    ) -> str:
+        """A new token: the first of a family (`grant` None) or a successor within it."""
+        with self._sessions() as session:
+            token = self._add(session, grant, client_id, user_id, scope, access, now)
+            session.commit()
+        return token
+
+    def rotate(
+        self,
+        token: str,
+        client_id: str,
+        now: int,
+        issue: Callable[[RefreshGrant], tuple[T, AccessTokenRef]],
+    ) -> tuple[T, str]:
+        """Spend `token` and issue its successor atomically; `issue` builds the access token.
+
+        Two concurrent uses of one token: the conditional update lets exactly one win; the
+        other is treated as reuse.
+        """
+        with self._sessions() as session:
+            row = session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
+            )
+            if row is None or row.client_id != client_id:
+                raise InvalidGrant("refresh token is invalid")
+            if row.revoked_at is not None:
+                raise InvalidGrant("refresh token has been revoked")
+            if row.used_at is not None:
+                raise self._revoke_family(session, row.family_id, now)
+            if now >= row.family_expires_at:
+                raise InvalidGrant("refresh token has expired (session lifetime reached)")
+            if now >= row.idle_expires_at:
+                raise InvalidGrant("refresh token has expired (unused for too long)")
+            claimed = session.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.id == row.id,
+                    RefreshToken.used_at.is_(None),
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                raise self._revoke_family(session, row.family_id, now)
+            grant = RefreshGrant(
+                row.family_id, row.client_id, row.user_id, row.scope, row.family_expires_at
+            )
+            result, access = issue(grant)
+            successor = self._add(
+                session, grant, row.client_id, row.user_id, row.scope, access, now
+            )
+            session.commit()
+        return result, successor
+
+    def find(self, token: str) -> RefreshToken | None:
+        with self._sessions() as session:
+            return session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
+            )
+
+    def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
+        """Revoke every token of a family; return its access tokens that are still live."""
+        with self._sessions() as session:
+            error = self._revoke_family(session, family_id, now)
+        return error.access_tokens
+
+    def _revoke_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        live = session.execute(
+            select(RefreshToken.access_jti, RefreshToken.access_expires_at).where(
+                RefreshToken.family_id == family_id, RefreshToken.access_expires_at > now
+            )
+        ).all()
+        session.commit()
+        return FamilyRevoked([AccessTokenRef(jti, exp) for jti, exp in live])
+
+    def _add(
+        self,
+        session: Session,
+        grant: RefreshGrant | None,
+        client_id: str,
+        user_id: int,
+        scope: str,
+        access: AccessTokenRef,
+        now: int,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        family_expires_at = grant.family_expires_at if grant else now + self._absolute_ttl
+        session.add(
+            RefreshToken(
+                token_hash=token_hash(token),
+                family_id=grant.family_id if grant else secrets.token_hex(16),
+                client_id=client_id,
+                user_id=user_id,
+                scope=scope,
+                access_jti=access.jti,
+                access_expires_at=access.expires_at,
+                created_at=now,
+                idle_expires_at=min(now + self._idle_ttl, family_expires_at),
+                family_expires_at=family_expires_at,
+            )
+        )
+        return token

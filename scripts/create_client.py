@@ -1,0 +1,66 @@
+"""Register an OAuth client in the issuer's database and print its secret once.
+
+The secret is the last line of standard output, alone (none for --public). It is stored only
+as a hash: keep it now, it cannot be shown again.
+"""
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from issuer.accounts import create_client
+from issuer.clients import GRANT_TYPES, ClientError
+from issuer.errors import InvalidScope
+from issuer.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("client_id")
+    parser.add_argument(
+        "--grant",
+        action="append",
+        choices=GRANT_TYPES,
+        dest="grants",
+        help="allowed grant type (repeatable); default: client_credentials, or "
+        "password and refresh_token with --public",
+    )
+    parser.add_argument("--scope", default="", help='allowed scopes, e.g. "read write"')
+    parser.add_argument("--audience", action="append", default=[], help="`aud` of its tokens")
+    parser.add_argument("--public", action="store_true", help="a public client (no secret)")
+    parser.add_argument("--name", default="", help="a display name")
+    parser.add_argument("--access-token-ttl", type=int, help="shorter access token TTL, seconds")
+    args = parser.parse_args(argv)
+    default_grants = ("password", "refresh_token") if args.public else ("client_credentials",)
+    try:
+        created = create_client(
+            Settings(),
+            args.client_id,
+            tuple(args.grants or default_grants),
+            scope=args.scope,
+            audiences=tuple(args.audience),
+            public=args.public,
+            name=args.name,
+            access_token_ttl=args.access_token_ttl,
+        )
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, InvalidScope) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    client = created.client
+    print(f"created {'public' if client.is_public else 'confidential'} client {client.client_id!r}")
+    print(f"  grant types: {client.grant_types}")
+    print(f"  scope: {client.scopes or '(none)'}")
+    if created.secret is not None:
+        print("client secret (shown once; store it now):")
+        print(created.secret)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

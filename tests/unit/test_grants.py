@@ -1,0 +1,445 @@
+"""OAuth 2.0 grants, revocation and introspection against the issuer app (fake clock)."""
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from issuer.accounts import create_client, create_user
+from issuer.app import create_app
+from issuer.clients import Client
+from issuer.db import make_engine, make_sessions
+from issuer.keystore import KeyStore
+from issuer.settings import Settings
+from issuer.users import User
+from tests.support import FakeClock, running
+
+ISSUER = "http://issuer.test"
+DAY = 86400
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    KeyStore(tmp_path / "keys").generate()
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=tmp_path / "keys",
+        database_url=f"sqlite:///{tmp_path / 'issuer.db'}",
+        bcrypt_rounds=4,
+        refresh_token_ttl=30 * DAY,
+        refresh_token_idle_ttl=7 * DAY,
+    )
+    create_user(settings, "alice", "wonderland1", scope="read write admin")
+    return settings
+
+
+@pytest.fixture
+def secrets(settings: Settings) -> dict[str, str]:
+    service = create_client(
+        settings, "service", ("client_credentials",), scope="read write", audiences=("billing",)
+    )
+    webapp = create_client(
+        settings, "webapp", ("password", "refresh_token"), scope="read write", public=False
+    )
+    create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
+    create_client(settings, "cc-only-public-ish", ("password",), scope="read", public=True)
+    assert service.secret and webapp.secret
+    return {"service": service.secret, "webapp": webapp.secret}
+
+
+@pytest.fixture
+async def client(settings, secrets, clock) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        yield client
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    token = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def claims_of(client: httpx.AsyncClient, token: str, clock: FakeClock) -> dict:
+    keys = KeySet.import_key_set((await client.get("/.well-known/jwks.json")).json())
+    return jwt.decode(token, keys, algorithms=["RS256"]).claims
+
+
+async def password_login(client, client_id="spa", secret=None, scope=None) -> httpx.Response:
+    form = {
+        "grant_type": "password",
+        "username": "alice",
+        "password": "wonderland1",
+        "client_id": client_id,
+    }
+    if secret:
+        form["client_secret"] = secret
+    if scope:
+        form["scope"] = scope
+    return await client.post("/token", data=form)
+
+
+async def refresh(client, token, client_id="spa", scope=None) -> httpx.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
+    if scope:
+        form["scope"] = scope
+    return await client.post("/token", data=form)
+
+
+# -- client_credentials --------------------------------------------------------------------
+
+
+async def test_client_credentials_with_basic_auth(client, secrets, clock):
+    response = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic("service", secrets["service"]),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "refresh_token" not in body
+    assert body["scope"] == "read write"
+    claims = await claims_of(client, body["access_token"], clock)
+    assert claims["sub"] == claims["client_id"] == "service"
+    assert claims["aud"] == "billing"
+
+
+async def test_client_credentials_with_secret_in_the_form_and_narrowed_scope(client, secrets):
+    response = await client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "service",
+            "client_secret": secrets["service"],
+            "scope": "read",
+        },
+    )
+    assert response.status_code == 200
+    assert response.json()["scope"] == "read"
+
+
+async def test_client_credentials_beyond_the_clients_scope_is_invalid_scope(client, secrets):
+    response = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "admin"},
+        headers=basic("service", secrets["service"]),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+async def test_wrong_secret_with_basic_is_401_with_a_challenge(client):
+    response = await client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic("service", "wrong")
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_wrong_secret_in_the_form_is_401_invalid_client(client):
+    response = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": "service", "client_secret": "wrong"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "client_credentials"},
+        {"grant_type": "client_credentials", "client_id": "spa"},
+        {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"},
+    ],
+    ids=["no-client", "public-client", "unknown-client"],
+)
+async def test_client_credentials_needs_an_authenticated_confidential_client(client, form):
+    response = await client.post("/token", data=form)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+async def test_grant_the_client_is_not_registered_for_is_unauthorized_client(client, secrets):
+    response = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic("webapp", secrets["webapp"]),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+
+
+async def test_two_authentication_methods_at_once_is_invalid_request(client, secrets):
+    response = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_secret": secrets["service"]},
+        headers=basic("service", secrets["service"]),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("header", ["Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode()])
+async def test_malformed_basic_credentials_are_invalid_client(client, header):
+    response = await client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_client_secrets_are_stored_only_as_a_keyed_hash(settings, secrets):
+    with make_sessions(make_engine(settings.database_url))() as session:
+        stored = session.query(Client).filter_by(client_id="service").one().secret_hash
+    assert stored.startswith("hmac-sha256$")
+    assert secrets["service"] not in stored
+    assert len(base64.urlsafe_b64decode(secrets["service"] + "=")) >= 32  # 256 bits
+
+
+# -- password with clients -------------------------------------------------------------------
+
+
+async def test_password_grant_with_a_public_client_returns_a_refresh_token(client, clock):
+    response = await password_login(client)
+    body = response.json()
+    assert response.status_code == 200
+    assert body["scope"] == "read"  # the user's scopes, limited to the client's
+    assert len(body["refresh_token"]) >= 43
+    assert (await claims_of(client, body["access_token"], clock))["client_id"] == "spa"
+
+
+async def test_password_grant_with_a_confidential_client_needs_its_secret(client, secrets):
+    assert (await password_login(client, "webapp")).status_code == 401
+    assert (await password_login(client, "webapp", secrets["webapp"])).status_code == 200
+
+
+async def test_password_grant_for_a_client_without_it_is_unauthorized_client(client, secrets):
+    response = await password_login(client, "service", secrets["service"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+
+
+async def test_password_grant_without_a_client_gets_no_refresh_token(client):
+    response = await client.post("/token", data={"username": "alice", "password": "wonderland1"})
+    assert response.status_code == 200
+    assert "refresh_token" not in response.json()
+
+
+# -- refresh tokens ---------------------------------------------------------------------------
+
+
+async def test_refresh_rotates_the_token(client):
+    first = (await password_login(client)).json()
+    response = await refresh(client, first["refresh_token"])
+    assert response.status_code == 200, response.text
+    second = response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert (await refresh(client, second["refresh_token"])).status_code == 200
+
+
+async def test_reused_refresh_token_revokes_the_whole_family(client, secrets):
+    first = (await password_login(client)).json()
+    second = (await refresh(client, first["refresh_token"])).json()
+    reuse = await refresh(client, first["refresh_token"])
+    assert reuse.status_code == 400
+    assert reuse.json()["error"] == "invalid_grant"
+    # The legitimate-looking successor is dead too, and so is its access token.
+    assert (await refresh(client, second["refresh_token"])).json()["error"] == "invalid_grant"
+    introspected = await client.post(
+        "/introspect",
+        data={"token": second["access_token"]},
+        headers=basic("service", secrets["service"]),
+    )
+    assert introspected.json() == {"active": False}
+
+
+async def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(client):
+    token = (await password_login(client)).json()["refresh_token"]
+    responses = await asyncio.gather(*(refresh(client, token) for _ in range(5)))
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400, 400]
+
+
+async def test_refresh_may_narrow_but_never_widen_scope(settings, secrets, clock):
+    create_client(settings, "wide", ("password", "refresh_token"), scope="read write", public=True)
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        first = (await password_login(client, "wide", scope="read")).json()
+        widened = await refresh(client, first["refresh_token"], "wide", scope="read write")
+        assert widened.json()["error"] == "invalid_scope"
+        narrowed = await refresh(client, first["refresh_token"], "wide", scope="read")
+        assert narrowed.json()["scope"] == "read"
+
+
+async def test_refresh_token_idle_timeout(client, clock):
+    token = (await password_login(client)).json()["refresh_token"]
+    clock.advance(7 * DAY)
+    response = await refresh(client, token)
+    assert response.json()["error"] == "invalid_grant"
+    assert "unused" in response.json()["error_description"]
+
+
+async def test_refresh_token_absolute_lifetime_survives_no_amount_of_use(client, clock):
+    token = (await password_login(client)).json()["refresh_token"]
+    for _ in range(4):  # used every 6 days: never idle, but the session ages
+        clock.advance(6 * DAY)
+        response = await refresh(client, token)
+        assert response.status_code == 200, response.text
+        token = response.json()["refresh_token"]
+    clock.advance(6 * DAY)  # 30 days after login
+    response = await refresh(client, token)
+    assert "lifetime" in response.json()["error_description"]
+
+
+async def test_refresh_by_another_client_is_invalid_grant(client, secrets):
+    token = (await password_login(client)).json()["refresh_token"]
+    response = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": token},
+        headers=basic("webapp", secrets["webapp"]),
+    )
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_disabled_users_refresh_fails(client, settings):
+    token = (await password_login(client)).json()["refresh_token"]
+    with make_sessions(make_engine(settings.database_url))() as session:
+        session.query(User).filter_by(username="alice").one().disabled = True
+        session.commit()
+    assert (await refresh(client, token)).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": "refresh_token", "client_id": "spa"}, 400, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "nope"}, 401, "invalid_client"),
+        (
+            {"grant_type": "refresh_token", "refresh_token": "nope", "client_id": "spa"},
+            400,
+            "invalid_grant",
+        ),
+        ({"grant_type": "implicit"}, 400, "unsupported_grant_type"),
+    ],
+)
+async def test_refresh_request_errors(client, form, status, error):
+    response = await client.post("/token", data=form)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+
+
+# -- revocation and introspection -------------------------------------------------------------
+
+
+async def introspect(client, secrets, token):
+    response = await client.post(
+        "/introspect", data={"token": token}, headers=basic("service", secrets["service"])
+    )
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    return response.json()
+
+
+async def test_introspection_reports_an_active_access_token(client, secrets):
+    token = (await password_login(client)).json()["access_token"]
+    body = await introspect(client, secrets, token)
+    assert body["active"] is True
+    assert (body["client_id"], body["username"], body["scope"]) == ("spa", "alice", "read")
+    assert body["token_type"] == "Bearer"
+    assert body["exp"] > body["iat"]
+
+
+async def test_introspection_of_expired_or_garbage_tokens_is_inactive(client, secrets, clock):
+    token = (await password_login(client)).json()["access_token"]
+    assert (await introspect(client, secrets, "garbage"))["active"] is False
+    clock.advance(901)
+    assert (await introspect(client, secrets, token))["active"] is False
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [{}, {"data": {"client_id": "spa"}}, {"headers": basic("service", "wrong")}],
+    ids=["anonymous", "public-client", "wrong-secret"],
+)
+async def test_introspection_requires_client_authentication(client, auth):
+    data = {"token": "anything", **auth.get("data", {})}
+    response = await client.post("/introspect", data=data, headers=auth.get("headers", {}))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+async def test_revoking_an_access_token_makes_it_inactive(client, secrets):
+    token = (
+        await client.post(
+            "/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic("service", secrets["service"]),
+        )
+    ).json()["access_token"]
+    response = await client.post(
+        "/revoke",
+        data={"token": token, "token_type_hint": "access_token"},
+        headers=basic("service", secrets["service"]),
+    )
+    assert response.status_code == 200
+    assert (await introspect(client, secrets, token))["active"] is False
+
+
+async def test_revoking_a_refresh_token_revokes_its_family_and_access_tokens(client, secrets):
+    login = (await password_login(client)).json()
+    response = await client.post(
+        "/revoke", data={"token": login["refresh_token"], "client_id": "spa"}
+    )
+    assert response.status_code == 200
+    assert (await refresh(client, login["refresh_token"])).json()["error"] == "invalid_grant"
+    assert (await introspect(client, secrets, login["access_token"]))["active"] is False
+
+
+async def test_revoking_an_unknown_token_is_still_200(client):
+    response = await client.post("/revoke", data={"token": "never-issued", "client_id": "spa"})
+    assert response.status_code == 200
+
+
+async def test_revoking_another_clients_token_is_refused(client, secrets):
+    token = (await password_login(client)).json()["access_token"]
+    response = await client.post(
+        "/revoke", data={"token": token}, headers=basic("service", secrets["service"])
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert (await introspect(client, secrets, token))["active"] is True
+
+
+async def test_revocation_requires_a_client(client):
+    response = await client.post("/revoke", data={"token": "x"})
+    assert response.status_code == 401
+
+
+async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client, secrets):
+    login = await password_login(client, "webapp", secrets["webapp"])
+    token = login.json()["refresh_token"]
+    own = await client.post(
+        "/introspect", data={"token": token}, headers=basic("webapp", secrets["webapp"])
+    )
+    assert own.json()["active"] is True and own.json()["token_type"] == "refresh_token"
+    assert (await introspect(client, secrets, token))["active"] is False
+
+
+async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
+    metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
+    assert set(metadata["grant_types_supported"]) == {
+        "password",
+        "client_credentials",
+        "refresh_token",
+    }
+    assert metadata["revocation_endpoint"] == f"{ISSUER}/revoke"
+    assert metadata["introspection_endpoint"] == f"{ISSUER}/introspect"
+    assert {"client_secret_basic", "client_secret_post", "none"} <= set(
+        metadata["token_endpoint_auth_methods_supported"]
+    )
+    assert {"read", "write", "admin"} <= set(metadata["scopes_supported"])

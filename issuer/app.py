@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from issuer.accounts import refuse_demo_account
 from issuer.clients import ClientRepository
+from issuer.counters import make_store
 from issuer.db import create_schema, make_engine, make_sessions
 from issuer.errors import OAuthError
 from issuer.forms import read_form
@@ -23,6 +25,7 @@ from issuer.refresh_tokens import RefreshTokenStore
 from issuer.revocation import revoke
 from issuer.revocations import RevocationList
 from issuer.settings import Settings
+from issuer.throttle import LoginThrottle
 from issuer.tokens import TokenSigner
 from issuer.users import UserRepository
 from resource_server.verify import Verifier
@@ -44,11 +47,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         create_schema(engine)
         sessions = make_sessions(engine)
         keyring = KeyRing(settings.key_store())
-        hasher = PasswordHasher(settings.bcrypt_rounds)
+        hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue)
+        users = UserRepository(sessions)
+        if settings.url.startswith("https://"):
+            await run_in_threadpool(refuse_demo_account, users, hasher)
+        counters = make_store(settings.redis_url, settings.redis_prefix, clock)
         app.state.keyring = keyring
         app.state.grants = GrantContext(
             settings=settings,
-            users=UserRepository(sessions),
+            users=users,
             clients=ClientRepository(sessions),
             hasher=hasher,
             signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
@@ -56,6 +63,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
             ),
             revocations=RevocationList(sessions),
+            throttle=LoginThrottle(counters, settings.throttle_policy()),
             clock=clock,
         )
         # Our own tokens are checked by the same Verifier the resource server uses.
@@ -69,6 +77,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             hasher.close()
+            await counters.aclose()
             engine.dispose()
 
     app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan)
@@ -88,7 +97,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     async def token(request: Request) -> JSONResponse:
         form = await read_form(request)
         authorization = request.headers.get("authorization")
-        body = await token_response(form, authorization, request.app.state.grants)
+        ip = request.client.host if request.client else "unknown"
+        body = await token_response(form, authorization, ip, request.app.state.grants)
         return JSONResponse(body, headers=NO_STORE)
 
     @app.post("/revoke")

@@ -11,6 +11,7 @@ OAuthError
  └── ServerError           500 server_error
 """
 
+import math
 from typing import ClassVar
 
 
@@ -60,6 +61,23 @@ class UnsupportedGrantType(OAuthError):
 
 class InvalidScope(OAuthError):
     error = "invalid_scope"
+
+
+class RateLimited(OAuthError):
+    # "slow_down" is the OAuth registry's code for "back off" (RFC 8628 section 3.5).
+    error = "slow_down"
+    status_code = 429
+
+    def __init__(self, retry_after: float, description: str = "too many requests; retry later"):
+        super().__init__(description, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str, retry_after: int = 1):
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
 
 
 class ServerError(OAuthError):

@@ -29,6 +29,7 @@ from issuer.refresh_tokens import AccessTokenRef, FamilyRevoked, RefreshGrant, R
 from issuer.revocations import RevocationList
 from issuer.scopes import format_scope, grant_scope, parse_scope
 from issuer.settings import Settings
+from issuer.throttle import LoginThrottle
 from issuer.tokens import IssuedToken, TokenSigner
 from issuer.users import UserRepository
 
@@ -49,16 +50,26 @@ class GrantContext:
     signer: TokenSigner
     refresh_tokens: RefreshTokenStore
     revocations: RevocationList
+    throttle: LoginThrottle
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> int:
         return int(self.clock())
 
 
+@dataclass(frozen=True)
+class TokenRequest:
+    form: dict[str, str]
+    credentials: ClientCredentials | None
+    ip: str
+
+
 async def token_response(
-    form: dict[str, str], authorization: str | None, ctx: GrantContext
+    form: dict[str, str], authorization: str | None, ip: str, ctx: GrantContext
 ) -> dict[str, Any]:
-    """Dispatch on `grant_type` and return the RFC 6749 section 5.1 body."""
+    """Rate-limit, dispatch on `grant_type` and return the RFC 6749 section 5.1 body."""
+    credentials = read_credentials(form, authorization)
+    await ctx.throttle.check_request(ip, credentials.client_id if credentials else None)
     grant_type = form.get("grant_type")
     if grant_type is None and "username" in form and "password" in form:
         grant_type = "password"  # the classic `curl -d "username=...&password=..."`
@@ -67,22 +78,24 @@ async def token_response(
     grant = _GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
-    return await grant(form, read_credentials(form, authorization), ctx)
+    return await grant(TokenRequest(form, credentials, ip), ctx)
 
 
-async def password_grant(
-    form: dict[str, str], credentials: ClientCredentials | None, ctx: GrantContext
-) -> dict[str, Any]:
+async def password_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, Any]:
     """RFC 6749 section 4.3: resource owner password credentials, with or without a client."""
+    form, credentials = request.form, request.credentials
     client = await _allowed_client(credentials, ctx, "password") if credentials else None
     username, password = form.get("username"), form.get("password")
     if username is None or password is None:
         raise InvalidRequest("username and password are required")
+    await ctx.throttle.check_login(username, request.ip)
     user = await run_in_threadpool(ctx.users.get_by_username, username)
     verification = await ctx.hasher.verify_async(password, user.password_hash if user else None)
     if user is None or not verification.ok or user.disabled:
-        log.info("login failed username=%r", username)
+        await ctx.throttle.record_failure(username, request.ip)
+        log.info("login failed username=%r ip=%s", username, request.ip)
         raise InvalidGrant(_BAD_CREDENTIALS)
+    await ctx.throttle.record_success(username, request.ip)
     if verification.new_hash is not None:
         await run_in_threadpool(ctx.users.update_password_hash, user.id, verification.new_hash)
     allowed = user.scope_set if client is None else user.scope_set & client.scope_set
@@ -100,14 +113,18 @@ async def password_grant(
                 now=ctx.now(),
             )
         )
-    log.info("login succeeded username=%r client_id=%s", username, _client_id(client, ctx))
+    log.info(
+        "login succeeded username=%r ip=%s client_id=%s",
+        username,
+        request.ip,
+        _client_id(client, ctx),
+    )
     return body
 
 
-async def client_credentials_grant(
-    form: dict[str, str], credentials: ClientCredentials | None, ctx: GrantContext
-) -> dict[str, Any]:
+async def client_credentials_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, Any]:
     """RFC 6749 section 4.4: a confidential client acting for itself (`sub` is the client)."""
+    form, credentials = request.form, request.credentials
     if credentials is None:
         raise InvalidClient("client authentication is required")
     client = await _allowed_client(credentials, ctx, "client_credentials", require_secret=True)
@@ -116,10 +133,9 @@ async def client_credentials_grant(
     return _token_body(_issue(ctx, client, subject=client.client_id, scope=scope))
 
 
-async def refresh_token_grant(
-    form: dict[str, str], credentials: ClientCredentials | None, ctx: GrantContext
-) -> dict[str, Any]:
+async def refresh_token_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, Any]:
     """RFC 6749 section 6, with rotation and reuse detection (RFC 9700 section 4.14.2)."""
+    form, credentials = request.form, request.credentials
     if credentials is None:
         raise InvalidClient("client authentication (or client_id for a public client) is required")
     client = await _allowed_client(credentials, ctx, "refresh_token")
@@ -149,7 +165,9 @@ async def refresh_token_grant(
         )
     except FamilyRevoked as exc:
         await run_in_threadpool(ctx.revocations.revoke, exc.access_tokens, now)
-        log.warning("refresh token reuse; session revoked client_id=%s", client.client_id)
+        log.warning(
+            "refresh token reuse; session revoked client_id=%s ip=%s", client.client_id, request.ip
+        )
         raise
     body = _token_body(issued)
     body["refresh_token"] = successor

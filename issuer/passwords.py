@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from passlib.context import CryptContext
 
+from issuer.errors import TemporarilyUnavailable
+
 log = logging.getLogger(__name__)
 
 # bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated.
@@ -31,14 +33,16 @@ class Verification:
 class PasswordHasher:
     """Hashes and verifies passwords; verification always costs one full bcrypt run."""
 
-    def __init__(self, rounds: int, workers: int | None = None):
+    def __init__(self, rounds: int, workers: int | None = None, queue: int = 64):
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+        self.workers = workers or os.cpu_count() or 1
+        # Past workers + queue waiting verifications, callers are turned away at once.
+        self._capacity = self.workers + queue
+        self._pending = 0
         # Unknown users are checked against this, so they cost the same as a wrong password.
         self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
         # bcrypt releases the GIL, so one thread per core uses every core.
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="bcrypt"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
 
     def hash(self, password: str) -> str:
         check_password_policy(password)
@@ -59,9 +63,15 @@ class PasswordHasher:
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
 
     async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
-        """`verify` on the hashing pool, so the event loop keeps serving other requests."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
+        """`verify` on the bounded hashing pool; `TemporarilyUnavailable` when it is full."""
+        if self._pending >= self._capacity:
+            raise TemporarilyUnavailable("the server is busy verifying passwords; retry shortly")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
+        finally:
+            self._pending -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

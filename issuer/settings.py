@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from issuer.keys import RotationPolicy
 from issuer.keystore import KeyStore
+from issuer.throttle import ThrottlePolicy
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,17 @@ class Settings(BaseSettings):
     default_client_id: str = "public"
     # How often a running issuer looks for a changed key set on disk, seconds.
     keys_poll_interval: float = Field(1.0, gt=0, le=60)
+    # Abuse resistance: limits on POST /token (see issuer/throttle.py) and the hashing bound.
+    redis_url: str | None = None
+    redis_prefix: str = "issuer:"
+    rate_limit_window: int = Field(60, gt=0)
+    rate_limit_per_ip: int = Field(60, gt=0)
+    rate_limit_per_client: int = Field(600, gt=0)
+    rate_limit_per_username: int = Field(20, gt=0)
+    login_free_failures: int = Field(5, ge=0)
+    login_backoff_max: int = Field(900, gt=0)
+    hash_workers: int | None = Field(None, gt=0)
+    hash_queue: int = Field(64, ge=0)
     # When set, private keys are written encrypted with it (and read with it).
     keys_passphrase: SecretStr | None = None
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
@@ -39,6 +51,16 @@ class Settings(BaseSettings):
             access_token_ttl=self.access_token_ttl,
             jwks_max_age=self.jwks_max_age,
             leeway=self.rotation_leeway,
+        )
+
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            window=self.rate_limit_window,
+            per_ip=self.rate_limit_per_ip,
+            per_client=self.rate_limit_per_client,
+            per_username=self.rate_limit_per_username,
+            free_failures=self.login_free_failures,
+            backoff_max=self.login_backoff_max,
         )
 
     def key_store(self) -> KeyStore:

@@ -57,10 +57,10 @@ def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def running(
-    app: FastAPI, base_url: str = "http://testserver"
+    app: FastAPI, base_url: str = "http://testserver", client_ip: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan entered, and a client that talks to it in process."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client

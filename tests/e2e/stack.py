@@ -68,6 +68,8 @@ def running_stack(
         "ISSUER_DATABASE_URL": f"sqlite:///{tmp / 'issuer.db'}",
         "ISSUER_BCRYPT_ROUNDS": "4",
         "ISSUER_KEYS_POLL_INTERVAL": "0.2",
+        # Every test client is 127.0.0.1: the per-IP limit would otherwise throttle the suite.
+        "ISSUER_RATE_LIMIT_PER_IP": "100000",
         "RS_ISSUER_URL": issuer_url,
         **overrides,
     }

@@ -1,0 +1,373 @@
+"""Abuse resistance of POST /token: limits, backoff, overload, enumeration, hygiene."""
+
+import asyncio
+import logging
+import secrets as random_secrets
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from issuer.accounts import DEMO_PASSWORD, DEMO_USERNAME, create_client, create_user
+from issuer.app import create_app
+from issuer.db import make_engine, make_sessions
+from issuer.keystore import KeyStore
+from issuer.settings import Settings
+from issuer.users import User
+from tests.support import running
+
+ISSUER = "http://issuer.test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    if not (tmp_path / "keys").exists():
+        KeyStore(tmp_path / "keys").generate()
+    values: dict[str, object] = {
+        "url": ISSUER,
+        "keys_dir": tmp_path / "keys",
+        "database_url": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "bcrypt_rounds": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def client_for(app: FastAPI, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=ISSUER)
+
+
+async def login(client: httpx.AsyncClient, username: str = "alice", password: str = "wonderland1"):
+    return await client.post("/token", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def user_settings(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path)
+    create_user(settings, "alice", "wonderland1")
+    return settings
+
+
+# -- rate limits --------------------------------------------------------------------------------
+
+
+async def test_per_ip_limit_answers_429_and_retry_after_is_honoured(tmp_path, clock):
+    settings = make_settings(tmp_path, rate_limit_per_ip=3, rate_limit_window=60)
+    create_user(settings, "alice", "wonderland1")
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        for _ in range(3):
+            assert (await login(client)).status_code == 200
+        limited = await login(client)
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "slow_down"
+        retry_after = int(limited.headers["retry-after"])
+        assert 1 <= retry_after <= 60
+        clock.advance(retry_after)
+        assert (await login(client)).status_code == 200
+
+
+async def test_per_client_limit_holds_across_ips(tmp_path, clock):
+    settings = make_settings(tmp_path, rate_limit_per_client=2)
+    secret = create_client(settings, "svc", ("client_credentials",)).secret
+    app = create_app(settings, clock=clock)
+    async with running(app, ISSUER):
+        statuses = []
+        for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+            async with client_for(app, ip) as client:
+                response = await client.post(
+                    "/token", data={"grant_type": "client_credentials"}, auth=("svc", secret)
+                )
+                statuses.append(response.status_code)
+    assert statuses == [200, 200, 429]
+
+
+async def test_failed_logins_back_off_exponentially_and_success_resets(tmp_path, clock):
+    settings = make_settings(tmp_path, login_free_failures=2)
+    create_user(settings, "alice", "wonderland1")
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        for _ in range(3):
+            assert (await login(client, password="wrong-guess")).status_code == 400
+        waits = []
+        for _ in range(3):
+            blocked = await login(client, password="wrong-guess")
+            assert blocked.status_code == 429
+            waits.append(int(blocked.headers["retry-after"]))
+            clock.advance(waits[-1])
+            assert (await login(client, password="wrong-guess")).status_code == 400
+        assert waits == [1, 2, 4]
+        blocked = await login(client)  # even the right password waits out the backoff
+        assert blocked.status_code == 429
+        clock.advance(int(blocked.headers["retry-after"]))
+        assert (await login(client)).status_code == 200
+        assert (await login(client, password="wrong-guess")).status_code == 400  # reset
+
+
+async def test_a_guesser_elsewhere_cannot_lock_the_user_out(tmp_path, clock):
+    settings = make_settings(tmp_path, login_free_failures=2, rate_limit_per_username=10)
+    create_user(settings, "alice", "wonderland1")
+    app = create_app(settings, clock=clock)
+    async with running(app, ISSUER):
+        async with client_for(app, "192.0.2.10") as home:
+            assert (await login(home)).status_code == 200  # alice's own IP
+        for i in range(12):  # a botnet: a few guesses from each of many IPs
+            async with client_for(app, f"203.0.113.{i}") as bot:
+                for _ in range(2):
+                    await login(bot, password="guess-guess")
+        async with client_for(app, "198.51.100.7") as stranger:
+            assert (await login(stranger)).status_code == 429  # username cap for unknown IPs
+        async with client_for(app, "192.0.2.10") as home:
+            assert (await login(home)).status_code == 200  # alice is not locked out
+
+
+async def test_unknown_usernames_are_throttled_like_real_ones(tmp_path, clock):
+    settings = make_settings(tmp_path, login_free_failures=1)
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        statuses = [(await login(client, "ghost", "whatever1")).status_code for _ in range(3)]
+    assert statuses == [400, 400, 429]
+
+
+# -- Redis --------------------------------------------------------------------------------------
+
+
+async def test_limits_are_shared_between_two_instances_through_redis(tmp_path):
+    prefix = f"test:{uuid.uuid4().hex}:"
+    settings = make_settings(
+        tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, rate_limit_per_ip=3
+    )
+    create_user(settings, "alice", "wonderland1")
+    async with (
+        running(create_app(settings), ISSUER) as one,
+        running(create_app(settings), ISSUER) as two,
+    ):
+        statuses = [(await login(c)).status_code for c in (one, two, one, two)]
+    assert statuses == [200, 200, 200, 429]
+
+
+async def test_redis_down_keeps_limits_per_process_and_never_500s(tmp_path, caplog):
+    settings = make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0", rate_limit_per_ip=2)
+    create_user(settings, "alice", "wonderland1")
+    with caplog.at_level(logging.WARNING, logger="issuer.counters"):
+        async with running(create_app(settings), ISSUER) as client:
+            statuses = [(await login(client)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert sum("Redis unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+# -- overload -----------------------------------------------------------------------------------
+
+
+async def test_past_the_hashing_bound_logins_get_503_at_once(tmp_path):
+    settings = make_settings(
+        tmp_path, bcrypt_rounds=12, hash_workers=1, hash_queue=1, rate_limit_per_ip=1000
+    )
+    async with running(create_app(settings), ISSUER) as client:
+        responses = await asyncio.gather(*(login(client, f"u{i}", "whatever1") for i in range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [400, 400, 503, 503, 503, 503]
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.json()["error"] == "temporarily_unavailable"
+    assert busy.headers["retry-after"] == "1"
+
+
+async def test_jwks_and_metadata_answer_during_a_login_flood(tmp_path):
+    settings = make_settings(tmp_path, bcrypt_rounds=10, rate_limit_per_ip=1000)
+    order: list[str] = []
+    async with running(create_app(settings), ISSUER) as client:
+
+        async def flood() -> None:
+            await asyncio.gather(*(login(client, f"u{i}", "whatever1") for i in range(40)))
+            order.append("flood")
+
+        async def reads() -> None:
+            await asyncio.sleep(0.05)
+            for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration") * 5:
+                assert (await client.get(path)).status_code == 200
+            order.append("reads")
+
+        await asyncio.gather(flood(), reads())
+    assert order == ["reads", "flood"]
+
+
+# -- enumeration --------------------------------------------------------------------------------
+
+
+async def test_unknown_wrong_and_disabled_are_indistinguishable(tmp_path):
+    settings = make_settings(
+        tmp_path,
+        bcrypt_rounds=8,
+        rate_limit_per_ip=10_000,
+        login_free_failures=10_000,
+        rate_limit_per_username=10_000,
+    )
+    create_user(settings, "alice", "wonderland1")
+    create_user(settings, "mallory", "wonderland1")
+    with make_sessions(make_engine(settings.database_url))() as session:
+        session.query(User).filter_by(username="mallory").one().disabled = True
+        session.commit()
+    cases = {
+        "wrong": ("alice", "not-it-at-all"),
+        "unknown": ("nobody", "wonderland1"),
+        "disabled": ("mallory", "wonderland1"),
+    }
+    async with running(create_app(settings), ISSUER) as client:
+        bodies, timings = {}, {}
+        for name, (username, password) in cases.items():
+            samples = []
+            for _ in range(15):
+                start = time.perf_counter()
+                response = await login(client, username, password)
+                samples.append(time.perf_counter() - start)
+            bodies[name] = (response.status_code, response.json())
+            timings[name] = statistics.median(samples)
+    assert bodies["wrong"] == bodies["unknown"] == bodies["disabled"]
+    # Loose: skipping the hash would make a case ~50x faster, not 2x.
+    for name in ("unknown", "disabled"):
+        assert 0.5 < timings[name] / timings["wrong"] < 2.0, timings
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def plain_client(user_settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = user_settings.model_copy(update={"rate_limit_per_ip": 100_000})
+    async with running(create_app(settings), ISSUER) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"username=alice&password", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe\xfd", "application/x-www-form-urlencoded"),
+        (b"{}", "application/json"),
+        (b"username=alice", "text/plain"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="username"\r\n\r\nalice\r\n--b--',
+            "multipart/form-data; boundary=b",
+        ),
+        (b"&".join(b"f%d=1" % i for i in range(100)), "application/x-www-form-urlencoded"),
+        (b"", "application/x-www-form-urlencoded"),
+    ],
+    ids=["no-password-value", "non-utf8", "json", "text", "multipart", "many-fields", "empty"],
+)
+async def test_bad_bodies_get_400_with_an_error_body(plain_client, content, content_type):
+    response = await plain_client.post(
+        "/token", content=content, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_body_over_64_kib_is_413_even_without_content_length(plain_client):
+    async def chunks():
+        for _ in range(70):
+            yield b"a" * 1024
+
+    response = await plain_client.post(
+        "/token", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+
+
+@hypothesis_settings(
+    max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(
+    body=st.binary(max_size=400),
+    content_type=st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "application/json",
+            "",
+            "application/x-www-form-urlencoded; charset=latin-1",
+        ]
+    ),
+    authorization=st.one_of(
+        st.none(), st.text(alphabet=st.characters(max_codepoint=126, min_codepoint=32), max_size=80)
+    ),
+)
+async def test_nothing_a_client_sends_produces_a_5xx(
+    plain_client, body, content_type, authorization
+):
+    headers = {"Content-Type": content_type}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    for path in ("/token", "/revoke", "/introspect"):
+        response = await plain_client.post(path, content=body, headers=headers)
+        assert response.status_code < 500, (path, response.text)
+
+
+# -- passwords, secrets, production -------------------------------------------------------------
+
+
+async def test_outdated_hashes_are_upgraded_on_successful_login(tmp_path):
+    old = make_settings(tmp_path, bcrypt_rounds=4)
+    create_user(old, "alice", "wonderland1")
+    async with running(create_app(old.model_copy(update={"bcrypt_rounds": 5})), ISSUER) as client:
+        assert (await login(client)).status_code == 200
+    with make_sessions(make_engine(old.database_url))() as session:
+        assert (
+            session.query(User)
+            .filter_by(username="alice")
+            .one()
+            .password_hash.startswith("$2b$05$")
+        )
+
+
+async def test_logs_carry_audit_lines_and_never_a_secret(tmp_path, caplog):
+    settings = make_settings(tmp_path)
+    password = "pw-" + random_secrets.token_hex(8)
+    create_user(settings, "alice", password)
+    secret = create_client(settings, "app", ("password", "refresh_token")).secret
+    assert secret
+    with caplog.at_level(logging.DEBUG):
+        async with running(create_app(settings), ISSUER, client_ip="192.0.2.44") as client:
+            ok = await client.post(
+                "/token",
+                data={"username": "alice", "password": password, "grant_type": "password"},
+                auth=("app", secret),
+            )
+            await login(client, "alice", password + "x")
+            tokens = ok.json()
+            await client.post(
+                "/token",
+                data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                auth=("app", secret),
+            )
+            await client.post(
+                "/revoke", data={"token": tokens["access_token"]}, auth=("app", secret)
+            )
+    text = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    for sensitive in (password, secret, tokens["access_token"], tokens["refresh_token"]):
+        assert sensitive not in text
+    audit = [r.getMessage() for r in caplog.records if r.name == "issuer.audit"]
+    assert any("login succeeded" in m and "alice" in m and "192.0.2.44" in m for m in audit)
+    assert any("login failed" in m and "alice" in m and "192.0.2.44" in m for m in audit)
+    assert any("revoked" in m for m in audit)
+
+
+async def test_https_issuer_refuses_to_start_with_the_demo_account(tmp_path):
+    settings = make_settings(tmp_path, url="https://auth.example.com")
+    create_user(settings, DEMO_USERNAME, DEMO_PASSWORD)
+    app = create_app(settings)
+    with pytest.raises(RuntimeError, match="demo account"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+async def test_http_issuer_starts_with_the_demo_account(tmp_path):
+    settings = make_settings(tmp_path)
+    create_user(settings, DEMO_USERNAME, DEMO_PASSWORD)
+    async with running(create_app(settings), ISSUER) as client:
+        assert (await login(client, DEMO_USERNAME, DEMO_PASSWORD)).status_code == 200

@@ -37,6 +37,7 @@ from issuer.keys import (
 )
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("issuer.audit")
 
 MANIFEST = "manifest.json"
 ALLOWED_KEY_SIZES = (2048, 3072, 4096)
@@ -103,6 +104,12 @@ class KeyStore:
             self._write_key(active)
             self._write_key(upcoming)
             self._commit(manifest)
+            audit.info(
+                "key set created dir=%s active=%s next=%s",
+                self.directory,
+                active.thumbprint(),
+                upcoming.thumbprint(),
+            )
             return manifest
 
     def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
@@ -147,6 +154,7 @@ class KeyStore:
             if step.new_kid is not None:
                 self._write_key(key)
             self._commit(step.manifest)
+            audit.info("key set changed dir=%s: %s", self.directory, "; ".join(step.changes))
             return step
 
     def _commit(self, manifest: KeyManifest) -> None:
@@ -243,7 +251,7 @@ class KeyRing:
                 self.store.directory,
             )
             return False
-        log.info("key set reloaded; signing kid %s", self.current.signing_kid)
+        audit.info("key set reloaded signing_kid=%s", self.current.signing_kid)
         return True
 
     async def get(self, kid: str) -> RSAKey | None:

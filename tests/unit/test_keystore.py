@@ -216,3 +216,18 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     store.manifest_path.write_bytes(b"{not json")
     assert not ring.reload_if_changed()
     assert ring.current is first
+
+
+def test_key_set_changes_are_audited(store, clock, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="issuer.audit"):
+        first = store.generate()
+        clock.advance(POLICY.publish_lead)
+        store.rotate(POLICY)
+        store.revoke(first.next.kid)
+    lines = [r.getMessage() for r in caplog.records if r.name == "issuer.audit"]
+    assert any("key set created" in line for line in lines)
+    assert any("next -> active" in line for line in lines)
+    assert any("revoked" in line for line in lines)
+    assert all("PRIVATE" not in line for line in lines)

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ISSUER_PORT ?= 8000
 RS_PORT ?= 8001
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean migrate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP)
 	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) & \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) & \
 	wait
+
+# Migrates ISSUER_DATABASE_URL to the schema this version needs (all or nothing).
+migrate: $(STAMP)
+	$(BIN)/python scripts/migrate.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,8 +1,9 @@
 """Account administration used by the scripts: creating users against the configured database."""
 
 from issuer.clients import ClientRepository, NewClient
-from issuer.db import create_schema, make_engine, make_sessions
+from issuer.db import make_engine, make_sessions
 from issuer.passwords import PasswordHasher, check_password_policy
+from issuer.schema import prepare
 from issuer.settings import Settings
 from issuer.users import UserRepository
 
@@ -33,7 +34,7 @@ def create_user(
     check_password_policy(password)
     engine = make_engine(settings.database_url)
     try:
-        create_schema(engine)
+        prepare(engine)
         users = UserRepository(make_sessions(engine))
         if exist_ok and users.get_by_username(username) is not None:
             return False
@@ -60,7 +61,7 @@ def create_client(
     """Register a client; the returned secret is shown once and never stored."""
     engine = make_engine(settings.database_url)
     try:
-        create_schema(engine)
+        prepare(engine)
         return ClientRepository(make_sessions(engine)).create(
             client_id, grant_types, scope, audiences, public, name, access_token_ttl
         )

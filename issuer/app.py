@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts import refuse_demo_account
 from issuer.clients import ClientRepository
 from issuer.counters import make_store
-from issuer.db import create_schema, make_engine, make_sessions
+from issuer.db import make_engine, make_sessions
 from issuer.errors import OAuthError
 from issuer.forms import read_form
 from issuer.grants import GrantContext, token_response
@@ -24,6 +24,7 @@ from issuer.passwords import PasswordHasher
 from issuer.refresh_tokens import RefreshTokenStore
 from issuer.revocation import revoke
 from issuer.revocations import RevocationList
+from issuer.schema import prepare
 from issuer.settings import Settings
 from issuer.throttle import LoginThrottle
 from issuer.tokens import TokenSigner
@@ -44,9 +45,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        create_schema(engine)
+        prepare(engine)
         sessions = make_sessions(engine)
-        keyring = KeyRing(settings.key_store())
+        keyring = KeyRing(settings.key_store(engine))
         hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue)
         users = UserRepository(sessions)
         if settings.url.startswith("https://"):

@@ -18,11 +18,20 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, opens transactions (see _begin below).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL lets readers (logins) run while a script writes a user.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # An explicit BEGIN makes DDL transactional (a migration applies whole or not at all).
+        # Write transactions here start with their write, so a concurrent commit can never
+        # leave them on a stale snapshot (SQLITE_BUSY_SNAPSHOT); writers queue on the lock.
+        connection.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -31,12 +40,10 @@ def make_sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create any missing table (the schema is created at start-up)."""
-    # Importing the models registers their tables on Base.metadata.
+def register_models() -> None:
+    """Import every model so its table is on `Base.metadata` (for migrations and tests)."""
     import issuer.clients
+    import issuer.keystore_db
     import issuer.refresh_tokens
     import issuer.revocations
     import issuer.users  # noqa: F401
-
-    Base.metadata.create_all(engine)

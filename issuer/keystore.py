@@ -1,27 +1,19 @@
-"""The only code that touches key files: loading, atomic writes, locking, change detection.
+"""The key store: key-set changes and loading over a storage backend, and the running `KeyRing`.
 
-Layout of a keys directory:
-
-    manifest.json   states and times of every key (the commit point of every change)
-    <kid>.pem       one PKCS#8 private key per unretired key, mode 0600, optionally encrypted
-    .lock           flock(2) target that serializes writers
-
-Every change runs under the lock in this order: write the new key's PEM (atomically), write the
-manifest (atomically; the commit point), then delete private keys the manifest no longer
-needs. A crash at any point leaves the previous or the next manifest, each with its keys.
+`KeySetStore` holds what every backend shares: generating keys, applying the lifecycle steps of
+`issuer.keys` under the backend's exclusive lock, encrypting private keys with the passphrase,
+and loading a consistent snapshot into `LoadedKeys` (signing key and JWKS body, built once per
+change). Backends: `issuer.keystore_files.FileKeyStore` (a keys directory, flock) and
+`issuer.keystore_db.DatabaseKeyStore` (tables, a database row lock).
 """
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
-import re
-import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from joserfc.jwk import RSAKey
 
@@ -39,14 +31,19 @@ from issuer.keys import (
 log = logging.getLogger(__name__)
 audit = logging.getLogger("issuer.audit")
 
-MANIFEST = "manifest.json"
 ALLOWED_KEY_SIZES = (2048, 3072, 4096)
-# kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
-# it is used to build a file name.
-_KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _PLANNED_KID = "<new key>"
 
-Version = tuple[int, int, int, int]
+Version = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent read of the key set: states, version and the PEMs of published keys."""
+
+    manifest: KeyManifest
+    version: Version
+    pems: dict[str, bytes]
 
 
 @dataclass(frozen=True)
@@ -62,55 +59,56 @@ class LoadedKeys:
     public_keys: dict[str, RSAKey]
 
 
-class KeyStore:
-    """A keys directory: creates, rotates, revokes and loads the key set."""
+class KeySetStore(ABC):
+    """Creates, rotates, revokes and loads a key set; backends provide storage and locking."""
 
-    def __init__(
-        self,
-        directory: Path,
-        passphrase: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ):
-        self.directory = directory
+    def __init__(self, passphrase: str | None = None, clock: Callable[[], float] = time.time):
         self._passphrase = passphrase or None
         self._clock = clock
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.directory / MANIFEST
+    @abstractmethod
+    def version(self) -> Version | None:
+        """A cheap fingerprint that changes with every committed change; None if no key set."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the key set lives, for messages."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the backend's writer lock; what is committed inside is atomic."""
+
+    @abstractmethod
+    def _read(self, with_pems: bool) -> Snapshot:
+        """The key set as stored; `KeySetError` if there is none or it is unreadable."""
+
+    @abstractmethod
+    def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
+        """Store the new keys and the new states atomically; drop retired private keys."""
 
     def exists(self) -> bool:
-        return self.manifest_path.exists()
-
-    def version(self) -> Version | None:
-        """A cheap fingerprint of the manifest that changes with every committed write."""
-        try:
-            return _version(os.stat(self.manifest_path))
-        except FileNotFoundError:
-            return None
+        return self.version() is not None
 
     def read_manifest(self) -> KeyManifest:
-        manifest, _ = self._read_manifest()
-        return manifest
+        return self._read(with_pems=False).manifest
 
     def generate(self, key_size: int = 2048) -> KeyManifest | None:
         """Create an active and a next key; `None` when a key set exists (nothing changes)."""
         _check_key_size(key_size)
-        with self._locked():
+        with self._exclusive():
             if self.exists():
                 return None
             active, upcoming = _new_key(key_size), _new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
-            self._write_key(active)
-            self._write_key(upcoming)
-            self._commit(manifest)
-            audit.info(
-                "key set created dir=%s active=%s next=%s",
-                self.directory,
-                active.thumbprint(),
-                upcoming.thumbprint(),
-            )
-            return manifest
+            self._commit(manifest, {k.thumbprint(): self._encode(k) for k in (active, upcoming)})
+        audit.info(
+            "key set created in %s: active=%s next=%s",
+            self.describe(),
+            active.thumbprint(),
+            upcoming.thumbprint(),
+        )
+        return manifest
 
     def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
         """What `rotate` would do now, without changing anything."""
@@ -132,66 +130,37 @@ class KeyStore:
         )
 
     def load(self) -> LoadedKeys:
-        """Read the manifest and every published key; raise `KeySetError` if unusable."""
-        manifest, version = self._read_manifest()
-        keys = [(record.kid, self._read_key(record.kid)) for record in manifest.published]
+        """The published keys, ready to sign and serve; `KeySetError` if unusable."""
+        snapshot = self._read(with_pems=True)
+        manifest = snapshot.manifest
+        keys = [(r.kid, self._decode(r.kid, snapshot.pems.get(r.kid))) for r in manifest.published]
         active = manifest.active.kid
         return LoadedKeys(
             manifest=manifest,
             signing_kid=active,
             signing_key=dict(keys)[active],
             jwks=JWKSDocument.from_keys(keys),
-            version=version,
+            version=snapshot.version,
             public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
         )
 
     def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
         _check_key_size(key_size)
-        with self._locked():
+        with self._exclusive():
             current = self.read_manifest()
             key = _new_key(key_size)
             step = make_step(current, key.thumbprint())
-            if step.new_kid is not None:
-                self._write_key(key)
-            self._commit(step.manifest)
-            audit.info("key set changed dir=%s: %s", self.directory, "; ".join(step.changes))
-            return step
+            new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
+            self._commit(step.manifest, new_pems)
+        audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
+        return step
 
-    def _commit(self, manifest: KeyManifest) -> None:
-        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
-        self._delete_unneeded_files(manifest)
+    def _encode(self, key: RSAKey) -> bytes:
+        return key.as_pem(private=True, password=self._passphrase)
 
-    def _delete_unneeded_files(self, manifest: KeyManifest) -> None:
-        """Private keys of retired (or never committed) keys, and temporary files of crashes."""
-        needed = {f"{record.kid}.pem" for record in manifest.published}
-        for path in self.directory.iterdir():
-            stale_key = path.suffix == ".pem" and path.name not in needed
-            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
-            if stale_key or stale_tmp:
-                path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
-
-    def _read_manifest(self) -> tuple[KeyManifest, Version]:
-        try:
-            with open(self.manifest_path, "rb") as f:
-                version = _version(os.fstat(f.fileno()))
-                data = f.read()
-        except FileNotFoundError:
-            raise KeySetError(
-                f"no key set in {self.directory}; create one with scripts/generate_keys.py"
-            ) from None
-        manifest = KeyManifest.from_json(data)
-        for record in manifest.keys:
-            if not _KID_PATTERN.match(record.kid):
-                raise KeySetError(f"invalid kid in manifest: {record.kid!r}")
-        return manifest, version
-
-    def _read_key(self, kid: str) -> RSAKey:
-        path = self.directory / f"{kid}.pem"
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise KeySetError(f"cannot read key {kid}: {exc.strerror}") from exc
+    def _decode(self, kid: str, pem: bytes | None) -> RSAKey:
+        if pem is None:
+            raise KeySetError(f"the private key of {kid} is missing")
         encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
         if encrypted and self._passphrase is None:
             raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
@@ -204,51 +173,31 @@ class KeyStore:
             raise KeySetError(f"key {kid} has no private part")
         return key
 
-    def _write_key(self, key: RSAKey) -> None:
-        pem = key.as_pem(private=True, password=self._passphrase)
-        write_atomic(self.directory / f"{key.thumbprint()}.pem", pem, mode=0o600)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def _now(self) -> int:
         return int(self._clock())
 
 
-def _new_key(key_size: int) -> RSAKey:
-    return RSAKey.generate_key(key_size, private=True)
-
-
-def _check_key_size(key_size: int) -> None:
-    if key_size not in ALLOWED_KEY_SIZES:
-        raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")
-
-
 class KeyRing:
-    """The key set a running issuer uses, swapped in whole when the files change."""
+    """The key set a running issuer uses, swapped in whole when the store changes."""
 
-    def __init__(self, store: KeyStore):
+    def __init__(self, store: KeySetStore):
         self.store = store
         self.current = store.load()
         self._broken_version: Version | None = None
 
     def reload_if_changed(self) -> bool:
-        """Reload when the manifest changed; keep the old set if the new one is unusable."""
-        if self.store.version() == self.current.version:
+        """Reload when the store changed; keep the old set if the new one is unusable."""
+        version = self.store.version()
+        if version in (self.current.version, self._broken_version):
             return False
         try:
             self.current = self.store.load()
-        except KeySetError:
-            log.exception(
-                "key set in %s changed but cannot be loaded; keeping the previous one",
-                self.store.directory,
+        except KeySetError as exc:
+            self._broken_version = version  # log a broken set once, not on every poll
+            log.error(
+                "key set in %s cannot be loaded (%s); keeping the previous one",
+                self.store.describe(),
+                exc,
             )
             return False
         audit.info("key set reloaded signing_kid=%s", self.current.signing_kid)
@@ -262,37 +211,19 @@ class KeyRing:
         return None  # our own keys never change under a kid
 
     async def watch(self, interval: float) -> None:
-        """Poll for changes forever; a stat per interval, files read only after a change."""
+        """Poll for changes forever; one cheap version check per interval."""
         while True:
             await asyncio.sleep(interval)
-            await asyncio.to_thread(self.reload_if_changed)
+            try:
+                await asyncio.to_thread(self.reload_if_changed)
+            except Exception:  # a database blip must not end the watcher; retried next poll
+                log.exception("checking the key set for changes failed")
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` so that `path` holds either its old or its new content, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
+def _new_key(key_size: int) -> RSAKey:
+    return RSAKey.generate_key(key_size, private=True)
 
 
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry itself is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _version(st: os.stat_result) -> Version:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+def _check_key_size(key_size: int) -> None:
+    if key_size not in ALLOWED_KEY_SIZES:
+        raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")

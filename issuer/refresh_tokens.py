@@ -106,40 +106,51 @@ class RefreshTokenStore:
         other is treated as reuse.
         """
         with self._sessions() as session:
-            row = session.scalar(
-                select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
-            )
-            if row is None or row.client_id != client_id:
-                raise InvalidGrant("refresh token is invalid")
-            if row.revoked_at is not None:
-                raise InvalidGrant("refresh token has been revoked")
-            if row.used_at is not None:
-                raise self._revoke_family(session, row.family_id, now)
-            if now >= row.family_expires_at:
-                raise InvalidGrant("refresh token has expired (session lifetime reached)")
-            if now >= row.idle_expires_at:
-                raise InvalidGrant("refresh token has expired (unused for too long)")
+            # Claim first: the conditional update is the transaction's first statement, so
+            # exactly one of several concurrent uses wins, on SQLite and PostgreSQL alike.
             claimed = session.execute(
                 update(RefreshToken)
                 .where(
-                    RefreshToken.id == row.id,
+                    RefreshToken.token_hash == token_hash(token),
+                    RefreshToken.client_id == client_id,
                     RefreshToken.used_at.is_(None),
                     RefreshToken.revoked_at.is_(None),
+                    RefreshToken.idle_expires_at > now,
+                    RefreshToken.family_expires_at > now,
                 )
                 .values(used_at=now)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                .returning(
+                    RefreshToken.family_id,
+                    RefreshToken.user_id,
+                    RefreshToken.scope,
+                    RefreshToken.family_expires_at,
+                )
+            ).first()
+            if claimed is None:
                 session.rollback()
-                raise self._revoke_family(session, row.family_id, now)
-            grant = RefreshGrant(
-                row.family_id, row.client_id, row.user_id, row.scope, row.family_expires_at
-            )
+                raise self._refusal(session, token, client_id, now)
+            family_id, user_id, scope, family_expires_at = claimed
+            grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
             result, access = issue(grant)
-            successor = self._add(
-                session, grant, row.client_id, row.user_id, row.scope, access, now
-            )
+            successor = self._add(session, grant, client_id, user_id, scope, access, now)
             session.commit()
         return result, successor
+
+    def _refusal(self, session: Session, token: str, client_id: str, now: int) -> InvalidGrant:
+        """Why a token could not be claimed; a used one revokes its family (reuse)."""
+        row = session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
+        )
+        if row is None or row.client_id != client_id:
+            return InvalidGrant("refresh token is invalid")
+        if row.revoked_at is not None:
+            return InvalidGrant("refresh token has been revoked")
+        if row.used_at is not None:
+            session.rollback()
+            return self._revoke_family(session, row.family_id, now)
+        if now >= row.family_expires_at:
+            return InvalidGrant("refresh token has expired (session lifetime reached)")
+        return InvalidGrant("refresh token has expired (unused for too long)")
 
     def find(self, token: str) -> RefreshToken | None:
         with self._sessions() as session:

@@ -1,12 +1,17 @@
 """The issuer's one settings object, read from ``ISSUER_*`` environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
 
+from issuer.db import make_engine
 from issuer.keys import RotationPolicy
-from issuer.keystore import KeyStore
+from issuer.keystore import KeySetStore
+from issuer.keystore_db import DatabaseKeyStore
+from issuer.keystore_files import FileKeyStore
 from issuer.throttle import ThrottlePolicy
 
 
@@ -43,6 +48,8 @@ class Settings(BaseSettings):
     hash_queue: int = Field(64, ge=0)
     # When set, private keys are written encrypted with it (and read with it).
     keys_passphrase: SecretStr | None = None
+    # "files" (ISSUER_KEYS_DIR) or "database" (shared by replicas; needs the passphrase).
+    keys_backend: Literal["files", "database"] = "files"
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
     rotation_leeway: int = Field(120, ge=0)
 
@@ -63,9 +70,12 @@ class Settings(BaseSettings):
             backoff_max=self.login_backoff_max,
         )
 
-    def key_store(self) -> KeyStore:
+    def key_store(self, engine: Engine | None = None) -> KeySetStore:
+        """The configured key store; the database one uses `engine` (or opens its own)."""
         passphrase = self.keys_passphrase.get_secret_value() if self.keys_passphrase else None
-        return KeyStore(self.keys_dir, passphrase=passphrase)
+        if self.keys_backend == "database":
+            return DatabaseKeyStore(engine or make_engine(self.database_url), passphrase)
+        return FileKeyStore(self.keys_dir, passphrase=passphrase)
 
     @field_validator("url")
     @classmethod

@@ -3,7 +3,7 @@
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, select
+from sqlalchemy import Boolean, DateTime, Integer, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -71,7 +71,7 @@ class UserRepository:
 
     def update_password_hash(self, user_id: int, password_hash: str) -> None:
         with self._sessions() as session:
-            user = session.get(User, user_id)
-            if user is not None:
-                user.password_hash = password_hash
-                session.commit()
+            session.execute(
+                update(User).where(User.id == user_id).values(password_hash=password_hash)
+            )
+            session.commit()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from issuer.accounts import DEMO_PASSWORD, DEMO_USERNAME, create_client, create_user
 from issuer.app import create_app
 from issuer.db import make_engine, make_sessions
-from issuer.keystore import KeyStore
+from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
 from tests.support import running
@@ -30,7 +30,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     if not (tmp_path / "keys").exists():
-        KeyStore(tmp_path / "keys").generate()
+        FileKeyStore(tmp_path / "keys").generate()
     values: dict[str, object] = {
         "url": ISSUER,
         "keys_dir": tmp_path / "keys",

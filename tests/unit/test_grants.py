@@ -14,7 +14,7 @@ from issuer.accounts import create_client, create_user
 from issuer.app import create_app
 from issuer.clients import Client
 from issuer.db import make_engine, make_sessions
-from issuer.keystore import KeyStore
+from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
 from tests.support import FakeClock, running
@@ -25,7 +25,7 @@ DAY = 86400
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    KeyStore(tmp_path / "keys").generate()
+    FileKeyStore(tmp_path / "keys").generate()
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",

@@ -13,7 +13,7 @@ from joserfc.jwk import KeySet
 from issuer.accounts import create_user
 from issuer.app import create_app
 from issuer.db import make_engine, make_sessions
-from issuer.keystore import KeyStore
+from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
 from tests.support import running
@@ -23,7 +23,7 @@ ISSUER = "http://issuer.test"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    KeyStore(tmp_path / "keys").generate()
+    FileKeyStore(tmp_path / "keys").generate()
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",
@@ -209,7 +209,7 @@ async def test_jwks_body_is_built_once_per_key_set_change(client, settings):
     # The new key signs; the old one stays published so its tokens keep verifying.
     token = (await login(client, username="johndoe", password="secret123")).json()
     kid = (await decode(client, token["access_token"])).header["kid"]
-    assert kid == KeyStore(settings.keys_dir).read_manifest().active.kid
+    assert kid == FileKeyStore(settings.keys_dir).read_manifest().active.kid
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ async def test_metadata_documents_name_the_endpoints(client, path):
 
 async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
     # With a slow hash (cost 14, ~1 s), a JWKS request made during a login must finish first.
-    KeyStore(tmp_path / "keys").generate()
+    FileKeyStore(tmp_path / "keys").generate()
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from issuer import keystore as keystore_module
+from issuer import keystore_files as keystore_module
 from issuer.keys import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
-from issuer.keystore import KeyRing, KeyStore, write_atomic
+from issuer.keystore import KeyRing
+from issuer.keystore_files import FileKeyStore, write_atomic
 from tests.support import FakeClock
 
 POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> KeyStore:
-    return KeyStore(tmp_path / "keys", clock=clock)
+def store(tmp_path: Path, clock: FakeClock) -> FileKeyStore:
+    return FileKeyStore(tmp_path / "keys", clock=clock)
 
 
-def pem_files(store: KeyStore) -> set[str]:
+def pem_files(store: FileKeyStore) -> set[str]:
     return {p.stem for p in store.directory.glob("*.pem")}
 
 
@@ -170,15 +171,15 @@ def test_leftovers_of_a_crash_are_cleaned_by_the_next_change(store, clock):
 
 
 def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path):
-    store = KeyStore(tmp_path / "keys", passphrase="correct horse battery")
+    store = FileKeyStore(tmp_path / "keys", passphrase="correct horse battery")
     manifest = store.generate()
     pem = (store.directory / f"{manifest.active.kid}.pem").read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert store.load().signing_kid == manifest.active.kid
     with pytest.raises(KeySetError, match="ISSUER_KEYS_PASSPHRASE"):
-        KeyStore(store.directory).load()
+        FileKeyStore(store.directory).load()
     with pytest.raises(KeySetError, match="wrong ISSUER_KEYS_PASSPHRASE"):
-        KeyStore(store.directory, passphrase="wrong").load()
+        FileKeyStore(store.directory, passphrase="wrong").load()
 
 
 def test_manifest_with_a_path_like_kid_is_refused(store):

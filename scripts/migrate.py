@@ -1,0 +1,34 @@
+"""Migrate the issuer's database (ISSUER_DATABASE_URL) to the schema this version needs."""
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from issuer import schema
+from issuer.db import make_engine
+from issuer.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    args = parser.parse_args(argv)
+    try:
+        engine = make_engine(Settings().database_url)
+        before = schema.current(engine)
+        schema.upgrade(engine, args.revision)
+        after = schema.current(engine)
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"error: migration failed and was rolled back: {exc}", file=sys.stderr)
+        return 1
+    print(f"database schema: {before or '(empty)'} -> {after}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

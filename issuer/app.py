@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts import refuse_demo_account
 from issuer.clients import ClientRepository
-from issuer.counters import make_store
+from issuer.counters import connect_redis, make_store
 from issuer.db import make_engine, make_sessions
 from issuer.errors import OAuthError
 from issuer.forms import read_form
@@ -44,42 +46,48 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        prepare(engine)
-        sessions = make_sessions(engine)
-        keyring = KeyRing(settings.key_store(engine))
-        hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue)
-        users = UserRepository(sessions)
-        if settings.url.startswith("https://"):
-            await run_in_threadpool(refuse_demo_account, users, hasher)
-        counters = make_store(settings.redis_url, settings.redis_prefix, clock)
-        app.state.keyring = keyring
-        app.state.grants = GrantContext(
-            settings=settings,
-            users=users,
-            clients=ClientRepository(sessions),
-            hasher=hasher,
-            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
-            refresh_tokens=RefreshTokenStore(
-                sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
-            ),
-            revocations=RevocationList(sessions),
-            throttle=LoginThrottle(counters, settings.throttle_policy()),
-            clock=clock,
-        )
-        # Our own tokens are checked by the same Verifier the resource server uses.
-        app.state.verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
-        app.state.metadata = MetadataCache(settings, sessions)
-        watcher = asyncio.create_task(keyring.watch(settings.keys_poll_interval))
-        try:
+        # Everything opened is closed again, also when start-up fails half way.
+        async with contextlib.AsyncExitStack() as resources:
+            engine = make_engine(settings.database_url)
+            resources.callback(engine.dispose)
+            await run_in_threadpool(prepare, engine)
+            sessions = make_sessions(engine)
+            app.state.engine = engine
+            keyring = KeyRing(settings.key_store(engine))
+            hasher = PasswordHasher(
+                settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue
+            )
+            resources.callback(hasher.close)
+            users = UserRepository(sessions)
+            if settings.url.startswith("https://"):
+                await run_in_threadpool(refuse_demo_account, users, hasher)
+            redis_client = connect_redis(settings.redis_url)
+            if redis_client is not None:
+                resources.push_async_callback(redis_client.aclose)
+            counters = make_store(redis_client, settings.redis_prefix, clock)
+            resources.push_async_callback(counters.aclose)
+            app.state.keyring = keyring
+            app.state.grants = GrantContext(
+                settings=settings,
+                users=users,
+                clients=ClientRepository(sessions),
+                hasher=hasher,
+                signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+                refresh_tokens=RefreshTokenStore(
+                    sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
+                ),
+                revocations=RevocationList(sessions, redis_client, settings.redis_prefix),
+                throttle=LoginThrottle(counters, settings.throttle_policy()),
+                clock=clock,
+            )
+            # Our own tokens are checked by the same Verifier the resource server uses.
+            app.state.verifier = Verifier(
+                keyring, settings.url, audience=None, leeway=0, clock=clock
+            )
+            app.state.metadata = MetadataCache(settings, sessions)
+            watcher = asyncio.create_task(keyring.watch(settings.keys_poll_interval))
+            resources.push_async_callback(_cancel, watcher)
             yield
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            hasher.close()
-            await counters.aclose()
-            engine.dispose()
 
     app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan)
     jwks_cache_control = f"public, max-age={settings.jwks_max_age}"
@@ -140,7 +148,30 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers and a usable key set is loaded."""
+        checks = {"database": await run_in_threadpool(_database_answers, request.app.state.engine)}
+        checks["keys"] = request.app.state.keyring.current.signing_key is not None
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
     return app
+
+
+def _database_answers(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+async def _cancel(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 app = create_app()

@@ -99,7 +99,7 @@ class RedisStore:
             await self._redis.delete(*(self._prefix + key for key in keys))
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        pass  # the client is shared and closed by its owner
 
 
 class FallbackStore:
@@ -157,9 +157,17 @@ class FallbackStore:
 
 
 def make_store(
-    redis_url: str | None, prefix: str = "issuer:", clock: Callable[[], float] = time.monotonic
+    client: "redis.Redis | None",
+    prefix: str = "issuer:",
+    clock: Callable[[], float] = time.monotonic,
 ) -> CounterStore:
-    if not redis_url:
+    if client is None:
         return MemoryStore(clock=clock)
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     return FallbackStore(RedisStore(client, prefix), MemoryStore(clock=clock))
+
+
+def connect_redis(url: str | None) -> "redis.Redis | None":
+    """A client for `url` with short timeouts: Redis answers fast or is treated as down."""
+    if not url:
+        return None
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)

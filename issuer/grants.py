@@ -164,7 +164,7 @@ async def refresh_token_grant(request: TokenRequest, ctx: GrantContext) -> dict[
             ctx.refresh_tokens.rotate, token, client.client_id, now, issue
         )
     except FamilyRevoked as exc:
-        await run_in_threadpool(ctx.revocations.revoke, exc.access_tokens, now)
+        await ctx.revocations.revoke(exc.access_tokens, now)
         log.warning(
             "refresh token reuse; session revoked client_id=%s ip=%s", client.client_id, request.ip
         )

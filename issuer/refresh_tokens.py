@@ -146,8 +146,9 @@ class RefreshTokenStore:
         if row.revoked_at is not None:
             return InvalidGrant("refresh token has been revoked")
         if row.used_at is not None:
-            session.rollback()
-            return self._revoke_family(session, row.family_id, now)
+            family_id = row.family_id  # read before the rollback expires the row
+            session.rollback()  # the revocation transaction must start with its write
+            return self._revoke_family(session, family_id, now)
         if now >= row.family_expires_at:
             return InvalidGrant("refresh token has expired (session lifetime reached)")
         return InvalidGrant("refresh token has expired (unused for too long)")

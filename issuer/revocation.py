@@ -33,7 +33,7 @@ async def revoke(
             raise InvalidGrant("the token was issued to another client")
         live = await run_in_threadpool(ctx.refresh_tokens.revoke_family, refresh.family_id, now)
         # Section 2.1: access tokens of the same grant are invalidated too.
-        await run_in_threadpool(ctx.revocations.revoke, live, now)
+        await ctx.revocations.revoke(live, now)
         log.info("refresh token revoked client_id=%s", client.client_id)
         return
     try:
@@ -43,5 +43,5 @@ async def revoke(
     if claims.client_id != client.client_id:
         raise InvalidGrant("the token was issued to another client")
     jti = claims.raw["jti"]
-    await run_in_threadpool(ctx.revocations.revoke, [AccessTokenRef(jti, claims.exp)], now)
+    await ctx.revocations.revoke([AccessTokenRef(jti, claims.exp)], now)
     log.info("access token revoked client_id=%s jti=%s", client.client_id, jti)

@@ -3,13 +3,16 @@
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from issuer.db import make_engine, make_sessions
 
 
 class FakeClock:
@@ -64,3 +67,14 @@ async def running(
         transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
+
+
+@contextlib.contextmanager
+def db_session(database_url: str) -> Iterator[Session]:
+    """A session on the issuer's database whose engine is disposed afterwards."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessions(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()

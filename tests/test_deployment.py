@@ -1,24 +1,82 @@
-"""The compose file stays valid and runs the same commands as `make run`."""
+"""The compose deployment stays valid, takes its secrets from .env, and runs our commands."""
 
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+needs_compose = pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose not installed (.ci/run installs it)",
+)
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
-def test_compose_file_passes_docker_compose_config():
-    result = subprocess.run(
-        ["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60
+def compose_config(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker-compose", "config"], cwd=directory, capture_output=True, text=True, timeout=60
     )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in ("docker-compose.yml", "Dockerfile", ".env.example"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    return tmp_path
+
+
+@needs_compose
+def test_compose_file_passes_docker_compose_config_with_the_env_file(project):
+    shutil.copy(project / ".env.example", project / ".env")
+    result = compose_config(project)
     assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+    assert {
+        "postgres",
+        "redis",
+        "migrate",
+        "keys",
+        "issuer-1",
+        "issuer-2",
+        "proxy",
+        "resource-server",
+    } <= set(services)
+    for name in ("issuer-1", "issuer-2", "resource-server", "postgres", "redis", "proxy"):
+        assert "healthcheck" in services[name], name
+    env = services["issuer-1"]["environment"]
+    assert env["ISSUER_KEYS_BACKEND"] == "database"
+    assert env["ISSUER_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+@needs_compose
+def test_compose_refuses_to_run_without_the_secrets_file(project):
+    result = compose_config(project)
+    assert result.returncode != 0
+    assert ".env" in result.stderr
+
+
+def test_secrets_file_is_not_committed():
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0
 
 
 def test_compose_services_run_the_make_run_commands():
     compose = (ROOT / "docker-compose.yml").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    for command in ("scripts/generate_keys.py", "issuer.app:app", "resource_server.app:app"):
+    for command in (
+        "scripts/generate_keys.py",
+        "scripts/migrate.py",
+        "issuer.app:app",
+        "resource_server.app:app",
+    ):
         assert command in compose and command in makefile
+
+
+def test_image_runs_as_a_non_root_user():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "\nUSER app" in dockerfile
+    assert "FROM python:3.11-slim" in dockerfile

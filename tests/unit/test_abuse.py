@@ -18,11 +18,10 @@ from hypothesis import strategies as st
 
 from issuer.accounts import DEMO_PASSWORD, DEMO_USERNAME, create_client, create_user
 from issuer.app import create_app
-from issuer.db import make_engine, make_sessions
 from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
-from tests.support import running
+from tests.support import db_session, running
 
 ISSUER = "http://issuer.test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -210,7 +209,7 @@ async def test_unknown_wrong_and_disabled_are_indistinguishable(tmp_path):
     )
     create_user(settings, "alice", "wonderland1")
     create_user(settings, "mallory", "wonderland1")
-    with make_sessions(make_engine(settings.database_url))() as session:
+    with db_session(settings.database_url) as session:
         session.query(User).filter_by(username="mallory").one().disabled = True
         session.commit()
     cases = {
@@ -316,7 +315,7 @@ async def test_outdated_hashes_are_upgraded_on_successful_login(tmp_path):
     create_user(old, "alice", "wonderland1")
     async with running(create_app(old.model_copy(update={"bcrypt_rounds": 5})), ISSUER) as client:
         assert (await login(client)).status_code == 200
-    with make_sessions(make_engine(old.database_url))() as session:
+    with db_session(old.database_url) as session:
         assert (
             session.query(User)
             .filter_by(username="alice")

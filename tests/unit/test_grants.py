@@ -13,23 +13,22 @@ from joserfc.jwk import KeySet
 from issuer.accounts import create_client, create_user
 from issuer.app import create_app
 from issuer.clients import Client
-from issuer.db import make_engine, make_sessions
 from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
-from tests.support import FakeClock, running
+from tests.support import FakeClock, db_session, running
 
 ISSUER = "http://issuer.test"
 DAY = 86400
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     FileKeyStore(tmp_path / "keys").generate()
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",
-        database_url=f"sqlite:///{tmp_path / 'issuer.db'}",
+        database_url=database_url,
         bcrypt_rounds=4,
         refresh_token_ttl=30 * DAY,
         refresh_token_idle_ttl=7 * DAY,
@@ -195,7 +194,7 @@ async def test_malformed_basic_credentials_are_invalid_client(client, header):
 
 
 def test_client_secrets_are_stored_only_as_a_keyed_hash(settings, secrets):
-    with make_sessions(make_engine(settings.database_url))() as session:
+    with db_session(settings.database_url) as session:
         stored = session.query(Client).filter_by(client_id="service").one().secret_hash
     assert stored.startswith("hmac-sha256$")
     assert secrets["service"] not in stored
@@ -308,7 +307,7 @@ async def test_refresh_by_another_client_is_invalid_grant(client, secrets):
 
 async def test_disabled_users_refresh_fails(client, settings):
     token = (await password_login(client)).json()["refresh_token"]
-    with make_sessions(make_engine(settings.database_url))() as session:
+    with db_session(settings.database_url) as session:
         session.query(User).filter_by(username="alice").one().disabled = True
         session.commit()
     assert (await refresh(client, token)).json()["error"] == "invalid_grant"

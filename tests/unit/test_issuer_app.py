@@ -12,11 +12,10 @@ from joserfc.jwk import KeySet
 
 from issuer.accounts import create_user
 from issuer.app import create_app
-from issuer.db import make_engine, make_sessions
 from issuer.keystore_files import FileKeyStore
 from issuer.settings import Settings
 from issuer.users import User
-from tests.support import running
+from tests.support import db_session, running
 
 ISSUER = "http://issuer.test"
 
@@ -33,7 +32,7 @@ def settings(tmp_path: Path) -> Settings:
     )
     create_user(settings, "johndoe", "secret123", scope="profile read")
     create_user(settings, "disabled", "secret123")
-    with make_sessions(make_engine(settings.database_url))() as session:
+    with db_session(settings.database_url) as session:
         user = session.query(User).filter_by(username="disabled").one()
         user.disabled = True
         session.commit()

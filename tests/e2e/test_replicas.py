@@ -1,0 +1,195 @@
+"""Two issuer replicas on PostgreSQL and Redis with the database key store, one resource server."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import jwt as pyjwt
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import POSTGRES_URL, postgres_schema_url
+from tests.e2e.processes import Process, free_port, run_script, uvicorn
+
+PASSWORD = "wonderland1"
+
+
+@dataclass
+class Cluster:
+    issuers: list[str]
+    rs_url: str
+    env: dict[str, str]
+    secrets: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("replicas")
+    schema_name = f"e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema_name}"'))
+    ports = [free_port(), free_port()]
+    rs_port = free_port()
+    public_url = f"http://127.0.0.1:{ports[0]}"  # the one `iss` both replicas sign with
+    env = {
+        "ISSUER_URL": public_url,
+        "ISSUER_DATABASE_URL": postgres_schema_url(schema_name),
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "e2e passphrase, not a real one",
+        "ISSUER_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "ISSUER_REDIS_PREFIX": f"e2e:{schema_name}:",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+        "ISSUER_KEYS_POLL_INTERVAL": "1",
+        "ISSUER_RATE_LIMIT_PER_IP": "100000",
+        "ISSUER_RATE_LIMIT_PER_CLIENT": "30",
+        "RS_ISSUER_URL": public_url,
+        # Keys are fetched from the second replica: either serves the shared set.
+        "RS_JWKS_URL": f"http://127.0.0.1:{ports[1]}/.well-known/jwks.json",
+        "RS_JWKS_COOLDOWN": "0",
+    }
+    processes: list[Process] = []
+    try:
+        for script, args, stdin in [
+            ("migrate.py", (), ""),
+            ("generate_keys.py", (), ""),
+            (
+                "create_user.py",
+                ("alice", "--scope", "profile", "--password-stdin"),
+                PASSWORD + "\n",
+            ),
+        ]:
+            result = run_script(script, *args, env=env, stdin=stdin)
+            assert result.returncode == 0, result.stderr
+        secrets = {}
+        for client_id in ("app", "limited"):
+            result = run_script(
+                "create_client.py",
+                client_id,
+                "--grant",
+                "password",
+                "--grant",
+                "refresh_token",
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "profile",
+                env=env,
+            )
+            assert result.returncode == 0, result.stderr
+            secrets[client_id] = result.stdout.splitlines()[-1]
+        for index, port in enumerate(ports):
+            processes.append(uvicorn("issuer.app:app", port, env, tmp / f"issuer{index}.log"))
+        processes.append(uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log"))
+        for port in ports:
+            processes[0].wait_until_serving(f"http://127.0.0.1:{port}/healthz")
+        rs_url = f"http://127.0.0.1:{rs_port}"
+        processes[-1].wait_until_serving(f"{rs_url}/readyz", ready_only=True)
+        yield Cluster([f"http://127.0.0.1:{p}" for p in ports], rs_url, env, secrets)
+    finally:
+        for process in processes:
+            process.stop()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
+        admin.dispose()
+
+
+def plain_login(cluster: Cluster, replica: int) -> str:
+    """The tutorial's form, no client: not subject to the per-client limit."""
+    response = httpx.post(
+        f"{cluster.issuers[replica]}/token", data={"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def password_login(cluster: Cluster, replica: int, client_id: str = "app") -> httpx.Response:
+    return httpx.post(
+        f"{cluster.issuers[replica]}/token",
+        data={
+            "grant_type": "password",
+            "username": "alice",
+            "password": PASSWORD,
+            "scope": "profile",
+        },
+        auth=(client_id, cluster.secrets[client_id]),
+    )
+
+
+def users_me(cluster: Cluster, token: str) -> httpx.Response:
+    return httpx.get(f"{cluster.rs_url}/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_tokens_from_either_replica_verify(cluster):
+    for replica in (0, 1):
+        token = password_login(cluster, replica).json()["access_token"]
+        assert users_me(cluster, token).status_code == 200
+
+
+def test_a_rotation_reaches_both_replicas_within_2_seconds(cluster):
+    before = pyjwt.get_unverified_header(plain_login(cluster, 0))["kid"]
+    result = run_script("rotate_keys.py", "--force", env=cluster.env)
+    assert result.returncode == 0, result.stderr
+    rotated_at = time.monotonic()
+    seen: dict[int, float] = {}
+    while len(seen) < 2 and time.monotonic() - rotated_at < 5:
+        for replica in (0, 1):
+            token = plain_login(cluster, replica)
+            if replica not in seen and pyjwt.get_unverified_header(token)["kid"] != before:
+                seen[replica] = time.monotonic() - rotated_at
+                assert users_me(cluster, token).status_code == 200
+        time.sleep(0.1)
+    assert set(seen) == {0, 1}
+    assert max(seen.values()) < 2.0, seen
+
+
+def test_a_refresh_token_from_one_replica_is_redeemed_at_the_other(cluster):
+    tokens = password_login(cluster, 0).json()
+    response = httpx.post(
+        f"{cluster.issuers[1]}/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=("app", cluster.secrets["app"]),
+    )
+    assert response.status_code == 200, response.text
+    assert users_me(cluster, response.json()["access_token"]).status_code == 200
+
+
+def test_concurrent_refresh_of_one_token_at_both_replicas_lets_one_win(cluster):
+    token = password_login(cluster, 0).json()["refresh_token"]
+
+    def redeem(replica: int) -> int:
+        return httpx.post(
+            f"{cluster.issuers[replica]}/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=("app", cluster.secrets["app"]),
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(redeem, [0, 1, 0, 1]))
+    assert statuses == [200, 400, 400, 400]
+
+
+def test_a_revocation_at_one_replica_is_seen_by_introspection_at_the_other(cluster):
+    token = password_login(cluster, 0).json()["access_token"]
+    auth = ("app", cluster.secrets["app"])
+    assert (
+        httpx.post(f"{cluster.issuers[0]}/revoke", data={"token": token}, auth=auth).status_code
+        == 200
+    )
+    introspected = httpx.post(f"{cluster.issuers[1]}/introspect", data={"token": token}, auth=auth)
+    assert introspected.json() == {"active": False}
+
+
+def test_the_rate_limit_spans_both_replicas(cluster):
+    statuses = []
+    for attempt in range(34):
+        response = httpx.post(
+            f"{cluster.issuers[attempt % 2]}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("limited", cluster.secrets["limited"]),
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200] * 30 + [429] * 4

@@ -1,0 +1,121 @@
+"""The database key store, on SQLite and PostgreSQL: same lifecycle, a database lock."""
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from issuer import schema
+from issuer.db import make_engine, make_sessions
+from issuer.keys import KeySetError, KeyState, RotationPolicy, UnsafeRotation
+from issuer.keystore import KeyRing
+from issuer.keystore_db import DatabaseKeyStore, SigningKeyRow
+
+POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine, clock):
+    return DatabaseKeyStore(engine, PASSPHRASE, clock=clock)
+
+
+def rows(engine) -> dict[str, SigningKeyRow]:
+    with make_sessions(engine)() as session:
+        return {row.kid: row for row in session.scalars(select(SigningKeyRow))}
+
+
+def test_the_database_store_requires_a_passphrase(engine):
+    with pytest.raises(KeySetError, match="ISSUER_KEYS_PASSPHRASE"):
+        DatabaseKeyStore(engine, None)
+
+
+def test_generate_stores_encrypted_keys_and_is_idempotent(store, engine):
+    assert not store.exists()
+    manifest = store.generate()
+    assert manifest is not None
+    stored = rows(engine)
+    assert set(stored) == {manifest.active.kid, manifest.next.kid}
+    assert all(
+        row.private_pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY") for row in stored.values()
+    )
+    assert store.generate() is None
+    assert store.load().signing_kid == manifest.active.kid
+
+
+def test_lifecycle_matches_the_file_store(store, engine, clock):
+    first = store.generate()
+    with pytest.raises(UnsafeRotation):
+        store.rotate(POLICY)
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
+    clock.advance(POLICY.retire_after)
+    step = store.rotate(POLICY)
+    stored = rows(engine)
+    assert stored[first.active.kid].state == KeyState.RETIRED
+    assert stored[first.active.kid].private_pem is None  # the private part is deleted
+    loaded = store.load()
+    assert loaded.signing_kid == first.next.kid or loaded.signing_kid == step.manifest.active.kid
+    assert first.active.kid.encode() not in loaded.jwks.body
+
+
+def test_revoke_removes_the_key_at_once(store, engine):
+    first = store.generate()
+    store.revoke(first.active.kid)
+    assert rows(engine)[first.active.kid].private_pem is None
+    assert store.load().signing_kid == first.next.kid
+
+
+def test_wrong_passphrase_cannot_load(store, engine):
+    store.generate()
+    with pytest.raises(KeySetError, match="wrong ISSUER_KEYS_PASSPHRASE"):
+        DatabaseKeyStore(engine, "not the passphrase").load()
+
+
+def test_keyring_sees_a_change_made_through_another_store(store, engine):
+    store.generate()
+    ring = KeyRing(DatabaseKeyStore(engine, PASSPHRASE))
+    assert not ring.reload_if_changed()
+    other_engine = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        other = DatabaseKeyStore(other_engine, PASSPHRASE)
+        other.rotate(POLICY, force=True)
+        assert ring.reload_if_changed()
+        assert ring.current.signing_kid == other.read_manifest().active.kid
+    finally:
+        other_engine.dispose()
+
+
+def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine):
+    store.generate()
+    url = engine.url.render_as_string(hide_password=False)
+    errors: list[BaseException] = []
+
+    def rotate() -> None:
+        own_engine = make_engine(url)
+        try:
+            DatabaseKeyStore(own_engine, PASSPHRASE).rotate(POLICY, force=True)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            own_engine.dispose()
+
+    threads = [threading.Thread(target=rotate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    manifest = store.read_manifest()
+    states = [k.state for k in manifest.keys]
+    assert states.count(KeyState.ACTIVE) == 1 and states.count(KeyState.NEXT) == 1
+    assert len(manifest.keys) == 2 + 4
+    assert store.load().signing_kid == manifest.active.kid

@@ -1,0 +1,120 @@
+"""Migrations on SQLite and PostgreSQL, and the start-up schema check."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from issuer import schema
+from issuer.accounts import create_user
+from issuer.app import create_app
+from issuer.db import make_engine
+from issuer.keystore_files import FileKeyStore
+from issuer.settings import Settings
+from issuer.users import UserError
+from tests.support import running
+
+TABLES = {
+    "users",
+    "clients",
+    "refresh_tokens",
+    "revoked_access_tokens",
+    "signing_keys",
+    "key_set_meta",
+    "alembic_version",
+}
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_migrations_build_the_schema_from_empty(engine):
+    schema.upgrade(engine)
+    assert schema.current(engine) == schema.head()
+    assert set(inspect(engine).get_table_names()) >= TABLES
+
+
+@pytest.mark.parametrize("start", ["0001"])
+def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
+    schema.upgrade(engine, start)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+                "VALUES ('kept', 'x', 'read', false, CURRENT_TIMESTAMP)"
+            )
+        )
+    schema.upgrade(engine)
+    assert schema.current(engine) == schema.head()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT username FROM users")).scalar() == "kept"
+
+
+def test_every_revision_is_covered_by_the_tests():
+    from alembic.script import ScriptDirectory
+
+    revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
+    # A new migration must be added to the parametrization above (its predecessor as start).
+    assert revisions == {"0001", "0002"}
+
+
+def test_prepare_creates_an_empty_database(engine):
+    schema.prepare(engine)
+    assert schema.current(engine) == schema.head()
+
+
+def test_issuer_refuses_an_older_schema_and_names_the_command(tmp_path: Path, database_url):
+    engine = make_engine(database_url)
+    schema.upgrade(engine, "0001")
+    engine.dispose()
+    FileKeyStore(tmp_path / "keys").generate()
+    settings = Settings(keys_dir=tmp_path / "keys", database_url=database_url)
+    with pytest.raises(schema.SchemaMismatch, match="make migrate"):
+        create_user(settings, "alice", "wonderland1")
+
+
+async def test_issuer_refuses_to_start_on_an_older_schema(tmp_path: Path, database_url):
+    engine = make_engine(database_url)
+    schema.upgrade(engine, "0001")
+    engine.dispose()
+    FileKeyStore(tmp_path / "keys").generate()
+    app = create_app(Settings(keys_dir=tmp_path / "keys", database_url=database_url))
+    with pytest.raises(schema.SchemaMismatch, match="0001"):
+        async with running(app):
+            pass
+
+
+def test_a_schema_newer_than_the_issuer_is_refused(engine):
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(schema.SchemaMismatch, match="newer"):
+        schema.prepare(engine)
+
+
+def test_a_failing_migration_leaves_nothing_behind(engine, monkeypatch):
+    from alembic.operations import Operations
+
+    schema.upgrade(engine, "0001")
+    real = Operations.bulk_insert
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("injected failure in the middle of 0002")
+
+    monkeypatch.setattr(Operations, "bulk_insert", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        schema.upgrade(engine)
+    monkeypatch.setattr(Operations, "bulk_insert", real)
+    assert schema.current(engine) == "0001"
+    assert "signing_keys" not in inspect(engine).get_table_names()
+
+
+def test_duplicate_username_is_a_clean_error(tmp_path, database_url):
+    settings = Settings(keys_dir=tmp_path / "keys", database_url=database_url)
+    create_user(settings, "alice", "wonderland1")
+    with pytest.raises(UserError, match="already exists"):
+        create_user(settings, "alice", "another-one")

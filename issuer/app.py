@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts import refuse_demo_account
-from issuer.clients import ClientRepository
+from issuer.clients import CachedClients, ClientRepository
 from issuer.counters import connect_redis, make_store
 from issuer.db import make_engine, make_sessions
 from issuer.errors import OAuthError
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             app.state.grants = GrantContext(
                 settings=settings,
                 users=users,
-                clients=ClientRepository(sessions),
+                clients=CachedClients(ClientRepository(sessions)),
                 hasher=hasher,
                 signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
                 refresh_tokens=RefreshTokenStore(

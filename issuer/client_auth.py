@@ -5,9 +5,7 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from starlette.concurrency import run_in_threadpool
-
-from issuer.clients import Client, ClientRepository, secret_matches
+from issuer.clients import CachedClients, Client, secret_matches
 from issuer.errors import InvalidClient, InvalidRequest
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="token", charset="UTF-8"'}
@@ -39,11 +37,11 @@ def read_credentials(form: dict[str, str], authorization: str | None) -> ClientC
 
 
 async def authenticate(
-    clients: ClientRepository, credentials: ClientCredentials, require_secret: bool = False
+    clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
 ) -> Client:
     """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
     headers = BASIC_CHALLENGE if credentials.method == "client_secret_basic" else {}
-    client = await run_in_threadpool(clients.get, credentials.client_id)
+    client = await clients.get(credentials.client_id)
     if credentials.secret is None:
         ok = client is not None and client.is_public and not require_secret
     else:

@@ -4,12 +4,15 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from issuer.db import Base
 from issuer.scopes import format_scope, parse_scope
@@ -129,3 +132,35 @@ class ClientRepository:
             except IntegrityError:
                 raise ClientError(f"client {client_id!r} already exists") from None
         return NewClient(client, secret)
+
+
+class CachedClients:
+    """Clients by id, remembered for a few seconds: token issuance needs no query per request.
+
+    A disabled or deleted client keeps working for at most `ttl` seconds; unknown ids are
+    not remembered, so a flood of random ids cannot grow the cache.
+    """
+
+    def __init__(
+        self,
+        repository: ClientRepository,
+        ttl: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._repository = repository
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[Client, float]] = {}
+
+    async def get(self, client_id: str) -> Client | None:
+        hit = self._entries.get(client_id)
+        if hit is not None and hit[1] > self._clock():
+            return hit[0]
+        client = await run_in_threadpool(self._repository.get, client_id)
+        if client is not None:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[client_id] = (client, self._clock() + self._ttl)
+        return client

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from issuer.client_auth import ClientCredentials, authenticate, read_credentials
-from issuer.clients import Client, ClientRepository
+from issuer.clients import CachedClients, Client
 from issuer.errors import (
     InvalidClient,
     InvalidGrant,
@@ -45,7 +45,7 @@ class GrantContext:
 
     settings: Settings
     users: UserRepository
-    clients: ClientRepository
+    clients: CachedClients
     hasher: PasswordHasher
     signer: TokenSigner
     refresh_tokens: RefreshTokenStore

@@ -210,6 +210,9 @@ class KeyRing:
     async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
         return None  # our own keys never change under a kid
 
+    def peek(self, kid: str) -> RSAKey | None:
+        return self.current.public_keys.get(kid)
+
     async def watch(self, interval: float) -> None:
         """Poll for changes forever; one cheap version check per interval."""
         while True:

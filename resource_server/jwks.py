@@ -126,6 +126,11 @@ class RemoteKeySet:
             key = self._snapshot.keys.get(kid) if self._snapshot else None
         return key
 
+    def peek(self, kid: str) -> RSAKey | None:
+        """The key held for `kid` right now, with no I/O and no refresh."""
+        snapshot = self._usable(self._clock())
+        return snapshot.keys.get(kid) if snapshot else None
+
     async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
         """Some issuers replace key material under the same kid: one cooldown-bound refresh."""
         if not await self._refresh_within_cooldown("bad_signature"):

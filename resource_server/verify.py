@@ -22,6 +22,7 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from resource_server.errors import InvalidToken
 from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.token_cache import VerifiedTokens
 
 # RFC 8725 section 3.1: the accepted algorithms are ours, never the token's.
 ALLOWED_ALGORITHMS = ("RS256",)
@@ -31,6 +32,7 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 MAX_LEEWAY = 60
 DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
+DEFAULT_CACHE_SIZE = 10_000
 _REGISTRY = jws.JWSRegistry(algorithms=list(ALLOWED_ALGORITHMS), strict_check_header=False)
 
 
@@ -40,6 +42,9 @@ class KeySource(Protocol):
     async def get(self, kid: str) -> RSAKey | None: ...
 
     async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None: ...
+
+    def peek(self, kid: str) -> RSAKey | None:
+        """The key held for `kid` now, without any I/O (None if not held)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Verifier:
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         clock: Callable[[], float] = time.time,
         client: httpx.AsyncClient | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ):
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
@@ -76,6 +82,8 @@ class Verifier:
         self._max_token_bytes = max_token_bytes
         self._clock = clock
         self._client = client
+        # Entries: (claims, kid, the key object that verified the token).
+        self._verified: VerifiedTokens[tuple[Claims, str, RSAKey]] = VerifiedTokens(cache_size)
 
     @classmethod
     def for_issuer(
@@ -105,6 +113,10 @@ class Verifier:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""
         if len(token) > self._max_token_bytes:
             raise InvalidToken(f"the token is larger than {self._max_token_bytes} bytes")
+        now = int(self._clock())
+        remembered = self._remembered(token, now)
+        if remembered is not None:
+            return remembered
         header = _read_header(token)
         kid = header["kid"]
         key = await self.key_set.get(kid)
@@ -118,9 +130,28 @@ class Verifier:
             if replacement is None:
                 raise
             payload = _verify_signature(token, replacement)
-        return self._validate_claims(payload)
+            key = replacement
+        claims = self._validate_claims(payload, now)
+        self._verified.put(token, (claims, kid, key))
+        return claims
 
-    def _validate_claims(self, payload: bytes) -> Claims:
+    def _remembered(self, token: str, now: int) -> Claims | None:
+        """The claims of this exact token if it verified before and nothing has changed since.
+
+        Still valid while unexpired (the same `exp` rule with leeway) and while the very key
+        object that verified it is held: a key that left the JWKS, or was replaced, ends it.
+        `nbf` and `iat` only become more valid with time, so they need no second look.
+        """
+        cached = self._verified.get(token)
+        if cached is None:
+            return None
+        claims, kid, key = cached
+        if now < claims.exp + self._leeway and self.key_set.peek(kid) is key:
+            return claims
+        self._verified.drop(token)
+        return None
+
+    def _validate_claims(self, payload: bytes, now: int) -> Claims:
         try:
             claims = json.loads(payload)
         except ValueError:
@@ -131,7 +162,7 @@ class Verifier:
         options["iss"]["value"] = self.issuer
         if self.audience is not None:  # None only for the issuer's own introspection
             options["aud"]["value"] = self.audience
-        registry = JWTClaimsRegistry(now=int(self._clock()), leeway=self._leeway, **options)
+        registry = JWTClaimsRegistry(now=now, leeway=self._leeway, **options)
         try:
             registry.validate(claims)
         except ExpiredTokenError:

@@ -254,3 +254,51 @@ async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
         clock.advance(31)
         assert (await verifier.verify(token)).sub == "42"
         assert route.call_count == 2
+
+
+# -- verified-token cache -------------------------------------------------------------------
+
+
+async def test_a_token_seen_again_is_not_verified_again(
+    verifier, rsa_private_key, clock, monkeypatch
+):
+    import resource_server.verify as verify_module
+
+    calls = []
+    real = verify_module._verify_signature
+    monkeypatch.setattr(
+        verify_module, "_verify_signature", lambda t, k: calls.append(t) or real(t, k)
+    )
+    token = sign_jwt(rsa_private_key, header(), claims(clock))
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first
+    assert len(calls) == 1
+
+
+async def test_a_cached_token_still_expires(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) + 10))
+    await verifier.verify(token)
+    clock.advance(10 + 60)  # exp plus the full leeway
+    await assert_rejected(verifier, token, "expired")
+
+
+async def test_a_cached_token_stops_verifying_when_its_key_leaves_the_jwks(
+    verifier, jwks_route, rsa_private_key, other_private_key, clock
+):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) + 3600))
+    await verifier.verify(token)
+    # The issuer drops the key (say, revoked after a compromise) and the cache expires.
+    jwks_route.respond(json={"keys": [public_jwk(other_private_key, "key-2")]})
+    clock.advance(601)
+    await verifier.key_set.get("key-2")  # the refresh lands
+    await assert_rejected(verifier, token, "does not publish")
+
+
+async def test_the_cache_is_bounded(jwks_route, rsa_private_key, clock):
+    async with httpx.AsyncClient() as client:
+        verifier = Verifier(
+            RemoteKeySet(client, ISSUER, clock=clock), ISSUER, "api", clock=clock, cache_size=8
+        )
+        for i in range(50):
+            await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock, jti=f"j{i}")))
+        assert len(verifier._verified) <= 8

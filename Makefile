@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ISSUER_PORT ?= 8000
 RS_PORT ?= 8001
 
-.PHONY: install run test lint format clean migrate
+.PHONY: install run test lint format clean migrate bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Side-by-side performance ratios (about two minutes); needs Debian's wrk, installed if missing.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk))
+	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,7 +23,10 @@ run: $(STAMP)
 	echo 'secret123' | $(BIN)/python scripts/create_user.py johndoe \
 		--email johndoe@example.com --scope "profile" --password-stdin --exist-ok
 	trap 'kill 0' INT TERM; \
+	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
+	ISSUER_CORS_ORIGINS=$${ISSUER_CORS_ORIGINS:-'["http://127.0.0.1:$(RS_PORT)"]'} \
 	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) & \
+	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) & \
 	wait
 

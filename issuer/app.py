@@ -7,7 +7,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -16,12 +18,14 @@ from issuer.accounts import refuse_demo_account
 from issuer.clients import CachedClients, ClientRepository
 from issuer.counters import connect_redis, make_store
 from issuer.db import make_engine, make_sessions
-from issuer.errors import OAuthError
+from issuer.errors import OAuthError, RateLimited, TemporarilyUnavailable
 from issuer.forms import read_form
 from issuer.grants import GrantContext, token_response
 from issuer.introspection import introspect
 from issuer.keystore import KeyRing
 from issuer.metadata import MetadataCache
+from issuer.metrics import IssuerMetrics
+from issuer.openapi import INTROSPECT_DOCS, JWKS_DOCS, REVOKE_DOCS, TOKEN_DOCS
 from issuer.passwords import PasswordHasher
 from issuer.refresh_tokens import RefreshTokenStore
 from issuer.revocation import revoke
@@ -31,6 +35,8 @@ from issuer.settings import Settings
 from issuer.throttle import LoginThrottle
 from issuer.tokens import TokenSigner
 from issuer.users import UserRepository
+from resource_server.observability import RequestContext, configure_logging
+from resource_server.openapi import install_docs
 from resource_server.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -43,9 +49,11 @@ JSON_MEDIA_TYPE = "application/json"
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
     """Build the issuer app; resources are opened by the lifespan, not here."""
     settings = settings or Settings()
+    metrics = IssuerMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)
         # Everything opened is closed again, also when start-up fails half way.
         async with contextlib.AsyncExitStack() as resources:
             engine = make_engine(settings.database_url)
@@ -67,6 +75,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             counters = make_store(redis_client, settings.redis_prefix, clock)
             resources.push_async_callback(counters.aclose)
             app.state.keyring = keyring
+            metrics.watch_keyring(keyring)
             app.state.grants = GrantContext(
                 settings=settings,
                 users=users,
@@ -78,6 +87,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 ),
                 revocations=RevocationList(sessions, redis_client, settings.redis_prefix),
                 throttle=LoginThrottle(counters, settings.throttle_policy()),
+                metrics=metrics,
                 clock=clock,
             )
             # Our own tokens are checked by the same Verifier the resource server uses.
@@ -89,11 +99,26 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             resources.push_async_callback(_cancel, watcher)
             yield
 
-    app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan)
+    app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
+    app.state.metrics = metrics
+    app.add_middleware(RequestContext, histogram=metrics.requests)
+    if settings.cors_origins:
+        # Narrow CORS: only the listed origins, only for POSTing forms (Swagger's password flow).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],
+            max_age=600,
+        )
     jwks_cache_control = f"public, max-age={settings.jwks_max_age}"
 
     @app.exception_handler(OAuthError)
     async def oauth_error(_: Request, exc: OAuthError) -> JSONResponse:
+        if isinstance(exc, RateLimited | TemporarilyUnavailable):
+            reason = "rate_limited" if isinstance(exc, RateLimited) else "overloaded"
+            metrics.rejections.labels(reason).inc()
         return JSONResponse(exc.body(), exc.status_code, headers={**NO_STORE, **exc.headers})
 
     @app.exception_handler(Exception)
@@ -102,7 +127,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse({"error": "server_error"}, 500, headers=NO_STORE)
 
-    @app.post("/token")
+    @app.post("/token", summary="OAuth 2.0 token endpoint (RFC 6749)", openapi_extra=TOKEN_DOCS)
     async def token(request: Request) -> JSONResponse:
         form = await read_form(request)
         authorization = request.headers.get("authorization")
@@ -110,14 +135,16 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         body = await token_response(form, authorization, ip, request.app.state.grants)
         return JSONResponse(body, headers=NO_STORE)
 
-    @app.post("/revoke")
+    @app.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=REVOKE_DOCS)
     async def revoke_token(request: Request) -> Response:
         form = await read_form(request)
         state = request.app.state
         await revoke(form, request.headers.get("authorization"), state.grants, state.verifier)
         return Response(status_code=200, headers=NO_STORE)
 
-    @app.post("/introspect")
+    @app.post(
+        "/introspect", summary="Token introspection (RFC 7662)", openapi_extra=INTROSPECT_DOCS
+    )
     async def introspect_token(request: Request) -> JSONResponse:
         form = await read_form(request)
         state = request.app.state
@@ -125,16 +152,20 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         body = await introspect(form, authorization, state.grants, state.verifier)
         return JSONResponse(body, headers=NO_STORE)
 
-    @app.get("/.well-known/jwks.json")
+    @app.get(
+        "/.well-known/jwks.json", summary="The public signing keys (RFC 7517)", responses=JWKS_DOCS
+    )
     async def jwks(request: Request) -> Response:
         document = request.app.state.keyring.current.jwks
         headers = {"Cache-Control": jwks_cache_control, "ETag": document.etag}
         if document.matches(request.headers.get("if-none-match")):
+            metrics.jwks_requests.labels("304").inc()
             return Response(status_code=304, headers=headers)
+        metrics.jwks_requests.labels("200").inc()
         return Response(document.body, media_type=JSON_MEDIA_TYPE, headers=headers)
 
-    @app.get("/.well-known/oauth-authorization-server")
-    @app.get("/.well-known/openid-configuration")
+    @app.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+    @app.get("/.well-known/openid-configuration", summary="Server metadata (OpenID Discovery path)")
     async def metadata(request: Request) -> Response:
         cache: MetadataCache = request.app.state.metadata
         body = await run_in_threadpool(cache.rebuild) if cache.stale else cache.body()
@@ -144,11 +175,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/readyz", summary="Readiness: database and keys usable")
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the database answers and a usable key set is loaded."""
         checks = {"database": await run_in_threadpool(_database_answers, request.app.state.engine)}

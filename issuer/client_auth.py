@@ -21,12 +21,18 @@ class ClientCredentials:
 def read_credentials(form: dict[str, str], authorization: str | None) -> ClientCredentials | None:
     """The credentials the request presents, if any; only one method may be used."""
     if authorization and authorization[:6].lower() == "basic ":
-        if "client_secret" in form:
-            raise InvalidRequest("use one client authentication method, not Basic and the form")
         basic_id, basic_secret = _parse_basic(authorization[6:].strip())
-        if form.get("client_id", basic_id) != basic_id:
-            raise InvalidRequest("client_id in the form differs from the Basic credentials")
-        return ClientCredentials(basic_id, basic_secret, "client_secret_basic")
+        # "Basic Og==" (empty id and secret, as Swagger UI sends without a client) is no client.
+        if basic_id or basic_secret:
+            if not basic_id:
+                raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE)
+            if "client_secret" in form:
+                raise InvalidRequest("use one client authentication method, not Basic and the form")
+            if form.get("client_id", basic_id) != basic_id:
+                raise InvalidRequest("client_id in the form differs from the Basic credentials")
+            if not basic_secret:  # an id with an empty secret: a public client naming itself
+                return ClientCredentials(basic_id, None, "none")
+            return ClientCredentials(basic_id, basic_secret, "client_secret_basic")
     client_id = form.get("client_id")
     if client_id is None:
         if "client_secret" in form:
@@ -59,7 +65,7 @@ def _parse_basic(encoded: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE) from None
     client_id, sep, secret = decoded.partition(":")
-    if not sep or not client_id:
+    if not sep:
         raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE)
     # RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))

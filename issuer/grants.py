@@ -24,6 +24,7 @@ from issuer.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from issuer.metrics import IssuerMetrics
 from issuer.passwords import PasswordHasher
 from issuer.refresh_tokens import AccessTokenRef, FamilyRevoked, RefreshGrant, RefreshTokenStore
 from issuer.revocations import RevocationList
@@ -51,6 +52,7 @@ class GrantContext:
     refresh_tokens: RefreshTokenStore
     revocations: RevocationList
     throttle: LoginThrottle
+    metrics: IssuerMetrics
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> int:
@@ -78,7 +80,9 @@ async def token_response(
     grant = _GRANTS.get(grant_type)
     if grant is None:
         raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
-    return await grant(TokenRequest(form, credentials, ip), ctx)
+    body = await grant(TokenRequest(form, credentials, ip), ctx)
+    ctx.metrics.tokens_issued.labels(grant_type).inc()
+    return body
 
 
 async def password_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, Any]:
@@ -93,6 +97,7 @@ async def password_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, 
     verification = await ctx.hasher.verify_async(password, user.password_hash if user else None)
     if user is None or not verification.ok or user.disabled:
         await ctx.throttle.record_failure(username, request.ip)
+        ctx.metrics.login_failures.labels("bad_credentials").inc()
         log.info("login failed username=%r ip=%s", username, request.ip)
         raise InvalidGrant(_BAD_CREDENTIALS)
     await ctx.throttle.record_success(username, request.ip)

@@ -183,6 +183,7 @@ class KeyRing:
     def __init__(self, store: KeySetStore):
         self.store = store
         self.current = store.load()
+        self.reloads = 0
         self._broken_version: Version | None = None
 
     def reload_if_changed(self) -> bool:
@@ -200,6 +201,7 @@ class KeyRing:
                 exc,
             )
             return False
+        self.reloads += 1
         audit.info("key set reloaded signing_kid=%s", self.current.signing_kid)
         return True
 

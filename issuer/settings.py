@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     login_backoff_max: int = Field(900, gt=0)
     hash_workers: int | None = Field(None, gt=0)
     hash_queue: int = Field(64, ge=0)
+    # Logs: JSON lines (default) or human-readable text (`make run`).
+    log_format: Literal["json", "text"] = "json"
+    # Browser origins allowed to call /token (e.g. the resource server's Swagger UI).
+    cors_origins: list[str] = []
     # When set, private keys are written encrypted with it (and read with it).
     keys_passphrase: SecretStr | None = None
     # "files" (ISSUER_KEYS_DIR) or "database" (shared by replicas; needs the passphrase).

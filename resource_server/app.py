@@ -1,5 +1,8 @@
 """The resource server's ASGI app: `create_app(settings)` for tests, `app` for uvicorn."""
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -8,6 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from resource_server.deps import bearer_claims, install_verifier
 from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
+from resource_server.observability import RequestContext, configure_logging, request_histogram
+from resource_server.openapi import (
+    ERROR_RESPONSES,
+    ME_EXAMPLE,
+    SCHEME,
+    install_docs,
+    install_openapi,
+)
 from resource_server.settings import Settings
 from resource_server.verify import Verifier
 
@@ -23,12 +34,29 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         allow_insecure_http=settings.allow_insecure_http,
         leeway=settings.leeway,
         max_token_bytes=settings.max_token_bytes,
+        cache_size=settings.token_cache_size,
     )
 
-    app = FastAPI(title="Resource server")
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)
+        yield
+
+    app = FastAPI(title="Resource server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     install_verifier(app, verifier)
 
-    @app.get("/users/me")
+    install_openapi(app, settings.issuer_url)
+
+    @app.get(
+        "/users/me",
+        summary="The caller's identity",
+        openapi_extra={"security": [{SCHEME: []}]},
+        responses={
+            200: {"content": {"application/json": {"example": ME_EXAMPLE}}},
+            **ERROR_RESPONSES,
+        },
+    )
     async def users_me(request: Request) -> Response:
         """The caller's identity from the access token."""
         # The dependency awaited directly and orjson: this route sits on every request path,
@@ -46,17 +74,22 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
     key_set = verifier.key_set
     if not isinstance(key_set, RemoteKeySet):
         raise TypeError("the resource server verifies with a RemoteKeySet")
-    registry = make_registry(key_set)
+    registry = make_registry(verifier, key_set)
+    app.add_middleware(RequestContext, histogram=request_histogram(registry, "rs"))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        summary="Readiness: a key set is held",
+        responses={503: {"description": "no key set yet"}},
+    )
     async def readyz() -> JSONResponse:
         ready = key_set.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)

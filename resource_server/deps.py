@@ -60,10 +60,10 @@ def bearer_token(request: Request) -> str:
     if header is None:
         raise MissingToken("the request has no Authorization header")
     if len(header) > MAX_HEADER_CHARS:
-        raise InvalidToken("the Authorization header is too large")
+        raise InvalidToken("the Authorization header is too large", reason="header")
     match = _BEARER.match(header)
     if match is None:
-        raise InvalidToken("the Authorization header must be 'Bearer <token>'")
+        raise InvalidToken("the Authorization header must be 'Bearer <token>'", reason="header")
     return match.group(1)
 
 
@@ -71,7 +71,12 @@ async def bearer_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token."""
     # One async dependency: a sync one would cost a thread hop on every request.
     verifier: Verifier = request.app.state.verifier
-    return await verifier.verify(bearer_token(request))
+    try:
+        token = bearer_token(request)
+    except InvalidToken as exc:
+        verifier.failures[exc.reason] += 1
+        raise
+    return await verifier.verify(token)
 
 
 BearerClaims = Annotated[Claims, Depends(bearer_claims)]

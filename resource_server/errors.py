@@ -54,6 +54,11 @@ class MissingToken(AuthError):
 class InvalidToken(AuthError):
     error = "invalid_token"
 
+    def __init__(self, description: str, reason: str = "invalid"):
+        super().__init__(description)
+        # A short, fixed label for metrics (the description is for the developer).
+        self.reason = reason
+
 
 class InsufficientScope(AuthError):
     error = "insufficient_scope"

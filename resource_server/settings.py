@@ -1,5 +1,7 @@
 """The resource server's one settings object, read from ``RS_*`` environment variables."""
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +25,9 @@ class Settings(BaseSettings):
     allow_insecure_http: bool = False
     leeway: int = Field(60, ge=0, le=60)
     max_token_bytes: int = Field(8192, gt=0)
+    token_cache_size: int = Field(10_000, ge=0)
+    # Logs: JSON lines (default) or human-readable text (`make run`).
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("issuer_url")
     @classmethod

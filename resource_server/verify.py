@@ -4,6 +4,7 @@ import base64
 import binascii
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from joserfc.errors import (
 from joserfc.jwk import RSAKey
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
-from resource_server.errors import InvalidToken
+from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, RemoteKeySet
 from resource_server.token_cache import VerifiedTokens
 
@@ -82,6 +83,10 @@ class Verifier:
         self._max_token_bytes = max_token_bytes
         self._clock = clock
         self._client = client
+        # Counters read by /metrics: failures by reason, cache hits and misses.
+        self.failures: Counter[str] = Counter()
+        self.cache_hits = 0
+        self.cache_misses = 0
         # Entries: (claims, kid, the key object that verified the token).
         self._verified: VerifiedTokens[tuple[Claims, str, RSAKey]] = VerifiedTokens(cache_size)
 
@@ -111,8 +116,20 @@ class Verifier:
 
     async def verify(self, token: str) -> Claims:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""
+        try:
+            return await self._verify(token)
+        except InvalidToken as exc:
+            self.failures[exc.reason] += 1
+            raise
+        except KeySetUnavailable:
+            self.failures["keys_unavailable"] += 1
+            raise
+
+    async def _verify(self, token: str) -> Claims:
         if len(token) > self._max_token_bytes:
-            raise InvalidToken(f"the token is larger than {self._max_token_bytes} bytes")
+            raise InvalidToken(
+                f"the token is larger than {self._max_token_bytes} bytes", reason="too_large"
+            )
         now = int(self._clock())
         remembered = self._remembered(token, now)
         if remembered is not None:
@@ -121,7 +138,9 @@ class Verifier:
         kid = header["kid"]
         key = await self.key_set.get(kid)
         if key is None:
-            raise InvalidToken("the token is signed with a key the issuer does not publish")
+            raise InvalidToken(
+                "the token is signed with a key the issuer does not publish", reason="unknown_kid"
+            )
         try:
             payload = _verify_signature(token, key)
         except InvalidToken:
@@ -143,21 +162,22 @@ class Verifier:
         `nbf` and `iat` only become more valid with time, so they need no second look.
         """
         cached = self._verified.get(token)
-        if cached is None:
-            return None
-        claims, kid, key = cached
-        if now < claims.exp + self._leeway and self.key_set.peek(kid) is key:
-            return claims
-        self._verified.drop(token)
+        if cached is not None:
+            claims, kid, key = cached
+            if now < claims.exp + self._leeway and self.key_set.peek(kid) is key:
+                self.cache_hits += 1
+                return claims
+            self._verified.drop(token)
+        self.cache_misses += 1
         return None
 
     def _validate_claims(self, payload: bytes, now: int) -> Claims:
         try:
             claims = json.loads(payload)
         except ValueError:
-            raise InvalidToken("the token payload is not JSON") from None
+            raise InvalidToken("the token payload is not JSON", reason="malformed") from None
         if not isinstance(claims, dict):
-            raise InvalidToken("the token payload is not a JSON object")
+            raise InvalidToken("the token payload is not a JSON object", reason="malformed")
         options: dict[str, ClaimsOption] = {name: {"essential": True} for name in REQUIRED_CLAIMS}
         options["iss"]["value"] = self.issuer
         if self.audience is not None:  # None only for the issuer's own introspection
@@ -166,17 +186,25 @@ class Verifier:
         try:
             registry.validate(claims)
         except ExpiredTokenError:
-            raise InvalidToken("the token has expired") from None
+            raise InvalidToken("the token has expired", reason="expired") from None
         except MissingClaimError as exc:
-            raise InvalidToken(f"the token lacks required claims: {exc.description}") from None
+            raise InvalidToken(
+                f"the token lacks required claims: {exc.description}", reason="missing_claim"
+            ) from None
         except InvalidClaimError as exc:
-            raise InvalidToken(_claim_problem(exc.claim, exc.description)) from None
+            raise InvalidToken(
+                _claim_problem(exc.claim, exc.description), reason="invalid_claim"
+            ) from None
         scope, client_id = claims.get("scope", ""), claims["client_id"]
         username = claims.get("preferred_username")
         if not isinstance(scope, str) or not isinstance(client_id, str):
-            raise InvalidToken("the token's scope and client_id must be strings")
+            raise InvalidToken(
+                "the token's scope and client_id must be strings", reason="invalid_claim"
+            )
         if username is not None and not isinstance(username, str):
-            raise InvalidToken("the token's preferred_username must be a string")
+            raise InvalidToken(
+                "the token's preferred_username must be a string", reason="invalid_claim"
+            )
         return Claims(
             sub=claims["sub"],
             client_id=client_id,
@@ -192,29 +220,37 @@ def _read_header(token: str) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken(
-            "the token is not a signed JWT in compact form (header.payload.signature)"
+            "the token is not a signed JWT in compact form (header.payload.signature)",
+            reason="malformed",
         )
     if not parts[2]:
-        raise InvalidToken("the token has no signature")
+        raise InvalidToken("the token has no signature", reason="malformed")
     try:
         header = json.loads(_b64decode(parts[0]))
     except (ValueError, binascii.Error):
-        raise InvalidToken("the token header is not base64url-encoded JSON") from None
+        raise InvalidToken(
+            "the token header is not base64url-encoded JSON", reason="malformed"
+        ) from None
     if not isinstance(header, dict):
-        raise InvalidToken("the token header is not a JSON object")
+        raise InvalidToken("the token header is not a JSON object", reason="malformed")
     alg = header.get("alg")
     if alg not in ALLOWED_ALGORITHMS:
         # Covers "none" in every spelling and HS256 keyed with our public key (RFC 8725 2.1).
-        raise InvalidToken(f"the token's alg must be one of {', '.join(ALLOWED_ALGORITHMS)}")
+        raise InvalidToken(
+            f"the token's alg must be one of {', '.join(ALLOWED_ALGORITHMS)}", reason="algorithm"
+        )
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
-        raise InvalidToken("the token's typ must be at+jwt (RFC 9068)")
+        raise InvalidToken("the token's typ must be at+jwt (RFC 9068)", reason="type")
     if "crit" in header:
         # RFC 7515 section 4.1.11: we understand no extensions, so none can be critical.
-        raise InvalidToken("the token has critical header extensions this server does not support")
+        raise InvalidToken(
+            "the token has critical header extensions this server does not support",
+            reason="critical_header",
+        )
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise InvalidToken("the token's header has no kid")
+        raise InvalidToken("the token's header has no kid", reason="malformed")
     # jku, x5u, jwk and x5c are never read: keys come only from the configured issuer's JWKS.
     return header
 
@@ -223,9 +259,9 @@ def _verify_signature(token: str, key: RSAKey) -> bytes:
     try:
         result = jws.deserialize_compact(token, key, registry=_REGISTRY)
     except BadSignatureError:
-        raise InvalidToken("the token's signature does not verify") from None
+        raise InvalidToken("the token's signature does not verify", reason="signature") from None
     except (JoseError, ValueError, TypeError):
-        raise InvalidToken("the token is malformed") from None
+        raise InvalidToken("the token is malformed", reason="malformed") from None
     assert result.payload is not None
     return result.payload
 

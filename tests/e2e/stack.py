@@ -71,6 +71,8 @@ def running_stack(
         # Every test client is 127.0.0.1: the per-IP limit would otherwise throttle the suite.
         "ISSUER_RATE_LIMIT_PER_IP": "100000",
         "RS_ISSUER_URL": issuer_url,
+        # Narrow CORS, as `make run` sets it: the resource server's Swagger UI may call /token.
+        "ISSUER_CORS_ORIGINS": f'["http://127.0.0.1:{rs_port}"]',
         **overrides,
     }
     generated = run_script("generate_keys.py", env=env)

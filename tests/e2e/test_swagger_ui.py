@@ -31,10 +31,19 @@ pytestmark = pytest.mark.skipif(
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,1400",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
@@ -64,9 +73,14 @@ def test_swagger_authorize_then_users_me(stack: Stack, browser: WebDriver):
     browser.find_element(By.CSS_SELECTOR, "#operations-default-users_me_users_me_get").click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.try-out__btn"))).click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.execute"))).click()
-    status = wait.until(ec.visibility_of_element_located(
-        (By.CSS_SELECTOR, ".live-responses-table .response .response-col_status")))
-    body = browser.find_element(By.CSS_SELECTOR, ".live-responses-table .response-col_description pre")
+    status = wait.until(
+        ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, ".live-responses-table .response .response-col_status")
+        )
+    )
+    body = browser.find_element(
+        By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "swagger-users-me.png"))
     assert status.text.strip() == "200"

@@ -1,0 +1,134 @@
+"""Request ids, JSON logs and Prometheus metrics on both services."""
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import pytest
+import respx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from issuer.accounts import create_user
+from issuer.app import create_app as create_issuer
+from issuer.keystore_files import FileKeyStore
+from issuer.settings import Settings as IssuerSettings
+from resource_server.app import create_app as create_rs
+from resource_server.observability import REQUEST_ID, JsonFormatter
+from resource_server.settings import Settings as RSSettings
+from tests.support import public_jwk, running, sign_jwt
+
+ISSUER = "https://issuer.test"
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 if absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if line.split("{")[0].split(" ")[0] == name and all(
+            found.get(k) == v for k, v in labels.items()
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture
+def issuer_settings(tmp_path: Path) -> IssuerSettings:
+    FileKeyStore(tmp_path / "keys").generate()
+    settings = IssuerSettings(
+        url="http://issuer.test",
+        keys_dir=tmp_path / "keys",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        bcrypt_rounds=4,
+        rate_limit_per_ip=3,
+    )
+    create_user(settings, "alice", "wonderland1")
+    return settings
+
+
+async def test_request_id_is_echoed_or_made_up(issuer_settings):
+    async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
+        given = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert given.headers["x-request-id"] == "abc-123"
+        made = await client.get("/healthz")
+        assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+        hostile = await client.get("/healthz", headers={"X-Request-ID": "x" * 200})
+        assert hostile.headers["x-request-id"] != "x" * 200
+
+
+async def test_log_lines_are_json_with_the_request_id(issuer_settings, caplog):
+    formatter = JsonFormatter()
+    with caplog.at_level(logging.INFO, logger="issuer.audit"):
+        async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
+            await client.post(
+                "/token",
+                data={"username": "alice", "password": "wonderland1"},
+                headers={"X-Request-ID": "req-42"},
+            )
+    records = [r for r in caplog.records if r.name == "issuer.audit" and "login" in r.getMessage()]
+    assert records
+    event = json.loads(formatter.format(records[0]))
+    assert event["request_id"] == "req-42"
+    assert event["logger"] == "issuer.audit" and event["level"] == "info"
+    assert "wonderland1" not in json.dumps(event)
+    assert REQUEST_ID.get() == "-"  # reset after the request
+
+
+async def test_issuer_metrics(issuer_settings):
+    async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
+        await client.post("/token", data={"username": "alice", "password": "wonderland1"})
+        await client.post("/token", data={"username": "alice", "password": "wrong-one"})
+        await client.post("/token", data={"username": "alice", "password": "wrong-one"})
+        await client.post("/token", data={"username": "alice", "password": "wrong-one"})  # 429
+        etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+        await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+        text = (await client.get("/metrics")).text
+    assert metric(text, "issuer_tokens_issued_total", grant="password") == 1
+    assert metric(text, "issuer_login_failures_total", reason="bad_credentials") == 2
+    assert metric(text, "issuer_token_requests_rejected_total", reason="rate_limited") == 1
+    assert metric(text, "issuer_jwks_requests_total", status="200") == 1
+    assert metric(text, "issuer_jwks_requests_total", status="304") == 1
+    assert metric(text, "issuer_key_set_reloads_total") == 0
+    assert metric(text, "issuer_request_duration_seconds_count", route="/token", status="2xx") == 1
+    assert metric(text, "issuer_request_duration_seconds_count", route="/token", status="4xx") == 3
+
+
+async def test_resource_server_metrics(
+    respx_mock: respx.MockRouter, rsa_private_key: rsa.RSAPrivateKey
+):
+    respx_mock.get(f"{ISSUER}/.well-known/oauth-authorization-server").respond(
+        json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/jwks"}
+    )
+    respx_mock.get(f"{ISSUER}/jwks").respond(json={"keys": [public_jwk(rsa_private_key, "k1")]})
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": "1",
+        "aud": "api",
+        "exp": now + 60,
+        "iat": now,
+        "jti": "j",
+        "client_id": "c",
+    }
+    good = sign_jwt(rsa_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, claims)
+    expired = sign_jwt(
+        rsa_private_key,
+        {"alg": "RS256", "typ": "at+jwt", "kid": "k1"},
+        {**claims, "exp": now - 3600},
+    )
+    async with running(create_rs(RSSettings(issuer_url=ISSUER))) as client:
+        for token in (good, good, expired, "garbage"):
+            await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+        await client.get("/users/me", headers={"Authorization": "Basic x"})
+        text = (await client.get("/metrics")).text
+    assert metric(text, "rs_verification_failures_total", reason="expired") == 1
+    assert metric(text, "rs_verification_failures_total", reason="malformed") == 1
+    assert metric(text, "rs_verification_failures_total", reason="header") == 1
+    assert metric(text, "rs_token_cache_lookups_total", result="hit") == 1
+    assert metric(text, "rs_jwks_fetches_total", reason="initial", outcome="ok") == 1
+    assert metric(text, "rs_jwks_refresh_failures_total") == 0
+    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="2xx") == 2
+    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="4xx") == 3

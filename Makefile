@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ISSUER_PORT ?= 8000
 RS_PORT ?= 8001
 
-.PHONY: install run test lint format clean migrate bench
+.PHONY: install run test lint format clean migrate bench demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(STAMP)
 	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) & \
 	wait
+
+# A narrated run of the whole story on a temporary keys dir and database.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 # Migrates ISSUER_DATABASE_URL to the schema this version needs (all or nothing).
 migrate: $(STAMP)

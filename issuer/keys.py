@@ -13,6 +13,7 @@ private part is deleted. Exactly one key is `active`; at most one is `next`.
 
 import json
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -158,7 +159,9 @@ def rotation_step(
     upcoming = manifest.next
     if upcoming is None:
         keys.append(KeyRecord(new_kid, KeyState.NEXT, now))
-        changes.append(f"publish {new_kid} as next (may activate from {now + policy.publish_lead})")
+        changes.append(
+            f"publish {new_kid} as next (may activate from {format_timestamp(now + policy.publish_lead)})"
+        )
         return Step(KeyManifest(tuple(keys)), tuple(changes), new_kid)
     safe_at = upcoming.created_at + policy.publish_lead
     if now < safe_at and not force:
@@ -172,7 +175,7 @@ def rotation_step(
         if key.state is KeyState.ACTIVE:
             rotated.append(replace(key, state=KeyState.RETIRING, retiring_at=now))
             changes.append(
-                f"{key.kid}: active -> retiring (published until {now + policy.retire_after})"
+                f"{key.kid}: active -> retiring (published until {format_timestamp(now + policy.retire_after)})"
             )
         elif key.state is KeyState.NEXT:
             rotated.append(replace(key, state=KeyState.ACTIVE, activated_at=now))
@@ -180,7 +183,9 @@ def rotation_step(
         else:
             rotated.append(key)
     rotated.append(KeyRecord(new_kid, KeyState.NEXT, now))
-    changes.append(f"{new_kid}: new next key (may activate from {now + policy.publish_lead})")
+    changes.append(
+        f"{new_kid}: new next key (may activate from {format_timestamp(now + policy.publish_lead)})"
+    )
     return Step(KeyManifest(tuple(rotated)), tuple(changes), new_kid)
 
 
@@ -225,6 +230,10 @@ def _retire_overdue(
         else:
             result.append(key)
     return result
+
+
+def format_timestamp(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _record_to_dict(record: KeyRecord) -> dict[str, Any]:

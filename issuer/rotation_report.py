@@ -1,14 +1,13 @@
 """Human-readable views of the key set for the key scripts."""
 
-from datetime import UTC, datetime
+from rich.console import Console
+from rich.table import Table
 
-from issuer.keys import KeyManifest, RotationPolicy
+from issuer.keys import KeyManifest, RotationPolicy, format_timestamp
 
 
 def format_time(timestamp: int | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if timestamp is None else format_timestamp(timestamp)
 
 
 def status_rows(manifest: KeyManifest, policy: RotationPolicy) -> list[tuple[str, ...]]:
@@ -28,9 +27,15 @@ def status_rows(manifest: KeyManifest, policy: RotationPolicy) -> list[tuple[str
     return rows
 
 
+_STATE_STYLE = {"active": "bold green", "next": "cyan", "retiring": "yellow", "retired": "dim"}
+
+
 def print_status(manifest: KeyManifest, policy: RotationPolicy) -> None:
-    header = ("kid", "state", "created", "may activate", "retires")
-    rows = [header, *status_rows(manifest, policy)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    """The key set as a table (colours on a terminal, plain text in a pipe)."""
+    table = Table(title="Signing keys", title_justify="left")
+    for name in ("kid", "state", "created", "may activate", "retires"):
+        table.add_column(name, no_wrap=True)
+    for row in status_rows(manifest, policy):
+        style = _STATE_STYLE.get(row[1].split()[0], "")
+        table.add_row(*row, style=style)
+    Console(width=max(170, Console().width)).print(table)

@@ -51,7 +51,9 @@ def test_status_lists_each_key_with_its_times(env):
     result = run_script("rotate_keys.py", "--status", env=env)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["kid", "state", "created", "may", "activate", "retires"]
+    header = next(line for line in lines if "kid" in line)
+    for column in ("kid", "state", "created", "may activate", "retires"):
+        assert column in header
     for key in manifest(env)["keys"]:
         assert any(key["kid"] in line and key["state"] in line for line in lines)
 

@@ -159,9 +159,8 @@ def rotation_step(
     upcoming = manifest.next
     if upcoming is None:
         keys.append(KeyRecord(new_kid, KeyState.NEXT, now))
-        changes.append(
-            f"publish {new_kid} as next (may activate from {format_timestamp(now + policy.publish_lead)})"
-        )
+        ready = format_timestamp(now + policy.publish_lead)
+        changes.append(f"publish {new_kid} as next (may activate from {ready})")
         return Step(KeyManifest(tuple(keys)), tuple(changes), new_kid)
     safe_at = upcoming.created_at + policy.publish_lead
     if now < safe_at and not force:
@@ -174,18 +173,16 @@ def rotation_step(
     for key in keys:
         if key.state is KeyState.ACTIVE:
             rotated.append(replace(key, state=KeyState.RETIRING, retiring_at=now))
-            changes.append(
-                f"{key.kid}: active -> retiring (published until {format_timestamp(now + policy.retire_after)})"
-            )
+            until = format_timestamp(now + policy.retire_after)
+            changes.append(f"{key.kid}: active -> retiring (published until {until})")
         elif key.state is KeyState.NEXT:
             rotated.append(replace(key, state=KeyState.ACTIVE, activated_at=now))
             changes.append(f"{key.kid}: next -> active (signs from now)")
         else:
             rotated.append(key)
     rotated.append(KeyRecord(new_kid, KeyState.NEXT, now))
-    changes.append(
-        f"{new_kid}: new next key (may activate from {format_timestamp(now + policy.publish_lead)})"
-    )
+    ready = format_timestamp(now + policy.publish_lead)
+    changes.append(f"{new_kid}: new next key (may activate from {ready})")
     return Step(KeyManifest(tuple(rotated)), tuple(changes), new_kid)
 
 

@@ -7,8 +7,13 @@ from tests.e2e.processes import ROOT
 
 
 def test_demo_runs_the_story_end_to_end():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("GET /users/me: HTTP 200") == 1

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,8 +171,10 @@ def bcrypt_rate_all_cores(rounds: int, seconds: float = 3.0) -> float:
 
 
 @contextmanager
-def server(app: str, env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    port = free_port()
+def server(
+    app: str, env: dict[str, str], workers: int = 1, port: int | None = None
+) -> Iterator[str]:
+    port = port or free_port()
     argv = [
         sys.executable,
         "-m",
@@ -290,25 +292,9 @@ def main() -> int:
     port = free_port()
     issuer_url = f"http://127.0.0.1:{port}"
     issuer_env = {**base_env, "ISSUER_URL": issuer_url}
-    issuer = Process(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "issuer.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        issuer_env,
-        work / "issuer.log",
-    )
+    issuer = ExitStack()
     try:
-        issuer.wait_until_serving(issuer_url + "/healthz")
+        issuer.enter_context(server("issuer.app:app", issuer_env, port=port))
         token = httpx.post(
             f"{issuer_url}/token", data={"username": "alice", "password": PASSWORD}
         ).json()["access_token"]
@@ -394,7 +380,7 @@ def main() -> int:
             "met": jwks_p99 < 50,
         }
     finally:
-        issuer.stop()
+        issuer.close()
 
     with server("issuer.app:app", issuer_env, workers=2) as issuer2:
         issue2 = wrk(f"{issuer2}/token", {"Authorization": basic}, cc_body)

@@ -42,6 +42,19 @@ def read_credentials(form: dict[str, str], authorization: str | None) -> ClientC
     return ClientCredentials(client_id, secret, "client_secret_post" if secret else "none")
 
 
+async def require_client(
+    form: dict[str, str],
+    authorization: str | None,
+    clients: CachedClients,
+    require_secret: bool = False,
+) -> Client:
+    """The authenticated client of a request that must name one (401 if it names none)."""
+    credentials = read_credentials(form, authorization)
+    if credentials is None:
+        raise InvalidClient("client authentication is required")
+    return await authenticate(clients, credentials, require_secret=require_secret)
+
+
 async def authenticate(
     clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
 ) -> Client:

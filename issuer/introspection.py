@@ -4,8 +4,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from issuer.client_auth import authenticate, read_credentials
-from issuer.errors import InvalidClient, InvalidRequest
+from issuer.client_auth import require_client
+from issuer.errors import InvalidRequest
 from issuer.grants import GrantContext
 from resource_server.errors import InvalidToken
 from resource_server.verify import Verifier
@@ -17,10 +17,7 @@ async def introspect(
     form: dict[str, str], authorization: str | None, ctx: GrantContext, verifier: Verifier
 ) -> dict[str, Any]:
     """The token's state; anything not valid, revoked or not visible to the client is inactive."""
-    credentials = read_credentials(form, authorization)
-    if credentials is None:
-        raise InvalidClient("client authentication is required")
-    client = await authenticate(ctx.clients, credentials, require_secret=True)
+    client = await require_client(form, authorization, ctx.clients, require_secret=True)
     token = form.get("token")
     if token is None:
         raise InvalidRequest("token is required")

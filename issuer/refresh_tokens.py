@@ -69,6 +69,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _find(session: Session, token: str) -> RefreshToken | None:
+    return session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)))
+
+
 class RefreshTokenStore:
     """Issues, rotates and revokes refresh tokens; each call is one transaction."""
 
@@ -138,9 +142,7 @@ class RefreshTokenStore:
 
     def _refusal(self, session: Session, token: str, client_id: str, now: int) -> InvalidGrant:
         """Why a token could not be claimed; a used one revokes its family (reuse)."""
-        row = session.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
-        )
+        row = _find(session, token)
         if row is None or row.client_id != client_id:
             return InvalidGrant("refresh token is invalid")
         if row.revoked_at is not None:
@@ -155,9 +157,7 @@ class RefreshTokenStore:
 
     def find(self, token: str) -> RefreshToken | None:
         with self._sessions() as session:
-            return session.scalar(
-                select(RefreshToken).where(RefreshToken.token_hash == token_hash(token))
-            )
+            return _find(session, token)
 
     def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
         """Revoke every token of a family; return its access tokens that are still live."""

@@ -4,8 +4,8 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 
-from issuer.client_auth import authenticate, read_credentials
-from issuer.errors import InvalidClient, InvalidGrant, InvalidRequest
+from issuer.client_auth import require_client
+from issuer.errors import InvalidGrant, InvalidRequest
 from issuer.grants import GrantContext
 from issuer.refresh_tokens import AccessTokenRef
 from resource_server.errors import InvalidToken
@@ -18,10 +18,7 @@ async def revoke(
     form: dict[str, str], authorization: str | None, ctx: GrantContext, verifier: Verifier
 ) -> None:
     """Revoke the token if it is ours and the client's; unknown tokens are not an error."""
-    credentials = read_credentials(form, authorization)
-    if credentials is None:
-        raise InvalidClient("client authentication is required")
-    client = await authenticate(ctx.clients, credentials)
+    client = await require_client(form, authorization, ctx.clients)
     token = form.get("token")
     if token is None:
         raise InvalidRequest("token is required")

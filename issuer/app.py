@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from issuer import key_events
 from issuer.accounts import refuse_demo_account
 from issuer.clients import CachedClients, ClientRepository
 from issuer.counters import connect_redis, make_store
@@ -95,8 +96,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 keyring, settings.url, audience=None, leeway=0, clock=clock
             )
             app.state.metadata = MetadataCache(settings, sessions)
-            watcher = asyncio.create_task(keyring.watch(settings.keys_poll_interval))
+            wake = asyncio.Event()
+            watcher = asyncio.create_task(keyring.watch(settings.keys_poll_interval, wake))
             resources.push_async_callback(_cancel, watcher)
+            if redis_client is not None:
+                listener = asyncio.create_task(
+                    key_events.listen(redis_client, settings.redis_prefix, wake)
+                )
+                resources.push_async_callback(_cancel, listener)
             yield
 
     app = FastAPI(title="OAuth 2.0 token issuer", lifespan=lifespan, docs_url=None, redoc_url=None)

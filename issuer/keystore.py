@@ -215,10 +215,13 @@ class KeyRing:
     def peek(self, kid: str) -> RSAKey | None:
         return self.current.public_keys.get(kid)
 
-    async def watch(self, interval: float) -> None:
-        """Poll for changes forever; one cheap version check per interval."""
+    async def watch(self, interval: float, wake: asyncio.Event | None = None) -> None:
+        """Poll for changes forever: one cheap version check per interval, or when woken."""
+        wake = wake or asyncio.Event()
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            wake.clear()
             try:
                 await asyncio.to_thread(self.reload_if_changed)
             except Exception:  # a database blip must not end the watcher; retried next poll

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from issuer import key_events
 from issuer.keys import KeySetError
 from issuer.keystore import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if manifest is None:
         print(f"a key set already exists in {settings.keys_dir}; nothing changed")
         return 0
-    print(f"created key set in {settings.keys_dir}")
+    key_events.announce(settings.redis_url, settings.redis_prefix)
+    print(f"created key set in {settings.key_store().describe()}")
     print(f"  active: {manifest.active.kid}")
     assert manifest.next is not None
     print(f"  next:   {manifest.next.kid}")

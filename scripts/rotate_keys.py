@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from issuer import key_events
 from issuer.keys import KeySetError, UnsafeRotation
 from issuer.keystore import ALLOWED_KEY_SIZES
 from issuer.rotation_report import format_time, print_status
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeySetError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not args.dry_run:
+        key_events.announce(settings.redis_url, settings.redis_prefix)
     print("would change (dry run):" if args.dry_run else "changed:")
     for line in step.changes:
         print(f"  {line}")

@@ -247,3 +247,30 @@ async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
 
         await asyncio.gather(do_login(), do_jwks())
     assert order == ["jwks", "login"]
+
+
+async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
+    import uuid
+
+    from issuer import key_events
+
+    FileKeyStore(tmp_path / "keys").generate()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=tmp_path / "keys",
+        database_url=f"sqlite:///{tmp_path / 'db'}",
+        bcrypt_rounds=4,
+        keys_poll_interval=60,
+        redis_url="redis://127.0.0.1:6379/0",
+        redis_prefix=prefix,
+    )
+    async with running(create_app(settings), ISSUER) as client:
+        before = (await client.get("/.well-known/jwks.json")).headers["etag"]
+        await asyncio.sleep(0.2)  # the listener has subscribed
+        settings.key_store().rotate(settings.rotation_policy(), force=True)
+        await asyncio.to_thread(key_events.announce, settings.redis_url, prefix)
+        deadline = time.monotonic() + 3
+        while (await client.get("/.well-known/jwks.json")).headers["etag"] == before:
+            assert time.monotonic() < deadline, "the signal did not wake the key watcher"
+            await asyncio.sleep(0.05)

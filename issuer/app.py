@@ -183,8 +183,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         )
 
     @app.get("/healthz", summary="Liveness: the process answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        # Pre-serialized: the cheapest possible route, the honest ceiling for `make bench`.
+        return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

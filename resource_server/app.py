@@ -82,8 +82,9 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness: the process answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        # Pre-serialized: the cheapest possible route, the honest ceiling for `make bench`.
+        return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get(
         "/readyz",

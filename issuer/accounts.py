@@ -1,5 +1,10 @@
 """Account administration used by the scripts: creating users against the configured database."""
 
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy.orm import Session, sessionmaker
+
 from issuer.clients import ClientRepository, NewClient
 from issuer.db import make_engine, make_sessions
 from issuer.passwords import PasswordHasher, check_password_policy
@@ -32,10 +37,8 @@ def create_user(
 ) -> bool:
     """Create a user; False (and no change) if it exists and `exist_ok`."""
     check_password_policy(password)
-    engine = make_engine(settings.database_url)
-    try:
-        prepare(engine)
-        users = UserRepository(make_sessions(engine))
+    with _database(settings) as sessions:
+        users = UserRepository(sessions)
         if exist_ok and users.get_by_username(username) is not None:
             return False
         hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
@@ -44,8 +47,6 @@ def create_user(
         finally:
             hasher.close()
         return True
-    finally:
-        engine.dispose()
 
 
 def create_client(
@@ -59,11 +60,18 @@ def create_client(
     access_token_ttl: int | None = None,
 ) -> NewClient:
     """Register a client; the returned secret is shown once and never stored."""
+    with _database(settings) as sessions:
+        return ClientRepository(sessions).create(
+            client_id, grant_types, scope, audiences, public, name, access_token_ttl
+        )
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the configured database (schema checked), closed afterwards."""
     engine = make_engine(settings.database_url)
     try:
         prepare(engine)
-        return ClientRepository(make_sessions(engine)).create(
-            client_id, grant_types, scope, audiences, public, name, access_token_ttl
-        )
+        yield make_sessions(engine)
     finally:
         engine.dispose()

@@ -109,8 +109,7 @@ async def password_grant(request: TokenRequest, ctx: GrantContext) -> dict[str, 
     body = _token_body(issued)
     if client is not None and client.allows("refresh_token"):
         body["refresh_token"] = await run_in_threadpool(
-            lambda: ctx.refresh_tokens.issue(
-                None,
+            lambda: ctx.refresh_tokens.start_family(
                 client_id=client.client_id,
                 user_id=user.id,
                 scope=format_scope(scope),

@@ -81,9 +81,8 @@ class RefreshTokenStore:
         self._absolute_ttl = absolute_ttl
         self._idle_ttl = idle_ttl
 
-    def issue(
+    def start_family(
         self,
-        grant: RefreshGrant | None,
         *,
         client_id: str,
         user_id: int,
@@ -91,9 +90,9 @@ class RefreshTokenStore:
         access: AccessTokenRef,
         now: int,
     ) -> str:
-        """A new token: the first of a family (`grant` None) or a successor within it."""
+        """The first token of a new family (a login)."""
         with self._sessions() as session:
-            token = self._add(session, grant, client_id, user_id, scope, access, now)
+            token = self._add(session, None, client_id, user_id, scope, access, now)
             session.commit()
         return token
 

@@ -11,7 +11,6 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from resource_server.jwks import RemoteKeySet
-from resource_server.observability import request_histogram
 from resource_server.verify import Verifier
 
 
@@ -54,6 +53,3 @@ def make_registry(verifier: Verifier, key_set: RemoteKeySet) -> CollectorRegistr
     registry = CollectorRegistry(auto_describe=True)
     registry.register(VerifierCollector(verifier, key_set))
     return registry
-
-
-__all__ = ["make_registry", "request_histogram"]

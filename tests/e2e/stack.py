@@ -3,7 +3,7 @@
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,7 +24,6 @@ class Stack:
     issuer: Process
     rs: Process
     issuer_port: int
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def keys_dir(self) -> Path:

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +25,10 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from issuer.accounts import create_client, create_user  # noqa: E402
-from issuer.keystore_files import FileKeyStore  # noqa: E402
-from issuer.settings import Settings  # noqa: E402
-from tests.e2e.processes import Process, free_port  # noqa: E402
+from issuer.admin import create_client, create_user
+from issuer.keys.files import FileKeyStore
+from issuer.settings import Settings
+from servicekit.processes import ROOT, free_port, serving
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -170,42 +167,19 @@ def bcrypt_rate_all_cores(rounds: int, seconds: float = 3.0) -> float:
     return sum(counts) / seconds
 
 
-@contextmanager
 def server(
     app: str, env: dict[str, str], workers: int = 1, port: int | None = None
-) -> Iterator[str]:
-    port = port or free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--workers",
-        str(workers),
-    ]
-    process = Process(argv, env, Path(tempfile.mkstemp(suffix=".log")[1]))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        health = "/ping" if "tutorial" in app else "/healthz"
-        process.wait_until_serving(url + health)
-        yield url
-    finally:
-        process.stop()
+) -> AbstractContextManager[str]:
+    health = "/ping" if "tutorial" in app else "/healthz"
+    return serving(app, env, port=port, health=health, workers=workers)
 
 
 def login_latency_with_users(work: Path, users: int) -> float:
     """Median login latency (ms) at low concurrency on a SQLite database holding `users`."""
     from sqlalchemy import insert
 
-    from issuer.db import make_engine
-    from issuer.users import User
+    from issuer.accounts.users import User
+    from issuer.storage.engine import make_engine
 
     directory = work / f"users-{users}"
     directory.mkdir()

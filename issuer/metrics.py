@@ -6,8 +6,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from issuer.keystore import KeyRing
-from resource_server.observability import request_histogram
+from issuer.keys.ring import KeyRing
+from servicekit.observability import request_histogram
 
 
 class IssuerMetrics:
@@ -51,5 +51,5 @@ class _KeyRingCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         reloads = CounterMetricFamily("issuer_key_set_reloads", "Key-set changes picked up")
-        reloads.add_metric([], self._keyring.reloads)
+        reloads.add_metric([], self._keyring.generation)
         yield reloads

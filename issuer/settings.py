@@ -1,18 +1,13 @@
-"""The issuer's one settings object, read from ``ISSUER_*`` environment variables."""
+"""The issuer's one settings object, read from ``ISSUER_*`` environment variables.
+
+Data only: `issuer.services` builds engines, stores and services from it.
+"""
 
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import Engine
-
-from issuer.db import make_engine
-from issuer.keys import RotationPolicy
-from issuer.keystore import KeySetStore
-from issuer.keystore_db import DatabaseKeyStore
-from issuer.keystore_files import FileKeyStore
-from issuer.throttle import ThrottlePolicy
 
 
 class Settings(BaseSettings):
@@ -56,30 +51,6 @@ class Settings(BaseSettings):
     keys_backend: Literal["files", "database"] = "files"
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
     rotation_leeway: int = Field(120, ge=0)
-
-    def rotation_policy(self) -> RotationPolicy:
-        return RotationPolicy(
-            access_token_ttl=self.access_token_ttl,
-            jwks_max_age=self.jwks_max_age,
-            leeway=self.rotation_leeway,
-        )
-
-    def throttle_policy(self) -> ThrottlePolicy:
-        return ThrottlePolicy(
-            window=self.rate_limit_window,
-            per_ip=self.rate_limit_per_ip,
-            per_client=self.rate_limit_per_client,
-            per_username=self.rate_limit_per_username,
-            free_failures=self.login_free_failures,
-            backoff_max=self.login_backoff_max,
-        )
-
-    def key_store(self, engine: Engine | None = None) -> KeySetStore:
-        """The configured key store; the database one uses `engine` (or opens its own)."""
-        passphrase = self.keys_passphrase.get_secret_value() if self.keys_passphrase else None
-        if self.keys_backend == "database":
-            return DatabaseKeyStore(engine or make_engine(self.database_url), passphrase)
-        return FileKeyStore(self.keys_dir, passphrase=passphrase)
 
     @field_validator("url")
     @classmethod

@@ -1,11 +1,17 @@
 """Resource server and a reusable, async verifier for the issuer's RS256 access tokens."""
 
-from resource_server.deps import BearerClaims, install_verifier, require_scopes
+from resource_server.deps import (
+    AUTH_ERROR_HANDLERS,
+    BearerClaims,
+    bearer_lifespan,
+    require_scopes,
+)
 from resource_server.errors import AuthError, InsufficientScope, InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, RemoteKeySet
 from resource_server.verify import Claims, Verifier
 
 __all__ = [
+    "AUTH_ERROR_HANDLERS",
     "AuthError",
     "BearerClaims",
     "CachePolicy",
@@ -15,6 +21,6 @@ __all__ = [
     "KeySetUnavailable",
     "RemoteKeySet",
     "Verifier",
-    "install_verifier",
+    "bearer_lifespan",
     "require_scopes",
 ]

@@ -8,44 +8,52 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from resource_server.deps import bearer_claims, install_verifier
+from resource_server.deps import AUTH_ERROR_HANDLERS, bearer_claims
 from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
-from resource_server.observability import RequestContext, configure_logging, request_histogram
-from resource_server.openapi import (
-    ERROR_RESPONSES,
-    ME_EXAMPLE,
-    SCHEME,
-    install_docs,
-    install_openapi,
-)
+from resource_server.openapi import ERROR_RESPONSES, ME_EXAMPLE, SCHEME, install_openapi
 from resource_server.settings import Settings
+from resource_server.stats import VerifierStats
 from resource_server.verify import Verifier
+from servicekit.docs import install_docs
+from servicekit.observability import RequestContext, configure_logging, request_histogram
 
 
-def create_app(settings: Settings | None = None, verifier: Verifier | None = None) -> FastAPI:
-    """Build the resource server; pass a `verifier` to use one built elsewhere (tests)."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the resource server; its key set and HTTP client are opened by the lifespan."""
     settings = settings or Settings()
-    verifier = verifier or Verifier.for_issuer(
-        settings.issuer_url,
-        settings.audience,
-        jwks_url=settings.jwks_url,
-        policy=settings.cache_policy(),
-        allow_insecure_http=settings.allow_insecure_http,
-        leeway=settings.leeway,
-        max_token_bytes=settings.max_token_bytes,
-        cache_size=settings.token_cache_size,
-    )
+    stats = VerifierStats()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
-        yield
+        key_set = RemoteKeySet(
+            settings.issuer_url,
+            settings.jwks_url,
+            settings.cache_policy(),
+            allow_insecure_http=settings.allow_insecure_http,
+            stats=stats,
+        )
+        verifier = Verifier(
+            key_set,
+            settings.issuer_url,
+            settings.audience,
+            leeway=settings.leeway,
+            max_token_bytes=settings.max_token_bytes,
+            cache_size=settings.token_cache_size,
+            stats=stats,
+        )
+        async with key_set:
+            yield {"verifier": verifier, "key_set": key_set}
 
-    app = FastAPI(title="Resource server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Resource server",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers=AUTH_ERROR_HANDLERS,
+    )
     install_docs(app)
-    install_verifier(app, verifier)
-
     install_openapi(app, settings.issuer_url)
 
     @app.get(
@@ -71,10 +79,7 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         }
         return Response(orjson.dumps(body), media_type="application/json")
 
-    key_set = verifier.key_set
-    if not isinstance(key_set, RemoteKeySet):
-        raise TypeError("the resource server verifies with a RemoteKeySet")
-    registry = make_registry(verifier, key_set)
+    registry = make_registry(stats)
     app.add_middleware(RequestContext, histogram=request_histogram(registry, "rs"))
 
     @app.get("/metrics", include_in_schema=False)
@@ -91,8 +96,8 @@ def create_app(settings: Settings | None = None, verifier: Verifier | None = Non
         summary="Readiness: a key set is held",
         responses={503: {"description": "no key set yet"}},
     )
-    async def readyz() -> JSONResponse:
-        ready = key_set.ready
+    async def readyz(request: Request) -> JSONResponse:
+        ready = request.state.key_set.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app

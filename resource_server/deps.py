@@ -1,19 +1,18 @@
-"""FastAPI dependencies: `BearerClaims` and `require_scopes`, plus `install_verifier`.
+"""FastAPI wiring: `BearerClaims`, `require_scopes`, and the lifespan that runs a verifier.
 
-app = FastAPI()
-install_verifier(app, Verifier.for_issuer("https://issuer.example", audience="api"))
+verifier = Verifier.for_issuer("https://issuer.example", audience="api")
+app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_HANDLERS)
 
 @app.get("/orders")
 async def orders(claims: BearerClaims): ...
 """
 
-import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from resource_server.errors import AuthError, InsufficientScope, InvalidToken, MissingToken
@@ -25,33 +24,30 @@ _BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *$")
 MAX_HEADER_CHARS = 16 * 1024
 
 
-def install_verifier(app: FastAPI, verifier: Verifier) -> None:
-    """Make `BearerClaims` work in `app`: holds the verifier, closes it, answers its errors."""
-    app.state.verifier = verifier
-    app.add_exception_handler(AuthError, auth_error_response)  # type: ignore[arg-type]
-    inner = app.router.lifespan_context
+def bearer_lifespan(
+    verifier: Verifier,
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]:
+    """A lifespan that keeps the verifier's keys fresh and hands it to `BearerClaims`."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
-        key_set = verifier.key_set
-        keeper = asyncio.create_task(key_set.run()) if isinstance(key_set, RemoteKeySet) else None
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            if keeper is not None:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
-            await verifier.aclose()
+    async def lifespan(_: Any) -> AsyncIterator[Mapping[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(verifier.key_set, RemoteKeySet):
+                await stack.enter_async_context(verifier.key_set)
+            yield {"verifier": verifier}
 
-    app.router.lifespan_context = lifespan
+    return lifespan
 
 
-async def auth_error_response(_: Request, exc: AuthError) -> JSONResponse:
+async def auth_error_response(_: Request, exc: Exception) -> JSONResponse:
     """The RFC 6750 answer: status, `WWW-Authenticate` and a JSON error body."""
+    assert isinstance(exc, AuthError)
     return JSONResponse(exc.body(), exc.status_code, headers=exc.headers)
+
+
+AUTH_ERROR_HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Any]] = {
+    AuthError: auth_error_response
+}
 
 
 def bearer_token(request: Request) -> str:
@@ -70,11 +66,11 @@ def bearer_token(request: Request) -> str:
 async def bearer_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token."""
     # One async dependency: a sync one would cost a thread hop on every request.
-    verifier: Verifier = request.app.state.verifier
+    verifier: Verifier = request.state.verifier
     try:
         token = bearer_token(request)
     except InvalidToken as exc:
-        verifier.failures[exc.reason] += 1
+        verifier.stats.rejections[exc.reason] += 1
         raise
     return await verifier.verify(token)
 

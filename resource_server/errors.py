@@ -18,7 +18,7 @@ class AuthError(HTTPException):
     """An error answered with `WWW-Authenticate: Bearer ...` and an RFC-style JSON body."""
 
     error: ClassVar[str | None] = None
-    status: ClassVar[int] = 401
+    status_code: int = 401
 
     def __init__(
         self,
@@ -35,7 +35,7 @@ class AuthError(HTTPException):
         challenge.update(extra_challenge or {})
         params = ", ".join(f'{key}="{_quote(value)}"' for key, value in challenge.items())
         headers = {"WWW-Authenticate": f"Bearer {params}", **(extra_headers or {})}
-        super().__init__(self.status, description, headers)
+        super().__init__(self.status_code, description, headers)
 
     def body(self) -> dict[str, str]:
         body = {"error": self.error or "invalid_request"}
@@ -62,7 +62,7 @@ class InvalidToken(AuthError):
 
 class InsufficientScope(AuthError):
     error = "insufficient_scope"
-    status = 403
+    status_code = 403
 
     def __init__(self, required: tuple[str, ...]):
         scope = " ".join(required)
@@ -73,7 +73,7 @@ class KeySetUnavailable(AuthError):
     """No usable key set could be fetched yet: the issuer, not the token, is at fault."""
 
     error = "temporarily_unavailable"
-    status = 503
+    status_code = 503
 
     def __init__(self, retry_after: int):
         super().__init__(

@@ -13,8 +13,7 @@ Policy, in the order a request meets it:
 """
 
 import asyncio
-import base64
-import binascii
+import contextlib
 import ipaddress
 import json
 import logging
@@ -22,7 +21,6 @@ import math
 import random
 import re
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +30,9 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from resource_server.base64url import b64url_decode
 from resource_server.errors import KeySetUnavailable
+from resource_server.stats import VerifierStats
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +74,19 @@ class _Snapshot:
 
 
 class RemoteKeySet:
-    """The issuer's signing keys, fetched through `client` and kept by the policy above."""
+    """The issuer's signing keys, kept by the policy above; `async with` runs the keeper."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
         issuer: str,
         jwks_url: str | None = None,
         policy: CachePolicy | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         allow_insecure_http: bool = False,
+        stats: VerifierStats | None = None,
     ):
-        self._client = client
         self._issuer = issuer.rstrip("/")
         self._policy = policy or CachePolicy()
         self._clock = clock
@@ -94,21 +95,60 @@ class RemoteKeySet:
         if jwks_url:
             _require_safe_url(jwks_url, allow_insecure_http)
         self._jwks_url = jwks_url
+        # A client passed in belongs to the caller; one made here is closed by `aclose`.
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(headers={"User-Agent": "resource-server"})
+        self.stats = stats or VerifierStats()
         self._snapshot: _Snapshot | None = None
+        self._generation = 0
         self._pending: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._last_fetch_started = -float("inf")
         self._failures = 0
         self._retry_at = -float("inf")
-        # Fetches started, by (reason, outcome): what /metrics reports.
-        self.fetches: Counter[tuple[str, str]] = Counter()
+
+    async def __aenter__(self) -> "RemoteKeySet":
+        # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
+        self._keeper = asyncio.get_running_loop().create_task(self.run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the background keeper and close the HTTP client if it is ours."""
+        for task in (self._keeper, self._pending):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._keeper = None
+        if self._owns_client:
+            await self._client.aclose()
 
     @property
     def ready(self) -> bool:
         """Whether a usable key set is held."""
         return self._usable(self._clock()) is not None
 
-    async def get(self, kid: str) -> RSAKey | None:
-        """The key for `kid`, refreshing per the policy; `None` if the issuer has no such key."""
+    @property
+    def generation(self) -> int:
+        """Changes whenever the held keys change or stop being usable."""
+        return self._generation if self._usable(self._clock()) is not None else -1
+
+    async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
+        """The key for `kid`, refreshing per the policy; `None` if the issuer has no such key.
+
+        With `rejected` (a key a signature just failed with): some issuers replace key
+        material under the same kid, so one cooldown-bound refresh, and the new key if any.
+        """
+        if rejected is not None:
+            if not await self._refresh_within_cooldown("bad_signature"):
+                return None
+            key = self._snapshot.keys.get(kid) if self._snapshot else None
+            if key is None or key.as_dict(private=False) == rejected.as_dict(private=False):
+                return None
+            return key
         now = self._clock()
         snapshot = self._usable(now)
         if snapshot is None or (now >= snapshot.expires_at and not self._failures):
@@ -124,20 +164,6 @@ class RemoteKeySet:
         key = snapshot.keys.get(kid)
         if key is None and await self._refresh_within_cooldown("unknown_kid"):
             key = self._snapshot.keys.get(kid) if self._snapshot else None
-        return key
-
-    def peek(self, kid: str) -> RSAKey | None:
-        """The key held for `kid` right now, with no I/O and no refresh."""
-        snapshot = self._usable(self._clock())
-        return snapshot.keys.get(kid) if snapshot else None
-
-    async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None:
-        """Some issuers replace key material under the same kid: one cooldown-bound refresh."""
-        if not await self._refresh_within_cooldown("bad_signature"):
-            return None
-        key = self._snapshot.keys.get(kid) if self._snapshot else None
-        if key is None or key.as_dict(private=False) == tried.as_dict(private=False):
-            return None
         return key
 
     async def run(self) -> None:
@@ -194,7 +220,7 @@ class RemoteKeySet:
         try:
             await self._fetch()
         except (FetchError, KeySetDataError) as exc:
-            self.fetches[reason, "error"] += 1
+            self.stats.fetches[reason, "error"] += 1
             self._failures += 1
             delay = min(self._policy.retry_max, self._policy.retry_base * 2 ** (self._failures - 1))
             self._retry_at = self._clock() + delay * random.uniform(0.5, 1.0)  # noqa: S311
@@ -205,7 +231,7 @@ class RemoteKeySet:
                     exc,
                 )
             return
-        self.fetches[reason, "ok"] += 1
+        self.stats.fetches[reason, "ok"] += 1
         if self._failures:
             log.info("JWKS fetch from %s recovered after %d failures", self._issuer, self._failures)
         self._failures = 0
@@ -226,6 +252,8 @@ class RemoteKeySet:
         if status != 200:
             raise FetchError(f"JWKS endpoint answered {status}")
         keys = parse_jwks(body)
+        if previous is None or _fingerprint(keys) != _fingerprint(previous.keys):
+            self._generation += 1
         self._snapshot = _Snapshot(keys, now, now + ttl, response_headers.get("etag"))
 
     async def _discover_jwks_url(self) -> str:
@@ -336,10 +364,14 @@ def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
 
 def _bit_length(b64url_integer: str) -> int:
     try:
-        raw = base64.urlsafe_b64decode(b64url_integer + "=" * (-len(b64url_integer) % 4))
-    except (ValueError, binascii.Error):
+        return int.from_bytes(b64url_decode(b64url_integer), "big").bit_length()
+    except ValueError:
         return 0
-    return int.from_bytes(raw, "big").bit_length()
+
+
+def _fingerprint(keys: dict[str, RSAKey]) -> set[tuple[str, str, str]]:
+    """The key material by kid, to tell a changed set from a refetched one."""
+    return {(kid, str(key.as_dict()["n"]), str(key.as_dict()["e"])) for kid, key in keys.items()}
 
 
 def _require_safe_url(url: str, allow_insecure_http: bool) -> None:

@@ -1,15 +1,11 @@
 """`Verifier.verify(token) -> Claims`: the only place token rules live (RFC 8725, RFC 9068)."""
 
-import base64
-import binascii
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
 from joserfc import jws
 from joserfc.errors import (
     BadSignatureError,
@@ -21,8 +17,10 @@ from joserfc.errors import (
 from joserfc.jwk import RSAKey
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from resource_server.base64url import b64url_decode
 from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.stats import VerifierStats
 from resource_server.token_cache import VerifiedTokens
 
 # RFC 8725 section 3.1: the accepted algorithms are ours, never the token's.
@@ -38,14 +36,17 @@ _REGISTRY = jws.JWSRegistry(algorithms=list(ALLOWED_ALGORITHMS), strict_check_he
 
 
 class KeySource(Protocol):
-    """Where a verifier finds keys by kid: `RemoteKeySet`, or an issuer's own key ring."""
+    """Where a verifier finds keys: `RemoteKeySet`, or an issuer's own key ring."""
 
-    async def get(self, kid: str) -> RSAKey | None: ...
+    @property
+    def generation(self) -> int:
+        """Changes whenever the held keys change; cached verifications end with it."""
 
-    async def reload_after_bad_signature(self, kid: str, tried: RSAKey) -> RSAKey | None: ...
+    async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
+        """The key for `kid` (refreshing per the source's policy); `None` if there is none.
 
-    def peek(self, kid: str) -> RSAKey | None:
-        """The key held for `kid` now, without any I/O (None if not held)."""
+        `rejected` is a key a signature just failed with: the source may hold a newer one.
+        """
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class Verifier:
         leeway: int = MAX_LEEWAY,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         clock: Callable[[], float] = time.time,
-        client: httpx.AsyncClient | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        stats: VerifierStats | None = None,
     ):
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
@@ -82,13 +83,9 @@ class Verifier:
         self._leeway = leeway
         self._max_token_bytes = max_token_bytes
         self._clock = clock
-        self._client = client
-        # Counters read by /metrics: failures by reason, cache hits and misses.
-        self.failures: Counter[str] = Counter()
-        self.cache_hits = 0
-        self.cache_misses = 0
-        # Entries: (claims, kid, the key object that verified the token).
-        self._verified: VerifiedTokens[tuple[Claims, str, RSAKey]] = VerifiedTokens(cache_size)
+        self.stats = stats or VerifierStats()
+        # Entries: (claims, the key set's generation when the token verified).
+        self._verified: VerifiedTokens[tuple[Claims, int]] = VerifiedTokens(cache_size)
 
     @classmethod
     def for_issuer(
@@ -98,31 +95,25 @@ class Verifier:
         jwks_url: str | None = None,
         policy: CachePolicy | None = None,
         allow_insecure_http: bool = False,
+        stats: VerifierStats | None = None,
         **options: Any,
     ) -> "Verifier":
-        """A verifier with its own HTTP client; close it with `aclose()`."""
-        policy = policy or CachePolicy()
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(policy.timeout), headers={"User-Agent": "resource-server"}
-        )
+        """A verifier over a `RemoteKeySet` of `issuer` (see `bearer_lifespan` to run it)."""
+        stats = stats or VerifierStats()
         key_set = RemoteKeySet(
-            client, issuer, jwks_url, policy, allow_insecure_http=allow_insecure_http
+            issuer, jwks_url, policy, allow_insecure_http=allow_insecure_http, stats=stats
         )
-        return cls(key_set, issuer, audience, client=client, **options)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        return cls(key_set, issuer, audience, stats=stats, **options)
 
     async def verify(self, token: str) -> Claims:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""
         try:
             return await self._verify(token)
         except InvalidToken as exc:
-            self.failures[exc.reason] += 1
+            self.stats.rejections[exc.reason] += 1
             raise
         except KeySetUnavailable:
-            self.failures["keys_unavailable"] += 1
+            self.stats.rejections["keys_unavailable"] += 1
             raise
 
     async def _verify(self, token: str) -> Claims:
@@ -134,9 +125,8 @@ class Verifier:
         remembered = self._remembered(token, now)
         if remembered is not None:
             return remembered
-        header = _read_header(token)
-        kid = header["kid"]
-        key = await self.key_set.get(kid)
+        kid = _read_header(token)["kid"]
+        key = await self.key_set.key(kid)
         if key is None:
             raise InvalidToken(
                 "the token is signed with a key the issuer does not publish", reason="unknown_kid"
@@ -144,31 +134,31 @@ class Verifier:
         try:
             payload = _verify_signature(token, key)
         except InvalidToken:
-            # The issuer may have replaced the key under the same kid: one bounded retry.
-            replacement = await self.key_set.reload_after_bad_signature(kid, key)
+            replacement = await self.key_set.key(kid, rejected=key)
             if replacement is None:
                 raise
             payload = _verify_signature(token, replacement)
-            key = replacement
+        # No await since the key was handed out, so this is the generation it came from.
+        generation = self.key_set.generation
         claims = self._validate_claims(payload, now)
-        self._verified.put(token, (claims, kid, key))
+        self._verified.put(token, (claims, generation))
         return claims
 
     def _remembered(self, token: str, now: int) -> Claims | None:
         """The claims of this exact token if it verified before and nothing has changed since.
 
-        Still valid while unexpired (the same `exp` rule with leeway) and while the very key
-        object that verified it is held: a key that left the JWKS, or was replaced, ends it.
+        Still valid while unexpired (the same `exp` rule with leeway) and while the key set
+        holds the same keys: a key that left the JWKS, or was replaced, ends it.
         `nbf` and `iat` only become more valid with time, so they need no second look.
         """
         cached = self._verified.get(token)
         if cached is not None:
-            claims, kid, key = cached
-            if now < claims.exp + self._leeway and self.key_set.peek(kid) is key:
-                self.cache_hits += 1
+            claims, generation = cached
+            if now < claims.exp + self._leeway and generation == self.key_set.generation:
+                self.stats.cache_hits += 1
                 return claims
             self._verified.drop(token)
-        self.cache_misses += 1
+        self.stats.cache_misses += 1
         return None
 
     def _validate_claims(self, payload: bytes, now: int) -> Claims:
@@ -226,8 +216,8 @@ def _read_header(token: str) -> dict[str, Any]:
     if not parts[2]:
         raise InvalidToken("the token has no signature", reason="malformed")
     try:
-        header = json.loads(_b64decode(parts[0]))
-    except (ValueError, binascii.Error):
+        header = json.loads(b64url_decode(parts[0]))
+    except ValueError:
         raise InvalidToken(
             "the token header is not base64url-encoded JSON", reason="malformed"
         ) from None
@@ -264,12 +254,6 @@ def _verify_signature(token: str, key: RSAKey) -> bytes:
         raise InvalidToken("the token is malformed", reason="malformed") from None
     assert result.payload is not None
     return result.payload
-
-
-def _b64decode(segment: str) -> bytes:
-    if not segment.isascii():
-        raise ValueError("non-ASCII")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _claim_problem(claim: str, description: str) -> str:

@@ -8,11 +8,13 @@ import argparse
 import sys
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.accounts import create_client
-from issuer.clients import GRANT_TYPES, ClientError
-from issuer.errors import InvalidScope
+from issuer.admin import create_client
+from issuer.oauth.clients import GRANT_TYPES, ClientError
+from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
+from issuer.storage.schema import SchemaMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    except (ClientError, InvalidScope) as exc:
+    except (ClientError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     client = created.client

@@ -4,11 +4,14 @@ import argparse
 import getpass
 import sys
 
-from issuer.accounts import create_user
-from issuer.errors import InvalidScope
-from issuer.passwords import PasswordPolicyError
+from sqlalchemy.exc import SQLAlchemyError
+
+from issuer.accounts.passwords import PasswordPolicyError
+from issuer.accounts.users import UserError
+from issuer.admin import create_user
+from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
-from issuer.users import UserError
+from issuer.storage.schema import SchemaMismatch
 
 
 def read_password(from_stdin: bool) -> str:
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             scope=args.scope,
             exist_ok=args.exist_ok,
         )
-    except (UserError, PasswordPolicyError, InvalidScope) as exc:
+    except (UserError, PasswordPolicyError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if created:

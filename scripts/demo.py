@@ -6,19 +6,16 @@ verifying, revoke the old key, show the old token's 401. Nothing outside a temp 
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from resource_server.base64url import b64url_decode
+from servicekit.processes import free_port, run_script, serving
+
 PASSWORD = "demo-password-1"
 
 
@@ -35,55 +32,14 @@ def show(label: str, response: httpx.Response) -> None:
 
 
 def script(env: dict[str, str], name: str, *args: str, stdin: str = "") -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / name), *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_script(name, *args, env=env, stdin=stdin)
     if result.returncode not in (0, 3):
         raise SystemExit(f"{name} failed: {result.stderr}")
     return result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: str, port: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            for _ in range(200):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            yield url
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(10)
-
-
 def kid_of(token: str) -> str:
-    import base64
-
-    header = token.split(".")[0]
-    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+    return str(json.loads(b64url_decode(token.split(".")[0]))["kid"])
 
 
 def main() -> int:
@@ -120,8 +76,8 @@ def main() -> int:
             end="",
         )
         with (
-            serving("issuer.app:app", issuer_port, env, Path(tmp, "issuer.log")),
-            serving("resource_server.app:app", rs_port, env, Path(tmp, "rs.log")) as rs,
+            serving("issuer.app:app", env, issuer_port, Path(tmp, "issuer.log")),
+            serving("resource_server.app:app", env, rs_port, Path(tmp, "rs.log")) as rs,
         ):
             say("Log in: POST /token with the tutorial's form")
             login = httpx.post(

@@ -5,11 +5,14 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from issuer import key_events
-from issuer.keys import KeySetError
-from issuer.keystore import ALLOWED_KEY_SIZES
+from issuer.keys import events as key_events
+from issuer.keys.model import KeySetError
+from issuer.keys.store import ALLOWED_KEY_SIZES
+from issuer.services import open_key_store
 from issuer.settings import Settings
+from issuer.storage.schema import SchemaMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,18 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
-        manifest = settings.key_store().generate(args.key_size)
+        with open_key_store(settings) as store:
+            manifest = store.generate(args.key_size)
+            where = store.describe()
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    except (KeySetError, OSError) as exc:
+    except (KeySetError, SchemaMismatch, SQLAlchemyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if manifest is None:
-        print(f"a key set already exists in {settings.keys_dir}; nothing changed")
+        print(f"a key set already exists in {where}; nothing changed")
         return 0
     key_events.announce(settings.redis_url, settings.redis_prefix)
-    print(f"created key set in {settings.key_store().describe()}")
+    print(f"created key set in {where}")
     print(f"  active: {manifest.active.kid}")
     assert manifest.next is not None
     print(f"  next:   {manifest.next.kid}")

@@ -6,9 +6,9 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer import schema
-from issuer.db import make_engine
 from issuer.settings import Settings
+from issuer.storage import schema
+from issuer.storage.engine import make_engine
 
 
 def main(argv: list[str] | None = None) -> int:

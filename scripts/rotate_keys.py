@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from issuer import key_events
-from issuer.keys import KeySetError, UnsafeRotation
-from issuer.keystore import ALLOWED_KEY_SIZES
-from issuer.rotation_report import format_time, print_status
+from issuer.keys import events as key_events
+from issuer.keys.model import KeySetError, UnsafeRotation
+from issuer.keys.report import format_time, print_status
+from issuer.keys.store import ALLOWED_KEY_SIZES
+from issuer.services import open_key_store, rotation_policy
 from issuer.settings import Settings
+from issuer.storage.schema import SchemaMismatch
 
 EXIT_UNSAFE = 3
 
@@ -39,25 +42,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="rotate even if verifiers may not hold the next key"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_revoke_value(sys.argv[1:] if argv is None else argv))
     try:
         settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
-        store, policy = settings.key_store(), settings.rotation_policy()
-        if args.status:
-            print_status(store.read_manifest(), policy)
-            return 0
-        if args.revoke:
-            step = (
-                store.plan_revocation(args.revoke)
-                if args.dry_run
-                else store.revoke(args.revoke, args.key_size)
-            )
-        else:
-            step = (
-                store.plan_rotation(policy, args.force)
-                if args.dry_run
-                else store.rotate(policy, args.force, args.key_size)
-            )
+        policy = rotation_policy(settings)
+        with open_key_store(settings) as store:
+            if args.status:
+                print_status(store.read_manifest(), policy)
+                return 0
+            if args.revoke:
+                step = (
+                    store.plan_revocation(args.revoke)
+                    if args.dry_run
+                    else store.revoke(args.revoke, args.key_size)
+                )
+            else:
+                step = (
+                    store.plan_rotation(policy, args.force)
+                    if args.dry_run
+                    else store.rotate(policy, args.force, args.key_size)
+                )
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             f"safe from {format_time(exc.safe_at)}; run again then, or use --force", file=sys.stderr
         )
         return EXIT_UNSAFE
-    except (KeySetError, OSError) as exc:
+    except (KeySetError, SchemaMismatch, SQLAlchemyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.dry_run:
@@ -83,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             "again."
         )
     return 0
+
+
+def _attach_revoke_value(argv: list[str]) -> list[str]:
+    """`--revoke KID` as `--revoke=KID`: a kid is base64url and may start with "-"."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--revoke":
+            joined[-1] = f"--revoke={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 if __name__ == "__main__":

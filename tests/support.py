@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from issuer.db import make_engine, make_sessions
+from issuer.storage.engine import make_engine, make_sessions
 
 
 class FakeClock:
@@ -63,10 +64,22 @@ async def running(
     app: FastAPI, base_url: str = "http://testserver", client_ip: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan entered, and a client that talks to it in process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+    async with served(app) as asgi:
+        transport = httpx.ASGITransport(app=asgi, client=(client_ip, 50000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[ASGIApp]:
+    """The app with its lifespan entered, handing the lifespan's state to every request as
+    an ASGI server does (httpx's in-process transport runs no lifespan)."""
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+        yield with_state
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ import resource_server
 
 def test_public_surface_is_pinned():
     assert sorted(resource_server.__all__) == [
+        "AUTH_ERROR_HANDLERS",
         "AuthError",
         "BearerClaims",
         "CachePolicy",
@@ -14,7 +15,7 @@ def test_public_surface_is_pinned():
         "KeySetUnavailable",
         "RemoteKeySet",
         "Verifier",
-        "install_verifier",
+        "bearer_lifespan",
         "require_scopes",
     ]
     for name in resource_server.__all__:

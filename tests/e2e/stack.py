@@ -10,7 +10,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.processes import Process, free_port, run_script, uvicorn
+from servicekit.processes import Process, free_port, run_script, uvicorn
 
 PASSWORD = "wonderland1"
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.e2e.processes import ROOT
+from servicekit.processes import ROOT
 
 
 def test_demo_runs_the_story_end_to_end():

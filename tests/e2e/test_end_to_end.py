@@ -7,7 +7,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from tests.e2e.processes import run_script
+from servicekit.processes import run_script
 from tests.e2e.stack import Stack, running_stack
 from tests.support import sign_jwt
 

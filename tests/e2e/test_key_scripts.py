@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import ROOT, run_script
+from servicekit.processes import ROOT, run_script
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.processes import Process, free_port
+from servicekit.processes import Process, free_port
 
 
 def port_open(port: int) -> bool:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from tests.e2e.processes import run_script
+from servicekit.processes import run_script
 from tests.e2e.stack import PASSWORD, Stack, running_stack
 
 

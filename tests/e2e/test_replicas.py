@@ -11,8 +11,8 @@ import jwt as pyjwt
 import pytest
 from sqlalchemy import create_engine, text
 
+from servicekit.processes import Process, free_port, run_script, uvicorn
 from tests.conftest import POSTGRES_URL, postgres_schema_url
-from tests.e2e.processes import Process, free_port, run_script, uvicorn
 
 PASSWORD = "wonderland1"
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import jwt as pyjwt
 
-from tests.e2e.processes import run_script
+from servicekit.processes import run_script
 from tests.e2e.stack import running_stack
 
 

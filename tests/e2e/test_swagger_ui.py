@@ -14,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.processes import ROOT
+from servicekit.processes import ROOT
 from tests.e2e.stack import PASSWORD, Stack, running_stack
 
 CHROMIUM = shutil.which("chromium")

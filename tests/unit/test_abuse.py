@@ -11,17 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from starlette.types import ASGIApp
 
-from issuer.accounts import DEMO_PASSWORD, DEMO_USERNAME, create_client, create_user
+from issuer.accounts.demo import DEMO_PASSWORD, DEMO_USERNAME
+from issuer.accounts.users import User
+from issuer.admin import create_client, create_user
 from issuer.app import create_app
-from issuer.keystore_files import FileKeyStore
+from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
-from issuer.users import User
-from tests.support import db_session, running
+from tests.support import db_session, running, served
 
 ISSUER = "http://issuer.test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -40,7 +41,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def client_for(app: FastAPI, ip: str) -> httpx.AsyncClient:
+def client_for(app: ASGIApp, ip: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(ip, 40000))
     return httpx.AsyncClient(transport=transport, base_url=ISSUER)
 
@@ -78,10 +79,10 @@ async def test_per_client_limit_holds_across_ips(tmp_path, clock):
     settings = make_settings(tmp_path, rate_limit_per_client=2)
     secret = create_client(settings, "svc", ("client_credentials",)).secret
     app = create_app(settings, clock=clock)
-    async with running(app, ISSUER):
+    async with served(app) as asgi:
         statuses = []
         for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
-            async with client_for(app, ip) as client:
+            async with client_for(asgi, ip) as client:
                 response = await client.post(
                     "/token", data={"grant_type": "client_credentials"}, auth=("svc", secret)
                 )
@@ -114,16 +115,16 @@ async def test_a_guesser_elsewhere_cannot_lock_the_user_out(tmp_path, clock):
     settings = make_settings(tmp_path, login_free_failures=2, rate_limit_per_username=10)
     create_user(settings, "alice", "wonderland1")
     app = create_app(settings, clock=clock)
-    async with running(app, ISSUER):
-        async with client_for(app, "192.0.2.10") as home:
+    async with served(app) as asgi:
+        async with client_for(asgi, "192.0.2.10") as home:
             assert (await login(home)).status_code == 200  # alice's own IP
         for i in range(12):  # a botnet: a few guesses from each of many IPs
-            async with client_for(app, f"203.0.113.{i}") as bot:
+            async with client_for(asgi, f"203.0.113.{i}") as bot:
                 for _ in range(2):
                     await login(bot, password="guess-guess")
-        async with client_for(app, "198.51.100.7") as stranger:
+        async with client_for(asgi, "198.51.100.7") as stranger:
             assert (await login(stranger)).status_code == 429  # username cap for unknown IPs
-        async with client_for(app, "192.0.2.10") as home:
+        async with client_for(asgi, "192.0.2.10") as home:
             assert (await login(home)).status_code == 200  # alice is not locked out
 
 
@@ -154,7 +155,7 @@ async def test_limits_are_shared_between_two_instances_through_redis(tmp_path):
 async def test_redis_down_keeps_limits_per_process_and_never_500s(tmp_path, caplog):
     settings = make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0", rate_limit_per_ip=2)
     create_user(settings, "alice", "wonderland1")
-    with caplog.at_level(logging.WARNING, logger="issuer.counters"):
+    with caplog.at_level(logging.WARNING, logger="issuer.limits.counters"):
         async with running(create_app(settings), ISSUER) as client:
             statuses = [(await login(client)).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]

@@ -10,12 +10,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from issuer.accounts import create_client, create_user
+from issuer.accounts.users import User
+from issuer.admin import create_client, create_user
 from issuer.app import create_app
-from issuer.clients import Client
-from issuer.keystore_files import FileKeyStore
+from issuer.keys.files import FileKeyStore
+from issuer.oauth.clients import Client
 from issuer.settings import Settings
-from issuer.users import User
 from tests.support import FakeClock, db_session, running
 
 ISSUER = "http://issuer.test"

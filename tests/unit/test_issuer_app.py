@@ -10,11 +10,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from issuer.accounts import create_user
+from issuer.accounts.users import User
+from issuer.admin import create_user
 from issuer.app import create_app
-from issuer.keystore_files import FileKeyStore
+from issuer.keys.files import FileKeyStore
+from issuer.services import open_key_store, rotation_policy
 from issuer.settings import Settings
-from issuer.users import User
 from tests.support import db_session, running
 
 ISSUER = "http://issuer.test"
@@ -197,7 +198,8 @@ async def test_jwks_body_is_built_once_per_key_set_change(client, settings):
     first = await client.get("/.well-known/jwks.json")
     second = await client.get("/.well-known/jwks.json")
     assert first.headers["etag"] == second.headers["etag"]
-    settings.key_store().rotate(settings.rotation_policy(), force=True)
+    with open_key_store(settings) as store:
+        store.rotate(rotation_policy(settings), force=True)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         rotated = await client.get("/.well-known/jwks.json")
@@ -252,7 +254,7 @@ async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
 async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
     import uuid
 
-    from issuer import key_events
+    from issuer.keys import events as key_events
 
     FileKeyStore(tmp_path / "keys").generate()
     prefix = f"test:{uuid.uuid4().hex}:"
@@ -268,7 +270,8 @@ async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
     async with running(create_app(settings), ISSUER) as client:
         before = (await client.get("/.well-known/jwks.json")).headers["etag"]
         await asyncio.sleep(0.2)  # the listener has subscribed
-        settings.key_store().rotate(settings.rotation_policy(), force=True)
+        with open_key_store(settings) as store:
+            store.rotate(rotation_policy(settings), force=True)
         await asyncio.to_thread(key_events.announce, settings.redis_url, prefix)
         deadline = time.monotonic() + 3
         while (await client.get("/.well-known/jwks.json")).headers["etag"] == before:

@@ -46,11 +46,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def key_set(http: httpx.AsyncClient, clock: FakeClock) -> RemoteKeySet:
-    return RemoteKeySet(http, ISSUER, policy=CachePolicy(), clock=clock)
+    return RemoteKeySet(ISSUER, client=http, policy=CachePolicy(), clock=clock)
 
 
 async def test_jwks_uri_comes_from_the_issuer_metadata(key_set, jwks_route, metadata_route):
-    assert await key_set.get("k1") is not None
+    assert await key_set.key("k1") is not None
     assert metadata_route.call_count == 1
     assert jwks_route.call_count == 1
 
@@ -59,7 +59,7 @@ async def test_metadata_naming_another_issuer_is_not_used(respx_mock, key_set):
     respx_mock.get(METADATA_URL).respond(json={"issuer": "https://evil.test", "jwks_uri": JWKS_URL})
     jwks_route = respx_mock.get(JWKS_URL).respond(json={"keys": []})
     with pytest.raises(KeySetUnavailable):
-        await key_set.get("k1")
+        await key_set.key("k1")
     assert jwks_route.call_count == 0
 
 
@@ -70,15 +70,15 @@ async def test_missing_metadata_falls_back_to_the_well_known_jwks(
     route = respx_mock.get(f"{ISSUER}/.well-known/jwks.json").respond(
         json=jwks((rsa_private_key, "k1"))
     )
-    assert await key_set.get("k1") is not None
+    assert await key_set.key("k1") is not None
     assert route.call_count == 1
 
 
 async def test_fresh_keys_are_served_from_memory(key_set, jwks_route, clock):
-    await key_set.get("k1")
+    await key_set.key("k1")
     for _ in range(100):
         clock.advance(1)
-        assert await key_set.get("k1") is not None
+        assert await key_set.key("k1") is not None
     assert jwks_route.call_count == 1
 
 
@@ -97,13 +97,13 @@ async def test_lifetime_is_max_age_clamped_to_bounds(
 ):
     headers = {"Cache-Control": cache_control} if cache_control else {}
     route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")), headers=headers)
-    await key_set.get("k1")
+    await key_set.key("k1")
     clock.advance(expected_ttl - 0.5)
     key_set._policy = CachePolicy(refresh_ahead=1.0)  # isolate expiry from refresh-ahead
-    await key_set.get("k1")
+    await key_set.key("k1")
     assert route.call_count == 1
     clock.advance(1)
-    await key_set.get("k1")
+    await key_set.key("k1")
     assert route.call_count == 2
 
 
@@ -120,9 +120,9 @@ async def test_expired_set_is_revalidated_with_etag(
             httpx.Response(304, headers={"ETag": '"v1"', "Cache-Control": "max-age=100"}),
         ]
     )
-    await key_set.get("k1")
+    await key_set.key("k1")
     clock.advance(101)
-    assert await key_set.get("k1") is not None
+    assert await key_set.key("k1") is not None
     assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
 
 
@@ -149,34 +149,34 @@ async def test_refresh_ahead_runs_in_the_background(
         return next(responses)
 
     route = respx_mock.get(JWKS_URL).mock(side_effect=respond)
-    await key_set.get("k1")
+    await key_set.key("k1")
     clock.advance(85)  # past 80 % of the lifetime, before expiry
     # The request is answered from memory while the refresh waits on the issuer.
-    assert await asyncio.wait_for(key_set.get("k1"), timeout=1) is not None
+    assert await asyncio.wait_for(key_set.key("k1"), timeout=1) is not None
     assert route.call_count == 2
     release.set()
     await asyncio.sleep(0.01)
-    assert await key_set.get("k2") is not None  # the background refresh landed
+    assert await key_set.key("k2") is not None  # the background refresh landed
     assert route.call_count == 2
 
 
 async def test_concurrent_unknown_kids_share_one_fetch(key_set, jwks_route, clock):
-    await key_set.get("k1")
+    await key_set.key("k1")
     clock.advance(31)
-    results = await asyncio.gather(*(key_set.get(f"random-{i}") for i in range(100)))
+    results = await asyncio.gather(*(key_set.key(f"random-{i}") for i in range(100)))
     assert results == [None] * 100
     assert jwks_route.call_count == 2
 
 
 async def test_unknown_kid_refresh_respects_cooldown(key_set, jwks_route, clock):
-    await key_set.get("k1")
-    assert await key_set.get("nope") is None  # within 30 s of the first fetch: no refresh
+    await key_set.key("k1")
+    assert await key_set.key("nope") is None  # within 30 s of the first fetch: no refresh
     assert jwks_route.call_count == 1
     clock.advance(31)
-    assert await key_set.get("nope") is None
+    assert await key_set.key("nope") is None
     assert jwks_route.call_count == 2
     clock.advance(10)
-    assert await key_set.get("nope-again") is None
+    assert await key_set.key("nope-again") is None
     assert jwks_route.call_count == 2
 
 
@@ -189,9 +189,9 @@ async def test_unknown_kid_is_found_after_a_refresh(
             httpx.Response(200, json=jwks((rsa_private_key, "k1"), (other_private_key, "k2"))),
         ]
     )
-    await key_set.get("k1")
+    await key_set.key("k1")
     clock.advance(31)
-    assert await key_set.get("k2") is not None
+    assert await key_set.key("k2") is not None
 
 
 async def test_replaced_key_material_under_a_known_kid_is_reloaded_once(
@@ -203,11 +203,11 @@ async def test_replaced_key_material_under_a_known_kid_is_reloaded_once(
             httpx.Response(200, json=jwks((other_private_key, "k1"))),
         ]
     )
-    old = await key_set.get("k1")
-    assert await key_set.reload_after_bad_signature("k1", old) is None  # cooldown holds
+    old = await key_set.key("k1")
+    assert await key_set.key("k1", rejected=old) is None  # cooldown holds
     assert route.call_count == 1
     clock.advance(31)
-    replacement = await key_set.reload_after_bad_signature("k1", old)
+    replacement = await key_set.key("k1", rejected=old)
     assert replacement is not None and replacement.as_dict() != old.as_dict()
 
 
@@ -216,12 +216,12 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
 ):
     route = respx_mock.get(JWKS_URL)
     route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
-    await key_set.get("k1")
+    await key_set.key("k1")
     route.mock(side_effect=httpx.ConnectError("refused"))
     with caplog.at_level(logging.INFO, logger="resource_server.jwks"):
         for _ in range(20):  # 20 minutes of outage, well past expiry
             clock.advance(60)
-            assert await key_set.get("k1") is not None
+            assert await key_set.key("k1") is not None
         failures = route.call_count - 1
         assert 1 <= failures <= 12  # backoff, not a fetch per request
         route.mock(
@@ -230,9 +230,9 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
             )
         )
         clock.advance(61)  # past the longest backoff
-        await key_set.get("k1")
+        await key_set.key("k1")
         await asyncio.sleep(0.01)  # let the background refresh land
-        assert await key_set.get("k2") is not None
+        assert await key_set.key("k2") is not None
     messages = [r.getMessage() for r in caplog.records]
     assert sum("failed" in m for m in messages) == 1  # once per state change
     assert sum("recovered" in m for m in messages) == 1
@@ -241,16 +241,16 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
 async def test_stale_set_is_dropped_after_the_stale_limit(
     respx_mock, metadata_route, http, clock, rsa_private_key
 ):
-    key_set = RemoteKeySet(http, ISSUER, policy=CachePolicy(stale_if_error=600), clock=clock)
+    key_set = RemoteKeySet(ISSUER, client=http, policy=CachePolicy(stale_if_error=600), clock=clock)
     route = respx_mock.get(JWKS_URL)
     route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
-    await key_set.get("k1")
+    await key_set.key("k1")
     route.mock(side_effect=httpx.ConnectError("refused"))
     clock.advance(60 + 599)
-    assert await key_set.get("k1") is not None
+    assert await key_set.key("k1") is not None
     clock.advance(2)
     with pytest.raises(KeySetUnavailable):
-        await key_set.get("k1")
+        await key_set.key("k1")
     assert not key_set.ready
 
 
@@ -270,10 +270,10 @@ async def test_garbage_jwks_keeps_the_old_set(
 ):
     route = respx_mock.get(JWKS_URL)
     route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
-    await key_set.get("k1")
+    await key_set.key("k1")
     route.respond(content=body, headers={"Content-Type": "application/json"})
     clock.advance(61)
-    assert await key_set.get("k1") is not None
+    assert await key_set.key("k1") is not None
     assert route.call_count == 2
 
 
@@ -298,9 +298,9 @@ async def test_unusable_keys_are_skipped_not_fatal(
         public_jwk(rsa_private_key, "good"),
     ]
     respx_mock.get(JWKS_URL).respond(json={"keys": entries})
-    assert await key_set.get("good") is not None
+    assert await key_set.key("good") is not None
     for kid in ("too-small", "ec", "enc", "hs", "sym"):
-        assert await key_set.get(kid) is None
+        assert await key_set.key(kid) is None
 
 
 async def test_two_keys_under_one_kid_are_both_distrusted(
@@ -315,8 +315,8 @@ async def test_two_keys_under_one_kid_are_both_distrusted(
             ]
         }
     )
-    assert await key_set.get("ok") is not None
-    assert await key_set.get("dup") is None
+    assert await key_set.key("ok") is not None
+    assert await key_set.key("dup") is None
 
 
 async def test_oversized_jwks_response_is_refused(
@@ -325,18 +325,18 @@ async def test_oversized_jwks_response_is_refused(
     body = json.dumps({**jwks((rsa_private_key, "k1")), "pad": "x" * (1024 * 1024)}).encode()
     respx_mock.get(JWKS_URL).respond(content=body, headers={"Content-Type": "application/json"})
     with pytest.raises(KeySetUnavailable):
-        await key_set.get("k1")
+        await key_set.key("k1")
 
 
 async def test_unavailable_before_the_first_success_with_retry_after(respx_mock, key_set, clock):
     route = respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectTimeout("slow"))
     with pytest.raises(KeySetUnavailable) as caught:
-        await key_set.get("k1")
+        await key_set.key("k1")
     assert caught.value.status_code == 503
     assert int(caught.value.headers["Retry-After"]) >= 1
     # Within the backoff, callers are answered at once without another fetch.
     with pytest.raises(KeySetUnavailable):
-        await key_set.get("k1")
+        await key_set.key("k1")
     assert route.call_count == 1
 
 
@@ -346,7 +346,7 @@ async def test_backoff_grows_between_failures(respx_mock, key_set, clock):
     for _ in range(400):  # 400 s of one request per second
         before = route.call_count
         with pytest.raises(KeySetUnavailable):
-            await key_set.get("k1")
+            await key_set.key("k1")
         if route.call_count > before:
             attempts_at.append(clock())
         clock.advance(1)
@@ -360,22 +360,22 @@ async def test_backoff_grows_between_failures(respx_mock, key_set, clock):
 )
 def test_plain_http_is_refused_for_non_loopback_issuers(http, url):
     with pytest.raises(ValueError, match="https"):
-        RemoteKeySet(http, url)
+        RemoteKeySet(url, client=http)
 
 
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
 )
 def test_plain_http_is_allowed_on_loopback(http, url):
-    RemoteKeySet(http, url)
+    RemoteKeySet(url, client=http)
 
 
 def test_plain_http_elsewhere_needs_explicit_permission(http):
-    RemoteKeySet(http, "http://issuer:8000", allow_insecure_http=True)
+    RemoteKeySet("http://issuer:8000", client=http, allow_insecure_http=True)
 
 
 async def test_run_fetches_in_the_background_and_marks_ready(jwks_route, http):
-    key_set = RemoteKeySet(http, ISSUER)
+    key_set = RemoteKeySet(ISSUER, client=http)
     task = asyncio.create_task(key_set.run())
     try:
         for _ in range(100):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from issuer.keys import (
+from issuer.keys.model import (
     KeyManifest,
     KeyRecord,
     KeySetError,

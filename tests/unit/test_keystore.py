@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from issuer import keystore_files as keystore_module
-from issuer.keys import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
-from issuer.keystore import KeyRing
-from issuer.keystore_files import FileKeyStore, write_atomic
+from issuer.keys import files as keystore_module
+from issuer.keys.files import FileKeyStore, write_atomic
+from issuer.keys.model import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
+from issuer.keys.ring import KeyRing
 from tests.support import FakeClock
 
 POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)

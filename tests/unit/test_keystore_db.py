@@ -5,11 +5,11 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from issuer import schema
-from issuer.db import make_engine, make_sessions
-from issuer.keys import KeySetError, KeyState, RotationPolicy, UnsafeRotation
-from issuer.keystore import KeyRing
-from issuer.keystore_db import DatabaseKeyStore, SigningKeyRow
+from issuer.keys.database import DatabaseKeyStore, SigningKeyRow
+from issuer.keys.model import KeySetError, KeyState, RotationPolicy, UnsafeRotation
+from issuer.keys.ring import KeyRing
+from issuer.storage import schema
+from issuer.storage.engine import make_engine, make_sessions
 
 POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
 PASSPHRASE = "correct horse battery staple"

@@ -10,13 +10,13 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from issuer.accounts import create_user
+from issuer.admin import create_user
 from issuer.app import create_app as create_issuer
-from issuer.keystore_files import FileKeyStore
+from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings as IssuerSettings
 from resource_server.app import create_app as create_rs
-from resource_server.observability import REQUEST_ID, JsonFormatter
 from resource_server.settings import Settings as RSSettings
+from servicekit.observability import REQUEST_ID, JsonFormatter
 from tests.support import public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from issuer.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
+from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
 
 
 @pytest.fixture(scope="module")

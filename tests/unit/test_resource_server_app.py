@@ -9,7 +9,14 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 
-from resource_server import BearerClaims, Claims, Verifier, install_verifier, require_scopes
+from resource_server import (
+    AUTH_ERROR_HANDLERS,
+    BearerClaims,
+    Claims,
+    Verifier,
+    bearer_lifespan,
+    require_scopes,
+)
 from resource_server.app import create_app
 from resource_server.settings import Settings
 from tests.support import FakeClock, public_jwk, running, sign_jwt
@@ -115,8 +122,8 @@ async def test_readyz_turns_ready_once_keys_are_held(client, rsa_private_key):
 
 
 async def test_a_third_party_app_protects_a_route_in_three_lines(issuer_routes, rsa_private_key):
-    app = FastAPI()
-    install_verifier(app, Verifier.for_issuer(ISSUER, audience="api"))
+    verifier = Verifier.for_issuer(ISSUER, audience="api")
+    app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_HANDLERS)
 
     @app.get("/orders")
     async def orders(claims: BearerClaims) -> dict[str, str]:

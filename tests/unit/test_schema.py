@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from issuer import schema
-from issuer.accounts import create_user
+from issuer.accounts.users import UserError
+from issuer.admin import create_user
 from issuer.app import create_app
-from issuer.db import make_engine
-from issuer.keystore_files import FileKeyStore
+from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
-from issuer.users import UserError
+from issuer.storage import schema
+from issuer.storage.engine import make_engine
 from tests.support import running
 
 TABLES = {

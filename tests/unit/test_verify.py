@@ -36,7 +36,7 @@ def jwks_route(respx_mock: respx.MockRouter, rsa_private_key: rsa.RSAPrivateKey)
 @pytest.fixture
 async def verifier(clock: FakeClock, jwks_route: respx.Route) -> AsyncIterator[Verifier]:
     async with httpx.AsyncClient() as client:
-        key_set = RemoteKeySet(client, ISSUER, policy=CachePolicy(), clock=clock)
+        key_set = RemoteKeySet(ISSUER, client=client, policy=CachePolicy(), clock=clock)
         yield Verifier(key_set, ISSUER, "api", clock=clock)
 
 
@@ -246,7 +246,9 @@ async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
         ]
     )
     async with httpx.AsyncClient() as client:
-        verifier = Verifier(RemoteKeySet(client, ISSUER, clock=clock), ISSUER, "api", clock=clock)
+        verifier = Verifier(
+            RemoteKeySet(ISSUER, client=client, clock=clock), ISSUER, "api", clock=clock
+        )
         assert (await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock)))).sub
         token = sign_jwt(other_private_key, header(), claims(clock))
         await assert_rejected(verifier, token, "signature does not verify")  # within cooldown
@@ -290,14 +292,18 @@ async def test_a_cached_token_stops_verifying_when_its_key_leaves_the_jwks(
     # The issuer drops the key (say, revoked after a compromise) and the cache expires.
     jwks_route.respond(json={"keys": [public_jwk(other_private_key, "key-2")]})
     clock.advance(601)
-    await verifier.key_set.get("key-2")  # the refresh lands
+    await verifier.key_set.key("key-2")  # the refresh lands
     await assert_rejected(verifier, token, "does not publish")
 
 
 async def test_the_cache_is_bounded(jwks_route, rsa_private_key, clock):
     async with httpx.AsyncClient() as client:
         verifier = Verifier(
-            RemoteKeySet(client, ISSUER, clock=clock), ISSUER, "api", clock=clock, cache_size=8
+            RemoteKeySet(ISSUER, client=client, clock=clock),
+            ISSUER,
+            "api",
+            clock=clock,
+            cache_size=8,
         )
         for i in range(50):
             await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock, jti=f"j{i}")))

@@ -1,0 +1,1 @@
+"""Accounts: users, their passwords (bounded bcrypt off the event loop) and the demo account."""

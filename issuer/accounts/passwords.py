@@ -1,0 +1,87 @@
+"""Password hashing (bcrypt behind passlib's CryptContext), run off the event loop."""
+
+import asyncio
+import logging
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from passlib.context import CryptContext
+
+log = logging.getLogger(__name__)
+
+# bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated.
+MAX_PASSWORD_BYTES = 72
+MIN_PASSWORD_LENGTH = 8
+_NEVER_MATCHES = "not-the-dummy-password"
+
+
+class PasswordPolicyError(ValueError):
+    """A new password is not acceptable."""
+
+
+class HashingBusy(Exception):
+    """Every hashing worker and queue slot is taken; the caller should retry shortly."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    # A fresh hash when the stored one uses outdated parameters (CryptContext.needs_update).
+    new_hash: str | None = None
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords; verification always costs one full bcrypt run."""
+
+    def __init__(self, rounds: int, workers: int | None = None, queue: int = 64):
+        self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+        self.workers = workers or os.cpu_count() or 1
+        # Past workers + queue waiting verifications, callers are turned away at once.
+        self._capacity = self.workers + queue
+        self._pending = 0
+        # Unknown users are checked against this, so they cost the same as a wrong password.
+        self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
+        # bcrypt releases the GIL, so one thread per core uses every core.
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
+
+    def hash(self, password: str) -> str:
+        check_password_policy(password)
+        return str(self._context.hash(password))
+
+    def verify(self, password: str, stored_hash: str | None) -> Verification:
+        """Check `password`; with no stored hash, do the same work and fail."""
+        # Over 72 bytes bcrypt would compare a truncation, so such a password never matches.
+        usable = stored_hash is not None and len(password.encode()) <= MAX_PASSWORD_BYTES
+        try:
+            if not usable:
+                self._context.verify(_NEVER_MATCHES, self._dummy_hash)
+                return Verification(ok=False)
+            ok, new_hash = self._context.verify_and_update(password, stored_hash)
+        except ValueError:
+            log.error("stored password hash is unreadable; treating as a failed login")
+            return Verification(ok=False)
+        return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
+
+    async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
+        """`verify` on the bounded hashing pool; `HashingBusy` when it is full."""
+        if self._pending >= self._capacity:
+            raise HashingBusy("the server is busy verifying passwords; retry shortly")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def check_password_policy(password: str) -> None:
+    """Refuse passwords that are too short or that bcrypt would truncate."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise PasswordPolicyError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")

@@ -1,0 +1,80 @@
+"""Users: the table, and the repository that reads and writes it."""
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, Integer, String, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from issuer.storage.engine import Base
+
+_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
+
+
+class UserError(ValueError):
+    """A user cannot be created as asked."""
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True, index=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[str] = mapped_column(String(2000), default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(UTC)
+    )
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
+
+
+class UserRepository:
+    """Reads and writes users; every call is one short transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def get_by_username(self, username: str) -> User | None:
+        with self._sessions() as session:
+            return session.scalar(select(User).where(User.username == username))
+
+    def get_by_id(self, user_id: int) -> User | None:
+        with self._sessions() as session:
+            return session.get(User, user_id)
+
+    def create(
+        self,
+        username: str,
+        password_hash: str,
+        email: str | None = None,
+        scopes: tuple[str, ...] = (),
+    ) -> User:
+        """Insert a user; `UserError` if the name is invalid or taken."""
+        if not _USERNAME.match(username):
+            raise UserError("username must be 1-150 characters of letters, digits and . _ @ + -")
+        user = User(
+            username=username,
+            email=email,
+            password_hash=password_hash,
+            scopes=" ".join(scopes),
+        )
+        with self._sessions() as session:
+            session.add(user)
+            try:
+                session.commit()
+            except IntegrityError:
+                raise UserError(f"user {username!r} already exists") from None
+        return user
+
+    def update_password_hash(self, user_id: int, password_hash: str) -> None:
+        with self._sessions() as session:
+            session.execute(
+                update(User).where(User.id == user_id).values(password_hash=password_hash)
+            )
+            session.commit()

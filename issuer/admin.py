@@ -1,0 +1,49 @@
+"""What the account scripts do: create users and clients in the configured database."""
+
+from issuer.accounts.passwords import PasswordHasher, check_password_policy
+from issuer.accounts.users import UserRepository
+from issuer.oauth.clients import ClientRepository, NewClient
+from issuer.oauth.scopes import parse_scope
+from issuer.services import open_database
+from issuer.settings import Settings
+from issuer.storage.engine import make_sessions
+
+
+def create_user(
+    settings: Settings,
+    username: str,
+    password: str,
+    email: str | None = None,
+    scope: str = "",
+    exist_ok: bool = False,
+) -> bool:
+    """Create a user; False (and no change) if it exists and `exist_ok`."""
+    check_password_policy(password)
+    scopes = parse_scope(scope)
+    with open_database(settings) as engine:
+        users = UserRepository(make_sessions(engine))
+        if exist_ok and users.get_by_username(username) is not None:
+            return False
+        hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
+        try:
+            users.create(username, hasher.hash(password), email=email, scopes=scopes)
+        finally:
+            hasher.close()
+        return True
+
+
+def create_client(
+    settings: Settings,
+    client_id: str,
+    grant_types: tuple[str, ...],
+    scope: str = "",
+    audiences: tuple[str, ...] = (),
+    public: bool = False,
+    name: str = "",
+    access_token_ttl: int | None = None,
+) -> NewClient:
+    """Register a client; the returned secret is shown once and never stored."""
+    with open_database(settings) as engine:
+        return ClientRepository(make_sessions(engine)).create(
+            client_id, grant_types, scope, audiences, public, name, access_token_ttl
+        )

@@ -1,0 +1,131 @@
+"""The key set in a directory (`ISSUER_KEYS_DIR`): the only code that touches key files.
+
+    manifest.json   states and times of every key (the commit point of every change)
+    <kid>.pem       one PKCS#8 private key per unretired key, mode 0600, optionally encrypted
+    .lock           flock(2) target that serializes writers
+
+Every change runs under the lock in this order: write the new keys' PEMs (atomically), write
+the manifest (atomically; the commit point), then delete private keys the manifest no longer
+needs. A crash at any point leaves the previous or the next manifest, each with its keys.
+"""
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from issuer.keys.model import KeyManifest, KeySetError
+from issuer.keys.store import KeySetStore, Snapshot, Version
+
+MANIFEST = "manifest.json"
+# kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
+# it is used to build a file name.
+_KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+class FileKeyStore(KeySetStore):
+    """A keys directory shared by the issuer processes of one machine."""
+
+    def __init__(
+        self,
+        directory: Path,
+        passphrase: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(passphrase, clock)
+        self.directory = directory
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST
+
+    def describe(self) -> str:
+        return str(self.directory)
+
+    def version(self) -> Version | None:
+        try:
+            return _version(os.stat(self.manifest_path))
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self, with_pems: bool) -> Snapshot:
+        try:
+            with open(self.manifest_path, "rb") as f:
+                version = _version(os.fstat(f.fileno()))
+                data = f.read()
+        except FileNotFoundError:
+            raise KeySetError(
+                f"no key set in {self.directory}; create one with scripts/generate_keys.py"
+            ) from None
+        manifest = KeyManifest.from_json(data)
+        for record in manifest.keys:
+            if not _KID_PATTERN.match(record.kid):
+                raise KeySetError(f"invalid kid in manifest: {record.kid!r}")
+        pems = {}
+        if with_pems:
+            for record in manifest.published:
+                try:
+                    pems[record.kid] = (self.directory / f"{record.kid}.pem").read_bytes()
+                except OSError as exc:
+                    raise KeySetError(f"cannot read key {record.kid}: {exc.strerror}") from exc
+        return Snapshot(manifest, version, pems)
+
+    def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
+        for kid, pem in new_pems.items():
+            write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600)
+        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
+        self._delete_unneeded_files(manifest)
+
+    def _delete_unneeded_files(self, manifest: KeyManifest) -> None:
+        """Private keys of retired (or never committed) keys, and temporary files of crashes."""
+        needed = {f"{record.kid}.pem" for record in manifest.published}
+        for path in self.directory.iterdir():
+            stale_key = path.suffix == ".pem" and path.name not in needed
+            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            if stale_key or stale_tmp:
+                path.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` so that `path` holds either its old or its new content, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry itself is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version(st: os.stat_result) -> Version:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)

@@ -1,0 +1,59 @@
+"""`KeyRing`: the key set a running issuer signs with, swapped in whole when the store changes."""
+
+import asyncio
+import contextlib
+import logging
+
+from joserfc.jwk import RSAKey
+
+from issuer.keys.model import KeySetError
+from issuer.keys.store import KeySetStore, LoadedKeys, Version
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("issuer.audit")
+
+
+class KeyRing:
+    """The loaded key set; also the `KeySource` our own `Verifier` checks our tokens with."""
+
+    def __init__(self, store: KeySetStore):
+        self.store = store
+        self.current: LoadedKeys = store.load()
+        # Bumped with every key set swapped in; ends the verifier's cached verifications.
+        self.generation = 0
+        self._broken_version: Version | None = None
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the store changed; keep the old set if the new one is unusable."""
+        version = self.store.version()
+        if version in (self.current.version, self._broken_version):
+            return False
+        try:
+            self.current = self.store.load()
+        except KeySetError as exc:
+            self._broken_version = version  # log a broken set once, not on every poll
+            log.error(
+                "key set in %s cannot be loaded (%s); keeping the previous one",
+                self.store.describe(),
+                exc,
+            )
+            return False
+        self.generation += 1
+        audit.info("key set reloaded signing_kid=%s", self.current.signing_kid)
+        return True
+
+    async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
+        """The published public key `kid`; our own keys never change under a kid."""
+        return None if rejected is not None else self.current.public_keys.get(kid)
+
+    async def watch(self, interval: float, wake: asyncio.Event | None = None) -> None:
+        """Poll for changes forever: one cheap version check per interval, or when woken."""
+        wake = wake or asyncio.Event()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            wake.clear()
+            try:
+                await asyncio.to_thread(self.reload_if_changed)
+            except Exception:  # a database blip must not end the watcher; retried next poll
+                log.exception("checking the key set for changes failed")

@@ -1,0 +1,185 @@
+"""The key store: key-set changes and loading, over a storage backend.
+
+`KeySetStore` holds what every backend shares: generating keys, applying the lifecycle steps of
+`issuer.keys.model` under the backend's exclusive lock, encrypting private keys with the
+passphrase, and loading a consistent snapshot into `LoadedKeys` (signing key and JWKS body,
+built once per change). Backends: `issuer.keys.files.FileKeyStore` (a keys directory, flock)
+and `issuer.keys.database.DatabaseKeyStore` (tables, a database row lock).
+"""
+
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from joserfc.jwk import RSAKey
+
+from issuer.keys.jwks import JWKSDocument
+from issuer.keys.model import (
+    KeyManifest,
+    KeySetError,
+    RotationPolicy,
+    Step,
+    initial_manifest,
+    revocation,
+    rotation_step,
+)
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("issuer.audit")
+
+ALLOWED_KEY_SIZES = (2048, 3072, 4096)
+_PLANNED_KID = "<new key>"
+
+Version = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent read of the key set: states, version and the PEMs of published keys."""
+
+    manifest: KeyManifest
+    version: Version
+    pems: dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class LoadedKeys:
+    """A key set ready for use: the signing key object and the prepared JWKS."""
+
+    manifest: KeyManifest
+    signing_kid: str
+    signing_key: RSAKey
+    jwks: JWKSDocument
+    version: Version
+    # Public halves of every published key, for checking our own tokens (introspection).
+    public_keys: dict[str, RSAKey]
+
+
+class KeySetStore(ABC):
+    """Creates, rotates, revokes and loads a key set; backends provide storage and locking."""
+
+    def __init__(self, passphrase: str | None = None, clock: Callable[[], float] = time.time):
+        self._passphrase = passphrase or None
+        self._clock = clock
+
+    @abstractmethod
+    def version(self) -> Version | None:
+        """A cheap fingerprint that changes with every committed change; None if no key set."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the key set lives, for messages."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the backend's writer lock; what is committed inside is atomic."""
+
+    @abstractmethod
+    def _read(self, with_pems: bool) -> Snapshot:
+        """The key set as stored; `KeySetError` if there is none or it is unreadable."""
+
+    @abstractmethod
+    def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
+        """Store the new keys and the new states atomically; drop retired private keys."""
+
+    def exists(self) -> bool:
+        return self.version() is not None
+
+    def read_manifest(self) -> KeyManifest:
+        return self._read(with_pems=False).manifest
+
+    def generate(self, key_size: int = 2048) -> KeyManifest | None:
+        """Create an active and a next key; `None` when a key set exists (nothing changes)."""
+        _check_key_size(key_size)
+        with self._exclusive():
+            if self.exists():
+                return None
+            active, upcoming = _new_key(key_size), _new_key(key_size)
+            manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
+            self._commit(manifest, {k.thumbprint(): self._encode(k) for k in (active, upcoming)})
+        audit.info(
+            "key set created in %s: active=%s next=%s",
+            self.describe(),
+            active.thumbprint(),
+            upcoming.thumbprint(),
+        )
+        return manifest
+
+    def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
+        """What `rotate` would do now, without changing anything."""
+        return rotation_step(self.read_manifest(), _PLANNED_KID, self._now(), policy, force)
+
+    def rotate(self, policy: RotationPolicy, force: bool = False, key_size: int = 2048) -> Step:
+        """One rotation step (see `issuer.keys.model.rotation_step`); raises `UnsafeRotation`."""
+        return self._apply(
+            lambda manifest, kid: rotation_step(manifest, kid, self._now(), policy, force), key_size
+        )
+
+    def plan_revocation(self, kid: str) -> Step:
+        return revocation(self.read_manifest(), kid, _PLANNED_KID, self._now())
+
+    def revoke(self, kid: str, key_size: int = 2048) -> Step:
+        """Unpublish `kid` at once and delete its private key."""
+        return self._apply(
+            lambda manifest, new_kid: revocation(manifest, kid, new_kid, self._now()), key_size
+        )
+
+    def load(self) -> LoadedKeys:
+        """The published keys, ready to sign and serve; `KeySetError` if unusable."""
+        snapshot = self._read(with_pems=True)
+        manifest = snapshot.manifest
+        keys = [(r.kid, self._decode(r.kid, snapshot.pems.get(r.kid))) for r in manifest.published]
+        active = manifest.active.kid
+        return LoadedKeys(
+            manifest=manifest,
+            signing_kid=active,
+            signing_key=dict(keys)[active],
+            jwks=JWKSDocument.from_keys(keys),
+            version=snapshot.version,
+            public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
+        )
+
+    def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
+        _check_key_size(key_size)
+        with self._exclusive():
+            current = self.read_manifest()
+            key = _new_key(key_size)
+            step = make_step(current, key.thumbprint())
+            new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
+            self._commit(step.manifest, new_pems)
+        audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
+        return step
+
+    def _encode(self, key: RSAKey) -> bytes:
+        return key.as_pem(private=True, password=self._passphrase)
+
+    def _decode(self, kid: str, pem: bytes | None) -> RSAKey:
+        if pem is None:
+            raise KeySetError(f"the private key of {kid} is missing")
+        encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+        if encrypted and self._passphrase is None:
+            raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
+        try:
+            key = RSAKey.import_key(pem, password=self._passphrase if encrypted else None)
+        except (ValueError, TypeError) as exc:
+            hint = " (wrong ISSUER_KEYS_PASSPHRASE?)" if encrypted else ""
+            raise KeySetError(f"cannot load key {kid}{hint}") from exc
+        if not key.is_private:
+            raise KeySetError(f"key {kid} has no private part")
+        return key
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+
+def _new_key(key_size: int) -> RSAKey:
+    return RSAKey.generate_key(key_size, private=True)
+
+
+def _check_key_size(key_size: int) -> None:
+    if key_size not in ALLOWED_KEY_SIZES:
+        raise KeySetError(f"key size must be one of {ALLOWED_KEY_SIZES}, not {key_size}")

@@ -1,0 +1,166 @@
+"""Registered OAuth clients: the table, secret hashing and the repository."""
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from issuer.oauth.scopes import format_scope, parse_scope
+from issuer.storage.engine import Base
+
+GRANT_TYPES = ("password", "client_credentials", "refresh_token")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,100}$")
+_SECRET_SCHEME = "hmac-sha256"
+
+
+class ClientError(ValueError):
+    """A client cannot be registered as asked."""
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100), unique=True, index=True)
+    # None for a public client; else "hmac-sha256$<salt>$<digest>" (never the secret itself).
+    secret_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    grant_types: Mapped[str] = mapped_column(String(200), default="")
+    scopes: Mapped[str] = mapped_column(String(2000), default="")
+    audiences: Mapped[str] = mapped_column(String(2000), default="")
+    access_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(UTC)
+    )
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(parse_scope(self.scopes))
+
+    @property
+    def audience_list(self) -> list[str]:
+        return self.audiences.split()
+
+    def allows(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types.split()
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client: Client
+    secret: str | None  # shown once, never stored
+
+
+def hash_secret(secret: str) -> str:
+    """A salted HMAC-SHA-256 of a generated secret.
+
+    Our secrets carry 256 bits of randomness, so a fast keyed hash is as safe as bcrypt here
+    (no dictionary to try) and keeps client authentication cheap.
+    """
+    salt = secrets.token_hex(16)
+    digest = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return f"{_SECRET_SCHEME}${salt}${digest}"
+
+
+def secret_matches(secret: str, stored: str | None) -> bool:
+    """Constant-time check of `secret` against a stored hash; False for public clients."""
+    scheme, salt, digest = (stored or f"{_SECRET_SCHEME}$$").split("$", 2)
+    candidate = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return (
+        hmac.compare_digest(candidate, digest) and stored is not None and scheme == _SECRET_SCHEME
+    )
+
+
+class ClientRepository:
+    """Reads and registers clients."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def get(self, client_id: str) -> Client | None:
+        with self._sessions() as session:
+            return session.scalar(select(Client).where(Client.client_id == client_id))
+
+    def create(
+        self,
+        client_id: str,
+        grant_types: tuple[str, ...],
+        scope: str = "",
+        audiences: tuple[str, ...] = (),
+        public: bool = False,
+        name: str = "",
+        access_token_ttl: int | None = None,
+    ) -> NewClient:
+        """Register a client; a confidential one gets a new 256-bit secret."""
+        if not _CLIENT_ID.match(client_id):
+            raise ClientError("client_id must be 1-100 characters of letters, digits and . _ ~ -")
+        unknown = [g for g in grant_types if g not in GRANT_TYPES]
+        if unknown:
+            raise ClientError(f"unknown grant type: {', '.join(unknown)}")
+        if public and "client_credentials" in grant_types:
+            raise ClientError("a public client cannot use client_credentials (it has no secret)")
+        if access_token_ttl is not None and access_token_ttl <= 0:
+            raise ClientError("access token TTL must be positive")
+        secret = None if public else secrets.token_urlsafe(32)
+        client = Client(
+            client_id=client_id,
+            secret_hash=None if secret is None else hash_secret(secret),
+            name=name,
+            grant_types=" ".join(dict.fromkeys(grant_types)),
+            scopes=format_scope(parse_scope(scope)),
+            audiences=" ".join(audiences),
+            access_token_ttl=access_token_ttl,
+        )
+        with self._sessions() as session:
+            session.add(client)
+            try:
+                session.commit()
+            except IntegrityError:
+                raise ClientError(f"client {client_id!r} already exists") from None
+        return NewClient(client, secret)
+
+
+class CachedClients:
+    """Clients by id, remembered for a few seconds: token issuance needs no query per request.
+
+    A disabled or deleted client keeps working for at most `ttl` seconds; unknown ids are
+    not remembered, so a flood of random ids cannot grow the cache.
+    """
+
+    def __init__(
+        self,
+        repository: ClientRepository,
+        ttl: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._repository = repository
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[Client, float]] = {}
+
+    async def get(self, client_id: str) -> Client | None:
+        hit = self._entries.get(client_id)
+        if hit is not None and hit[1] > self._clock():
+            return hit[0]
+        client = await run_in_threadpool(self._repository.get, client_id)
+        if client is not None:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[client_id] = (client, self._clock() + self._ttl)
+        return client

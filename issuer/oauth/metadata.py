@@ -1,0 +1,70 @@
+"""RFC 8414 authorization server metadata (also served as openid-configuration)."""
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.accounts.users import User
+from issuer.oauth.clients import GRANT_TYPES, Client
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    base = issuer
+    return {
+        "issuer": base,
+        "token_endpoint": f"{base}/token",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "revocation_endpoint": f"{base}/revoke",
+        "introspection_endpoint": f"{base}/introspect",
+        "grant_types_supported": list(GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "code_challenge_methods_supported": [],
+    }
+
+
+class MetadataCache:
+    """The serialized document, rebuilt at most once a minute (scopes come from the database)."""
+
+    def __init__(
+        self,
+        issuer: str,
+        sessions: sessionmaker[Session],
+        max_age: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._issuer = issuer
+        self._sessions = sessions
+        self._max_age = max_age
+        self._clock = clock
+        self._body = b""
+        self._built_at = -float("inf")
+
+    @property
+    def stale(self) -> bool:
+        return self._clock() - self._built_at >= self._max_age
+
+    def body(self) -> bytes:
+        """The current document; call `rebuild` (in a thread) when `stale`."""
+        return self._body
+
+    def rebuild(self) -> bytes:
+        with self._sessions() as session:
+            values = [
+                *session.scalars(select(User.scopes)),
+                *session.scalars(select(Client.scopes)),
+            ]
+        scopes = sorted({scope for value in values for scope in value.split()})
+        self._body = json.dumps(metadata_document(self._issuer, scopes)).encode()
+        self._built_at = self._clock()
+        return self._body

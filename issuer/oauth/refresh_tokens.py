@@ -1,0 +1,224 @@
+"""Refresh tokens: opaque, stored only as a hash, rotated on every use (RFC 9700 4.14).
+
+Each token belongs to a family (one login). Using a token marks it used and issues its
+successor in the same transaction; presenting a used token again revokes the whole family,
+since either the client or an attacker holds a stolen copy.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, Integer, String, and_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from issuer.oauth.errors import InvalidGrant
+from issuer.storage.engine import Base
+
+T = TypeVar("T")
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    scope: Mapped[str] = mapped_column(String(2000), default="")
+    # The access token issued with this refresh token, revoked with the family on reuse.
+    access_jti: Mapped[str] = mapped_column(String(64))
+    access_expires_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(Integer)
+    idle_expires_at: Mapped[int] = mapped_column(Integer)
+    family_expires_at: Mapped[int] = mapped_column(Integer)
+    used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """What a valid refresh token carries forward to its successor."""
+
+    family_id: str
+    client_id: str
+    user_id: int
+    scope: str
+    family_expires_at: int
+
+
+@dataclass(frozen=True)
+class AccessTokenRef:
+    jti: str
+    expires_at: int
+
+
+class FamilyRevoked(InvalidGrant):
+    """A used refresh token came back: the family is revoked, with its live access tokens."""
+
+    def __init__(self, access_tokens: list[AccessTokenRef]):
+        super().__init__("refresh token was already used; the session has been revoked")
+        self.access_tokens = access_tokens
+
+
+def token_hash(token: str) -> str:
+    # 256 random bits need no salt or slow hash: a lookup by SHA-256 is enough.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _find(session: Session, token: str) -> RefreshToken | None:
+    return session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)))
+
+
+def _usable(now: int) -> ColumnElement[bool]:
+    """The one rule for a refresh token that may still be used: the SQL every check shares."""
+    return and_(
+        RefreshToken.used_at.is_(None),
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.idle_expires_at > now,
+        RefreshToken.family_expires_at > now,
+    )
+
+
+class RefreshTokenStore:
+    """Issues, rotates and revokes refresh tokens; each call is one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], absolute_ttl: int, idle_ttl: int):
+        self._sessions = sessions
+        self._absolute_ttl = absolute_ttl
+        self._idle_ttl = idle_ttl
+
+    def start_family(
+        self,
+        *,
+        client_id: str,
+        user_id: int,
+        scope: str,
+        access: AccessTokenRef,
+        now: int,
+    ) -> str:
+        """The first token of a new family (a login)."""
+        with self._sessions() as session:
+            token = self._add(session, None, client_id, user_id, scope, access, now)
+            session.commit()
+        return token
+
+    def rotate(
+        self,
+        token: str,
+        client_id: str,
+        now: int,
+        issue: Callable[[RefreshGrant], tuple[T, AccessTokenRef]],
+    ) -> tuple[T, str]:
+        """Spend `token` and issue its successor atomically; `issue` builds the access token.
+
+        Two concurrent uses of one token: the conditional update lets exactly one win; the
+        other is treated as reuse.
+        """
+        with self._sessions() as session:
+            # Claim first: the conditional update is the transaction's first statement, so
+            # exactly one of several concurrent uses wins, on SQLite and PostgreSQL alike.
+            claimed = session.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.token_hash == token_hash(token),
+                    RefreshToken.client_id == client_id,
+                    _usable(now),
+                )
+                .values(used_at=now)
+                .returning(
+                    RefreshToken.family_id,
+                    RefreshToken.user_id,
+                    RefreshToken.scope,
+                    RefreshToken.family_expires_at,
+                )
+            ).first()
+            if claimed is None:
+                session.rollback()
+                raise self._refusal(session, token, client_id, now)
+            family_id, user_id, scope, family_expires_at = claimed
+            grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
+            result, access = issue(grant)
+            successor = self._add(session, grant, client_id, user_id, scope, access, now)
+            session.commit()
+        return result, successor
+
+    def _refusal(self, session: Session, token: str, client_id: str, now: int) -> InvalidGrant:
+        """Why a token could not be claimed; a used one revokes its family (reuse)."""
+        row = _find(session, token)
+        if row is None or row.client_id != client_id:
+            return InvalidGrant("refresh token is invalid")
+        if row.revoked_at is not None:
+            return InvalidGrant("refresh token has been revoked")
+        if row.used_at is not None:
+            family_id = row.family_id  # read before the rollback expires the row
+            session.rollback()  # the revocation transaction must start with its write
+            return self._revoke_family(session, family_id, now)
+        if now >= row.family_expires_at:
+            return InvalidGrant("refresh token has expired (session lifetime reached)")
+        return InvalidGrant("refresh token has expired (unused for too long)")
+
+    def find(self, token: str) -> RefreshToken | None:
+        """The stored token, whatever its state."""
+        with self._sessions() as session:
+            return _find(session, token)
+
+    def find_usable(self, token: str, now: int) -> RefreshToken | None:
+        """The stored token if it could be used now (introspection's `active`)."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(RefreshToken).where(
+                    RefreshToken.token_hash == token_hash(token), _usable(now)
+                )
+            )
+
+    def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
+        """Revoke every token of a family; return its access tokens that are still live."""
+        with self._sessions() as session:
+            error = self._revoke_family(session, family_id, now)
+        return error.access_tokens
+
+    def _revoke_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        live = session.execute(
+            select(RefreshToken.access_jti, RefreshToken.access_expires_at).where(
+                RefreshToken.family_id == family_id, RefreshToken.access_expires_at > now
+            )
+        ).all()
+        session.commit()
+        return FamilyRevoked([AccessTokenRef(jti, exp) for jti, exp in live])
+
+    def _add(
+        self,
+        session: Session,
+        grant: RefreshGrant | None,
+        client_id: str,
+        user_id: int,
+        scope: str,
+        access: AccessTokenRef,
+        now: int,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        family_expires_at = grant.family_expires_at if grant else now + self._absolute_ttl
+        session.add(
+            RefreshToken(
+                token_hash=token_hash(token),
+                family_id=grant.family_id if grant else secrets.token_hex(16),
+                client_id=client_id,
+                user_id=user_id,
+                scope=scope,
+                access_jti=access.jti,
+                access_expires_at=access.expires_at,
+                created_at=now,
+                idle_expires_at=min(now + self._idle_ttl, family_expires_at),
+                family_expires_at=family_expires_at,
+            )
+        )
+        return token

@@ -1,0 +1,34 @@
+"""OAuth 2.0 scope strings (RFC 6749 section 3.3)."""
+
+import re
+
+from issuer.oauth.errors import InvalidScope
+
+# scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def parse_scope(value: str | None) -> tuple[str, ...]:
+    """Split a space-delimited scope string into unique tokens, order kept."""
+    if not value:
+        return ()
+    tokens = value.split(" ")
+    for token in tokens:
+        if not _SCOPE_TOKEN.match(token):
+            raise InvalidScope("scope must be space-separated tokens of printable ASCII")
+    return tuple(dict.fromkeys(tokens))
+
+
+def format_scope(tokens: tuple[str, ...] | frozenset[str]) -> str:
+    return " ".join(tokens)
+
+
+def grant_scope(requested: str | None, allowed: frozenset[str]) -> tuple[str, ...]:
+    """The scope to grant: all allowed when none is asked for, else a subset of allowed."""
+    asked = parse_scope(requested)
+    if not asked:
+        return tuple(sorted(allowed))
+    extra = [token for token in asked if token not in allowed]
+    if extra:
+        raise InvalidScope(f"scope not allowed: {' '.join(extra)}")
+    return asked

@@ -1,0 +1,182 @@
+"""The composition root: every engine, store and service the issuer runs on, built from Settings.
+
+`open_services` (entered by the app's lifespan) builds the running issuer; `open_database`
+and `open_key_store` are the pieces the scripts reuse, so a script treats the schema exactly
+as the issuer does. Nothing else in the issuer builds engines or stores.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from issuer.accounts.demo import refuse_demo_account
+from issuer.accounts.passwords import PasswordHasher
+from issuer.accounts.users import UserRepository
+from issuer.keys import events as key_events
+from issuer.keys.database import DatabaseKeyStore
+from issuer.keys.files import FileKeyStore
+from issuer.keys.model import RotationPolicy
+from issuer.keys.ring import KeyRing
+from issuer.keys.store import KeySetStore
+from issuer.limits.counters import make_store
+from issuer.limits.throttle import LoginThrottle, ThrottlePolicy
+from issuer.metrics import IssuerMetrics
+from issuer.oauth.clients import CachedClients, ClientRepository
+from issuer.oauth.grants import IssuancePolicy, TokenEndpoint
+from issuer.oauth.introspection import IntrospectionEndpoint
+from issuer.oauth.metadata import MetadataCache
+from issuer.oauth.refresh_tokens import RefreshTokenStore
+from issuer.oauth.revocation import RevocationEndpoint
+from issuer.oauth.revoked_tokens import RevokedTokens
+from issuer.oauth.tokens import TokenSigner
+from issuer.settings import Settings
+from issuer.storage.engine import make_engine, make_sessions
+from issuer.storage.redis_client import connect_redis
+from issuer.storage.schema import prepare
+from resource_server.verify import Verifier
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes use, built once per app by `open_services`."""
+
+    settings: Settings
+    engine: Engine
+    keyring: KeyRing
+    metadata: MetadataCache
+    tokens: TokenEndpoint
+    revocation: RevocationEndpoint
+    introspection: IntrospectionEndpoint
+    metrics: IssuerMetrics
+
+
+def rotation_policy(settings: Settings) -> RotationPolicy:
+    return RotationPolicy(
+        access_token_ttl=settings.access_token_ttl,
+        jwks_max_age=settings.jwks_max_age,
+        leeway=settings.rotation_leeway,
+    )
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        window=settings.rate_limit_window,
+        per_ip=settings.rate_limit_per_ip,
+        per_client=settings.rate_limit_per_client,
+        per_username=settings.rate_limit_per_username,
+        free_failures=settings.login_free_failures,
+        backoff_max=settings.login_backoff_max,
+    )
+
+
+@contextlib.contextmanager
+def open_database(settings: Settings) -> Iterator[Engine]:
+    """An engine on the configured database, its schema created or checked, disposed after."""
+    engine = make_engine(settings.database_url)
+    try:
+        prepare(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def key_store(settings: Settings, engine: Engine | None) -> KeySetStore:
+    """The configured key store; the database one lives on `engine` (schema prepared)."""
+    passphrase = settings.keys_passphrase.get_secret_value() if settings.keys_passphrase else None
+    if settings.keys_backend == "database":
+        assert engine is not None, "the database key store needs the database"
+        return DatabaseKeyStore(engine, passphrase)
+    return FileKeyStore(settings.keys_dir, passphrase=passphrase)
+
+
+@contextlib.contextmanager
+def open_key_store(settings: Settings) -> Iterator[KeySetStore]:
+    """The key store for a script: the database backend opens (and prepares) the database."""
+    if settings.keys_backend == "database":
+        with open_database(settings) as engine:
+            yield key_store(settings, engine)
+    else:
+        yield key_store(settings, None)
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings, metrics: IssuerMetrics, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Services]:
+    """Open everything the issuer needs; everything opened is closed again, also on failure."""
+    async with contextlib.AsyncExitStack() as resources:
+        engine = make_engine(settings.database_url)
+        resources.callback(engine.dispose)
+        await run_in_threadpool(prepare, engine)
+        sessions = make_sessions(engine)
+        keyring = KeyRing(key_store(settings, engine))
+        metrics.watch_keyring(keyring)
+        hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue)
+        resources.callback(hasher.close)
+        users = UserRepository(sessions)
+        if settings.url.startswith("https://"):
+            await run_in_threadpool(refuse_demo_account, users, hasher)
+        redis_client = connect_redis(settings.redis_url)
+        if redis_client is not None:
+            resources.push_async_callback(redis_client.aclose)
+        counters = make_store(redis_client, settings.redis_prefix, clock)
+        resources.push_async_callback(counters.aclose)
+        clients = CachedClients(ClientRepository(sessions))
+        refresh_tokens = RefreshTokenStore(
+            sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
+        )
+        revoked = RevokedTokens(sessions, redis_client, settings.redis_prefix)
+        # Our own tokens are checked by the same Verifier the resource server uses.
+        verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
+        tokens = TokenEndpoint(
+            IssuancePolicy(
+                settings.audience, settings.access_token_ttl, settings.default_client_id
+            ),
+            users=users,
+            clients=clients,
+            hasher=hasher,
+            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+            refresh_tokens=refresh_tokens,
+            revoked=revoked,
+            throttle=LoginThrottle(counters, throttle_policy(settings)),
+            metrics=metrics,
+            clock=clock,
+        )
+        wake = asyncio.Event()
+        _run_in_background(resources, keyring.watch(settings.keys_poll_interval, wake))
+        if redis_client is not None:
+            _run_in_background(
+                resources, key_events.listen(redis_client, settings.redis_prefix, wake)
+            )
+        yield Services(
+            settings=settings,
+            engine=engine,
+            keyring=keyring,
+            metadata=MetadataCache(settings.url, sessions),
+            tokens=tokens,
+            revocation=RevocationEndpoint(clients, refresh_tokens, revoked, verifier, clock),
+            introspection=IntrospectionEndpoint(
+                settings.url, clients, refresh_tokens, revoked, verifier, clock
+            ),
+            metrics=metrics,
+        )
+
+
+def _run_in_background(
+    resources: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work` until the resources close."""
+    task = asyncio.get_running_loop().create_task(work)
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    resources.push_async_callback(cancel)

@@ -1,0 +1,40 @@
+"""Database engine and the declarative base shared by every table."""
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the issuer's tables."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets settings that make it safe under concurrent use."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, opens transactions (see _begin below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (logins) run while a script writes a user.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # An explicit BEGIN makes DDL transactional (a migration applies whole or not at all).
+        # Write transactions here start with their write, so a concurrent commit can never
+        # leave them on a stale snapshot (SQLITE_BUSY_SNAPSHOT); writers queue on the lock.
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def make_sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,47 @@
+"""The issuer's one error handler: every refusal becomes an RFC 6749 section 5.2 body.
+
+Domain refusals (a throttle, the full hashing pool) are mapped to their OAuth error here;
+anything unexpected is a bare `server_error`, its details in the log only.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from issuer.accounts.passwords import HashingBusy
+from issuer.limits.throttle import Throttled
+from issuer.metrics import IssuerMetrics
+from issuer.oauth.errors import OAuthError, RateLimited, ServerError, TemporarilyUnavailable
+from issuer.web.headers import NO_STORE
+
+log = logging.getLogger(__name__)
+
+
+def as_oauth_error(exc: Exception) -> OAuthError:
+    """The OAuth error a refusal is answered with."""
+    if isinstance(exc, OAuthError):
+        return exc
+    if isinstance(exc, Throttled):
+        return RateLimited(exc.retry_after, exc.description)
+    if isinstance(exc, HashingBusy):
+        return TemporarilyUnavailable(str(exc))
+    log.error("unhandled error", exc_info=exc)
+    return ServerError()
+
+
+def error_handlers(
+    metrics: IssuerMetrics,
+) -> dict[int | type[Exception], Callable[[Request, Any], Any]]:
+    """The `exception_handlers` of the issuer app."""
+
+    async def answer(_: Request, exc: Exception) -> JSONResponse:
+        error = as_oauth_error(exc)
+        if isinstance(error, RateLimited | TemporarilyUnavailable):
+            reason = "rate_limited" if isinstance(error, RateLimited) else "overloaded"
+            metrics.rejections.labels(reason).inc()
+        return JSONResponse(error.body(), error.status_code, headers={**NO_STORE, **error.headers})
+
+    return {OAuthError: answer, Throttled: answer, HashingBusy: answer, Exception: answer}

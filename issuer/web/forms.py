@@ -1,0 +1,47 @@
+"""Reading the token endpoint's form body defensively (RFC 6749 section 3.2)."""
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+
+MAX_FORM_BYTES = 64 * 1024
+MAX_FIELDS = 32
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """The form's parameters; 400 for anything that is not a well-formed form, 413 if huge."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM_MEDIA_TYPE:
+        raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise RequestTooLarge(f"the request body must be at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLarge(f"the request body must be at most {limit} bytes")
+    try:
+        pairs = parse_qsl(
+            bytes(body).decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not valid UTF-8") from None
+    except ValueError:
+        raise InvalidRequest(f"the request body has more than {MAX_FIELDS} fields") from None
+    form: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise InvalidRequest(f"parameter {name!r} is repeated")
+        seen.add(name)
+        # "Parameters sent without a value MUST be treated as if they were omitted."
+        if value:
+            form[name] = value
+    return form

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ISSUER_PORT ?= 8000
 RS_PORT ?= 8001
 
-.PHONY: install run test lint format clean migrate bench demo
+.PHONY: install run test test-fast lint format clean migrate bench demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast tier: no real processes, no browser (about a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e and not browser"
 
 # Side-by-side performance ratios (about two minutes); needs Debian's wrk, installed if missing.
 bench: $(STAMP)

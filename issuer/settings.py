@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     default_client_id: str = "public"
     # How often a running issuer looks for a changed key set on disk, seconds.
     keys_poll_interval: float = Field(1.0, gt=0, le=60)
-    # Abuse resistance: limits on POST /token (see issuer/throttle.py) and the hashing bound.
+    # Abuse resistance: limits on POST /token (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
     redis_prefix: str = "issuer:"
     rate_limit_window: int = Field(60, gt=0)

@@ -5,14 +5,36 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
 
+from issuer.keys.store import KeyFactory, generate_key
 from tests.support import FakeClock
 
 # The machine's PostgreSQL (trust auth); each test gets a schema of its own, dropped after.
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+# RSA key generation costs ~50 ms a key: every test draws from keys made once per session.
+POOL_SIZE = 16
+
+
+@pytest.fixture(scope="session")
+def key_pool() -> list[RSAKey]:
+    return [generate_key(2048) for _ in range(POOL_SIZE)]
+
+
+@pytest.fixture
+def new_key(key_pool: list[RSAKey]) -> KeyFactory:
+    """A key factory for key stores: distinct 2048-bit keys from the pool, others made anew."""
+    unused = iter(key_pool)
+
+    def factory(size: int) -> RSAKey:
+        return next(unused) if size == 2048 else generate_key(size)
+
+    return factory
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +77,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'issuer.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is `e2e` (real processes): `make test-fast` skips it."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)

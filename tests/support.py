@@ -1,9 +1,13 @@
 """Helpers shared by the tests: a fake clock, hand-built JWTs and an in-process app client."""
 
+import atexit
 import base64
 import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +17,22 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from issuer.keys.files import FileKeyStore
 from issuer.storage.engine import make_engine, make_sessions
+
+_KEY_SET_TEMPLATE: list[Path] = []
+
+
+def fresh_key_set(directory: Path) -> Path:
+    """A key set (an active and a next key) in `directory`, copied from one generated once
+    per session: RSA key generation would otherwise dominate the suite's time."""
+    if not _KEY_SET_TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="key-set-")) / "keys"
+        FileKeyStore(template).generate()
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        _KEY_SET_TEMPLATE.append(template)
+    shutil.copytree(_KEY_SET_TEMPLATE[0], directory)
+    return directory
 
 
 class FakeClock:

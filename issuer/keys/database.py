@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from issuer.keys.model import KeyManifest, KeyRecord, KeySetError, KeyState
-from issuer.keys.store import KeySetStore, Snapshot, Version
+from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
 from issuer.storage.engine import Base, make_sessions
 
 
@@ -55,11 +55,15 @@ class DatabaseKeyStore(KeySetStore):
     """The key set in the issuer's database."""
 
     def __init__(
-        self, engine: Engine, passphrase: str | None, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        passphrase: str | None,
+        clock: Callable[[], float] = time.time,
+        new_key: KeyFactory | None = None,
     ):
         if not passphrase:
             raise KeySetError("the database key store needs ISSUER_KEYS_PASSPHRASE to be set")
-        super().__init__(passphrase, clock)
+        super().__init__(passphrase, clock, new_key)
         self._sessions = make_sessions(engine)
         self._session: Session | None = None  # the writer's, while it holds the lock
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from issuer.keys.model import KeyManifest, KeySetError
-from issuer.keys.store import KeySetStore, Snapshot, Version
+from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
 
 MANIFEST = "manifest.json"
 # kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
@@ -35,8 +35,9 @@ class FileKeyStore(KeySetStore):
         directory: Path,
         passphrase: str | None = None,
         clock: Callable[[], float] = time.time,
+        new_key: KeyFactory | None = None,
     ):
-        super().__init__(passphrase, clock)
+        super().__init__(passphrase, clock, new_key)
         self.directory = directory
 
     @property

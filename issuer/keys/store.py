@@ -34,6 +34,7 @@ ALLOWED_KEY_SIZES = (2048, 3072, 4096)
 _PLANNED_KID = "<new key>"
 
 Version = tuple[int, ...]
+KeyFactory = Callable[[int], RSAKey]
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,16 @@ class LoadedKeys:
 class KeySetStore(ABC):
     """Creates, rotates, revokes and loads a key set; backends provide storage and locking."""
 
-    def __init__(self, passphrase: str | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        passphrase: str | None = None,
+        clock: Callable[[], float] = time.time,
+        new_key: KeyFactory | None = None,
+    ):
         self._passphrase = passphrase or None
         self._clock = clock
+        # Randomness is a parameter too: tests hand out keys generated once per session.
+        self._new_key = new_key or generate_key
 
     @abstractmethod
     def version(self) -> Version | None:
@@ -98,7 +106,7 @@ class KeySetStore(ABC):
         with self._exclusive():
             if self.exists():
                 return None
-            active, upcoming = _new_key(key_size), _new_key(key_size)
+            active, upcoming = self._new_key(key_size), self._new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
             self._commit(manifest, {k.thumbprint(): self._encode(k) for k in (active, upcoming)})
         audit.info(
@@ -147,7 +155,7 @@ class KeySetStore(ABC):
         _check_key_size(key_size)
         with self._exclusive():
             current = self.read_manifest()
-            key = _new_key(key_size)
+            key = self._new_key(key_size)
             step = make_step(current, key.thumbprint())
             new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
             self._commit(step.manifest, new_pems)
@@ -176,7 +184,8 @@ class KeySetStore(ABC):
         return int(self._clock())
 
 
-def _new_key(key_size: int) -> RSAKey:
+def generate_key(key_size: int) -> RSAKey:
+    """A new RSA private key of `key_size` bits."""
     return RSAKey.generate_key(key_size, private=True)
 
 

@@ -105,3 +105,37 @@ def test_two_concurrent_rotations_leave_one_active_key(env):
     assert len(keys) == 4  # two initial keys and one new next key per rotation
     for key in keys:
         assert (Path(env["ISSUER_KEYS_DIR"]) / f"{key['kid']}.pem").exists()
+
+
+def test_scripts_treat_a_fresh_database_as_the_issuer_does(postgres_url):
+    env = {
+        "ISSUER_DATABASE_URL": postgres_url,
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
+    }
+    created = run_script("generate_keys.py", env=env)
+    assert created.returncode == 0, created.stderr
+    assert "created key set in the database" in created.stdout
+    status = run_script("rotate_keys.py", "--status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "active" in status.stdout and "next" in status.stdout
+
+
+def test_scripts_refuse_an_older_schema_and_name_the_command(postgres_url):
+    from issuer.storage import schema
+    from issuer.storage.engine import make_engine
+
+    engine = make_engine(postgres_url)
+    schema.upgrade(engine, "0001")
+    engine.dispose()
+    env = {
+        "ISSUER_DATABASE_URL": postgres_url,
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
+    }
+    for script in ("generate_keys.py", "rotate_keys.py"):
+        result = run_script(script, env=env)
+        assert result.returncode == 1, result.stderr
+        assert "make migrate" in result.stderr and "Traceback" not in result.stderr
+    user = run_script("create_user.py", "alice", "--password-stdin", env=env, stdin="wonderland1\n")
+    assert user.returncode == 1 and "make migrate" in user.stderr

@@ -24,8 +24,8 @@ def engine(database_url):
 
 
 @pytest.fixture
-def store(engine, clock):
-    return DatabaseKeyStore(engine, PASSPHRASE, clock=clock)
+def store(engine, clock, new_key):
+    return DatabaseKeyStore(engine, PASSPHRASE, clock=clock, new_key=new_key)
 
 
 def rows(engine) -> dict[str, SigningKeyRow]:
@@ -82,13 +82,13 @@ def test_wrong_passphrase_cannot_load(store, engine):
         DatabaseKeyStore(engine, "not the passphrase").load()
 
 
-def test_keyring_sees_a_change_made_through_another_store(store, engine):
+def test_keyring_sees_a_change_made_through_another_store(store, engine, new_key):
     store.generate()
     ring = KeyRing(DatabaseKeyStore(engine, PASSPHRASE))
     assert not ring.reload_if_changed()
     other_engine = make_engine(engine.url.render_as_string(hide_password=False))
     try:
-        other = DatabaseKeyStore(other_engine, PASSPHRASE)
+        other = DatabaseKeyStore(other_engine, PASSPHRASE, new_key=new_key)
         other.rotate(POLICY, force=True)
         assert ring.reload_if_changed()
         assert ring.current.signing_kid == other.read_manifest().active.kid
@@ -96,7 +96,7 @@ def test_keyring_sees_a_change_made_through_another_store(store, engine):
         other_engine.dispose()
 
 
-def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine):
+def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine, new_key):
     store.generate()
     url = engine.url.render_as_string(hide_password=False)
     errors: list[BaseException] = []
@@ -104,7 +104,7 @@ def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine)
     def rotate() -> None:
         own_engine = make_engine(url)
         try:
-            DatabaseKeyStore(own_engine, PASSPHRASE).rotate(POLICY, force=True)
+            DatabaseKeyStore(own_engine, PASSPHRASE, new_key=new_key).rotate(POLICY, force=True)
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -8,11 +8,10 @@ from sqlalchemy import inspect, text
 from issuer.accounts.users import UserError
 from issuer.admin import create_user
 from issuer.app import create_app
-from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
-from tests.support import running
+from tests.support import fresh_key_set, running
 
 TABLES = {
     "users",
@@ -71,7 +70,7 @@ def test_issuer_refuses_an_older_schema_and_names_the_command(tmp_path: Path, da
     engine = make_engine(database_url)
     schema.upgrade(engine, "0001")
     engine.dispose()
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     settings = Settings(keys_dir=tmp_path / "keys", database_url=database_url)
     with pytest.raises(schema.SchemaMismatch, match="make migrate"):
         create_user(settings, "alice", "wonderland1")
@@ -81,7 +80,7 @@ async def test_issuer_refuses_to_start_on_an_older_schema(tmp_path: Path, databa
     engine = make_engine(database_url)
     schema.upgrade(engine, "0001")
     engine.dispose()
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     app = create_app(Settings(keys_dir=tmp_path / "keys", database_url=database_url))
     with pytest.raises(schema.SchemaMismatch, match="0001"):
         async with running(app):

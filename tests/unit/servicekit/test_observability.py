@@ -12,12 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from issuer.admin import create_user
 from issuer.app import create_app as create_issuer
-from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings as IssuerSettings
 from resource_server.app import create_app as create_rs
 from resource_server.settings import Settings as RSSettings
 from servicekit.observability import REQUEST_ID, JsonFormatter
-from tests.support import public_jwk, running, sign_jwt
+from tests.support import fresh_key_set, public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"
 
@@ -37,7 +36,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def issuer_settings(tmp_path: Path) -> IssuerSettings:
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     settings = IssuerSettings(
         url="http://issuer.test",
         keys_dir=tmp_path / "keys",

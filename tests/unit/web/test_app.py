@@ -16,14 +16,14 @@ from issuer.app import create_app
 from issuer.keys.files import FileKeyStore
 from issuer.services import open_key_store, rotation_policy
 from issuer.settings import Settings
-from tests.support import db_session, running
+from tests.support import db_session, fresh_key_set, running
 
 ISSUER = "http://issuer.test"
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",
@@ -227,7 +227,7 @@ async def test_metadata_documents_name_the_endpoints(client, path):
 
 async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
     # With a slow hash (cost 14, ~1 s), a JWKS request made during a login must finish first.
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",
@@ -256,7 +256,7 @@ async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
 
     from issuer.keys import events as key_events
 
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     prefix = f"test:{uuid.uuid4().hex}:"
     settings = Settings(
         url=ISSUER,

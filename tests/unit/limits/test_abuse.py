@@ -20,9 +20,8 @@ from issuer.accounts.demo import DEMO_PASSWORD, DEMO_USERNAME
 from issuer.accounts.users import User
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
-from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
-from tests.support import db_session, running, served
+from tests.support import db_session, fresh_key_set, running, served
 
 ISSUER = "http://issuer.test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,7 +29,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     if not (tmp_path / "keys").exists():
-        FileKeyStore(tmp_path / "keys").generate()
+        fresh_key_set(tmp_path / "keys")
     values: dict[str, object] = {
         "url": ISSUER,
         "keys_dir": tmp_path / "keys",

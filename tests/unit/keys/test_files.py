@@ -11,14 +11,15 @@ from issuer.keys import files as keystore_module
 from issuer.keys.files import FileKeyStore, write_atomic
 from issuer.keys.model import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
 from issuer.keys.ring import KeyRing
+from issuer.keys.store import KeyFactory
 from tests.support import FakeClock
 
 POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> FileKeyStore:
-    return FileKeyStore(tmp_path / "keys", clock=clock)
+def store(tmp_path: Path, clock: FakeClock, new_key: KeyFactory) -> FileKeyStore:
+    return FileKeyStore(tmp_path / "keys", clock=clock, new_key=new_key)
 
 
 def pem_files(store: FileKeyStore) -> set[str]:
@@ -170,8 +171,8 @@ def test_leftovers_of_a_crash_are_cleaned_by_the_next_change(store, clock):
     assert ".manifest.json.abc.tmp" not in names
 
 
-def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path):
-    store = FileKeyStore(tmp_path / "keys", passphrase="correct horse battery")
+def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path, new_key):
+    store = FileKeyStore(tmp_path / "keys", passphrase="correct horse battery", new_key=new_key)
     manifest = store.generate()
     pem = (store.directory / f"{manifest.active.kid}.pem").read_bytes()
     assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")

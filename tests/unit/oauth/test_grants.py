@@ -13,10 +13,9 @@ from joserfc.jwk import KeySet
 from issuer.accounts.users import User
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
-from issuer.keys.files import FileKeyStore
 from issuer.oauth.clients import Client
 from issuer.settings import Settings
-from tests.support import FakeClock, db_session, running
+from tests.support import FakeClock, db_session, fresh_key_set, running
 
 ISSUER = "http://issuer.test"
 DAY = 86400
@@ -24,7 +23,7 @@ DAY = 86400
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    FileKeyStore(tmp_path / "keys").generate()
+    fresh_key_set(tmp_path / "keys")
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",

@@ -1,0 +1,177 @@
+"""Expiring counters: in-process, in the machine's Redis, and Redis with an in-process fallback."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from issuer.limits.counters import FallbackStore, MemoryStore, RedisStore
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+# MemoryStore, on the fake clock
+
+
+async def test_memory_incr_counts_within_the_window_and_returns_seconds_left(clock):
+    store = MemoryStore(clock=clock)
+    assert await store.incr("ip:1", 60) == (1, 60)
+    clock.advance(15)
+    assert await store.incr("ip:1", 60) == (2, 45)
+    assert await store.incr("ip:2", 60) == (1, 60)
+
+
+async def test_memory_counter_restarts_once_its_window_has_passed(clock):
+    store = MemoryStore(clock=clock)
+    for _ in range(3):
+        await store.incr("ip:1", 60)
+    clock.advance(59.5)
+    assert await store.incr("ip:1", 60) == (4, 0.5)
+    clock.advance(0.5)
+    assert await store.incr("ip:1", 60) == (1, 60)
+
+
+async def test_memory_block_lasts_its_seconds_and_is_replaced_or_deleted(clock):
+    store = MemoryStore(clock=clock)
+    assert await store.blocked("user:alice") == 0
+    await store.block("user:alice", 30)
+    clock.advance(10)
+    assert await store.blocked("user:alice") == 20
+    await store.block("user:alice", 5)  # a new mark replaces, it does not extend
+    assert await store.blocked("user:alice") == 5
+    clock.advance(5)
+    assert await store.blocked("user:alice") == 0
+    await store.block("user:alice", 30)
+    await store.incr("ip:1", 60)
+    await store.delete("user:alice", "ip:1", "never-set")
+    assert await store.blocked("user:alice") == 0
+    assert await store.incr("ip:1", 60) == (1, 60)
+
+
+async def remembered(store: MemoryStore, keys: list[str]) -> list[str]:
+    return [key for key in keys if await store.blocked(key) > 0]
+
+
+async def test_memory_store_at_its_bound_drops_expired_entries_before_live_ones(clock):
+    store = MemoryStore(max_entries=3, clock=clock)
+    await store.incr("live-1", 100)  # the oldest entry, still live
+    await store.incr("old", 10)
+    await store.block("live-2", 100)
+    clock.advance(20)  # "old" has expired, the others have not
+    await store.incr("new", 100)
+    assert await remembered(store, ["old", "live-1", "live-2", "new"]) == [
+        "live-1",
+        "live-2",
+        "new",
+    ]
+    assert await store.incr("live-1", 100) == (2, 80)
+
+
+async def test_memory_store_never_holds_more_than_its_bound(clock):
+    store = MemoryStore(max_entries=4, clock=clock)
+    keys = [f"ip:{i}" for i in range(50)]
+    for key in keys:
+        await store.incr(key, 1000)
+        assert len(await remembered(store, keys)) <= 4
+    # With nothing expired, the oldest entries make room for the newest.
+    assert await remembered(store, keys) == keys[-4:]
+
+
+# RedisStore, against the machine's Redis; every test's keys carry a prefix of their own
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis_client: redis.Redis) -> AsyncIterator[str]:
+    prefix = f"test-counters:{uuid.uuid4().hex}:"
+    yield prefix
+    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis_client.delete(*keys)
+
+
+async def test_redis_incr_counts_and_sets_the_window_once(redis_client, prefix):
+    store = RedisStore(redis_client, prefix)
+    count, left = await store.incr("ip:1", 60)
+    assert count == 1
+    assert 59 < left <= 60
+    count, again = await store.incr("ip:1", 60)
+    assert count == 2
+    assert again <= left  # a later hit does not push the window out
+    assert (await store.incr("ip:2", 60))[0] == 1
+    assert int(await redis_client.get(f"{prefix}ip:1")) == 2
+    assert 0 < await redis_client.pttl(f"{prefix}ip:1") <= 60_000
+
+
+async def test_redis_block_lasts_its_seconds_and_is_replaced_or_deleted(redis_client, prefix):
+    store = RedisStore(redis_client, prefix)
+    assert await store.blocked("user:alice") == 0
+    await store.block("user:alice", 30)
+    assert 29 < await store.blocked("user:alice") <= 30
+    await store.block("user:alice", 5)
+    assert 4 < await store.blocked("user:alice") <= 5
+    await store.incr("ip:1", 60)
+    await store.delete("user:alice", "ip:1", "never-set")
+    assert await store.blocked("user:alice") == 0
+    assert await redis_client.exists(f"{prefix}user:alice", f"{prefix}ip:1") == 0
+    assert (await store.incr("ip:1", 60))[0] == 1
+
+
+async def test_redis_stores_with_different_prefixes_do_not_share_counters(redis_client, prefix):
+    mine, theirs = RedisStore(redis_client, prefix), RedisStore(redis_client, prefix + "other:")
+    await mine.incr("ip:1", 60)
+    await mine.incr("ip:1", 60)
+    assert (await theirs.incr("ip:1", 60))[0] == 1
+    assert (await mine.incr("ip:1", 60))[0] == 3
+
+
+# FallbackStore with Redis down
+
+
+@pytest.fixture
+async def dead_redis() -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(DEAD_REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_redis_down_falls_back_to_memory_and_limits_still_count(dead_redis, clock, caplog):
+    store = FallbackStore(RedisStore(dead_redis), MemoryStore(clock=clock))
+    with caplog.at_level(logging.INFO, logger="issuer.limits.counters"):
+        assert [await store.incr("ip:1", 60) for _ in range(3)] == [(1, 60), (2, 60), (3, 60)]
+        await store.block("user:alice", 30)
+        clock.advance(10)
+        assert await store.blocked("user:alice") == 20
+        assert await store.incr("ip:1", 60) == (4, 50)
+        await store.delete("user:alice", "ip:1")
+        assert await store.blocked("user:alice") == 0
+        assert await store.incr("ip:1", 60) == (1, 60)
+        await store.aclose()
+    records = [r for r in caplog.records if r.name == "issuer.limits.counters"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert "Redis unavailable" in records[0].getMessage()
+
+
+async def test_fallback_uses_redis_while_it_answers(redis_client, prefix, clock, caplog):
+    fallback = MemoryStore(clock=clock)
+    store = FallbackStore(RedisStore(redis_client, prefix), fallback)
+    with caplog.at_level(logging.INFO, logger="issuer.limits.counters"):
+        await store.incr("ip:1", 60)
+        await store.block("user:alice", 30)
+    assert int(await redis_client.get(f"{prefix}ip:1")) == 1
+    assert await fallback.blocked("user:alice") == 0
+    assert 29 < await store.blocked("user:alice") <= 30
+    assert not [r for r in caplog.records if r.name == "issuer.limits.counters"]

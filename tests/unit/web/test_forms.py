@@ -1,0 +1,144 @@
+"""Reading the token endpoint's form defensively: media type, size, encoding, field count."""
+
+import pytest
+from starlette.requests import Request
+from starlette.types import Message
+
+from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+from issuer.web.forms import MAX_FIELDS, read_form
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class Body:
+    """An ASGI receive callable that streams `chunks` and records how many it handed out."""
+
+    def __init__(self, *chunks: bytes):
+        self.chunks = list(chunks) or [b""]
+        self.sent = 0
+
+    async def __call__(self) -> Message:
+        chunk = self.chunks[self.sent]
+        self.sent += 1
+        return {"type": "http.request", "body": chunk, "more_body": self.sent < len(self.chunks)}
+
+
+def make_request(
+    body: Body, content_type: str | None = FORM, content_length: int | str | None = "auto"
+) -> Request:
+    headers: list[tuple[bytes, bytes]] = []
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode()))
+    if content_length == "auto":
+        content_length = sum(len(chunk) for chunk in body.chunks)
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/token",
+        "raw_path": b"/token",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    return Request(scope, body)
+
+
+async def test_well_formed_form_round_trips_decoded():
+    body = Body(b"grant_type=password&username=al%C3%AFce&password=p%40ss+word%26")
+    assert await read_form(make_request(body)) == {
+        "grant_type": "password",
+        "username": "alïce",
+        "password": "p@ss word&",
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        f"{FORM}; charset=UTF-8",
+        "Application/X-WWW-Form-URLEncoded",
+        f"  {FORM} ;charset=utf-8",
+    ],
+)
+async def test_form_media_type_is_accepted_with_parameters_and_any_case(content_type):
+    request = make_request(Body(b"grant_type=client_credentials"), content_type)
+    assert await read_form(request) == {"grant_type": "client_credentials"}
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "", "application/json", "multipart/form-data; boundary=x", "text/plain"]
+)
+async def test_body_that_is_not_urlencoded_form_is_invalid_request(content_type):
+    body = Body(b"grant_type=password")
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(make_request(body, content_type))
+    assert caught.value.status_code == 400
+    assert body.sent == 0
+
+
+async def test_declared_length_over_the_limit_is_refused_before_reading():
+    body = Body(b"a=" + b"x" * 100)
+    with pytest.raises(RequestTooLarge) as caught:
+        await read_form(make_request(body, content_length=101), limit=100)
+    assert caught.value.status_code == 413
+    assert body.sent == 0
+
+
+async def test_body_at_exactly_the_limit_is_read():
+    body = Body(b"a=" + b"x" * 98)
+    assert await read_form(make_request(body), limit=100) == {"a": "x" * 98}
+
+
+async def test_body_streaming_past_the_limit_without_length_stops_at_the_limit():
+    body = Body(b"a=" + b"x" * 48, b"x" * 50, b"x", b"x" * 1000, b"never read")
+    with pytest.raises(RequestTooLarge) as caught:
+        await read_form(make_request(body, content_length=None), limit=100)
+    assert caught.value.status_code == 413
+    assert body.sent == 3  # the chunk that crossed the limit, and no further
+
+
+async def test_body_longer_than_its_declared_length_still_stops_at_the_limit():
+    body = Body(b"a=" + b"x" * 60, b"x" * 60)
+    with pytest.raises(RequestTooLarge):
+        await read_form(make_request(body, content_length=10), limit=100)
+
+
+@pytest.mark.parametrize("raw", [b"username=\xff\xfe", b"username=%FF%FE", b"us%C3er=alice"])
+async def test_body_that_is_not_utf8_is_invalid_request(raw):
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(make_request(Body(raw)))
+    assert not isinstance(caught.value, RequestTooLarge)
+
+
+async def test_at_most_max_fields_are_accepted():
+    fields = [f"f{i}=v" for i in range(MAX_FIELDS)]
+    form = await read_form(make_request(Body("&".join(fields).encode())))
+    assert len(form) == MAX_FIELDS
+    too_many = "&".join([*fields, "one=more"]).encode()
+    with pytest.raises(InvalidRequest):
+        await read_form(make_request(Body(too_many)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [(b"scope=read&scope=write", "scope"), (b"code=&code=x", "code"), (b"a=1&b=2&a=1", "a")],
+)
+async def test_repeated_parameter_is_invalid_request_naming_it(raw, name):
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(make_request(Body(raw)))
+    assert repr(name) in str(caught.value)
+
+
+async def test_parameters_without_a_value_are_treated_as_omitted():
+    body = Body(b"grant_type=password&client_secret=&scope&username=alice")
+    assert await read_form(make_request(body)) == {"grant_type": "password", "username": "alice"}
+
+
+async def test_empty_body_is_an_empty_form():
+    assert await read_form(make_request(Body())) == {}

@@ -1,7 +1,6 @@
 """Client authentication at the token, revocation and introspection endpoints (RFC 6749 2.3)."""
 
 import base64
-import binascii
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -75,7 +74,7 @@ async def authenticate(
 def _parse_basic(encoded: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII input alike
         raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE) from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:

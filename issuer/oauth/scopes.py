@@ -5,7 +5,7 @@ import re
 from issuer.oauth.errors import InvalidScope
 
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def parse_scope(value: str | None) -> tuple[str, ...]:
@@ -14,7 +14,7 @@ def parse_scope(value: str | None) -> tuple[str, ...]:
         return ()
     tokens = value.split(" ")
     for token in tokens:
-        if not _SCOPE_TOKEN.match(token):
+        if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidScope("scope must be space-separated tokens of printable ASCII")
     return tuple(dict.fromkeys(tokens))
 

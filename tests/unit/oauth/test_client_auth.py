@@ -70,12 +70,6 @@ def test_malformed_basic_credentials_are_invalid_client_with_a_challenge(authori
     assert_basic_challenge(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _parse_basic catches only binascii.Error/UnicodeDecodeError, but "
-    "base64.b64decode raises a plain ValueError for a str with non-ASCII characters "
-    "(Starlette decodes header bytes as latin-1), so 'Basic \\xe9' escapes as a 500",
-)
 def test_non_ascii_basic_credentials_are_invalid_client():
     with pytest.raises(InvalidClient) as caught:
         read_credentials({}, "Basic \xe9\xe9\xe9\xe9")

@@ -47,11 +47,6 @@ def test_scope_outside_the_rfc_charset_is_invalid_scope(value):
         parse_scope(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _SCOPE_TOKEN ends in `$`, which also matches before a final newline, so "
-    "'read\\n' passes parse_scope with the newline kept in the token (use \\Z or fullmatch)",
-)
 def test_trailing_newline_is_invalid_scope():
     with pytest.raises(InvalidScope):
         parse_scope("read\n")

@@ -16,4 +16,4 @@ RUN pip install . \
 
 USER app
 EXPOSE 8000 8001
-CMD ["uvicorn", "issuer.app:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "issuer.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

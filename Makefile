@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Starts the issuer (:8000) and resource server (:8001) in the foreground; Ctrl-C stops both.
+# --no-proxy-headers: the client's address is the TCP peer unless ISSUER_TRUSTED_PROXIES says
+# otherwise; uvicorn's own X-Forwarded-For handling would let any local client forge it.
 # DEMO ACCOUNT: johndoe / secret123 is created here (and only here) for the README's curl flow.
 run: $(STAMP)
 	$(BIN)/python scripts/generate_keys.py
@@ -25,9 +27,9 @@ run: $(STAMP)
 	trap 'kill 0' INT TERM; \
 	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	ISSUER_CORS_ORIGINS=$${ISSUER_CORS_ORIGINS:-'["http://127.0.0.1:$(RS_PORT)"]'} \
-	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) & \
+	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) --no-proxy-headers & \
 	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
-	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) & \
+	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) --no-proxy-headers & \
 	wait
 
 # A narrated run of the whole story on a temporary keys dir and database.

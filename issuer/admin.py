@@ -41,9 +41,17 @@ def create_client(
     public: bool = False,
     name: str = "",
     access_token_ttl: int | None = None,
+    resource_audiences: tuple[str, ...] = (),
 ) -> NewClient:
     """Register a client; the returned secret is shown once and never stored."""
     with open_database(settings) as engine:
         return ClientRepository(make_sessions(engine)).create(
-            client_id, grant_types, scope, audiences, public, name, access_token_ttl
+            client_id,
+            grant_types,
+            scope,
+            audiences,
+            public,
+            name,
+            access_token_ttl,
+            resource_audiences,
         )

@@ -11,6 +11,7 @@ from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
 from issuer.settings import Settings
 from issuer.web import discovery, health, oauth
+from issuer.web.client_address import ClientAddresses, parse_networks
 from issuer.web.errors import error_handlers
 from servicekit.docs import install_docs
 from servicekit.observability import RequestContext, configure_logging
@@ -20,12 +21,13 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     """Build the issuer app; its services are opened by the lifespan, not here."""
     settings = settings or Settings()
     metrics = IssuerMetrics()
+    addresses = ClientAddresses(parse_networks(settings.trusted_proxies), settings.forwarded_header)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
         async with open_services(settings, metrics, clock) as services:
-            yield {"services": services}
+            yield {"services": services, "client_addresses": addresses}
 
     app = FastAPI(
         title="OAuth 2.0 token issuer",

@@ -25,8 +25,9 @@ from issuer.keys.model import RotationPolicy
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import KeySetStore
 from issuer.limits.counters import make_store
-from issuer.limits.throttle import LoginThrottle, ThrottlePolicy
+from issuer.limits.throttle import Throttle, ThrottlePolicy
 from issuer.metrics import IssuerMetrics
+from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.clients import CachedClients, ClientRepository
 from issuer.oauth.grants import IssuancePolicy, TokenEndpoint
 from issuer.oauth.introspection import IntrospectionEndpoint
@@ -70,6 +71,7 @@ def throttle_policy(settings: Settings) -> ThrottlePolicy:
         per_ip=settings.rate_limit_per_ip,
         per_client=settings.rate_limit_per_client,
         per_username=settings.rate_limit_per_username,
+        client_auth_failures=settings.rate_limit_client_auth_failures,
         free_failures=settings.login_free_failures,
         backoff_max=settings.login_backoff_max,
     )
@@ -127,11 +129,12 @@ async def open_services(
             resources.push_async_callback(redis_client.aclose)
         counters = make_store(redis_client, settings.redis_prefix, clock)
         resources.push_async_callback(counters.aclose)
-        clients = CachedClients(ClientRepository(sessions))
+        throttle = Throttle(counters, throttle_policy(settings))
+        clients = ClientAuthenticator(CachedClients(ClientRepository(sessions)), throttle)
         refresh_tokens = RefreshTokenStore(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
-        revoked = RevokedTokens(sessions, redis_client, settings.redis_prefix)
+        revoked = RevokedTokens(sessions)
         # Our own tokens are checked by the same Verifier the resource server uses.
         verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
         tokens = TokenEndpoint(
@@ -144,7 +147,7 @@ async def open_services(
             signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
             refresh_tokens=refresh_tokens,
             revoked=revoked,
-            throttle=LoginThrottle(counters, throttle_policy(settings)),
+            throttle=throttle,
             metrics=metrics,
             clock=clock,
         )
@@ -160,9 +163,11 @@ async def open_services(
             keyring=keyring,
             metadata=MetadataCache(settings.url, sessions),
             tokens=tokens,
-            revocation=RevocationEndpoint(clients, refresh_tokens, revoked, verifier, clock),
+            revocation=RevocationEndpoint(
+                throttle, clients, refresh_tokens, revoked, verifier, clock
+            ),
             introspection=IntrospectionEndpoint(
-                settings.url, clients, refresh_tokens, revoked, verifier, clock
+                settings.url, throttle, clients, refresh_tokens, revoked, verifier, clock
             ),
             metrics=metrics,
         )

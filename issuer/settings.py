@@ -3,11 +3,12 @@
 Data only: `issuer.services` builds engines, stores and services from it.
 """
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -30,13 +31,18 @@ class Settings(BaseSettings):
     default_client_id: str = "public"
     # How often a running issuer looks for a changed key set on disk, seconds.
     keys_poll_interval: float = Field(1.0, gt=0, le=60)
-    # Abuse resistance: limits on POST /token (see issuer/limits/throttle.py) and the hashing bound.
+    # Abuse resistance: limits (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
     redis_prefix: str = "issuer:"
     rate_limit_window: int = Field(60, gt=0)
     rate_limit_per_ip: int = Field(60, gt=0)
     rate_limit_per_client: int = Field(600, gt=0)
     rate_limit_per_username: int = Field(20, gt=0)
+    # Failed client authentications per address and window before the address is refused.
+    rate_limit_client_auth_failures: int = Field(10, gt=0)
+    # Proxies whose forwarding header is believed (addresses or CIDR ranges; default none).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     login_free_failures: int = Field(5, ge=0)
     login_backoff_max: int = Field(900, gt=0)
     hash_workers: int | None = Field(None, gt=0)
@@ -51,6 +57,17 @@ class Settings(BaseSettings):
     keys_backend: Literal["files", "database"] = "files"
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
     rotation_leeway: int = Field(120, ge=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        # "10.0.0.1, 10.1.0.0/16": comma-separated, as an operator writes it in an env file.
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                ipaddress.ip_network(str(item), strict=False)  # ValueError names a bad entry
+        return value
 
     @field_validator("url")
     @classmethod

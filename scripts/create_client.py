@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scope", default="", help='allowed scopes, e.g. "read write"')
     parser.add_argument("--audience", action="append", default=[], help="`aud` of its tokens")
+    parser.add_argument(
+        "--resource-server",
+        action="append",
+        default=[],
+        metavar="AUD",
+        help="this client is the resource server for audience AUD: it may introspect tokens "
+        "issued for AUD (repeatable)",
+    )
     parser.add_argument("--public", action="store_true", help="a public client (no secret)")
     parser.add_argument("--name", default="", help="a display name")
     parser.add_argument("--access-token-ttl", type=int, help="shorter access token TTL, seconds")
@@ -47,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             public=args.public,
             name=args.name,
             access_token_ttl=args.access_token_ttl,
+            resource_audiences=tuple(args.resource_server),
         )
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument(
         "--revoke", metavar="KID", help="remove a compromised key from the JWKS now"
     )
+    action.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="re-write unencrypted private keys encrypted with ISSUER_KEYS_PASSPHRASE",
+    )
     parser.add_argument("--dry-run", action="store_true", help="show what would change")
     parser.add_argument(
         "--force", action="store_true", help="rotate even if verifiers may not hold the next key"
@@ -49,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         with open_key_store(settings) as store:
             if args.status:
                 print_status(store.read_manifest(), policy)
+                return 0
+            if args.encrypt:
+                encrypted = store.encrypt()
+                print(
+                    f"encrypted: {', '.join(encrypted)}" if encrypted else "all keys were encrypted"
+                )
                 return 0
             if args.revoke:
                 step = (

@@ -93,6 +93,7 @@ def uvicorn(
 ) -> Process:
     """`uvicorn app` on 127.0.0.1:`port`, as `make run` starts the services."""
     argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--no-proxy-headers"]
     argv += ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
     if workers > 1:
         argv += ["--workers", str(workers)]

@@ -80,3 +80,25 @@ def test_image_runs_as_a_non_root_user():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "\nUSER app" in dockerfile
     assert "FROM python:3.11-slim" in dockerfile
+
+
+@needs_compose
+def test_only_the_proxy_reports_client_addresses(project):
+    shutil.copy(project / ".env.example", project / ".env")
+    config = yaml.safe_load(compose_config(project).stdout)
+    services = config["services"]
+    proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    for name in ("issuer-1", "issuer-2"):
+        assert services[name]["environment"]["ISSUER_TRUSTED_PROXIES"] == proxy_address
+    for name in ("issuer-1", "issuer-2", "resource-server"):
+        command = services[name]["command"]
+        assert "--no-proxy-headers" in command and "--forwarded-allow-ips" not in command
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    # The edge proxy replaces the client's header instead of appending to it.
+    assert "X-Forwarded-For $remote_addr" in nginx
+
+
+def test_every_shipped_uvicorn_command_leaves_client_addresses_to_the_issuer():
+    for path in ("Makefile", "Dockerfile", "servicekit/processes.py"):
+        text = (ROOT / path).read_text()
+        assert "--no-proxy-headers" in text, path

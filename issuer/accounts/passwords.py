@@ -7,12 +7,16 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import precis_i18n
 from passlib.context import CryptContext
 
 log = logging.getLogger(__name__)
 
 # bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated.
 MAX_PASSWORD_BYTES = 72
+# RFC 8265 section 4: passwords are compared in the OpaqueString profile (NFC, non-ASCII
+# spaces as U+0020; control characters such as NUL are not allowed), at creation and login.
+_OPAQUE_STRING = precis_i18n.get_profile("OpaqueString")
 MIN_PASSWORD_LENGTH = 8
 _NEVER_MATCHES = "not-the-dummy-password"
 
@@ -47,18 +51,19 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
 
     def hash(self, password: str) -> str:
-        check_password_policy(password)
-        return str(self._context.hash(password))
+        return str(self._context.hash(check_password_policy(password)))
 
     def verify(self, password: str, stored_hash: str | None) -> Verification:
-        """Check `password`; with no stored hash, do the same work and fail."""
-        # Over 72 bytes bcrypt would compare a truncation, so such a password never matches.
-        usable = stored_hash is not None and len(password.encode()) <= MAX_PASSWORD_BYTES
+        """Check `password`; whatever makes it fail, the work done is one full bcrypt run."""
+        prepared = prepare_password(password)
+        # A password that cannot match (no user, a forbidden character such as NUL, over 72
+        # bytes, which bcrypt would truncate) is checked against the dummy hash instead, so
+        # nothing about the account shows in the time the answer takes.
+        if stored_hash is None or prepared is None or _too_long(prepared):
+            self._context.verify(_NEVER_MATCHES, self._dummy_hash)
+            return Verification(ok=False)
         try:
-            if not usable:
-                self._context.verify(_NEVER_MATCHES, self._dummy_hash)
-                return Verification(ok=False)
-            ok, new_hash = self._context.verify_and_update(password, stored_hash)
+            ok, new_hash = self._context.verify_and_update(prepared, stored_hash)
         except ValueError:
             log.error("stored password hash is unreadable; treating as a failed login")
             return Verification(ok=False)
@@ -79,9 +84,26 @@ class PasswordHasher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def check_password_policy(password: str) -> None:
-    """Refuse passwords that are too short or that bcrypt would truncate."""
-    if len(password) < MIN_PASSWORD_LENGTH:
+def prepare_password(password: str) -> str | None:
+    """The password as compared (RFC 8265 OpaqueString); None if it has a forbidden character."""
+    try:
+        prepared: str = _OPAQUE_STRING.enforce(password)
+    except UnicodeError:
+        return None
+    return prepared
+
+
+def check_password_policy(password: str) -> str:
+    """The password as it will be hashed; `PasswordPolicyError` if it is not acceptable."""
+    prepared = prepare_password(password)
+    if prepared is None:
+        raise PasswordPolicyError("password must not contain control characters")
+    if len(prepared) < MIN_PASSWORD_LENGTH:
         raise PasswordPolicyError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
+    if _too_long(prepared):
         raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
+    return prepared
+
+
+def _too_long(prepared: str) -> bool:
+    return len(prepared.encode()) > MAX_PASSWORD_BYTES

@@ -3,13 +3,28 @@
 import re
 from datetime import UTC, datetime
 
+import precis_i18n
 from sqlalchemy import Boolean, DateTime, Integer, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.storage.engine import Base
 
-_USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,150}$")
+# After RFC 8265 UsernameCaseMapped (width-mapped, case-folded, NFC): this ASCII subset.
+_USERNAME = re.compile(r"[a-z0-9._@+-]{1,150}")
+_USERNAME_PROFILE = precis_i18n.get_profile("UsernameCaseMapped")
+
+
+def normalize_username(username: str) -> str | None:
+    """The one spelling a username is stored and looked up under; None if it has none.
+
+    "Alice", "ALICE" and the full-width spelling of "Alice" are all "alice".
+    """
+    try:
+        normalized = _USERNAME_PROFILE.enforce(username)
+    except UnicodeError:
+        return None
+    return normalized if _USERNAME.fullmatch(normalized) else None
 
 
 class UserError(ValueError):
@@ -41,8 +56,12 @@ class UserRepository:
         self._sessions = sessions
 
     def get_by_username(self, username: str) -> User | None:
+        """The user of any spelling of `username` (see `normalize_username`)."""
+        normalized = normalize_username(username)
+        if normalized is None:
+            return None
         with self._sessions() as session:
-            return session.scalar(select(User).where(User.username == username))
+            return session.scalar(select(User).where(User.username == normalized))
 
     def get_by_id(self, user_id: int) -> User | None:
         with self._sessions() as session:
@@ -55,11 +74,12 @@ class UserRepository:
         email: str | None = None,
         scopes: tuple[str, ...] = (),
     ) -> User:
-        """Insert a user; `UserError` if the name is invalid or taken."""
-        if not _USERNAME.match(username):
+        """Insert a user under the normalized name; `UserError` if it is invalid or taken."""
+        normalized = normalize_username(username)
+        if normalized is None:
             raise UserError("username must be 1-150 characters of letters, digits and . _ @ + -")
         user = User(
-            username=username,
+            username=normalized,
             email=email,
             password_hash=password_hash,
             scopes=" ".join(scopes),
@@ -69,7 +89,7 @@ class UserRepository:
             try:
                 session.commit()
             except IntegrityError:
-                raise UserError(f"user {username!r} already exists") from None
+                raise UserError(f"user {normalized!r} already exists") from None
         return user
 
     def update_password_hash(self, user_id: int, password_hash: str) -> None:

@@ -111,6 +111,8 @@ class DatabaseKeyStore(KeySetStore):
             if row is None:
                 row = SigningKeyRow(kid=record.kid, private_pem=new_pems[record.kid])
                 session.add(row)
+            elif record.kid in new_pems:
+                row.private_pem = new_pems[record.kid]  # re-encrypted
             row.state = record.state.value
             row.created_at = record.created_at
             row.activated_at = record.activated_at

@@ -92,7 +92,8 @@ class KeySetStore(ABC):
 
     @abstractmethod
     def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
-        """Store the new keys and the new states atomically; drop retired private keys."""
+        """Store new (or re-encrypted) private keys and the new states atomically; drop retired
+        private keys."""
 
     def exists(self) -> bool:
         return self.version() is not None
@@ -151,6 +152,24 @@ class KeySetStore(ABC):
             public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
         )
 
+    def encrypt(self) -> list[str]:
+        """Re-write every private key encrypted with the passphrase; the kids changed."""
+        if self._passphrase is None:
+            raise KeySetError("set ISSUER_KEYS_PASSPHRASE to the passphrase to encrypt with")
+        with self._exclusive():
+            snapshot = self._read(with_pems=True)
+            plain = {kid: pem for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)}
+            if plain:
+                keys = {
+                    kid: self._decode(kid, pem, allow_plaintext=True) for kid, pem in plain.items()
+                }
+                self._commit(
+                    snapshot.manifest, {kid: self._encode(key) for kid, key in keys.items()}
+                )
+        if plain:
+            audit.info("key set encrypted in %s: %s", self.describe(), ", ".join(sorted(plain)))
+        return sorted(plain)
+
     def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
         _check_key_size(key_size)
         with self._exclusive():
@@ -165,12 +184,19 @@ class KeySetStore(ABC):
     def _encode(self, key: RSAKey) -> bytes:
         return key.as_pem(private=True, password=self._passphrase)
 
-    def _decode(self, kid: str, pem: bytes | None) -> RSAKey:
+    def _decode(self, kid: str, pem: bytes | None, allow_plaintext: bool = False) -> RSAKey:
         if pem is None:
             raise KeySetError(f"the private key of {kid} is missing")
-        encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
+        encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
             raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
+        if not encrypted and self._passphrase is not None and not allow_plaintext:
+            # The operator asked for keys at rest to be encrypted: a plaintext one is refused
+            # rather than used quietly.
+            raise KeySetError(
+                f"key {kid} is stored unencrypted although ISSUER_KEYS_PASSPHRASE is set; "
+                "encrypt the key set with: python scripts/rotate_keys.py --encrypt"
+            )
         try:
             key = RSAKey.import_key(pem, password=self._passphrase if encrypted else None)
         except (ValueError, TypeError) as exc:
@@ -187,6 +213,10 @@ class KeySetStore(ABC):
 def generate_key(key_size: int) -> RSAKey:
     """A new RSA private key of `key_size` bits."""
     return RSAKey.generate_key(key_size, private=True)
+
+
+def _is_encrypted(pem: bytes) -> bool:
+    return b"ENCRYPTED" in pem.split(b"\n", 1)[0]
 
 
 def _check_key_size(key_size: int) -> None:

@@ -1,8 +1,9 @@
 """Expiring counters for rate limits: in-process, or in Redis when replicas must share them.
 
 `CounterStore` is the whole interface. `FallbackStore` puts Redis first and, while Redis is
-unreachable, the in-process store: limits then hold per process instead of failing open
-(every guess allowed) or closed (every login refused). Each change of state is logged once.
+unreachable or hung, the in-process store: limits then hold per process instead of failing
+open (every guess allowed) or closed (every login refused). Each change of state is logged
+once.
 """
 
 import logging
@@ -32,43 +33,58 @@ class CounterStore(Protocol):
 
 
 class MemoryStore:
-    """Counters in this process; bounded, so random keys cannot exhaust memory."""
+    """Counters and marks in this process.
+
+    Counters (windows) are bounded: when full, expired ones go first, then the oldest (a
+    lost counter only restarts a window). Marks (lockouts, backoffs, known addresses) are
+    never evicted before they expire, so no flood of new keys can lift a lockout; they are
+    bounded by how fast the limits let anyone create them and by their lifetimes, and the
+    expired ones are swept as new ones arrive.
+    """
 
     def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
-        self._entries: dict[str, tuple[int, float]] = {}
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._marks: dict[str, float] = {}
         self._max_entries = max_entries
+        self._sweep_at = max_entries
         self._clock = clock
 
     async def incr(self, key: str, window: float) -> tuple[int, float]:
         now = self._clock()
-        count, expires_at = self._entries.get(key, (0, 0.0))
+        count, expires_at = self._counters.get(key, (0, 0.0))
         if expires_at <= now:
             count, expires_at = 0, now + window
+            self._counters.pop(key, None)
             self._make_room(now)
-        self._entries[key] = (count + 1, expires_at)
+        self._counters[key] = (count + 1, expires_at)
         return count + 1, expires_at - now
 
     async def block(self, key: str, seconds: float) -> None:
-        self._make_room(self._clock())
-        self._entries[key] = (1, self._clock() + seconds)
+        now = self._clock()
+        if len(self._marks) >= self._sweep_at:
+            self._marks = {k: until for k, until in self._marks.items() if until > now}
+            # Sweep again only after the live marks have doubled: amortized O(1) per mark.
+            self._sweep_at = max(self._max_entries, 2 * len(self._marks))
+        self._marks[key] = now + seconds
 
     async def blocked(self, key: str) -> float:
-        _, expires_at = self._entries.get(key, (0, 0.0))
-        return max(0.0, expires_at - self._clock())
+        return max(0.0, self._marks.get(key, 0.0) - self._clock())
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
-            self._entries.pop(key, None)
+            self._counters.pop(key, None)
+            self._marks.pop(key, None)
 
     async def aclose(self) -> None:
-        self._entries.clear()
+        self._counters.clear()
+        self._marks.clear()
 
     def _make_room(self, now: float) -> None:
-        if len(self._entries) < self._max_entries:
+        if len(self._counters) < self._max_entries:
             return
-        self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
-        while len(self._entries) >= self._max_entries:  # still full: drop the oldest
-            del self._entries[next(iter(self._entries))]
+        self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
+        while len(self._counters) >= self._max_entries:  # still full: drop the oldest
+            del self._counters[next(iter(self._counters))]
 
 
 class RedisStore:
@@ -103,57 +119,90 @@ class RedisStore:
 
 
 class FallbackStore:
-    """Redis while it answers; the in-process store while it does not."""
+    """Redis while it answers; the in-process store while it does not.
 
-    def __init__(self, primary: RedisStore, fallback: MemoryStore):
+    A circuit breaker keeps a failing Redis from costing every request a timeout: after a
+    failure, calls go straight to the in-process store for `retry_after` seconds (doubling
+    while Redis keeps failing, up to `max_retry_after`); then one call tries Redis again.
+    """
+
+    def __init__(
+        self,
+        primary: RedisStore,
+        fallback: MemoryStore,
+        retry_after: float = 1.0,
+        max_retry_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._primary = primary
         self._fallback = fallback
-        self._degraded = False
+        self._retry_after = retry_after
+        self._max_retry_after = max_retry_after
+        self._clock = clock
+        self._open_until = 0.0  # while now < this, Redis is not tried
+        self._failures = 0
 
     async def incr(self, key: str, window: float) -> tuple[int, float]:
-        try:
-            result = await self._primary.incr(key, window)
-        except (RedisError, OSError) as exc:
-            self._enter_degraded(exc)
-            return await self._fallback.incr(key, window)
-        self._leave_degraded()
-        return result
+        if self._closed():
+            try:
+                result = await self._primary.incr(key, window)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+            else:
+                self._recover()
+                return result
+        return await self._fallback.incr(key, window)
 
     async def block(self, key: str, seconds: float) -> None:
-        try:
-            await self._primary.block(key, seconds)
-        except (RedisError, OSError) as exc:
-            self._enter_degraded(exc)
-            await self._fallback.block(key, seconds)
+        if self._closed():
+            try:
+                await self._primary.block(key, seconds)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+            else:
+                self._recover()
+                return
+        await self._fallback.block(key, seconds)
 
     async def blocked(self, key: str) -> float:
-        try:
-            remote = await self._primary.blocked(key)
-        except (RedisError, OSError) as exc:
-            self._enter_degraded(exc)
-            remote = 0.0
+        remote = 0.0
+        if self._closed():
+            try:
+                remote = await self._primary.blocked(key)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+            else:
+                self._recover()
         # Marks set while degraded still count once Redis is back.
         return max(remote, await self._fallback.blocked(key))
 
     async def delete(self, *keys: str) -> None:
         await self._fallback.delete(*keys)
-        try:
-            await self._primary.delete(*keys)
-        except (RedisError, OSError) as exc:
-            self._enter_degraded(exc)
+        if self._closed():
+            try:
+                await self._primary.delete(*keys)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+            else:
+                self._recover()
 
     async def aclose(self) -> None:
         await self._primary.aclose()
 
-    def _enter_degraded(self, exc: Exception) -> None:
-        if not self._degraded:
-            log.warning("Redis unavailable (%s); rate limits now hold per process", exc)
-            self._degraded = True
+    def _closed(self) -> bool:
+        return self._clock() >= self._open_until
 
-    def _leave_degraded(self) -> None:
-        if self._degraded:
+    def _trip(self, exc: Exception) -> None:
+        if not self._failures:
+            log.warning("Redis unavailable (%s); rate limits now hold per process", exc)
+        self._failures += 1
+        delay = min(self._max_retry_after, self._retry_after * 2 ** (self._failures - 1))
+        self._open_until = self._clock() + delay
+
+    def _recover(self) -> None:
+        if self._failures:
             log.info("Redis reachable again; rate limits are shared across replicas")
-            self._degraded = False
+            self._failures = 0
 
 
 def make_store(
@@ -163,4 +212,4 @@ def make_store(
 ) -> CounterStore:
     if client is None:
         return MemoryStore(clock=clock)
-    return FallbackStore(RedisStore(client, prefix), MemoryStore(clock=clock))
+    return FallbackStore(RedisStore(client, prefix), MemoryStore(clock=clock), clock=clock)

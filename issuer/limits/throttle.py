@@ -1,16 +1,24 @@
-"""Brute-force and flood limits on `POST /token`.
+"""Brute-force and flood limits on the endpoints that authenticate clients or users.
 
-- every request: a fixed-window limit per client IP, and per client_id when one is named;
-- failed logins per (username, IP): free attempts, then exponential backoff (doubling, capped);
-- failed logins per username from IPs that have never logged in as that user: a window cap.
+- every request: a fixed-window limit per client address (IPv6 by /64, since one host
+  commonly holds a whole /64);
+- failed client authentications per address: past a window cap the address is refused
+  until the window ends (a wrong-secret flood costs the flooder, not the client it names);
+- per client: a window limit counted only after the client authenticated with its secret,
+  so nobody can spend another client's budget (public clients have no secret: only the
+  address limits apply to them);
+- failed logins per (username, address): free attempts, then exponential backoff (doubling,
+  capped);
+- failed logins per username from addresses that have never logged in as that user: a cap.
 
-Trade-off: the backoff is keyed by username *and* IP, so a guesser elsewhere only locks itself
-out; a botnet spread over many IPs is held by the per-username cap instead, which the user's
-own IPs (any IP with a successful login in the last 30 days) are exempt from. A success
-resets the username's failure counts.
+Trade-off: the backoff is keyed by username *and* address, so a guesser elsewhere only locks
+itself out; a botnet spread over many addresses is held by the per-username cap instead,
+which the user's own addresses (any address with a successful login in the last 30 days) are
+exempt from. A success resets the username's failure counts.
 """
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from issuer.limits.counters import CounterStore
@@ -31,6 +39,7 @@ class ThrottlePolicy:
     per_ip: int = 60
     per_client: int = 600
     per_username: int = 20
+    client_auth_failures: int = 10
     free_failures: int = 5
     backoff_base: float = 1
     backoff_max: float = 900
@@ -38,48 +47,75 @@ class ThrottlePolicy:
     known_ip_ttl: int = 30 * 86400
 
 
-class LoginThrottle:
-    """Checks before the (expensive) password hash, records after it."""
+class Throttle:
+    """Checks before the expensive work (hashing, database), records after it."""
 
     def __init__(self, store: CounterStore, policy: ThrottlePolicy):
         self._store = store
         self._policy = policy
 
-    async def check_request(self, ip: str, client_id: str | None) -> None:
-        await self._limit(f"ip:{ip}", self._policy.per_ip)
-        if client_id:
-            await self._limit(f"client:{_short(client_id)}", self._policy.per_client)
+    async def check_address(self, address: str) -> None:
+        """Every request: the address's window limit, and its client-authentication lock."""
+        source = _bucket(address)
+        wait = await self._store.blocked(f"authlock:{source}")
+        if wait:
+            raise Throttled(wait, "too many failed client authentications; retry later")
+        await self._limit(f"ip:{source}", self._policy.per_ip)
 
-    async def check_login(self, username: str, ip: str) -> None:
-        user = _short(username)
-        wait = await self._store.blocked(f"backoff:{user}:{ip}")
-        if not wait and not await self._store.blocked(f"known:{user}:{ip}"):
+    async def record_client_auth_failure(self, address: str) -> None:
+        source = _bucket(address)
+        failures, left = await self._store.incr(f"authfail:{source}", self._policy.window)
+        if failures >= self._policy.client_auth_failures:
+            await self._store.block(f"authlock:{source}", left)
+
+    async def check_client(self, client_id: str) -> None:
+        """A client that proved its secret: its own window limit."""
+        await self._limit(f"client:{_short(client_id)}", self._policy.per_client)
+
+    async def check_login(self, username: str, address: str) -> None:
+        user, source = _short(username), _bucket(address)
+        wait = await self._store.blocked(f"backoff:{user}:{source}")
+        if not wait and not await self._store.blocked(f"known:{user}:{source}"):
             wait = await self._store.blocked(f"userlock:{user}")
         if wait:
             raise Throttled(wait, "too many failed logins; retry later")
 
-    async def record_failure(self, username: str, ip: str) -> None:
-        user, policy = _short(username), self._policy
-        failures, _ = await self._store.incr(f"fail:{user}:{ip}", policy.failure_memory)
+    async def record_failure(self, username: str, address: str) -> None:
+        user, source, policy = _short(username), _bucket(address), self._policy
+        failures, _ = await self._store.incr(f"fail:{user}:{source}", policy.failure_memory)
         if failures > policy.free_failures:
             exponent = failures - policy.free_failures - 1
             delay = min(policy.backoff_max, policy.backoff_base * 2 ** min(exponent, 32))
-            await self._store.block(f"backoff:{user}:{ip}", delay)
+            await self._store.block(f"backoff:{user}:{source}", delay)
         total, left = await self._store.incr(f"userfail:{user}", policy.window)
         if total >= policy.per_username:
             await self._store.block(f"userlock:{user}", left)
 
-    async def record_success(self, username: str, ip: str) -> None:
-        user = _short(username)
+    async def record_success(self, username: str, address: str) -> None:
+        user, source = _short(username), _bucket(address)
         await self._store.delete(
-            f"fail:{user}:{ip}", f"backoff:{user}:{ip}", f"userfail:{user}", f"userlock:{user}"
+            f"fail:{user}:{source}",
+            f"backoff:{user}:{source}",
+            f"userfail:{user}",
+            f"userlock:{user}",
         )
-        await self._store.block(f"known:{user}:{ip}", self._policy.known_ip_ttl)
+        await self._store.block(f"known:{user}:{source}", self._policy.known_ip_ttl)
 
     async def _limit(self, key: str, limit: int) -> None:
         count, left = await self._store.incr(key, self._policy.window)
         if count > limit:
             raise Throttled(left)
+
+
+def _bucket(address: str) -> str:
+    """The unit an address is limited as: itself, or its /64 for IPv6; always a short key."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return _short(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False).network_address) + "/64"
+    return str(parsed)
 
 
 def _short(value: str) -> str:

@@ -4,10 +4,9 @@ import base64
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from issuer.limits.throttle import Throttle
 from issuer.oauth.clients import CachedClients, Client, secret_matches
 from issuer.oauth.errors import InvalidClient, InvalidRequest
-
-BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="token", charset="UTF-8"'}
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ def read_credentials(form: dict[str, str], authorization: str | None) -> ClientC
         # "Basic Og==" (empty id and secret, as Swagger UI sends without a client) is no client.
         if basic_id or basic_secret:
             if not basic_id:
-                raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE)
+                raise InvalidClient("malformed Basic credentials")
             if "client_secret" in form:
                 raise InvalidRequest("use one client authentication method, not Basic and the form")
             if form.get("client_id", basic_id) != basic_id:
@@ -41,24 +40,45 @@ def read_credentials(form: dict[str, str], authorization: str | None) -> ClientC
     return ClientCredentials(client_id, secret, "client_secret_post" if secret else "none")
 
 
-async def require_client(
-    form: dict[str, str],
-    authorization: str | None,
-    clients: CachedClients,
-    require_secret: bool = False,
-) -> Client:
-    """The authenticated client of a request that must name one (401 if it names none)."""
-    credentials = read_credentials(form, authorization)
-    if credentials is None:
-        raise InvalidClient("client authentication is required")
-    return await authenticate(clients, credentials, require_secret=require_secret)
+class ClientAuthenticator:
+    """Authenticates clients under the throttle: failures count against the address, and
+    only a client that proved its secret spends its own per-client budget."""
+
+    def __init__(self, clients: CachedClients, throttle: Throttle):
+        self._clients = clients
+        self._throttle = throttle
+
+    async def authenticate(
+        self, credentials: ClientCredentials, address: str, require_secret: bool = False
+    ) -> Client:
+        """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
+        try:
+            client = await authenticate(self._clients, credentials, require_secret)
+        except InvalidClient:
+            await self._throttle.record_client_auth_failure(address)
+            raise
+        if credentials.secret is not None:
+            await self._throttle.check_client(client.client_id)
+        return client
+
+    async def require(
+        self,
+        form: dict[str, str],
+        authorization: str | None,
+        address: str,
+        require_secret: bool = False,
+    ) -> Client:
+        """The authenticated client of a request that must name one (401 if it names none)."""
+        credentials = read_credentials(form, authorization)
+        if credentials is None:
+            raise InvalidClient("client authentication is required")
+        return await self.authenticate(credentials, address, require_secret)
 
 
 async def authenticate(
     clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
 ) -> Client:
     """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
-    headers = BASIC_CHALLENGE if credentials.method == "client_secret_basic" else {}
     client = await clients.get(credentials.client_id)
     if credentials.secret is None:
         ok = client is not None and client.is_public and not require_secret
@@ -67,7 +87,7 @@ async def authenticate(
         ok = secret_matches(credentials.secret, client.secret_hash if client else None)
         ok = ok and client is not None
     if client is None or not ok or client.disabled:
-        raise InvalidClient("client authentication failed", headers=headers)
+        raise InvalidClient("client authentication failed")
     return client
 
 
@@ -75,9 +95,9 @@ def _parse_basic(encoded: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except ValueError:  # binascii.Error, UnicodeDecodeError and non-ASCII input alike
-        raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE) from None
+        raise InvalidClient("malformed Basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise InvalidClient("malformed Basic credentials", headers=BASIC_CHALLENGE)
+        raise InvalidClient("malformed Basic credentials")
     # RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))

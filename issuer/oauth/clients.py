@@ -37,6 +37,8 @@ class Client(Base):
     grant_types: Mapped[str] = mapped_column(String(200), default="")
     scopes: Mapped[str] = mapped_column(String(2000), default="")
     audiences: Mapped[str] = mapped_column(String(2000), default="")
+    # The audiences this client serves as a resource server: it may introspect their tokens.
+    resource_audiences: Mapped[str] = mapped_column(String(2000), default="")
     access_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(
@@ -54,6 +56,11 @@ class Client(Base):
     @property
     def audience_list(self) -> list[str]:
         return self.audiences.split()
+
+    def serves(self, audience: str | list[str]) -> bool:
+        """Whether this client is a resource server for (one of) `audience`."""
+        served = set(self.resource_audiences.split())
+        return bool(served.intersection([audience] if isinstance(audience, str) else audience))
 
     def allows(self, grant_type: str) -> bool:
         return grant_type in self.grant_types.split()
@@ -104,6 +111,7 @@ class ClientRepository:
         public: bool = False,
         name: str = "",
         access_token_ttl: int | None = None,
+        resource_audiences: tuple[str, ...] = (),
     ) -> NewClient:
         """Register a client; a confidential one gets a new 256-bit secret."""
         if not _CLIENT_ID.match(client_id):
@@ -123,6 +131,7 @@ class ClientRepository:
             grant_types=" ".join(dict.fromkeys(grant_types)),
             scopes=format_scope(parse_scope(scope)),
             audiences=" ".join(audiences),
+            resource_audiences=" ".join(resource_audiences),
             access_token_ttl=access_token_ttl,
         )
         with self._sessions() as session:

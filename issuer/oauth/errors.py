@@ -3,16 +3,20 @@
 OAuthError
  ├── InvalidRequest        400 invalid_request
  │    └── RequestTooLarge  413 invalid_request
- ├── InvalidClient         401 invalid_client
+ ├── InvalidClient         401 invalid_client, with a Basic challenge
  ├── InvalidGrant          400 invalid_grant
  ├── UnauthorizedClient    400 unauthorized_client
  ├── UnsupportedGrantType  400 unsupported_grant_type
  ├── InvalidScope          400 invalid_scope
+ ├── RateLimited           429 invalid_request, with Retry-After
+ ├── TemporarilyUnavailable 503 temporarily_unavailable, with Retry-After
  └── ServerError           500 server_error
 """
 
 import math
 from typing import ClassVar
+
+CLIENT_CHALLENGE = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
 
 
 class OAuthError(Exception):
@@ -46,6 +50,10 @@ class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401
 
+    def __init__(self, description: str | None = None):
+        # RFC 9110 section 15.5.2: a 401 always carries a challenge, whatever method failed.
+        super().__init__(description, headers=CLIENT_CHALLENGE)
+
 
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
@@ -64,8 +72,8 @@ class InvalidScope(OAuthError):
 
 
 class RateLimited(OAuthError):
-    # "slow_down" is the OAuth registry's code for "back off" (RFC 8628 section 3.5).
-    error = "slow_down"
+    # RFC 6749 section 5.2 defines no rate-limit code; the status and Retry-After say it.
+    error = "invalid_request"
     status_code = 429
 
     def __init__(self, retry_after: float, description: str = "too many requests; retry later"):

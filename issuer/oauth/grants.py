@@ -16,11 +16,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import PasswordHasher
-from issuer.accounts.users import UserRepository
-from issuer.limits.throttle import LoginThrottle
+from issuer.accounts.users import UserRepository, normalize_username
+from issuer.limits.throttle import Throttle
 from issuer.metrics import IssuerMetrics
-from issuer.oauth.client_auth import ClientCredentials, authenticate, read_credentials
-from issuer.oauth.clients import GRANT_TYPES, CachedClients, Client
+from issuer.oauth.client_auth import ClientAuthenticator, ClientCredentials, read_credentials
+from issuer.oauth.clients import GRANT_TYPES, Client
 from issuer.oauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -68,12 +68,12 @@ class TokenEndpoint:
         self,
         policy: IssuancePolicy,
         users: UserRepository,
-        clients: CachedClients,
+        clients: ClientAuthenticator,
         hasher: PasswordHasher,
         signer: TokenSigner,
         refresh_tokens: RefreshTokenStore,
         revoked: RevokedTokens,
-        throttle: LoginThrottle,
+        throttle: Throttle,
         metrics: IssuerMetrics,
         clock: Callable[[], float] = time.time,
     ):
@@ -98,8 +98,8 @@ class TokenEndpoint:
         self, form: dict[str, str], authorization: str | None, ip: str
     ) -> dict[str, Any]:
         """The token response for a parsed form; `OAuthError` for every refusal."""
+        await self._throttle.check_address(ip)
         credentials = read_credentials(form, authorization)
-        await self._throttle.check_request(ip, credentials.client_id if credentials else None)
         grant_type = form.get("grant_type")
         if grant_type is None and "username" in form and "password" in form:
             grant_type = "password"  # the classic `curl -d "username=...&password=..."`
@@ -115,21 +115,25 @@ class TokenEndpoint:
     async def _password(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 4.3: resource owner password credentials, with or without a client."""
         form, credentials = request.form, request.credentials
-        client = await self._allowed_client(credentials, "password") if credentials else None
+        client = (
+            await self._allowed_client(credentials, request.ip, "password") if credentials else None
+        )
         username, password = form.get("username"), form.get("password")
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
-        await self._throttle.check_login(username, request.ip)
+        # Limits count per account, whatever spelling of the name a guesser sends.
+        account = normalize_username(username) or username
+        await self._throttle.check_login(account, request.ip)
         user = await run_in_threadpool(self._users.get_by_username, username)
         verification = await self._hasher.verify_async(
             password, user.password_hash if user else None
         )
         if user is None or not verification.ok or user.disabled:
-            await self._throttle.record_failure(username, request.ip)
+            await self._throttle.record_failure(account, request.ip)
             self._metrics.login_failures.labels("bad_credentials").inc()
             log.info("login failed username=%r ip=%s", username, request.ip)
             raise InvalidGrant(_BAD_CREDENTIALS)
-        await self._throttle.record_success(username, request.ip)
+        await self._throttle.record_success(account, request.ip)
         if verification.new_hash is not None:
             await run_in_threadpool(
                 self._users.update_password_hash, user.id, verification.new_hash
@@ -161,11 +165,13 @@ class TokenEndpoint:
         if request.credentials is None:
             raise InvalidClient("client authentication is required")
         client = await self._allowed_client(
-            request.credentials, "client_credentials", require_secret=True
+            request.credentials, request.ip, "client_credentials", require_secret=True
         )
         scope = grant_scope(request.form.get("scope"), client.scope_set)
         # No refresh token (section 4.4.3): the client can simply authenticate again.
-        return _token_body(self._issue(client, subject=client.client_id, scope=scope))
+        return _token_body(
+            self._issue(client, subject=client_subject(client.client_id), scope=scope)
+        )
 
     async def _refresh_token(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 6, with rotation and reuse detection (RFC 9700 section 4.14.2)."""
@@ -174,7 +180,7 @@ class TokenEndpoint:
             raise InvalidClient(
                 "client authentication (or client_id for a public client) is required"
             )
-        client = await self._allowed_client(credentials, "refresh_token")
+        client = await self._allowed_client(credentials, request.ip, "refresh_token")
         token = form.get("refresh_token")
         if token is None:
             raise InvalidRequest("refresh_token is required")
@@ -212,9 +218,13 @@ class TokenEndpoint:
         return body
 
     async def _allowed_client(
-        self, credentials: ClientCredentials, grant_type: str, require_secret: bool = False
+        self,
+        credentials: ClientCredentials,
+        ip: str,
+        grant_type: str,
+        require_secret: bool = False,
     ) -> Client:
-        client = await authenticate(self._clients, credentials, require_secret=require_secret)
+        client = await self._clients.authenticate(credentials, ip, require_secret)
         if not client.allows(grant_type):
             raise UnauthorizedClient(
                 f"client {client.client_id} may not use grant_type {grant_type}"
@@ -251,6 +261,15 @@ class TokenEndpoint:
 
     def _now(self) -> int:
         return int(self._clock())
+
+
+def client_subject(client_id: str) -> str:
+    """The `sub` of a client acting for itself (RFC 9068 section 2.2).
+
+    Users' subjects are their numeric ids and client ids cannot contain ":", so the two
+    namespaces can never collide: a resource server tells them apart by the prefix.
+    """
+    return f"client:{client_id}"
 
 
 def _token_body(issued: IssuedToken) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""`POST /introspect` (RFC 7662) for authenticated confidential clients."""
+"""`POST /introspect` (RFC 7662) for authenticated confidential clients.
+
+Section 4: the answer is only for whom it concerns. An access token is described only to a
+client registered as a resource server for one of its audiences (`--resource-server AUD`)
+or to the client it was issued to; a refresh token only to its own client. Everyone else
+learns `{"active": false}`, exactly what an unknown token gives.
+"""
 
 import time
 from collections.abc import Callable
@@ -6,8 +12,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from issuer.oauth.client_auth import require_client
-from issuer.oauth.clients import CachedClients
+from issuer.limits.throttle import Throttle
+from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.errors import InvalidRequest
 from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.revoked_tokens import RevokedTokens
@@ -25,33 +31,37 @@ class IntrospectionEndpoint:
     def __init__(
         self,
         issuer: str,
-        clients: CachedClients,
+        throttle: Throttle,
+        clients: ClientAuthenticator,
         refresh_tokens: RefreshTokenStore,
         revoked: RevokedTokens,
         verifier: Verifier,
         clock: Callable[[], float] = time.time,
     ):
         self._issuer = issuer
+        self._throttle = throttle
         self._clients = clients
         self._refresh_tokens = refresh_tokens
         self._revoked = revoked
         self._verifier = verifier
         self._clock = clock
 
-    async def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
-        client = await require_client(form, authorization, self._clients, require_secret=True)
+    async def introspect(
+        self, form: dict[str, str], authorization: str | None, ip: str
+    ) -> dict[str, Any]:
+        await self._throttle.check_address(ip)
+        client = await self._clients.require(form, authorization, ip, require_secret=True)
         token = form.get("token")
         if token is None:
             raise InvalidRequest("token is required")
         now = int(self._clock())
         refresh = await run_in_threadpool(self._refresh_tokens.find_usable, token, now)
         if refresh is not None:
-            # Only its own client may see a refresh token.
             if refresh.client_id != client.client_id:
                 return INACTIVE
+            # RFC 7662 section 2.2's token_type is an access-token type: omitted here.
             return {
                 "active": True,
-                "token_type": "refresh_token",
                 "client_id": refresh.client_id,
                 "sub": str(refresh.user_id),
                 "scope": refresh.scope,
@@ -62,6 +72,8 @@ class IntrospectionEndpoint:
         try:
             claims = await self._verifier.verify(token)
         except InvalidToken:
+            return INACTIVE
+        if claims.client_id != client.client_id and not client.serves(claims.raw["aud"]):
             return INACTIVE
         if await self._revoked.is_revoked(claims.raw["jti"]):
             return INACTIVE

@@ -3,6 +3,12 @@
 Each token belongs to a family (one login). Using a token marks it used and issues its
 successor in the same transaction; presenting a used token again revokes the whole family,
 since either the client or an attacker holds a stolen copy.
+
+Every transaction that rotates within a family or revokes it starts by locking the family's
+row. The lock puts them in one order: a revocation sees every successor committed before it
+(a snapshot taken after the lock), and a rotation after a revocation finds the family
+revoked. Without it, a replay racing a rotation on PostgreSQL (READ COMMITTED) revoked the
+family but missed the successor committed meanwhile, which kept working.
 """
 
 import hashlib
@@ -18,6 +24,19 @@ from issuer.oauth.errors import InvalidGrant
 from issuer.storage.engine import Base
 
 T = TypeVar("T")
+
+
+class RefreshFamily(Base):
+    """One login's chain of refresh tokens; its row is the lock rotation and revocation share."""
+
+    __tablename__ = "refresh_token_families"
+
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RefreshToken(Base):
@@ -101,8 +120,15 @@ class RefreshTokenStore:
         now: int,
     ) -> str:
         """The first token of a new family (a login)."""
+        family_id = secrets.token_hex(16)
         with self._sessions() as session:
-            token = self._add(session, None, client_id, user_id, scope, access, now)
+            session.add(
+                RefreshFamily(
+                    family_id=family_id, client_id=client_id, user_id=user_id, created_at=now
+                )
+            )
+            grant = RefreshGrant(family_id, client_id, user_id, scope, now + self._absolute_ttl)
+            token = self._add(session, grant, access, now)
             session.commit()
         return token
 
@@ -115,51 +141,61 @@ class RefreshTokenStore:
     ) -> tuple[T, str]:
         """Spend `token` and issue its successor atomically; `issue` builds the access token.
 
-        Two concurrent uses of one token: the conditional update lets exactly one win; the
-        other is treated as reuse.
+        Two concurrent uses of one token: the family lock lets exactly one claim it; the
+        other finds it used, which is reuse.
         """
+        family_id = self._family_of(token)  # never changes, so it may be read apart
+        if family_id is None:
+            raise InvalidGrant("refresh token is invalid")
         with self._sessions() as session:
-            # Claim first: the conditional update is the transaction's first statement, so
-            # exactly one of several concurrent uses wins, on SQLite and PostgreSQL alike.
+            # The lock is the first statement: SQLite then takes its write lock at once
+            # (no stale read snapshot), PostgreSQL the family's row lock.
+            if not _lock_live_family(session, family_id, now):
+                session.rollback()
+                raise InvalidGrant("refresh token has been revoked")
             claimed = session.execute(
                 update(RefreshToken)
                 .where(
                     RefreshToken.token_hash == token_hash(token),
                     RefreshToken.client_id == client_id,
+                    RefreshToken.family_id == family_id,
                     _usable(now),
                 )
                 .values(used_at=now)
-                .returning(
-                    RefreshToken.family_id,
-                    RefreshToken.user_id,
-                    RefreshToken.scope,
-                    RefreshToken.family_expires_at,
-                )
+                .returning(RefreshToken.user_id, RefreshToken.scope, RefreshToken.family_expires_at)
             ).first()
             if claimed is None:
-                session.rollback()
                 raise self._refusal(session, token, client_id, now)
-            family_id, user_id, scope, family_expires_at = claimed
+            user_id, scope, family_expires_at = claimed
             grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
             result, access = issue(grant)
-            successor = self._add(session, grant, client_id, user_id, scope, access, now)
+            successor = self._add(session, grant, access, now)
             session.commit()
         return result, successor
 
     def _refusal(self, session: Session, token: str, client_id: str, now: int) -> InvalidGrant:
-        """Why a token could not be claimed; a used one revokes its family (reuse)."""
+        """Why a token could not be claimed; a used one revokes its family (reuse).
+
+        Runs inside the rotation's transaction, which holds the family lock.
+        """
         row = _find(session, token)
         if row is None or row.client_id != client_id:
+            session.rollback()
             return InvalidGrant("refresh token is invalid")
+        if row.used_at is not None:
+            return self._revoke_locked_family(session, row.family_id, now)
+        session.rollback()
         if row.revoked_at is not None:
             return InvalidGrant("refresh token has been revoked")
-        if row.used_at is not None:
-            family_id = row.family_id  # read before the rollback expires the row
-            session.rollback()  # the revocation transaction must start with its write
-            return self._revoke_family(session, family_id, now)
         if now >= row.family_expires_at:
             return InvalidGrant("refresh token has expired (session lifetime reached)")
         return InvalidGrant("refresh token has expired (unused for too long)")
+
+    def _family_of(self, token: str) -> str | None:
+        with self._sessions() as session:
+            return session.scalar(
+                select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash(token))
+            )
 
     def find(self, token: str) -> RefreshToken | None:
         """The stored token, whatever its state."""
@@ -178,10 +214,17 @@ class RefreshTokenStore:
     def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
         """Revoke every token of a family; return its access tokens that are still live."""
         with self._sessions() as session:
-            error = self._revoke_family(session, family_id, now)
+            _lock_family(session, family_id, now)
+            error = self._revoke_locked_family(session, family_id, now)
         return error.access_tokens
 
-    def _revoke_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
+    def _revoke_locked_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
+        """Revoke a family whose lock `session` holds, and commit."""
+        session.execute(
+            update(RefreshFamily)
+            .where(RefreshFamily.family_id == family_id, RefreshFamily.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
         session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -195,30 +238,38 @@ class RefreshTokenStore:
         session.commit()
         return FamilyRevoked([AccessTokenRef(jti, exp) for jti, exp in live])
 
-    def _add(
-        self,
-        session: Session,
-        grant: RefreshGrant | None,
-        client_id: str,
-        user_id: int,
-        scope: str,
-        access: AccessTokenRef,
-        now: int,
-    ) -> str:
+    def _add(self, session: Session, grant: RefreshGrant, access: AccessTokenRef, now: int) -> str:
         token = secrets.token_urlsafe(32)
-        family_expires_at = grant.family_expires_at if grant else now + self._absolute_ttl
         session.add(
             RefreshToken(
                 token_hash=token_hash(token),
-                family_id=grant.family_id if grant else secrets.token_hex(16),
-                client_id=client_id,
-                user_id=user_id,
-                scope=scope,
+                family_id=grant.family_id,
+                client_id=grant.client_id,
+                user_id=grant.user_id,
+                scope=grant.scope,
                 access_jti=access.jti,
                 access_expires_at=access.expires_at,
                 created_at=now,
-                idle_expires_at=min(now + self._idle_ttl, family_expires_at),
-                family_expires_at=family_expires_at,
+                idle_expires_at=min(now + self._idle_ttl, grant.family_expires_at),
+                family_expires_at=grant.family_expires_at,
             )
         )
         return token
+
+
+def _lock_family(session: Session, family_id: str, now: int) -> None:
+    """Take the family's row lock (SQLite: the database write lock)."""
+    session.execute(
+        update(RefreshFamily).where(RefreshFamily.family_id == family_id).values(updated_at=now)
+    )
+
+
+def _lock_live_family(session: Session, family_id: str, now: int) -> bool:
+    """Take the family's lock; False if the family is revoked (or unknown)."""
+    locked = session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.family_id == family_id, RefreshFamily.revoked_at.is_(None))
+        .values(updated_at=now)
+        .returning(RefreshFamily.family_id)
+    ).first()
+    return locked is not None

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from issuer.oauth.client_auth import require_client
-from issuer.oauth.clients import CachedClients
+from issuer.limits.throttle import Throttle
+from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.errors import InvalidGrant, InvalidRequest
 from issuer.oauth.refresh_tokens import AccessTokenRef, RefreshTokenStore
 from issuer.oauth.revoked_tokens import RevokedTokens
@@ -22,21 +22,24 @@ class RevocationEndpoint:
 
     def __init__(
         self,
-        clients: CachedClients,
+        throttle: Throttle,
+        clients: ClientAuthenticator,
         refresh_tokens: RefreshTokenStore,
         revoked: RevokedTokens,
         verifier: Verifier,
         clock: Callable[[], float] = time.time,
     ):
+        self._throttle = throttle
         self._clients = clients
         self._refresh_tokens = refresh_tokens
         self._revoked = revoked
         self._verifier = verifier
         self._clock = clock
 
-    async def revoke(self, form: dict[str, str], authorization: str | None) -> None:
+    async def revoke(self, form: dict[str, str], authorization: str | None, ip: str) -> None:
         """Revoke the token if it is ours and the client's."""
-        client = await require_client(form, authorization, self._clients)
+        await self._throttle.check_address(ip)
+        client = await self._clients.require(form, authorization, ip)
         token = form.get("token")
         if token is None:
             raise InvalidRequest("token is required")
@@ -51,7 +54,7 @@ class RevocationEndpoint:
             )
             # Section 2.1: access tokens of the same grant are invalidated too.
             await self._revoked.revoke(live, now)
-            log.info("refresh token revoked client_id=%s", client.client_id)
+            log.info("refresh token revoked client_id=%s ip=%s", client.client_id, ip)
             return
         try:
             claims = await self._verifier.verify(token)
@@ -61,4 +64,4 @@ class RevocationEndpoint:
             raise InvalidGrant("the token was issued to another client")
         jti = claims.raw["jti"]
         await self._revoked.revoke([AccessTokenRef(jti, claims.exp)], now)
-        log.info("access token revoked client_id=%s jti=%s", client.client_id, jti)
+        log.info("access token revoked client_id=%s jti=%s ip=%s", client.client_id, jti, ip)

@@ -1,14 +1,10 @@
 """Revoked access tokens, remembered by `jti` until they would have expired (RFC 7009).
 
-With Redis configured the ids live there (shared by replicas, expiring by themselves);
-the database holds them otherwise, and whenever Redis cannot be written, so a revocation is
-never lost. Lookups check Redis first, then the database.
+The database is the record, shared by every replica: a revocation is written there before
+`/revoke` answers, and nothing is forgotten before the token's `exp` (expired entries are
+deleted as new ones arrive). Only `/introspect` asks, with one primary-key lookup.
 """
 
-import logging
-
-import redis.asyncio as redis
-from redis.exceptions import RedisError
 from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -17,8 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from issuer.oauth.refresh_tokens import AccessTokenRef
 from issuer.storage.engine import Base
-
-log = logging.getLogger(__name__)
 
 
 class RevokedAccessToken(Base):
@@ -31,41 +25,18 @@ class RevokedAccessToken(Base):
 class RevokedTokens:
     """Which access tokens are revoked; entries vanish once the token has expired anyway."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        client: "redis.Redis | None" = None,
-        prefix: str = "issuer:",
-    ):
+    def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
-        self._redis = client
-        self._prefix = prefix + "revoked:"
 
     async def revoke(self, tokens: list[AccessTokenRef], now: int) -> None:
         live = [token for token in tokens if token.expires_at > now]
-        if not live:
-            return
-        if self._redis is not None:
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for token in live:
-                        pipe.set(self._prefix + token.jti, 1, exat=token.expires_at)
-                    await pipe.execute()
-                return
-            except (RedisError, OSError) as exc:
-                log.warning("Redis unavailable (%s); revocation stored in the database", exc)
-        await run_in_threadpool(self._revoke_in_database, live, now)
+        if live:
+            await run_in_threadpool(self._store, live, now)
 
     async def is_revoked(self, jti: str) -> bool:
-        if self._redis is not None:
-            try:
-                if await self._redis.exists(self._prefix + jti):
-                    return True
-            except (RedisError, OSError) as exc:
-                log.warning("Redis unavailable (%s); checking revocations in the database", exc)
-        return await run_in_threadpool(self._revoked_in_database, jti)
+        return await run_in_threadpool(self._find, jti)
 
-    def _revoke_in_database(self, tokens: list[AccessTokenRef], now: int) -> None:
+    def _store(self, tokens: list[AccessTokenRef], now: int) -> None:
         with self._sessions() as session:
             session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
             # Revoked concurrently elsewhere is the same outcome: insert-or-ignore.
@@ -78,7 +49,7 @@ class RevokedTokens:
             session.execute(insert(RevokedAccessToken).values(rows).on_conflict_do_nothing())
             session.commit()
 
-    def _revoked_in_database(self, jti: str) -> bool:
+    def _find(self, jti: str) -> bool:
         with self._sessions() as session:
             found = session.scalar(
                 select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)

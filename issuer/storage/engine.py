@@ -1,5 +1,7 @@
 """Database engine and the declarative base shared by every table."""
 
+import contextlib
+import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +17,7 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    _create_private(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,6 +37,17 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _create_private(path: str | None) -> None:
+    """Create a SQLite database file readable by its owner only (it holds password hashes).
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def make_sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

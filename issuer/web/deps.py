@@ -13,6 +13,7 @@ from issuer.oauth.introspection import IntrospectionEndpoint
 from issuer.oauth.metadata import MetadataCache
 from issuer.oauth.revocation import RevocationEndpoint
 from issuer.services import Services
+from issuer.web.client_address import ClientAddresses
 
 
 async def _services(request: Request) -> Services:
@@ -43,7 +44,14 @@ async def _metadata(services: ServicesDep) -> MetadataCache:
     return services.metadata
 
 
+async def _client_address(request: Request) -> str:
+    addresses: ClientAddresses = request.state.client_addresses
+    return addresses.of(request.scope)
+
+
 Tokens = Annotated[TokenEndpoint, Depends(_tokens)]
+# The client's address for limits and audit lines (never a forgeable header; see the module).
+ClientAddress = Annotated[str, Depends(_client_address)]
 Revocation = Annotated[RevocationEndpoint, Depends(_revocation)]
 Introspection = Annotated[IntrospectionEndpoint, Depends(_introspection)]
 Keys = Annotated[KeyRing, Depends(_keyring)]

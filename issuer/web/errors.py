@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttled
@@ -20,6 +22,10 @@ from issuer.web.headers import NO_STORE
 log = logging.getLogger(__name__)
 
 
+# Seconds a client is asked to wait while the database cannot be reached.
+DATABASE_RETRY_AFTER = 5
+
+
 def as_oauth_error(exc: Exception) -> OAuthError:
     """The OAuth error a refusal is answered with."""
     if isinstance(exc, OAuthError):
@@ -28,8 +34,20 @@ def as_oauth_error(exc: Exception) -> OAuthError:
         return RateLimited(exc.retry_after, exc.description)
     if isinstance(exc, HashingBusy):
         return TemporarilyUnavailable(str(exc))
+    if _database_unreachable(exc):
+        # Nothing was consumed: the transaction that failed rolled back with the connection.
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return TemporarilyUnavailable(
+            "the service cannot reach its database; retry later", DATABASE_RETRY_AFTER
+        )
     log.error("unhandled error", exc_info=exc)
     return ServerError()
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def error_handlers(
@@ -44,4 +62,12 @@ def error_handlers(
             metrics.rejections.labels(reason).inc()
         return JSONResponse(error.body(), error.status_code, headers={**NO_STORE, **error.headers})
 
-    return {OAuthError: answer, Throttled: answer, HashingBusy: answer, Exception: answer}
+    # SQLAlchemyError here too: handled inside the app, so the server logs no traceback for an
+    # outage that the answer already explains.
+    return {
+        OAuthError: answer,
+        Throttled: answer,
+        HashingBusy: answer,
+        SQLAlchemyError: answer,
+        Exception: answer,
+    }

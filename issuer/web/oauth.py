@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from issuer.web.deps import Introspection, Revocation, Tokens
+from issuer.web.deps import ClientAddress, Introspection, Revocation, Tokens
 from issuer.web.forms import read_form
 from issuer.web.headers import NO_STORE
 from issuer.web.openapi import INTROSPECT_DOCS, REVOKE_DOCS, TOKEN_DOCS
@@ -12,22 +12,23 @@ router = APIRouter()
 
 
 @router.post("/token", summary="OAuth 2.0 token endpoint (RFC 6749)", openapi_extra=TOKEN_DOCS)
-async def token(request: Request, tokens: Tokens) -> JSONResponse:
+async def token(request: Request, tokens: Tokens, address: ClientAddress) -> JSONResponse:
     form = await read_form(request)
-    ip = request.client.host if request.client else "unknown"
-    body = await tokens.respond(form, request.headers.get("authorization"), ip)
+    body = await tokens.respond(form, request.headers.get("authorization"), address)
     return JSONResponse(body, headers=NO_STORE)
 
 
 @router.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=REVOKE_DOCS)
-async def revoke(request: Request, revocation: Revocation) -> Response:
+async def revoke(request: Request, revocation: Revocation, address: ClientAddress) -> Response:
     form = await read_form(request)
-    await revocation.revoke(form, request.headers.get("authorization"))
+    await revocation.revoke(form, request.headers.get("authorization"), address)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.post("/introspect", summary="Token introspection (RFC 7662)", openapi_extra=INTROSPECT_DOCS)
-async def introspect(request: Request, introspection: Introspection) -> JSONResponse:
+async def introspect(
+    request: Request, introspection: Introspection, address: ClientAddress
+) -> JSONResponse:
     form = await read_form(request)
-    body = await introspection.introspect(form, request.headers.get("authorization"))
+    body = await introspection.introspect(form, request.headers.get("authorization"), address)
     return JSONResponse(body, headers=NO_STORE)

@@ -72,3 +72,38 @@ def test_policy_refuses_short_and_truncatable_passwords(password):
 async def test_verify_async_runs_on_the_hashing_pool(hasher):
     stored = hasher.hash("correct horse")
     assert (await hasher.verify_async("correct horse", stored)).ok
+
+
+def test_a_password_with_nul_costs_a_full_hash_whoever_the_user(caplog):
+    # The audit: "guess\0" was refused by bcrypt before hashing for real users only (4-17 ms
+    # against 80-116 ms), and logged "stored password hash is unreadable" every time.
+    hasher = PasswordHasher(rounds=10, workers=1)
+    stored = hasher.hash("correct horse")
+
+    def median(stored_hash: str | None) -> float:
+        samples = []
+        for _ in range(7):
+            start = time.perf_counter()
+            assert not hasher.verify("guess\x00guess", stored_hash).ok
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    with caplog.at_level("ERROR", logger="issuer.accounts.passwords"):
+        known, unknown = median(stored), median(None)
+    assert 0.5 < known / unknown < 2.0, (known, unknown)
+    assert caplog.records == []
+    hasher.close()
+
+
+def test_passwords_are_compared_in_rfc8265_opaquestring_form(hasher):
+    nfc, nfd = "caf\u00e9-au-lait", "cafe\u0301-au-lait"
+    stored = hasher.hash(nfc)
+    assert hasher.verify(nfd, stored).ok  # the same password, another Unicode spelling
+    spaced = hasher.hash("correct\u00a0horse")  # a no-break space is a space
+    assert hasher.verify("correct horse", spaced).ok
+
+
+@pytest.mark.parametrize("password", ["with\x00nul-byte", "tab\there-and", "bell\x07-bell"])
+def test_policy_refuses_control_characters(password):
+    with pytest.raises(PasswordPolicyError, match="control"):
+        check_password_policy(password)

@@ -183,6 +183,28 @@ def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path, new_key):
         FileKeyStore(store.directory, passphrase="wrong").load()
 
 
+def test_a_plaintext_key_is_refused_when_a_passphrase_is_set(store):
+    # The audit: plaintext keys loaded silently although the operator asked for encryption.
+    store.generate()
+    with pytest.raises(KeySetError, match=r"rotate_keys\.py --encrypt"):
+        FileKeyStore(store.directory, passphrase="correct horse battery").load()
+
+
+def test_encrypt_rewrites_plaintext_keys_and_keeps_the_key_set(store, new_key):
+    manifest = store.generate()
+    signing = store.load().signing_key.as_dict(private=False)
+    encrypting = FileKeyStore(store.directory, passphrase="correct horse battery")
+    assert set(encrypting.encrypt()) == {manifest.active.kid, manifest.next.kid}
+    for kid in (manifest.active.kid, manifest.next.kid):
+        pem = (store.directory / f"{kid}.pem").read_bytes()
+        assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    loaded = encrypting.load()
+    assert loaded.manifest == manifest  # same keys, same states
+    assert loaded.signing_key.as_dict(private=False) == signing
+    assert encrypting.encrypt() == []  # nothing left to do
+    assert stat.S_IMODE((store.directory / f"{manifest.active.kid}.pem").stat().st_mode) == 0o600
+
+
 def test_manifest_with_a_path_like_kid_is_refused(store):
     store.generate()
     data = store.manifest_path.read_bytes().replace(

@@ -157,10 +157,16 @@ async def test_wrong_secret_or_unknown_client_is_invalid_client(
     assert_basic_challenge(caught.value)
 
 
-async def test_failed_post_authentication_carries_no_basic_challenge(clients, webapp_secret):
-    with pytest.raises(InvalidClient) as caught:
-        await authenticate(clients, ClientCredentials("webapp", "wrong", "client_secret_post"))
-    assert "WWW-Authenticate" not in caught.value.headers
+async def test_every_failed_authentication_carries_a_challenge(clients, webapp_secret):
+    # RFC 9110 section 15.5.2: a 401 always names a scheme, whatever method the client used.
+    for credentials in (
+        ClientCredentials("webapp", "wrong", "client_secret_post"),
+        ClientCredentials("webapp", None, "none"),
+        ClientCredentials("nobody", "x", "client_secret_basic"),
+    ):
+        with pytest.raises(InvalidClient) as caught:
+            await authenticate(clients, credentials)
+        assert caught.value.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 async def test_disabled_client_is_refused_even_with_the_right_secret(

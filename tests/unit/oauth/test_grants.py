@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from issuer.admin import create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
 from issuer.settings import Settings
-from tests.support import FakeClock, db_session, fresh_key_set, running
+from tests.support import FakeClock, TcpProxy, db_session, fresh_key_set, running
 
 ISSUER = "http://issuer.test"
 DAY = 86400
@@ -44,10 +45,13 @@ def secrets(settings: Settings) -> dict[str, str]:
     webapp = create_client(
         settings, "webapp", ("password", "refresh_token"), scope="read write", public=False
     )
+    gateway = create_client(
+        settings, "api-gateway", ("client_credentials",), resource_audiences=("api",)
+    )
     create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
     create_client(settings, "cc-only-public-ish", ("password",), scope="read", public=True)
-    assert service.secret and webapp.secret
-    return {"service": service.secret, "webapp": webapp.secret}
+    assert service.secret and webapp.secret and gateway.secret
+    return {"service": service.secret, "webapp": webapp.secret, "api-gateway": gateway.secret}
 
 
 @pytest.fixture
@@ -101,7 +105,8 @@ async def test_client_credentials_with_basic_auth(client, secrets, clock):
     assert "refresh_token" not in body
     assert body["scope"] == "read write"
     claims = await claims_of(client, body["access_token"], clock)
-    assert claims["sub"] == claims["client_id"] == "service"
+    assert claims["client_id"] == "service"
+    assert claims["sub"] == "client:service"  # never a user's sub (those are numbers)
     assert claims["aud"] == "billing"
 
 
@@ -145,7 +150,8 @@ async def test_wrong_secret_in_the_form_is_401_invalid_client(client):
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
-    assert "www-authenticate" not in response.headers
+    # RFC 9110 section 15.5.2: every 401 carries a challenge, client_secret_post included.
+    assert response.headers["www-authenticate"].startswith("Basic ")
 
 
 @pytest.mark.parametrize(
@@ -334,9 +340,10 @@ async def test_refresh_request_errors(client, form, status, error):
 # -- revocation and introspection -------------------------------------------------------------
 
 
-async def introspect(client, secrets, token):
+async def introspect(client, secrets, token, as_client="api-gateway"):
+    """Introspection by the resource server of audience `api` (or by `as_client`)."""
     response = await client.post(
-        "/introspect", data={"token": token}, headers=basic("service", secrets["service"])
+        "/introspect", data={"token": token}, headers=basic(as_client, secrets[as_client])
     )
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
@@ -350,6 +357,19 @@ async def test_introspection_reports_an_active_access_token(client, secrets):
     assert (body["client_id"], body["username"], body["scope"]) == ("spa", "alice", "read")
     assert body["token_type"] == "Bearer"
     assert body["exp"] > body["iat"]
+
+
+async def test_only_a_resource_server_of_the_tokens_audience_learns_it_is_active(client, secrets):
+    token = (await password_login(client)).json()["access_token"]  # aud "api"
+    assert (await introspect(client, secrets, token))["active"] is True
+    # A confidential client of another audience gets what an unknown token gets (RFC 7662 4).
+    assert await introspect(client, secrets, token, as_client="service") == {"active": False}
+
+
+async def test_a_client_may_introspect_the_tokens_issued_to_it(client, secrets):
+    token = (await password_login(client, "webapp", secrets["webapp"])).json()["access_token"]
+    body = await introspect(client, secrets, token, as_client="webapp")
+    assert body["active"] is True and body["client_id"] == "webapp"
 
 
 async def test_introspection_of_expired_or_garbage_tokens_is_inactive(client, secrets, clock):
@@ -424,7 +444,9 @@ async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client
     own = await client.post(
         "/introspect", data={"token": token}, headers=basic("webapp", secrets["webapp"])
     )
-    assert own.json()["active"] is True and own.json()["token_type"] == "refresh_token"
+    assert own.json()["active"] is True
+    # RFC 7662 section 2.2: token_type is an access-token type; a refresh token has none.
+    assert "token_type" not in own.json()
     assert (await introspect(client, secrets, token))["active"] is False
 
 
@@ -441,3 +463,62 @@ async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
         metadata["token_endpoint_auth_methods_supported"]
     )
     assert {"read", "write", "admin"} <= set(metadata["scopes_supported"])
+
+
+# -- the outside audit: revocations outlive Redis; a database outage is a 503 ---------------
+
+
+async def test_a_revocation_outlives_the_redis_it_was_made_with(settings, secrets, clock):
+    # The audit: with Redis configured, /revoke wrote only Redis; a replica that could not
+    # reach it, or a Redis restart, turned the revoked token active again.
+    prefix = f"test:{uuid.uuid4().hex}:"
+    with_redis = settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:6379/0", "redis_prefix": prefix}
+    )
+    async with running(create_app(with_redis, clock=clock), ISSUER) as one:
+        token = (await password_login(one)).json()["access_token"]
+        revoked = await one.post("/revoke", data={"token": token, "client_id": "spa"})
+        assert revoked.status_code == 200
+    without_redis = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    async with running(create_app(without_redis, clock=clock), ISSUER) as other:
+        assert (await introspect(other, secrets, token))["active"] is False
+
+
+async def test_a_database_outage_is_503_with_retry_after_and_consumes_nothing(
+    postgres_url, tmp_path, clock
+):
+    proxy = TcpProxy(5432)
+    await proxy.start()
+    url = postgres_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=fresh_key_set(tmp_path / "keys"),
+        database_url=url,
+        bcrypt_rounds=4,
+        keys_poll_interval=60,
+    )
+    # Through the proxy, whose relay runs on this event loop: set up from a thread.
+    await asyncio.to_thread(create_user, settings, "alice", "wonderland1", scope="read")
+    await asyncio.to_thread(
+        create_client, settings, "spa", ("password", "refresh_token"), scope="read", public=True
+    )
+    gateway = await asyncio.to_thread(
+        create_client, settings, "gateway", ("client_credentials",), resource_audiences=("api",)
+    )
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        refresh_token = (await password_login(client)).json()["refresh_token"]
+        await proxy.cut()
+        answers = [
+            await password_login(client),
+            await refresh(client, refresh_token),
+            await client.post(
+                "/introspect", data={"token": "x"}, headers=basic("gateway", gateway.secret)
+            ),
+        ]
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "temporarily_unavailable"
+            assert int(answer.headers["retry-after"]) >= 1
+        await proxy.start()  # the database is back: the refresh token was not consumed
+        assert (await refresh(client, refresh_token)).status_code == 200
+        await proxy.cut()

@@ -17,6 +17,7 @@ TABLES = {
     "users",
     "clients",
     "refresh_tokens",
+    "refresh_token_families",
     "revoked_access_tokens",
     "signing_keys",
     "key_set_meta",
@@ -37,7 +38,7 @@ def test_migrations_build_the_schema_from_empty(engine):
     assert set(inspect(engine).get_table_names()) >= TABLES
 
 
-@pytest.mark.parametrize("start", ["0001"])
+@pytest.mark.parametrize("start", ["0001", "0002"])
 def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
     schema.upgrade(engine, start)
     with engine.begin() as connection:
@@ -58,7 +59,7 @@ def test_every_revision_is_covered_by_the_tests():
 
     revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
     # A new migration must be added to the parametrization above (its predecessor as start).
-    assert revisions == {"0001", "0002"}
+    assert revisions == {"0001", "0002", "0003"}
 
 
 def test_prepare_creates_an_empty_database(engine):
@@ -117,3 +118,48 @@ def test_duplicate_username_is_a_clean_error(tmp_path, database_url):
     create_user(settings, "alice", "wonderland1")
     with pytest.raises(UserError, match="already exists"):
         create_user(settings, "alice", "another-one")
+
+
+def test_0003_gives_every_refresh_token_family_its_row_and_folds_usernames(engine):
+    schema.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+                "VALUES ('Alice', 'x', '', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        for token, family, revoked in (("t1", "f1", None), ("t2", "f1", None), ("t3", "f2", 7)):
+            connection.execute(
+                text(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope,"
+                    " access_jti, access_expires_at, created_at, idle_expires_at,"
+                    " family_expires_at, revoked_at)"
+                    " VALUES (:t, :f, 'spa', 1, '', 'j', 0, 1, 2, 3, :r)"
+                ),
+                {"t": token, "f": family, "r": revoked},
+            )
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        families = connection.execute(
+            text("SELECT family_id, revoked_at FROM refresh_token_families ORDER BY family_id")
+        ).all()
+        assert [tuple(row) for row in families] == [("f1", None), ("f2", 7)]
+        assert connection.execute(text("SELECT username FROM users")).scalar() == "alice"
+
+
+def test_0003_refuses_usernames_that_differ_only_in_case_and_changes_nothing(engine):
+    schema.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        for name in ("bob", "Bob"):
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+                    "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
+                ),
+                {"n": name},
+            )
+    with pytest.raises(RuntimeError, match="bob"):
+        schema.upgrade(engine)
+    assert schema.current(engine) == "0002"
+    assert "refresh_token_families" not in inspect(engine).get_table_names()

@@ -1,0 +1,45 @@
+"""Usernames: one spelling per account (RFC 8265 UsernameCaseMapped), at creation and login."""
+
+import pytest
+
+from issuer.accounts.users import UserError, UserRepository, normalize_username
+from issuer.storage.engine import make_engine, make_sessions
+from issuer.storage.schema import prepare
+
+
+@pytest.fixture
+def users(database_url):
+    engine = make_engine(database_url)
+    prepare(engine)
+    yield UserRepository(make_sessions(engine))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("spelling", "normalized"),
+    [
+        ("alice", "alice"),
+        ("Alice", "alice"),
+        ("ALICE@example.com", "alice@example.com"),
+        ("\uff21\uff4c\uff49\uff43\uff45", "alice"),  # full-width
+    ],
+)
+def test_every_spelling_of_a_name_normalizes_to_one(spelling, normalized):
+    assert normalize_username(spelling) == normalized
+
+
+@pytest.mark.parametrize("name", ["", "with space", "a\x00b", "x" * 151, "semi;colon"])
+def test_names_outside_the_profile_have_no_normalized_form(name):
+    assert normalize_username(name) is None
+
+
+def test_alice_and_Alice_are_one_account(users):
+    users.create("Alice", "hash")
+    assert users.get_by_username("alice").username == "alice"
+    assert users.get_by_username("ALICE") is not None
+    with pytest.raises(UserError, match="already exists"):
+        users.create("alice", "hash")
+
+
+def test_a_name_without_a_normalized_form_finds_nobody(users):
+    assert users.get_by_username("a\x00b") is None

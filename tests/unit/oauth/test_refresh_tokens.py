@@ -1,0 +1,107 @@
+"""Refresh-token rotation and family revocation under concurrency, on both databases."""
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from issuer.oauth.errors import InvalidGrant
+from issuer.oauth.refresh_tokens import (
+    AccessTokenRef,
+    FamilyRevoked,
+    RefreshGrant,
+    RefreshTokenStore,
+)
+from issuer.storage.engine import make_engine, make_sessions
+from issuer.storage.schema import prepare
+
+NOW = 1_800_000_000
+DAY = 86400
+TRIALS = 50
+
+
+@pytest.fixture
+def store(database_url):
+    engine = make_engine(database_url)
+    prepare(engine)
+    yield RefreshTokenStore(make_sessions(engine), 30 * DAY, 7 * DAY)
+    engine.dispose()
+
+
+def issue(_: RefreshGrant) -> tuple[None, AccessTokenRef]:
+    # The real one looks the user up and signs (a few ms inside the rotation's transaction):
+    # the window in which a concurrent revocation used to miss the successor.
+    time.sleep(0.005)
+    return None, AccessTokenRef(secrets.token_hex(8), NOW + 900)
+
+
+def login(store: RefreshTokenStore) -> str:
+    return store.start_family(
+        client_id="spa", user_id=1, scope="read", access=AccessTokenRef("a0", NOW + 900), now=NOW
+    )
+
+
+def rotate(store: RefreshTokenStore, token: str) -> str:
+    return store.rotate(token, "spa", NOW, issue)[1]
+
+
+def test_rotation_spends_the_token_and_hands_out_its_successor(store):
+    rt0 = login(store)
+    rt1 = rotate(store, rt0)
+    assert rotate(store, rt1)
+    with pytest.raises(FamilyRevoked):
+        rotate(store, rt0)
+
+
+def at_once(*calls: Callable[[], object]) -> list[object]:
+    """Run the calls on threads released together; each one's result or InvalidGrant."""
+    start = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            results[index] = call()
+        except InvalidGrant as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_a_replay_racing_a_rotation_never_leaves_a_live_successor(store):
+    # The audit, on PostgreSQL: rotate RT1 while RT0 is replayed; in 8 of 48 trials the
+    # replay revoked the family but the successor RT2 minted meanwhile kept working.
+    for _ in range(TRIALS):
+        rt0 = login(store)
+        rt1 = rotate(store, rt0)
+        rotation, replay = at_once(
+            lambda: rotate(store, rt1),  # noqa: B023 - run before the loop moves on
+            lambda: rotate(store, rt0),  # noqa: B023
+        )
+        outcome = {"rotation": rotation, "replay": replay}
+        assert isinstance(outcome["replay"], FamilyRevoked)
+        rt2 = outcome["rotation"]
+        if isinstance(rt2, str):  # the rotation won the race: its successor is revoked too
+            with pytest.raises(InvalidGrant):
+                rotate(store, rt2)
+        with pytest.raises(InvalidGrant):
+            rotate(store, rt1)
+
+
+def test_revoking_a_family_while_it_rotates_leaves_nothing_usable(store):
+    for _ in range(TRIALS):
+        rt0 = login(store)
+        family = store.find(rt0).family_id
+        minted, _ = at_once(
+            lambda: rotate(store, rt0),  # noqa: B023 - run before the loop moves on
+            lambda: store.revoke_family(family, NOW),  # noqa: B023
+        )
+        for token in [rt0, minted] if isinstance(minted, str) else [rt0]:
+            assert store.find_usable(token, NOW) is None

@@ -1,0 +1,82 @@
+"""The client's address: the TCP peer, or what trusted proxies report, never a forged header."""
+
+import pytest
+
+from issuer.web.client_address import ClientAddresses, parse_networks
+
+
+def scope(peer: str | None, *headers: tuple[str, str]) -> dict:
+    return {
+        "type": "http",
+        "client": (peer, 50000) if peer else None,
+        "headers": [(name.lower().encode(), value.encode("latin-1")) for name, value in headers],
+    }
+
+
+PROXY = "10.0.0.5"
+TRUSTED = ClientAddresses(parse_networks([PROXY, "10.1.0.0/16"]))
+
+
+def test_without_trusted_proxies_the_header_is_ignored():
+    addresses = ClientAddresses()
+    assert addresses.of(scope("203.0.113.7", ("X-Forwarded-For", "198.51.100.1"))) == "203.0.113.7"
+
+
+def test_a_peer_that_is_not_a_trusted_proxy_cannot_report_an_address():
+    forged = scope("203.0.113.7", ("X-Forwarded-For", "198.51.100.1"))
+    assert TRUSTED.of(forged) == "203.0.113.7"
+
+
+def test_behind_a_trusted_proxy_the_right_most_untrusted_address_is_the_client():
+    # nginx appends the address it saw to whatever the client sent: the left part is forged.
+    request = scope(PROXY, ("X-Forwarded-For", "1.2.3.4, 198.51.100.1"))
+    assert TRUSTED.of(request) == "198.51.100.1"
+
+
+def test_a_chain_of_trusted_proxies_is_skipped():
+    request = scope(PROXY, ("X-Forwarded-For", "1.2.3.4, 198.51.100.1, 10.1.2.3"))
+    assert TRUSTED.of(request) == "198.51.100.1"
+
+
+def test_repeated_header_lines_form_one_list_in_order():
+    request = scope(PROXY, ("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "198.51.100.9"))
+    assert TRUSTED.of(request) == "198.51.100.9"
+
+
+@pytest.mark.parametrize("garbage", ["not-an-ip", "x" * (1024 * 1024), "999.1.1.1", ""])
+def test_an_entry_that_is_not_an_address_ends_the_walk_at_the_hop_that_wrote_it(garbage):
+    assert TRUSTED.of(scope(PROXY, ("X-Forwarded-For", garbage))) == PROXY
+    chained = scope(PROXY, ("X-Forwarded-For", f"{garbage}, 10.1.0.7"))
+    assert TRUSTED.of(chained) == "10.1.0.7"
+
+
+def test_all_hops_trusted_gives_the_farthest_proxy():
+    assert TRUSTED.of(scope(PROXY, ("X-Forwarded-For", "10.1.9.9"))) == "10.1.9.9"
+
+
+def test_addresses_are_canonical():
+    request = scope(PROXY, ("X-Forwarded-For", "2001:DB8:0:0::1"))
+    assert TRUSTED.of(request) == "2001:db8::1"
+    mapped = scope("::ffff:203.0.113.7")
+    assert TRUSTED.of(mapped) == "203.0.113.7"
+    with_port = scope(PROXY, ("X-Forwarded-For", "198.51.100.1:4711"))
+    assert TRUSTED.of(with_port) == "198.51.100.1"
+
+
+def test_rfc7239_forwarded_is_read_when_configured():
+    addresses = ClientAddresses(parse_networks([PROXY]), header="forwarded")
+    request = scope(
+        PROXY,
+        ("Forwarded", 'for=1.2.3.4, for="[2001:db8::7]:4711";proto=https'),
+        ("X-Forwarded-For", "5.6.7.8"),  # not the configured header: ignored
+    )
+    assert addresses.of(request) == "2001:db8::7"
+
+
+def test_no_peer_is_unknown():
+    assert TRUSTED.of(scope(None)) == "unknown"
+
+
+def test_a_bad_trusted_proxy_entry_is_refused():
+    with pytest.raises(ValueError, match="not an IP"):
+        parse_networks(["proxy.internal"])

@@ -40,6 +40,17 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
         )
         assert me.status_code == 200
         assert me.json()["username"] == "johndoe"
+        # The audit: 80 guesses with a random X-Forwarded-For each all got 400, none 429, and
+        # the audit log recorded the forged addresses.
+        statuses = [
+            httpx.post(
+                f"{issuer_url}/token",
+                data={"username": "johndoe", "password": "a-guess-a-guess"},
+                headers={"X-Forwarded-For": f"198.51.{n // 256}.{n % 256}"},
+            ).status_code
+            for n in range(80)
+        ]
+        assert statuses.count(429) >= 20, statuses
     finally:
         run.stop(signal.SIGINT)  # what Ctrl-C sends to the foreground process group
     deadline = time.monotonic() + 10
@@ -47,3 +58,6 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
         time.sleep(0.1)
     assert not port_open(issuer_port) and not port_open(rs_port)
     assert run.popen.returncode is not None
+    log = run.log.read_text()
+    assert "login failed username='johndoe' ip=127.0.0.1" in log
+    assert "198.51." not in log

@@ -1,10 +1,15 @@
-"""Two issuer replicas on PostgreSQL and Redis with the database key store, one resource server."""
+"""Two issuer replicas on PostgreSQL and Redis with the database key store, one resource server.
+
+The replicas trust 127.0.0.1 as their proxy (as compose trusts nginx), so a test speaks for
+different client addresses with X-Forwarded-For, the way the proxy reports them.
+"""
 
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import jwt as pyjwt
@@ -23,6 +28,7 @@ class Cluster:
     rs_url: str
     env: dict[str, str]
     secrets: dict[str, str]
+    logs: list[Path]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # Keys are fetched from the second replica: either serves the shared set.
         "RS_JWKS_URL": f"http://127.0.0.1:{ports[1]}/.well-known/jwks.json",
         "RS_JWKS_COOLDOWN": "0",
+        "ISSUER_TRUSTED_PROXIES": "127.0.0.1",
     }
     processes: list[Process] = []
     try:
@@ -65,6 +72,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             result = run_script(script, *args, env=env, stdin=stdin)
             assert result.returncode == 0, result.stderr
         secrets = {}
+        for client_id, extra in [
+            ("racer", ["--public", "--grant", "password", "--grant", "refresh_token"]),
+            ("gateway", ["--grant", "client_credentials", "--resource-server", "api"]),
+            ("reports", ["--grant", "client_credentials"]),
+        ]:
+            result = run_script("create_client.py", client_id, *extra, env=env)
+            assert result.returncode == 0, result.stderr
+            secrets[client_id] = result.stdout.splitlines()[-1]
         for client_id in ("app", "limited"):
             result = run_script(
                 "create_client.py",
@@ -88,7 +103,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             processes[0].wait_until_serving(f"http://127.0.0.1:{port}/healthz")
         rs_url = f"http://127.0.0.1:{rs_port}"
         processes[-1].wait_until_serving(f"{rs_url}/readyz", ready_only=True)
-        yield Cluster([f"http://127.0.0.1:{p}" for p in ports], rs_url, env, secrets)
+        yield Cluster(
+            [f"http://127.0.0.1:{p}" for p in ports],
+            rs_url,
+            env,
+            secrets,
+            [tmp / f"issuer{index}.log" for index in range(len(ports))],
+        )
     finally:
         for process in processes:
             process.stop()
@@ -193,3 +214,98 @@ def test_the_rate_limit_spans_both_replicas(cluster):
         )
         statuses.append(response.status_code)
     assert statuses == [200] * 30 + [429] * 4
+
+
+# -- the outside audit's live scenarios ----------------------------------------------------
+
+
+def redis_keys(prefix: str) -> list[bytes]:
+    import redis
+
+    with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:
+        return list(client.scan_iter(match=f"{prefix}*"))
+
+
+def test_a_replay_racing_a_rotation_across_replicas_never_leaves_a_live_successor(cluster):
+    def refresh(replica: int, token: str) -> httpx.Response:
+        return httpx.post(
+            f"{cluster.issuers[replica]}/token",
+            data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "racer"},
+        )
+
+    for _ in range(20):
+        login = httpx.post(
+            f"{cluster.issuers[0]}/token",
+            data={"username": "alice", "password": PASSWORD, "client_id": "racer"},
+        )
+        rt0 = login.json()["refresh_token"]
+        rt1 = refresh(0, rt0).json()["refresh_token"]
+        with ThreadPoolExecutor(2) as pool:
+            rotation, replay = pool.map(lambda args: refresh(*args), [(0, rt1), (1, rt0)])
+        assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+        if rotation.status_code == 200:  # the rotation won: its successor died with the family
+            assert refresh(1, rotation.json()["refresh_token"]).status_code == 400
+        assert refresh(0, rt1).status_code == 400
+
+
+def test_a_revoked_token_stays_revoked_when_redis_forgets_everything(cluster):
+    token = password_login(cluster, 0).json()["access_token"]
+    auth = ("app", cluster.secrets["app"])
+    assert httpx.post(f"{cluster.issuers[0]}/revoke", data={"token": token}, auth=auth).is_success
+    import redis
+
+    with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:  # a Redis restart
+        for key in redis_keys(cluster.env["ISSUER_REDIS_PREFIX"]):
+            client.delete(key)
+    for replica in (0, 1):
+        answer = httpx.post(
+            f"{cluster.issuers[replica]}/introspect", data={"token": token}, auth=auth
+        )
+        assert answer.json() == {"active": False}
+
+
+def test_a_wrong_secret_flood_naming_a_client_locks_out_the_flooder_only(cluster):
+    statuses = [
+        httpx.post(
+            f"{cluster.issuers[attempt % 2]}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("reports", "not-the-secret"),
+            headers={"X-Forwarded-For": "203.0.113.66"},
+        ).status_code
+        for attempt in range(60)
+    ]
+    # The failure cap spans both replicas (Redis): 10 refusals, then the address is locked.
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}
+    real = httpx.post(
+        f"{cluster.issuers[0]}/token",
+        data={"grant_type": "client_credentials"},
+        auth=("reports", cluster.secrets["reports"]),
+        headers={"X-Forwarded-For": "192.0.2.10"},
+    )
+    assert real.status_code == 200, real.text
+
+
+def test_a_forged_address_behind_the_proxy_is_not_what_the_audit_log_records(cluster, tmp_path):
+    for _ in range(3):
+        httpx.post(
+            f"{cluster.issuers[0]}/token",
+            data={"username": "alice", "password": "not-it-at-all"},
+            headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.23"},
+        )
+    logs = "".join(path.read_text() for path in cluster.logs)
+    assert "198.51.100.23" in logs and "6.6.6.6" not in logs
+
+
+def test_only_the_resource_server_of_the_audience_learns_a_token_is_active(cluster):
+    token = plain_login(cluster, 0)  # alice's token for audience "api"
+
+    def introspect(client_id: str) -> dict:
+        return httpx.post(
+            f"{cluster.issuers[1]}/introspect",
+            data={"token": token},
+            auth=(client_id, cluster.secrets[client_id]),
+        ).json()
+
+    assert introspect("gateway")["active"] is True  # registered --resource-server api
+    assert introspect("reports") == {"active": False}
+    assert introspect("limited") == {"active": False}

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     refresh_token_idle_ttl: int = Field(7 * 86400, gt=0)
     audience: str = "api"
     jwks_max_age: int = Field(600, ge=0, le=86400)
+    # The JWKS max-age served for one jwks_max_age after a key is revoked (an incident).
+    jwks_max_age_after_revocation: int = Field(60, ge=0, le=86400)
     # OWASP's floor for bcrypt is 10; tests lower it through this setting, never in code.
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     # RFC 9068 requires `client_id`; tokens from a request that names no client carry this one.

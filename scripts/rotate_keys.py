@@ -93,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.revoke:
         print(
             f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "
-            f"its JWKS (at most {settings.jwks_max_age} s for caches that honour max-age; at once "
-            "for verifiers that refetch on a failed signature). Users holding them must log in "
-            "again."
+            f"its JWKS: at most {settings.jwks_max_age} s (the JWKS max-age) for caches that "
+            "honour max-age, about a minute for this project's resource servers (they "
+            "revalidate the JWKS every RS_JWKS_REVALIDATE seconds). For the next "
+            f"{settings.jwks_max_age} s the issuer serves its JWKS with max-age="
+            f"{min(settings.jwks_max_age, settings.jwks_max_age_after_revocation)}. Users "
+            "holding such tokens must log in again."
         )
     return 0
 

@@ -113,6 +113,12 @@ class KeyManifest:
     def get(self, kid: str) -> KeyRecord | None:
         return next((k for k in self.keys if k.kid == kid), None)
 
+    @property
+    def last_revocation(self) -> int | None:
+        """When a key was last revoked (unix seconds), if ever."""
+        times = [k.retired_at for k in self.keys if k.revoked and k.retired_at is not None]
+        return max(times, default=None)
+
     def to_json(self) -> bytes:
         doc = {"version": 1, "keys": [_record_to_dict(k) for k in self.keys]}
         return json.dumps(doc, indent=2).encode() + b"\n"
@@ -227,6 +233,19 @@ def _retire_overdue(
         else:
             result.append(key)
     return result
+
+
+def jwks_lifetime(manifest: KeyManifest, now: int, max_age: int, after_revocation: int) -> int:
+    """The JWKS `max-age` to serve now: shorter for one `max_age` after a revocation.
+
+    Caches that fetched before the revocation keep the revoked key for up to the `max_age`
+    they were given; those that fetch during that window come back within
+    `after_revocation`, so a second revocation (or a correction) reaches them quickly too.
+    """
+    revoked_at = manifest.last_revocation
+    if revoked_at is not None and now < revoked_at + max_age:
+        return min(max_age, after_revocation)
+    return max_age
 
 
 def format_timestamp(timestamp: int) -> str:

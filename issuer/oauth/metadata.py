@@ -16,8 +16,9 @@ SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
+    """The RFC 8414 document; a field with nothing to list is omitted (section 2)."""
     base = issuer
-    return {
+    document: dict[str, Any] = {
         "issuer": base,
         "token_endpoint": f"{base}/token",
         "jwks_uri": f"{base}/.well-known/jwks.json",
@@ -27,10 +28,9 @@ def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
-        "response_types_supported": [],
         "scopes_supported": scopes,
-        "code_challenge_methods_supported": [],
     }
+    return {name: value for name, value in document.items() if value != []}
 
 
 class MetadataCache:

@@ -10,6 +10,7 @@ from issuer.keys.model import (
     RotationPolicy,
     UnsafeRotation,
     initial_manifest,
+    jwks_lifetime,
     revocation,
     rotation_step,
 )
@@ -130,3 +131,13 @@ def test_manifest_round_trips_through_json():
 def test_unreadable_manifest_is_a_key_set_error(data):
     with pytest.raises(KeySetError):
         KeyManifest.from_json(data)
+
+
+def test_the_jwks_lifetime_is_short_for_one_max_age_after_a_revocation():
+    manifest = initial_manifest("a" * 43, "b" * 43, now=1000)
+    assert jwks_lifetime(manifest, 5000, max_age=600, after_revocation=60) == 600
+    revoked = revocation(manifest, "a" * 43, "c" * 43, now=5000).manifest
+    assert jwks_lifetime(revoked, 5000, max_age=600, after_revocation=60) == 60
+    assert jwks_lifetime(revoked, 5599, max_age=600, after_revocation=60) == 60
+    assert jwks_lifetime(revoked, 5600, max_age=600, after_revocation=60) == 600
+    assert jwks_lifetime(revoked, 5000, max_age=30, after_revocation=60) == 30

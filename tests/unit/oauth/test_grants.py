@@ -463,6 +463,8 @@ async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
         metadata["token_endpoint_auth_methods_supported"]
     )
     assert {"read", "write", "admin"} <= set(metadata["scopes_supported"])
+    # RFC 8414 section 2: a field with nothing to list is omitted, never an empty array.
+    assert not [name for name, value in metadata.items() if value == []]
 
 
 # -- the outside audit: revocations outlive Redis; a database outage is a 503 ---------------

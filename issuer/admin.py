@@ -1,5 +1,7 @@
 """What the account scripts do: create users and clients in the configured database."""
 
+from typing import Any
+
 from issuer.accounts.passwords import PasswordHasher, check_password_policy
 from issuer.accounts.users import UserRepository
 from issuer.oauth.clients import ClientRepository, NewClient
@@ -33,25 +35,13 @@ def create_user(
 
 
 def create_client(
-    settings: Settings,
-    client_id: str,
-    grant_types: tuple[str, ...],
-    scope: str = "",
-    audiences: tuple[str, ...] = (),
-    public: bool = False,
-    name: str = "",
-    access_token_ttl: int | None = None,
-    resource_audiences: tuple[str, ...] = (),
+    settings: Settings, client_id: str, grant_types: tuple[str, ...], **options: Any
 ) -> NewClient:
-    """Register a client; the returned secret is shown once and never stored."""
+    """Register a client (options as `ClientRepository.create`); the secret is shown once."""
     with open_database(settings) as engine:
-        return ClientRepository(make_sessions(engine)).create(
-            client_id,
-            grant_types,
-            scope,
-            audiences,
-            public,
-            name,
-            access_token_ttl,
-            resource_audiences,
-        )
+        return ClientRepository(make_sessions(engine)).create(client_id, grant_types, **options)
+
+
+def client_exists(settings: Settings, client_id: str) -> bool:
+    with open_database(settings) as engine:
+        return ClientRepository(make_sessions(engine)).get(client_id) is not None

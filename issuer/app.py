@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
 
 from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
 from issuer.settings import Settings
-from issuer.web import discovery, health, oauth
+from issuer.web import discovery, health, oauth, sign_in, userinfo
 from issuer.web.client_address import ClientAddresses, parse_networks
 from issuer.web.errors import error_handlers
+from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
+from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.docs import install_docs
 from servicekit.observability import RequestContext, configure_logging
 
@@ -22,30 +25,33 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     settings = settings or Settings()
     metrics = IssuerMetrics()
     addresses = ClientAddresses(parse_networks(settings.trusted_proxies), settings.forwarded_header)
+    cookies = BrowserCookies(settings.url, settings.session_ttl)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
         async with open_services(settings, metrics, clock) as services:
-            yield {"services": services, "client_addresses": addresses}
+            yield {"services": services, "client_addresses": addresses, "cookies": cookies}
 
     app = FastAPI(
         title="OAuth 2.0 token issuer",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers=error_handlers(metrics),
+        exception_handlers={**error_handlers(metrics), **AUTH_ERROR_HANDLERS},
     )
     install_docs(app)
-    for router in (oauth.router, discovery.router, health.router):
+    app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
+    for router in (oauth.router, sign_in.router, userinfo.router, discovery.router, health.router):
         app.include_router(router)
     app.add_middleware(RequestContext, histogram=metrics.requests)
     if settings.cors_origins:
-        # Narrow CORS: only the listed origins, only for POSTing forms (Swagger's password flow).
+        # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
+        # /userinfo; Swagger UI), never credentials (cookies) across origins.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["POST"],
+            allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],
             max_age=600,
         )

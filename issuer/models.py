@@ -7,14 +7,21 @@ imports the model it uses.
 from issuer.accounts.users import User
 from issuer.keys.database import KeySetMeta, SigningKeyRow
 from issuer.oauth.clients import Client
-from issuer.oauth.refresh_tokens import RefreshToken
+from issuer.oauth.codes import AuthorizationCode
+from issuer.oauth.refresh_tokens import RefreshFamily, RefreshToken
 from issuer.oauth.revoked_tokens import RevokedAccessToken
+from issuer.oidc.consents import Consent
+from issuer.oidc.sessions import BrowserSession
 from issuer.storage.engine import Base
 
 __all__ = [
+    "AuthorizationCode",
     "Base",
+    "BrowserSession",
     "Client",
+    "Consent",
     "KeySetMeta",
+    "RefreshFamily",
     "RefreshToken",
     "RevokedAccessToken",
     "SigningKeyRow",

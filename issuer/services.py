@@ -29,13 +29,20 @@ from issuer.limits.throttle import Throttle, ThrottlePolicy
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.clients import CachedClients, ClientRepository
+from issuer.oauth.codes import AuthorizationCodes
 from issuer.oauth.grants import IssuancePolicy, TokenEndpoint
 from issuer.oauth.introspection import IntrospectionEndpoint
 from issuer.oauth.metadata import MetadataCache
+from issuer.oauth.password_login import PasswordLogin
 from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.revocation import RevocationEndpoint
 from issuer.oauth.revoked_tokens import RevokedTokens
 from issuer.oauth.tokens import TokenSigner
+from issuer.oidc.authorize import AuthorizationEndpoint
+from issuer.oidc.consents import Consents
+from issuer.oidc.logout import Logout
+from issuer.oidc.sessions import BrowserSessions
+from issuer.oidc.userinfo import UserinfoEndpoint
 from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.redis_client import connect_redis
@@ -54,6 +61,11 @@ class Services:
     tokens: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
+    authorization: AuthorizationEndpoint
+    logins: PasswordLogin
+    browser_sessions: BrowserSessions
+    userinfo: UserinfoEndpoint
+    logout: Logout
     metrics: IssuerMetrics
 
 
@@ -130,7 +142,10 @@ async def open_services(
         counters = make_store(redis_client, settings.redis_prefix, clock)
         resources.push_async_callback(counters.aclose)
         throttle = Throttle(counters, throttle_policy(settings))
-        clients = ClientAuthenticator(CachedClients(ClientRepository(sessions)), throttle)
+        cached_clients = CachedClients(ClientRepository(sessions))
+        clients = ClientAuthenticator(cached_clients, throttle)
+        logins = PasswordLogin(users, hasher, throttle, metrics)
+        codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
         refresh_tokens = RefreshTokenStore(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
@@ -142,9 +157,10 @@ async def open_services(
                 settings.audience, settings.access_token_ttl, settings.default_client_id
             ),
             users=users,
+            logins=logins,
             clients=clients,
-            hasher=hasher,
             signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+            codes=codes,
             refresh_tokens=refresh_tokens,
             revoked=revoked,
             throttle=throttle,
@@ -169,6 +185,13 @@ async def open_services(
             introspection=IntrospectionEndpoint(
                 settings.url, throttle, clients, refresh_tokens, revoked, verifier, clock
             ),
+            authorization=AuthorizationEndpoint(
+                settings.url, cached_clients, users, Consents(sessions), codes, clock
+            ),
+            logins=logins,
+            browser_sessions=BrowserSessions(sessions, settings.session_ttl, clock),
+            userinfo=UserinfoEndpoint(verifier, revoked, users),
+            logout=Logout(settings.url, keyring, cached_clients),
             metrics=metrics,
         )
 

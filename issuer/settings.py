@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     keys_backend: Literal["files", "database"] = "files"
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
     rotation_leeway: int = Field(120, ge=0)
+    # Browser sign-in: the name on the sign-in pages, how long a browser stays signed in at
+    # the issuer, and how long an authorization code may wait for its exchange (at most 60 s).
+    service_name: str = "Token service"
+    session_ttl: int = Field(8 * 3600, gt=0)
+    authorization_code_ttl: int = Field(60, gt=0, le=60)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import create_client
+from issuer.admin import client_exists, create_client
 from issuer.oauth.clients import GRANT_TYPES, ClientError
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
@@ -27,8 +27,29 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=GRANT_TYPES,
         dest="grants",
-        help="allowed grant type (repeatable); default: client_credentials, or "
-        "password and refresh_token with --public",
+        help="allowed grant type (repeatable); default: authorization_code and refresh_token "
+        "with --redirect-uri, else password and refresh_token with --public, else "
+        "client_credentials",
+    )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where the authorization endpoint may send the user back (repeatable; https, or "
+        "http on 127.0.0.1 / [::1] for native apps, any port)",
+    )
+    parser.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where GET /logout may send the user afterwards (repeatable)",
+    )
+    parser.add_argument(
+        "--require-consent",
+        action="store_true",
+        help="ask the user to approve the requested scopes (remembered per scope set)",
     )
     parser.add_argument("--scope", default="", help='allowed scopes, e.g. "read write"')
     parser.add_argument("--audience", action="append", default=[], help="`aud` of its tokens")
@@ -43,11 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public", action="store_true", help="a public client (no secret)")
     parser.add_argument("--name", default="", help="a display name")
     parser.add_argument("--access-token-ttl", type=int, help="shorter access token TTL, seconds")
+    parser.add_argument(
+        "--exist-ok", action="store_true", help="succeed without changes if the client exists"
+    )
     args = parser.parse_args(argv)
-    default_grants = ("password", "refresh_token") if args.public else ("client_credentials",)
+    if args.redirect_uri:
+        default_grants: tuple[str, ...] = ("authorization_code", "refresh_token")
+    elif args.public:
+        default_grants = ("password", "refresh_token")
+    else:
+        default_grants = ("client_credentials",)
     try:
+        settings = Settings()
+        if args.exist_ok and client_exists(settings, args.client_id):
+            print(f"client {args.client_id!r} already exists; nothing changed")
+            return 0
         created = create_client(
-            Settings(),
+            settings,
             args.client_id,
             tuple(args.grants or default_grants),
             scope=args.scope,
@@ -56,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             access_token_ttl=args.access_token_ttl,
             resource_audiences=tuple(args.resource_server),
+            redirect_uris=tuple(args.redirect_uri),
+            post_logout_redirect_uris=tuple(args.post_logout_redirect_uri),
+            require_consent=args.require_consent,
         )
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
@@ -67,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"created {'public' if client.is_public else 'confidential'} client {client.client_id!r}")
     print(f"  grant types: {client.grant_types}")
     print(f"  scope: {client.scopes or '(none)'}")
+    for uri in client.redirect_uri_list:
+        print(f"  redirect URI: {uri}")
     if created.secret is not None:
         print("client secret (shown once; store it now):")
         print(created.secret)

@@ -1,4 +1,5 @@
-"""The layering, pinned: web -> protocol (oauth) -> domain (accounts, keys, limits) -> storage.
+"""The layering, pinned: web -> sign-in (oidc) -> protocol (oauth) -> domain (accounts, keys,
+limits) -> storage.
 
 The composition root (`issuer.app`, `issuer.services`, `issuer.admin`) builds; routes in `web`
 receive the services `issuer.services` built, and nothing below `web` reaches up into it;
@@ -30,7 +31,16 @@ ALLOWED = {
         "issuer.metrics",
         "resource_server",
     ),
-    "issuer.web": ("issuer.",),  # everything below, and the services container
+    "issuer.oidc": (
+        "issuer.oauth",
+        "issuer.accounts",
+        "issuer.keys",
+        "issuer.limits",
+        "issuer.storage",
+        "issuer.metrics",
+        "resource_server",
+    ),
+    "issuer.web": ("issuer.", "resource_server"),  # everything below, and the services container
     "servicekit": (),
 }
 VERIFIER_LIBRARY = {

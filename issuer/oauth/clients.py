@@ -9,15 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, select
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from issuer.oauth.redirect_uris import RedirectUriError, check_registrable
 from issuer.oauth.scopes import format_scope, parse_scope
 from issuer.storage.engine import Base
 
-GRANT_TYPES = ("password", "client_credentials", "refresh_token")
+GRANT_TYPES = ("authorization_code", "password", "client_credentials", "refresh_token")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,100}$")
 _SECRET_SCHEME = "hmac-sha256"
 
@@ -40,6 +41,10 @@ class Client(Base):
     # The audiences this client serves as a resource server: it may introspect their tokens.
     resource_audiences: Mapped[str] = mapped_column(String(2000), default="")
     access_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Browser and native apps: exact redirect URIs (space-separated; see redirect_uris.py).
+    redirect_uris: Mapped[str] = mapped_column(Text, default="")
+    post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="")
+    require_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: datetime.now(UTC)
@@ -61,6 +66,18 @@ class Client(Base):
         """Whether this client is a resource server for (one of) `audience`."""
         served = set(self.resource_audiences.split())
         return bool(served.intersection([audience] if isinstance(audience, str) else audience))
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.client_id
+
+    @property
+    def redirect_uri_list(self) -> list[str]:
+        return self.redirect_uris.split()
+
+    @property
+    def post_logout_redirect_uri_list(self) -> list[str]:
+        return self.post_logout_redirect_uris.split()
 
     def allows(self, grant_type: str) -> bool:
         return grant_type in self.grant_types.split()
@@ -106,12 +123,16 @@ class ClientRepository:
         self,
         client_id: str,
         grant_types: tuple[str, ...],
+        *,
         scope: str = "",
         audiences: tuple[str, ...] = (),
         public: bool = False,
         name: str = "",
         access_token_ttl: int | None = None,
         resource_audiences: tuple[str, ...] = (),
+        redirect_uris: tuple[str, ...] = (),
+        post_logout_redirect_uris: tuple[str, ...] = (),
+        require_consent: bool = False,
     ) -> NewClient:
         """Register a client; a confidential one gets a new 256-bit secret."""
         if not _CLIENT_ID.match(client_id):
@@ -123,6 +144,13 @@ class ClientRepository:
             raise ClientError("a public client cannot use client_credentials (it has no secret)")
         if access_token_ttl is not None and access_token_ttl <= 0:
             raise ClientError("access token TTL must be positive")
+        if "authorization_code" in grant_types and not redirect_uris:
+            raise ClientError("the authorization_code grant needs at least one --redirect-uri")
+        try:
+            for uri in (*redirect_uris, *post_logout_redirect_uris):
+                check_registrable(uri)
+        except RedirectUriError as exc:
+            raise ClientError(str(exc)) from None
         secret = None if public else secrets.token_urlsafe(32)
         client = Client(
             client_id=client_id,
@@ -133,6 +161,9 @@ class ClientRepository:
             audiences=" ".join(audiences),
             resource_audiences=" ".join(resource_audiences),
             access_token_ttl=access_token_ttl,
+            redirect_uris=" ".join(dict.fromkeys(redirect_uris)),
+            post_logout_redirect_uris=" ".join(dict.fromkeys(post_logout_redirect_uris)),
+            require_consent=require_consent,
         )
         with self._sessions() as session:
             session.add(client)

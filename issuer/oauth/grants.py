@@ -1,4 +1,5 @@
-"""Token endpoint grants (RFC 6749 sections 4.3, 4.4 and 6): request parameters in, tokens out.
+"""Token endpoint grants (RFC 6749 sections 4.1, 4.3, 4.4 and 6): request parameters in, tokens
+out.
 
 Hand-written rather than Authlib's grant classes: the contract's password grant works with no
 client at all (the tutorial's `curl -d username=...&password=...`), which Authlib's grants
@@ -13,14 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from issuer.accounts.passwords import PasswordHasher
-from issuer.accounts.users import UserRepository, normalize_username
+from issuer.accounts.users import UserRepository
 from issuer.limits.throttle import Throttle
 from issuer.metrics import IssuerMetrics
+from issuer.oauth import pkce
 from issuer.oauth.client_auth import ClientAuthenticator, ClientCredentials, read_credentials
 from issuer.oauth.clients import GRANT_TYPES, Client
+from issuer.oauth.codes import AuthorizationCodes, CodeGrant, CodeReused, Issued
 from issuer.oauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -28,6 +31,7 @@ from issuer.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from issuer.oauth.password_login import PasswordLogin
 from issuer.oauth.refresh_tokens import (
     AccessTokenRef,
     FamilyRevoked,
@@ -39,9 +43,6 @@ from issuer.oauth.scopes import format_scope, grant_scope, parse_scope
 from issuer.oauth.tokens import IssuedToken, TokenSigner
 
 log = logging.getLogger("issuer.audit")
-
-# One message for unknown user, wrong password and disabled user: no account enumeration.
-_BAD_CREDENTIALS = "invalid username or password"
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ class TokenEndpoint:
         self,
         policy: IssuancePolicy,
         users: UserRepository,
+        logins: PasswordLogin,
         clients: ClientAuthenticator,
-        hasher: PasswordHasher,
         signer: TokenSigner,
+        codes: AuthorizationCodes,
         refresh_tokens: RefreshTokenStore,
         revoked: RevokedTokens,
         throttle: Throttle,
@@ -79,15 +81,17 @@ class TokenEndpoint:
     ):
         self._policy = policy
         self._users = users
+        self._logins = logins
         self._clients = clients
-        self._hasher = hasher
         self._signer = signer
+        self._codes = codes
         self._refresh_tokens = refresh_tokens
         self._revoked = revoked
         self._throttle = throttle
         self._metrics = metrics
         self._clock = clock
         self._grants: dict[str, Callable[[TokenRequest], Awaitable[dict[str, Any]]]] = {
+            "authorization_code": self._authorization_code,
             "password": self._password,
             "client_credentials": self._client_credentials,
             "refresh_token": self._refresh_token,
@@ -112,6 +116,73 @@ class TokenEndpoint:
         self._metrics.tokens_issued.labels(grant_type).inc()
         return body
 
+    async def _authorization_code(self, request: TokenRequest) -> dict[str, Any]:
+        """RFC 6749 section 4.1.3 with PKCE (RFC 7636 section 4.6) and OpenID Connect tokens."""
+        form, credentials = request.form, request.credentials
+        if credentials is None:
+            raise InvalidClient(
+                "client authentication (or client_id for a public client) is required"
+            )
+        client = await self._allowed_client(credentials, request.ip, "authorization_code")
+        code, redirect_uri = form.get("code"), form.get("redirect_uri")
+        verifier = form.get("code_verifier")
+        if code is None or redirect_uri is None or verifier is None:
+            raise InvalidRequest("code, redirect_uri and code_verifier are required")
+        now = self._now()
+
+        def issue(grant: CodeGrant, session: Session) -> tuple[dict[str, Any], Issued]:
+            if grant.client_id != client.client_id:
+                raise InvalidGrant("the code was issued to another client")
+            if grant.redirect_uri != redirect_uri:
+                raise InvalidGrant("redirect_uri differs from the authorization request's")
+            if not pkce.verifies(verifier, grant.code_challenge):
+                raise InvalidGrant("code_verifier does not match the code_challenge")
+            user = self._users.get_by_id(grant.user_id)
+            if user is None or user.disabled:
+                raise InvalidGrant("the user can no longer log in")
+            scope = parse_scope(grant.scope)
+            issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
+            access = AccessTokenRef(issued.jti, issued.expires_at)
+            body = _token_body(issued)
+            family_id = None
+            if client.allows("refresh_token"):
+                body["refresh_token"], family_id = self._refresh_tokens.start_family_in(
+                    session,
+                    client_id=client.client_id,
+                    user_id=user.id,
+                    scope=grant.scope,
+                    access=access,
+                    now=now,
+                )
+            if "openid" in scope:
+                body["id_token"] = self._signer.id_token(
+                    subject=str(user.id),
+                    client_id=client.client_id,
+                    auth_time=grant.auth_time,
+                    nonce=grant.nonce,
+                    access_token=issued.access_token,
+                )
+            return body, Issued(access, family_id)
+
+        try:
+            body: dict[str, Any] = await run_in_threadpool(self._codes.redeem, code, now, issue)
+        except CodeReused as exc:
+            if exc.issued is not None:
+                revoke = [exc.issued.access]
+                if exc.issued.family_id is not None:
+                    revoke += await run_in_threadpool(
+                        self._refresh_tokens.revoke_family, exc.issued.family_id, now
+                    )
+                await self._revoked.revoke(revoke, now)
+            log.warning(
+                "authorization code reuse; its tokens revoked client_id=%s ip=%s",
+                client.client_id,
+                request.ip,
+            )
+            raise
+        log.info("authorization code redeemed client_id=%s ip=%s", client.client_id, request.ip)
+        return body
+
     async def _password(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 4.3: resource owner password credentials, with or without a client."""
         form, credentials = request.form, request.credentials
@@ -121,23 +192,7 @@ class TokenEndpoint:
         username, password = form.get("username"), form.get("password")
         if username is None or password is None:
             raise InvalidRequest("username and password are required")
-        # Limits count per account, whatever spelling of the name a guesser sends.
-        account = normalize_username(username) or username
-        await self._throttle.check_login(account, request.ip)
-        user = await run_in_threadpool(self._users.get_by_username, username)
-        verification = await self._hasher.verify_async(
-            password, user.password_hash if user else None
-        )
-        if user is None or not verification.ok or user.disabled:
-            await self._throttle.record_failure(account, request.ip)
-            self._metrics.login_failures.labels("bad_credentials").inc()
-            log.info("login failed username=%r ip=%s", username, request.ip)
-            raise InvalidGrant(_BAD_CREDENTIALS)
-        await self._throttle.record_success(account, request.ip)
-        if verification.new_hash is not None:
-            await run_in_threadpool(
-                self._users.update_password_hash, user.id, verification.new_hash
-            )
+        user = await self._logins.verify(username, password, request.ip)
         allowed = user.scope_set if client is None else user.scope_set & client.scope_set
         scope = grant_scope(form.get("scope"), allowed)
         issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)

@@ -1,4 +1,5 @@
-"""RFC 8414 authorization server metadata (also served as openid-configuration)."""
+"""Server metadata: one document served as RFC 8414 authorization server metadata and as
+OpenID Connect Discovery 1.0 provider metadata."""
 
 import json
 import time
@@ -10,9 +11,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.accounts.users import User
 from issuer.oauth.clients import GRANT_TYPES, Client
+from issuer.oauth.scopes import IDENTITY_SCOPES
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# What ID tokens and /userinfo can say (OpenID Connect Core 2, 5.1).
+CLAIMS = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "preferred_username",
+    "email",
+]
 
 
 def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
@@ -20,15 +35,28 @@ def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
     base = issuer
     document: dict[str, Any] = {
         "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/token",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "end_session_endpoint": f"{base}/logout",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
-        "scopes_supported": scopes,
+        "scopes_supported": sorted({*IDENTITY_SCOPES, *scopes}),
+        "claims_supported": CLAIMS,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
     }
     return {name: value for name, value in document.items() if value != []}
 

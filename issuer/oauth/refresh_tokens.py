@@ -120,17 +120,30 @@ class RefreshTokenStore:
         now: int,
     ) -> str:
         """The first token of a new family (a login)."""
-        family_id = secrets.token_hex(16)
         with self._sessions() as session:
-            session.add(
-                RefreshFamily(
-                    family_id=family_id, client_id=client_id, user_id=user_id, created_at=now
-                )
+            token, _ = self.start_family_in(
+                session, client_id=client_id, user_id=user_id, scope=scope, access=access, now=now
             )
-            grant = RefreshGrant(family_id, client_id, user_id, scope, now + self._absolute_ttl)
-            token = self._add(session, grant, access, now)
             session.commit()
         return token
+
+    def start_family_in(
+        self,
+        session: Session,
+        *,
+        client_id: str,
+        user_id: int,
+        scope: str,
+        access: AccessTokenRef,
+        now: int,
+    ) -> tuple[str, str]:
+        """`start_family` inside the caller's transaction; the token and its family id."""
+        family_id = secrets.token_hex(16)
+        session.add(
+            RefreshFamily(family_id=family_id, client_id=client_id, user_id=user_id, created_at=now)
+        )
+        grant = RefreshGrant(family_id, client_id, user_id, scope, now + self._absolute_ttl)
+        return self._add(session, grant, access, now), family_id
 
     def rotate(
         self,

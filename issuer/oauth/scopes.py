@@ -32,3 +32,20 @@ def grant_scope(requested: str | None, allowed: frozenset[str]) -> tuple[str, ..
     if extra:
         raise InvalidScope(f"scope not allowed: {' '.join(extra)}")
     return asked
+
+
+# OpenID Connect Core 5.4: scopes that ask for identity, not API access. A user holds them
+# by having an account; a client must still be registered for them.
+IDENTITY_SCOPES = ("openid", "profile", "email")
+# What the consent page says each scope lets an app do.
+SCOPE_DESCRIPTIONS = {
+    "openid": "Sign you in with your account",
+    "profile": "See your username",
+    "email": "See your email address",
+}
+
+
+def describe_scope(scope: str) -> str:
+    return SCOPE_DESCRIPTIONS.get(
+        scope, f"Use the API on your behalf with the {scope!r} permission"
+    )

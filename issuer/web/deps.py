@@ -14,6 +14,7 @@ from issuer.oauth.metadata import MetadataCache
 from issuer.oauth.revocation import RevocationEndpoint
 from issuer.services import Services
 from issuer.web.client_address import ClientAddresses
+from issuer.web.pages import BrowserCookies
 
 
 async def _services(request: Request) -> Services:
@@ -49,7 +50,13 @@ async def _client_address(request: Request) -> str:
     return addresses.of(request.scope)
 
 
+async def _cookies(request: Request) -> BrowserCookies:
+    cookies: BrowserCookies = request.state.cookies
+    return cookies
+
+
 Tokens = Annotated[TokenEndpoint, Depends(_tokens)]
+Cookies = Annotated[BrowserCookies, Depends(_cookies)]
 # The client's address for limits and audit lines (never a forgeable header; see the module).
 ClientAddress = Annotated[str, Depends(_client_address)]
 Revocation = Annotated[RevocationEndpoint, Depends(_revocation)]

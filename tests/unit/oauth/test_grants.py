@@ -453,6 +453,7 @@ async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client
 async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
     assert set(metadata["grant_types_supported"]) == {
+        "authorization_code",
         "password",
         "client_credentials",
         "refresh_token",

@@ -18,6 +18,9 @@ TABLES = {
     "clients",
     "refresh_tokens",
     "refresh_token_families",
+    "authorization_codes",
+    "browser_sessions",
+    "consents",
     "revoked_access_tokens",
     "signing_keys",
     "key_set_meta",
@@ -38,7 +41,7 @@ def test_migrations_build_the_schema_from_empty(engine):
     assert set(inspect(engine).get_table_names()) >= TABLES
 
 
-@pytest.mark.parametrize("start", ["0001", "0002"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
 def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
     schema.upgrade(engine, start)
     with engine.begin() as connection:
@@ -59,7 +62,7 @@ def test_every_revision_is_covered_by_the_tests():
 
     revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
     # A new migration must be added to the parametrization above (its predecessor as start).
-    assert revisions == {"0001", "0002", "0003"}
+    assert revisions == {"0001", "0002", "0003", "0004"}
 
 
 def test_prepare_creates_an_empty_database(engine):

@@ -121,7 +121,7 @@ async def test_scope_beyond_the_users_is_invalid_scope(client):
     [
         ({"grant_type": "password", "username": "johndoe"}, "invalid_request"),
         ({"password": "secret123"}, "invalid_request"),
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        ({"grant_type": "device_code", "device_code": "x"}, "unsupported_grant_type"),
     ],
 )
 async def test_malformed_grant_requests_get_rfc6749_errors(client, form, error):

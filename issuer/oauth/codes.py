@@ -1,0 +1,165 @@
+"""Authorization codes (RFC 6749 section 4.1): random, stored only as a hash, single-use,
+short-lived, and bound to everything the authorization request said.
+
+Redeeming claims the code with one conditional update and records, in the same transaction,
+what was issued for it: a second use finds the code used and learns exactly which tokens to
+revoke (section 4.1.2), even when both uses race on two replicas.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import Integer, String, Text, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from issuer.oauth.errors import InvalidGrant
+from issuer.oauth.refresh_tokens import AccessTokenRef
+from issuer.storage.engine import Base
+
+T = TypeVar("T")
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    scope: Mapped[str] = mapped_column(String(2000))
+    user_id: Mapped[int] = mapped_column(Integer)
+    auth_time: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What the first use issued, revoked if the code comes back.
+    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization request bound its code to."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    scope: str
+    user_id: int
+    auth_time: int
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What redeeming a code produced: revoked together if the code is used again."""
+
+    access: AccessTokenRef
+    family_id: str | None
+
+
+class CodeReused(InvalidGrant):
+    """A used code came back: what its first use issued is to be revoked."""
+
+    def __init__(self, issued: Issued | None):
+        super().__init__("authorization code was already used; its tokens have been revoked")
+        self.issued = issued
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class AuthorizationCodes:
+    """Issues and redeems codes; each call is one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], ttl: int):
+        self._sessions = sessions
+        self._ttl = ttl
+
+    def issue(self, grant: CodeGrant, now: int) -> str:
+        """A new code for `grant`, valid for the configured TTL (expired codes are dropped)."""
+        code = secrets.token_urlsafe(32)
+        with self._sessions() as session:
+            session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
+            session.add(
+                AuthorizationCode(
+                    code_hash=_hash(code),
+                    client_id=grant.client_id,
+                    redirect_uri=grant.redirect_uri,
+                    code_challenge=grant.code_challenge,
+                    nonce=grant.nonce,
+                    scope=grant.scope,
+                    user_id=grant.user_id,
+                    auth_time=grant.auth_time,
+                    created_at=now,
+                    expires_at=now + self._ttl,
+                )
+            )
+            session.commit()
+        return code
+
+    def redeem(
+        self, code: str, now: int, issue: Callable[[CodeGrant, Session], tuple[T, Issued]]
+    ) -> T:
+        """Spend `code` and run `issue` in the same transaction.
+
+        `issue` checks the bindings (raising leaves the code spent: a stolen code is not
+        retried) and creates the tokens, in `session` where they are stored.
+        """
+        with self._sessions() as session:
+            claimed = session.execute(
+                update(AuthorizationCode)
+                .where(
+                    AuthorizationCode.code_hash == _hash(code),
+                    AuthorizationCode.used_at.is_(None),
+                    AuthorizationCode.expires_at > now,
+                )
+                .values(used_at=now)
+                .returning(
+                    AuthorizationCode.client_id,
+                    AuthorizationCode.redirect_uri,
+                    AuthorizationCode.code_challenge,
+                    AuthorizationCode.nonce,
+                    AuthorizationCode.scope,
+                    AuthorizationCode.user_id,
+                    AuthorizationCode.auth_time,
+                )
+            ).first()
+            if claimed is None:
+                raise self._refusal(session, code)
+            try:
+                result, issued = issue(CodeGrant(*claimed), session)
+            except InvalidGrant:
+                session.commit()  # the code stays spent
+                raise
+            session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.code_hash == _hash(code))
+                .values(
+                    access_jti=issued.access.jti,
+                    access_expires_at=issued.access.expires_at,
+                    family_id=issued.family_id,
+                )
+            )
+            session.commit()
+        return result
+
+    def _refusal(self, session: Session, code: str) -> InvalidGrant:
+        row = session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == _hash(code))
+        )
+        session.rollback()
+        if row is None:
+            return InvalidGrant("authorization code is invalid")
+        if row.used_at is None:
+            return InvalidGrant("authorization code has expired")
+        issued = None
+        if row.access_jti is not None and row.access_expires_at is not None:
+            issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
+        return CodeReused(issued)

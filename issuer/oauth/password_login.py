@@ -1,0 +1,56 @@
+"""Checking a user's password under the login throttle: the one routine the password grant
+and the sign-in page share, so both have the same limits, the same bounded hashing and the
+same answer whether or not the account exists."""
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+
+from issuer.accounts.passwords import PasswordHasher
+from issuer.accounts.users import User, UserRepository, normalize_username
+from issuer.limits.throttle import Throttle
+from issuer.metrics import IssuerMetrics
+from issuer.oauth.errors import InvalidGrant
+
+log = logging.getLogger("issuer.audit")
+
+# One message for unknown user, wrong password and disabled user: no account enumeration.
+BAD_CREDENTIALS = "invalid username or password"
+
+
+class PasswordLogin:
+    def __init__(
+        self,
+        users: UserRepository,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+        metrics: IssuerMetrics,
+    ):
+        self._users = users
+        self._hasher = hasher
+        self._throttle = throttle
+        self._metrics = metrics
+
+    async def verify(self, username: str, password: str, address: str) -> User:
+        """The user whose password this is; `InvalidGrant` for every kind of failure.
+
+        `Throttled` and `HashingBusy` pass through: the caller answers them as it answers.
+        """
+        # Limits count per account, whatever spelling of the name a guesser sends.
+        account = normalize_username(username) or username
+        await self._throttle.check_login(account, address)
+        user = await run_in_threadpool(self._users.get_by_username, username)
+        verification = await self._hasher.verify_async(
+            password, user.password_hash if user else None
+        )
+        if user is None or not verification.ok or user.disabled:
+            await self._throttle.record_failure(account, address)
+            self._metrics.login_failures.labels("bad_credentials").inc()
+            log.info("login failed username=%r ip=%s", username, address)
+            raise InvalidGrant(BAD_CREDENTIALS)
+        await self._throttle.record_success(account, address)
+        if verification.new_hash is not None:
+            await run_in_threadpool(
+                self._users.update_password_hash, user.id, verification.new_hash
+            )
+        return user

@@ -1,0 +1,262 @@
+"""The authorization endpoint's decisions (RFC 6749 4.1, RFC 7636, OpenID Connect Core 3.1).
+
+A request is validated in two tiers (RFC 6749 4.1.2.1): while the client or its redirect URI
+is not established, nothing can be sent back (`UntrustedRequest`: an error page at the
+issuer); after that, every error goes back to the client's redirect URI with `error`,
+`error_description`, `state` and `iss` (`AuthorizationError`, RFC 9207). A valid request
+then needs a signed-in user (the sign-in page), maybe consent (the consent page), and ends in
+a redirect carrying a fresh code.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from starlette.concurrency import run_in_threadpool
+
+from issuer.accounts.users import User, UserRepository
+from issuer.oauth import pkce
+from issuer.oauth.clients import CachedClients, Client
+from issuer.oauth.codes import AuthorizationCodes, CodeGrant
+from issuer.oauth.errors import InvalidScope
+from issuer.oauth.redirect_uris import matches
+from issuer.oauth.scopes import IDENTITY_SCOPES, grant_scope
+from issuer.oidc.consents import Consents
+from issuer.oidc.sessions import SignedIn
+
+PROMPTS = frozenset({"none", "login", "consent"})
+MAX_PARAMETER_LENGTH = 2048
+
+
+class UntrustedRequest(Exception):
+    """The client or redirect URI is not established: show an error page, redirect nowhere."""
+
+    def __init__(self, description: str):
+        super().__init__(description)
+        self.description = description
+
+
+class AuthorizationError(Exception):
+    """An error sent back to the client's redirect URI (RFC 6749 4.1.2.1)."""
+
+    def __init__(self, location: str, error: str, description: str):
+        super().__init__(description)
+        self.location = location
+        self.error = error
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    client: Client
+    redirect_uri: str
+    scope: tuple[str, ...]
+    state: str | None
+    code_challenge: str
+    nonce: str | None
+    prompt: frozenset[str]
+    max_age: int | None
+    login_hint: str
+    query: str  # the request as received, to come back to after signing in
+
+
+@dataclass(frozen=True)
+class NeedsLogin:
+    request: AuthorizationRequest
+
+
+@dataclass(frozen=True)
+class NeedsConsent:
+    request: AuthorizationRequest
+    user: User
+    scope: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+
+
+Decision = NeedsLogin | NeedsConsent | Redirect
+
+
+class AuthorizationEndpoint:
+    def __init__(
+        self,
+        issuer: str,
+        clients: CachedClients,
+        users: UserRepository,
+        consents: Consents,
+        codes: AuthorizationCodes,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._issuer = issuer
+        self._clients = clients
+        self._users = users
+        self._consents = consents
+        self._codes = codes
+        self._clock = clock
+
+    async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
+        """The validated request; `UntrustedRequest` or `AuthorizationError` if it is not."""
+        params: dict[str, str] = {}
+        repeated: set[str] = set()
+        for name, value in pairs:
+            if name in params:
+                repeated.add(name)
+            params[name] = value
+        client = await self._client(params.get("client_id"), repeated)
+        redirect_uri = params.get("redirect_uri")
+        if "redirect_uri" in repeated or not redirect_uri:
+            raise UntrustedRequest("the request must name its redirect_uri, once")
+        if not matches(redirect_uri, client.redirect_uri_list):
+            raise UntrustedRequest("the redirect_uri is not registered for this client")
+        state = params.get("state")
+
+        def fail(error: str, description: str) -> AuthorizationError:
+            return AuthorizationError(
+                self._location(redirect_uri, state, error, description), error, description
+            )
+
+        if repeated:
+            raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
+        if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
+            raise fail("invalid_request", "a parameter is too long")
+        if params.get("response_type") != "code":
+            raise fail("unsupported_response_type", "response_type must be code")
+        if not client.allows("authorization_code"):
+            raise fail("unauthorized_client", "this client may not use the authorization code flow")
+        if "request" in params or "request_uri" in params:
+            raise fail("request_not_supported", "request objects are not supported")
+        challenge = params.get("code_challenge")
+        if not challenge:
+            raise fail("invalid_request", "code_challenge is required (PKCE, S256)")
+        if params.get("code_challenge_method") != pkce.METHOD:
+            raise fail("invalid_request", "code_challenge_method must be S256")
+        if not pkce.valid_challenge(challenge):
+            raise fail("invalid_request", "code_challenge must be 43 base64url characters")
+        prompt = frozenset(params.get("prompt", "").split())
+        if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+            raise fail("invalid_request", "prompt must be none, or login and/or consent")
+        max_age = params.get("max_age")
+        if max_age is not None and not max_age.isdigit():
+            raise fail("invalid_request", "max_age must be a number of seconds")
+        try:
+            scope = grant_scope(params.get("scope"), client.scope_set)
+        except InvalidScope as exc:
+            raise fail("invalid_scope", exc.description or "invalid scope") from None
+        return AuthorizationRequest(
+            client=client,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            state=state,
+            code_challenge=challenge,
+            nonce=params.get("nonce"),
+            prompt=prompt,
+            max_age=int(max_age) if max_age is not None else None,
+            login_hint=params.get("login_hint", ""),
+            query=query,
+        )
+
+    async def decide(self, request: AuthorizationRequest, signed_in: SignedIn | None) -> Decision:
+        """What happens next for this browser: sign in, consent, or a code."""
+        now = int(self._clock())
+        user = None
+        if signed_in is not None:
+            user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
+        fresh = (
+            signed_in is not None
+            and "login" not in request.prompt
+            and (request.max_age is None or now - signed_in.auth_time <= request.max_age)
+        )
+        if user is None or user.disabled or not fresh or signed_in is None:
+            if "none" in request.prompt:
+                raise self.error(request, "login_required", "the user must sign in")
+            return NeedsLogin(request)
+        scope = self._scope_for(request, user)
+        if request.client.require_consent and (
+            "consent" in request.prompt
+            or not await run_in_threadpool(
+                self._consents.covers, user.id, request.client.client_id, scope
+            )
+        ):
+            if "none" in request.prompt:
+                raise self.error(request, "consent_required", "the user must approve this app")
+            return NeedsConsent(request, user, scope)
+        return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
+
+    async def consent(
+        self, request: AuthorizationRequest, signed_in: SignedIn, allow: bool
+    ) -> Redirect:
+        """The user's answer on the consent page."""
+        user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
+        if user is None or user.disabled:
+            raise self.error(request, "login_required", "the user must sign in")
+        if not allow:
+            raise self.error(request, "access_denied", "the user denied the request")
+        scope = self._scope_for(request, user)
+        now = int(self._clock())
+        await run_in_threadpool(
+            self._consents.remember, user.id, request.client.client_id, scope, now
+        )
+        return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
+
+    async def approve(
+        self, request: AuthorizationRequest, user: User, auth_time: int, scope: tuple[str, ...]
+    ) -> str:
+        """The redirect carrying a new code bound to this request, user and sign-in."""
+        grant = CodeGrant(
+            client_id=request.client.client_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            nonce=request.nonce,
+            scope=" ".join(scope),
+            user_id=user.id,
+            auth_time=auth_time,
+        )
+        code = await run_in_threadpool(self._codes.issue, grant, int(self._clock()))
+        return _with_params(
+            request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}
+        )
+
+    def error(
+        self, request: AuthorizationRequest, error: str, description: str
+    ) -> AuthorizationError:
+        location = self._location(request.redirect_uri, request.state, error, description)
+        return AuthorizationError(location, error, description)
+
+    async def _client(self, client_id: str | None, repeated: set[str]) -> Client:
+        if not client_id or "client_id" in repeated or len(client_id) > 100:
+            raise UntrustedRequest("the request must name its client_id, once")
+        client = await self._clients.get(client_id)
+        if client is None or client.disabled:
+            raise UntrustedRequest("the client is not registered")
+        return client
+
+    def _scope_for(self, request: AuthorizationRequest, user: User) -> tuple[str, ...]:
+        # API scopes only as far as the user holds them (narrowed, RFC 6749 3.3).
+        return tuple(s for s in request.scope if s in IDENTITY_SCOPES or s in user.scope_set)
+
+    def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
+        params = {"error": error, "error_description": description, "state": state}
+        return _with_params(redirect_uri, {**params, "iss": self._issuer})
+
+
+def after_sign_in(query: str) -> str:
+    """The request to return to once the user has signed in: `prompt=login` is satisfied."""
+    pairs = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "prompt":
+            value = " ".join(p for p in value.split() if p != "login")
+            if not value:
+                continue
+        pairs.append((name, value))
+    return urlencode(pairs)
+
+
+def _with_params(uri: str, params: dict[str, str | None]) -> str:
+    """`uri` with `params` added to its query (RFC 6749 3.1.2 keeps an existing query)."""
+    parts = urlsplit(uri)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    pairs += [(name, value) for name, value in params.items() if value is not None]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))

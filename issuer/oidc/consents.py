@@ -1,0 +1,50 @@
+"""Consent: what a user allowed a client, remembered per client and scope set."""
+
+from sqlalchemy import Integer, String, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from issuer.storage.engine import Base
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The granted scope set, sorted and space-separated.
+    scope: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    granted_at: Mapped[int] = mapped_column(Integer)
+
+
+class Consents:
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def covers(self, user_id: int, client_id: str, scope: tuple[str, ...]) -> bool:
+        """Whether the user already allowed this client at least these scopes."""
+        wanted = set(scope)
+        with self._sessions() as session:
+            granted = session.scalars(
+                select(Consent.scope).where(
+                    Consent.user_id == user_id, Consent.client_id == client_id
+                )
+            )
+            return any(wanted <= set(value.split()) for value in granted)
+
+    def remember(self, user_id: int, client_id: str, scope: tuple[str, ...], now: int) -> None:
+        with self._sessions() as session:
+            insert = (
+                postgres_insert
+                if session.get_bind().dialect.name == "postgresql"
+                else sqlite_insert
+            )
+            row = {
+                "user_id": user_id,
+                "client_id": client_id,
+                "scope": " ".join(sorted(scope)),
+                "granted_at": now,
+            }
+            session.execute(insert(Consent).values(row).on_conflict_do_nothing())
+            session.commit()

@@ -1,0 +1,39 @@
+"""The UserInfo endpoint (OpenID Connect Core 5.3): claims about the user an access token
+with the `openid` scope was issued for."""
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from issuer.accounts.users import UserRepository
+from issuer.oauth.revoked_tokens import RevokedTokens
+from resource_server.errors import InsufficientScope, InvalidToken
+from resource_server.verify import Verifier
+
+
+class UserinfoEndpoint:
+    def __init__(self, verifier: Verifier, revoked: RevokedTokens, users: UserRepository):
+        self._verifier = verifier
+        self._revoked = revoked
+        self._users = users
+
+    async def claims(self, token: str) -> dict[str, Any]:
+        """`sub` and `preferred_username`, and `email` with the `email` scope.
+
+        `InvalidToken` (401) for a token that is not valid, revoked or not a user's;
+        `InsufficientScope` (403) without `openid`.
+        """
+        claims = await self._verifier.verify(token)
+        if await self._revoked.is_revoked(claims.raw["jti"]):
+            raise InvalidToken("the token has been revoked", reason="revoked")
+        if "openid" not in claims.scope:
+            raise InsufficientScope(("openid",))
+        user = None
+        if claims.sub.isdigit():  # clients' own tokens carry "client:<id>"
+            user = await run_in_threadpool(self._users.get_by_id, int(claims.sub))
+        if user is None or user.disabled:
+            raise InvalidToken("the token's user does not exist", reason="invalid_claim")
+        body: dict[str, Any] = {"sub": claims.sub, "preferred_username": user.username}
+        if "email" in claims.scope and user.email:
+            body["email"] = user.email
+        return body

@@ -1,0 +1,63 @@
+"""Which redirect URIs may be registered, and how requested ones match (RFC 8252, RFC 9700)."""
+
+import pytest
+
+from issuer.oauth.pkce import challenge_of, valid_challenge, verifies
+from issuer.oauth.redirect_uris import RedirectUriError, check_registrable, matches
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://app.example/cb",
+        "https://app.example/cb?tenant=1",
+        "http://127.0.0.1/cb",
+        "http://[::1]:8080/cb",
+    ],
+)
+def test_https_and_loopback_http_may_be_registered(uri):
+    assert check_registrable(uri) == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://app.example/cb#fragment",
+        "http://app.example/cb",
+        "http://localhost/cb",
+        "com.example.app:/cb",
+        "https:///no-host",
+        "javascript:alert(1)",
+        "https://app.example/c b",
+    ],
+)
+def test_fragments_plain_http_and_other_schemes_are_refused(uri):
+    with pytest.raises(RedirectUriError):
+        check_registrable(uri)
+
+
+def test_matching_is_exact_except_for_loopback_ports():
+    registered = ["https://app.example/cb", "http://127.0.0.1/callback", "http://[::1]/cb"]
+    assert matches("https://app.example/cb", registered)
+    for near_miss in (
+        "https://app.example/cb/",
+        "https://app.example/cb?x=1",
+        "https://APP.example/cb",
+        "https://app.example:443/cb",
+        "http://127.0.0.1/callback/x",
+        "http://127.0.0.2/callback",
+    ):
+        assert not matches(near_miss, registered), near_miss
+    assert matches("http://127.0.0.1:51004/callback", registered)
+    assert matches("http://[::1]:8080/cb", registered)
+    assert not matches("http://127.0.0.1:bad/callback", registered)
+
+
+def test_pkce_s256_round_trip_and_refusals():
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+    challenge = challenge_of(verifier)
+    assert challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert valid_challenge(challenge) and verifies(verifier, challenge)
+    assert not verifies(verifier[:-1] + "x", challenge)
+    assert not verifies("short", challenge)
+    assert not valid_challenge("x" * 42) and not valid_challenge("=" * 43)

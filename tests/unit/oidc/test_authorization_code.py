@@ -1,0 +1,460 @@
+"""Authorization code + PKCE + OpenID Connect against the issuer app, on both databases."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from issuer.admin import create_client, create_user
+from issuer.app import create_app
+from issuer.oauth.tokens import at_hash
+from issuer.settings import Settings
+from tests.support import FakeClock, fresh_key_set, running
+from tests.unit.oidc.flow import (
+    Pkce,
+    authorize_url,
+    callback_params,
+    consent,
+    hidden_fields,
+    sign_in,
+    submit_login,
+)
+
+ISSUER = "http://issuer.test"
+WEBAPP = "https://app.example/callback"
+SPA = "https://spa.example/cb"
+CONSENTING = "https://c.example/cb"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=fresh_key_set(tmp_path / "keys"),
+        database_url=database_url,
+        bcrypt_rounds=4,
+        login_free_failures=2,
+        service_name="Acme Identity",
+    )
+    create_user(settings, "alice", "wonderland1", email="alice@example.com", scope="read")
+    return settings
+
+
+@pytest.fixture
+def secrets(settings: Settings) -> dict[str, str]:
+    webapp = create_client(
+        settings,
+        "webapp",
+        ("authorization_code", "refresh_token"),
+        scope="openid profile email read",
+        redirect_uris=(WEBAPP,),
+        post_logout_redirect_uris=("https://app.example/bye",),
+        name="Photo Gallery",
+        resource_audiences=("api",),
+    )
+    create_client(
+        settings,
+        "spa",
+        ("authorization_code",),
+        scope="openid profile",
+        redirect_uris=(SPA,),
+        public=True,
+    )
+    create_client(
+        settings,
+        "native",
+        ("authorization_code", "refresh_token"),
+        scope="openid",
+        redirect_uris=("http://127.0.0.1/callback",),
+        public=True,
+    )
+    create_client(
+        settings,
+        "consenting",
+        ("authorization_code",),
+        scope="openid email read",
+        redirect_uris=(CONSENTING,),
+        public=True,
+        require_consent=True,
+    )
+    assert webapp.secret is not None
+    return {"webapp": webapp.secret}
+
+
+@pytest.fixture
+async def client(settings, secrets, clock) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        yield client
+
+
+async def exchange(client, code, pkce, redirect_uri=WEBAPP, auth=None, **extra) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": pkce.verifier,
+        **extra,
+    }
+    return await client.post("/token", data=form, auth=auth)
+
+
+async def webapp_code(client, secrets, pkce, **params) -> dict[str, str]:
+    response = await sign_in(client, authorize_url("webapp", WEBAPP, pkce, **params))
+    return callback_params(response)
+
+
+async def decode(client, token: str) -> jwt.Token:
+    keys = KeySet.import_key_set((await client.get("/.well-known/jwks.json")).json())
+    return jwt.decode(token, keys, algorithms=["RS256"])
+
+
+# -- the whole flow --------------------------------------------------------------------
+
+
+async def test_a_confidential_web_app_signs_a_user_in(client, secrets, clock):
+    pkce = Pkce()
+    url = authorize_url(
+        "webapp", WEBAPP, pkce, scope="openid profile email read", nonce="n-0S6", state="xyz"
+    )
+    page = await client.get(url)
+    assert page.status_code == 200
+    assert "Photo Gallery" in page.text and "Acme Identity" in page.text
+    params = callback_params(await sign_in(client, url))
+    assert params["state"] == "xyz" and params["iss"] == ISSUER  # RFC 9207
+    tokens = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    assert tokens.headers["cache-control"] == "no-store"
+    assert body["scope"] == "openid profile email read" and "refresh_token" in body
+    access = await decode(client, body["access_token"])
+    assert access.header["typ"] == "at+jwt" and access.claims["client_id"] == "webapp"
+    id_token = await decode(client, body["id_token"])
+    assert id_token.header["typ"] == "JWT"
+    claims = id_token.claims
+    assert claims["iss"] == ISSUER and claims["aud"] == "webapp"
+    assert claims["sub"] == access.claims["sub"]
+    assert claims["nonce"] == "n-0S6"
+    assert claims["auth_time"] == int(clock())
+    assert claims["at_hash"] == at_hash(body["access_token"])
+    assert claims["exp"] > claims["iat"]
+    for method in ("GET", "POST"):
+        info = await client.request(
+            method, "/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+        )
+        assert info.json() == {
+            "sub": claims["sub"],
+            "preferred_username": "alice",
+            "email": "alice@example.com",
+        }
+
+
+async def test_a_browser_app_and_a_native_app_sign_in_with_pkce_alone(client):
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert tokens.status_code == 200 and "id_token" in tokens.json()
+    assert "refresh_token" not in tokens.json()  # spa may not refresh
+    # A native app listens on whatever loopback port it got (RFC 8252 7.3).
+    native = "http://127.0.0.1:54321/callback"
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("native", native, pkce)))
+    tokens = await exchange(client, params["code"], pkce, native, client_id="native")
+    assert tokens.status_code == 200 and "refresh_token" in tokens.json()
+
+
+async def test_a_second_app_signs_in_without_typing_single_sign_on(client, secrets):
+    await webapp_code(client, secrets, Pkce())
+    again = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert again.status_code == 302 and "code=" in again.headers["location"]
+
+
+async def test_logout_ends_the_session_and_returns_to_the_registered_uri(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    tokens = (
+        await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    ).json()
+    out = await client.get(
+        "/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://app.example/bye",
+            "state": "s1",
+        },
+    )
+    assert out.status_code == 302
+    assert out.headers["location"] == "https://app.example/bye?state=s1"
+    again = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert again.status_code == 200 and 'name="password"' in again.text  # signed out
+
+
+async def test_logout_never_redirects_to_an_unregistered_uri(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    tokens = (
+        await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    ).json()
+    for query in (
+        {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://evil.example/"},
+        {"post_logout_redirect_uri": "https://app.example/bye"},  # no hint: whose URI?
+        {
+            "id_token_hint": tokens["access_token"],
+            "post_logout_redirect_uri": "https://app.example/bye",
+        },
+    ):
+        out = await client.get("/logout", params=query)
+        assert out.status_code == 200 and "signed out" in out.text
+        assert "location" not in out.headers
+
+
+# -- prompt, max_age, consent --------------------------------------------------------------
+
+
+async def test_prompt_none_without_a_session_is_login_required(client):
+    response = await client.get(authorize_url("spa", SPA, Pkce(), prompt="none", state="s"))
+    params = callback_params(response)
+    assert params["error"] == "login_required"
+    assert params["state"] == "s" and params["iss"] == ISSUER
+
+
+async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secrets, clock):
+    await webapp_code(client, secrets, Pkce())
+    assert (await client.get(authorize_url("spa", SPA, Pkce(), prompt="login"))).status_code == 200
+    clock.advance(120)
+    stale = await client.get(authorize_url("spa", SPA, Pkce(), max_age="60"))
+    assert stale.status_code == 200 and 'name="password"' in stale.text
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce, max_age="60")))
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    assert (await decode(client, tokens["id_token"])).claims["auth_time"] == int(clock())
+
+
+async def test_consent_is_asked_remembered_and_can_be_denied(client):
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email read")
+    page = await sign_in(client, url)
+    assert page.status_code == 200 and "Allow" in page.text and "email" in page.text
+    denied = callback_params(_follow(await consent(client, page, "deny")))
+    assert denied["error"] == "access_denied" and denied["iss"] == ISSUER
+    page = await client.get(url)
+    allowed = callback_params(_follow(await consent(client, page, "allow")))
+    assert "code" in allowed
+    remembered = await client.get(authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))
+    assert remembered.status_code == 302 and "code=" in remembered.headers["location"]
+    asked = await client.get(authorize_url("consenting", CONSENTING, Pkce(), prompt="consent"))
+    assert asked.status_code == 200 and "Allow" in asked.text
+    more = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email", prompt="none")
+    assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
+
+
+async def test_prompt_none_when_consent_is_needed_is_consent_required(client, secrets):
+    await webapp_code(client, secrets, Pkce())
+    url = authorize_url("consenting", CONSENTING, Pkce(), prompt="none")
+    assert callback_params(await client.get(url))["error"] == "consent_required"
+
+
+def _follow(response: httpx.Response) -> httpx.Response:
+    assert response.status_code == 303, response.text
+    return httpx.Response(302, headers={"location": response.headers["location"]})
+
+
+# -- codes -------------------------------------------------------------------------------
+
+
+async def test_a_code_works_once_and_its_second_use_revokes_what_the_first_issued(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, scope="openid read")
+    auth = ("webapp", secrets["webapp"])
+    first = (await exchange(client, params["code"], pkce, auth=auth)).json()
+    second = await exchange(client, params["code"], pkce, auth=auth)
+    assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
+    introspected = await client.post(
+        "/introspect", data={"token": first["access_token"]}, auth=auth
+    )
+    assert introspected.json() == {"active": False}
+    refreshed = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+    )
+    assert refreshed.status_code == 400
+
+
+async def test_an_expired_code_is_invalid_grant(client, secrets, clock: FakeClock):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    clock.advance(61)
+    response = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"code_verifier": "x" * 43}, "invalid_grant"),
+        ({"redirect_uri": "https://app.example/other"}, "invalid_grant"),
+        ({"code_verifier": None}, "invalid_request"),
+    ],
+    ids=["wrong-verifier", "other-redirect-uri", "no-verifier"],
+)
+async def test_the_exchange_checks_every_binding(client, secrets, change, error):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    form = {
+        "grant_type": "authorization_code",
+        "code": params["code"],
+        "redirect_uri": WEBAPP,
+        "code_verifier": pkce.verifier,
+    }
+    form.update(change)
+    response = await client.post(
+        "/token",
+        data={k: v for k, v in form.items() if v is not None},
+        auth=("webapp", secrets["webapp"]),
+    )
+    assert response.status_code == 400 and response.json()["error"] == error
+
+
+async def test_a_confidential_client_must_authenticate_to_exchange(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    response = await exchange(client, params["code"], pkce, client_id="webapp")
+    assert response.status_code == 401 and response.headers["www-authenticate"]
+
+
+async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    response = await exchange(client, params["code"], pkce, WEBAPP, client_id="spa")
+    assert response.status_code in (400, 401)
+
+
+# -- the authorization request ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "openid admin"}, "invalid_scope"),
+        ({"prompt": "none login"}, "invalid_request"),
+    ],
+    ids=["plain", "no-challenge", "no-method", "implicit", "unregistered-scope", "bad-prompt"],
+)
+async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(client, params, error):
+    url = authorize_url("spa", SPA, Pkce(), state="keep", **params)
+    back = callback_params(await client.get(url))
+    assert back["error"] == error and back["state"] == "keep" and back["iss"] == ISSUER
+
+
+@pytest.mark.parametrize(
+    ("client_id", "redirect_uri"),
+    [
+        ("nobody", SPA),
+        ("spa", "https://evil.example/cb"),
+        ("spa", SPA + "/extra"),
+        ("spa", SPA + "?x=1"),
+        ("spa", None),
+        ("native", "http://localhost:5000/callback"),
+    ],
+    ids=["unknown-client", "other-uri", "extended-path", "extended-query", "no-uri", "localhost"],
+)
+async def test_an_untrusted_request_is_an_error_page_never_a_redirect(
+    client, client_id, redirect_uri
+):
+    response = await client.get(authorize_url(client_id, redirect_uri, Pkce()))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "cannot be completed" in response.text
+
+
+# -- the sign-in page ----------------------------------------------------------------------
+
+
+async def test_pages_cannot_be_framed_or_cached(client):
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert (await client.get("/static/issuer.css")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda form, headers: form.pop("csrf_token"),
+        lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
+        lambda form, headers: headers.update(origin="https://evil.example"),
+    ],
+    ids=["missing", "wrong", "cross-site"],
+)
+async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
+    headers: dict[str, str] = {}
+    tamper(form, headers)
+    response = await client.post("/login", data=form, headers=headers)
+    assert response.status_code == 403 and "expired" in response.text
+    assert "set-cookie" not in response.headers or "session" not in response.headers["set-cookie"]
+
+
+async def test_a_failed_sign_in_says_the_same_whether_or_not_the_user_exists(client):
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    wrong = await submit_login(client, page, "alice", "not-her-password")
+    unknown = await submit_login(client, page, "nobody", "not-her-password")
+    assert wrong.status_code == unknown.status_code == 400
+    assert "Incorrect username or password." in wrong.text
+    assert wrong.text.replace("alice", "X") == unknown.text.replace("nobody", "X")
+
+
+async def test_the_sign_in_page_and_the_password_grant_share_the_login_throttle(client):
+    for _ in range(2):  # login_free_failures=2, spent at the token endpoint
+        await client.post("/token", data={"username": "alice", "password": "guess-guess"})
+    await client.post("/token", data={"username": "alice", "password": "guess-guess"})
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    throttled = await submit_login(client, page, "alice", "wonderland1")
+    assert throttled.status_code == 429 and "Too many attempts" in throttled.text
+    assert int(throttled.headers["retry-after"]) >= 1
+
+
+# -- userinfo and metadata -------------------------------------------------------------------
+
+
+async def test_userinfo_speaks_rfc6750(client, secrets):
+    assert (await client.get("/userinfo")).status_code == 401
+    cc = await client.post(
+        "/token", data={"grant_type": "password", "username": "alice", "password": "wonderland1"}
+    )
+    no_openid = await client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {cc.json()['access_token']}"}
+    )
+    assert no_openid.status_code == 403
+    assert 'error="insufficient_scope"' in no_openid.headers["www-authenticate"]
+    forged = await client.get("/userinfo", headers={"Authorization": "Bearer a.b.c"})
+    assert forged.status_code == 401 and "invalid_token" in forged.headers["www-authenticate"]
+
+
+async def test_the_metadata_is_a_complete_openid_provider_document(settings):
+    issuer = "https://issuer.test"  # Authlib's validation wants an https issuer
+    async with running(create_app(settings.model_copy(update={"url": issuer})), issuer) as client:
+        documents = [
+            (await client.get(path)).json()
+            for path in (
+                "/.well-known/openid-configuration",
+                "/.well-known/oauth-authorization-server",
+            )
+        ]
+    for metadata in documents:
+        OpenIDProviderMetadata(metadata).validate()
+        AuthorizationServerMetadata(metadata).validate()
+        assert metadata["authorization_endpoint"] == f"{issuer}/authorize"
+        assert metadata["code_challenge_methods_supported"] == ["S256"]
+        assert metadata["authorization_response_iss_parameter_supported"] is True
+        assert not [name for name, value in metadata.items() if value == []]

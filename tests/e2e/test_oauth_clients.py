@@ -32,6 +32,47 @@ def test_create_client_prints_the_secret_alone_on_the_last_line(stack):
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
 
 
+def test_create_client_registers_browser_apps_and_refuses_unsafe_redirect_uris(stack):
+    created = run_script(
+        "create_client.py",
+        "gallery",
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        "https://gallery.example/cb",
+        "--redirect-uri",
+        "http://127.0.0.1/native",
+        "--post-logout-redirect-uri",
+        "https://gallery.example/bye",
+        "--require-consent",
+        "--public",
+        env=stack.env,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "redirect URI: https://gallery.example/cb" in created.stdout
+    again = run_script("create_client.py", "gallery", "--exist-ok", env=stack.env)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    for uri, reason in (
+        ("https://gallery.example/cb#frag", "fragment"),
+        ("http://gallery.example/cb", "https"),
+        ("http://localhost/cb", "loopback"),
+    ):
+        refused = run_script(
+            "create_client.py",
+            "bad",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            uri,
+            env=stack.env,
+        )
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+    missing = run_script(
+        "create_client.py", "bad", "--grant", "authorization_code", "--public", env=stack.env
+    )
+    assert missing.returncode == 1 and "--redirect-uri" in missing.stderr
+
+
 async def test_authlib_client_credentials_then_resource_server(stack):
     secret = register(stack, "machine", "--grant", "client_credentials", "--scope", "profile")
     async with AsyncOAuth2Client(
@@ -43,7 +84,7 @@ async def test_authlib_client_credentials_then_resource_server(stack):
         assert token["token_type"] == "Bearer"
         me = await oauth.get(f"{stack.rs_url}/users/me")
         assert me.status_code == 200
-        assert me.json()["sub"] == "machine"
+        assert me.json()["sub"] == "client:machine"  # never a user's numeric sub
 
 
 async def test_authlib_password_grant_and_refresh(stack):

@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from servicekit.processes import Process, free_port, run_script, uvicorn
+from tests.unit.oidc.flow import Pkce, authorize_url, callback_params, sign_in
 from tests.conftest import POSTGRES_URL, postgres_schema_url
 
 PASSWORD = "wonderland1"
+BROWSER_APP = "https://app.example/cb"
 
 
 @dataclass
@@ -76,6 +78,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             ("racer", ["--public", "--grant", "password", "--grant", "refresh_token"]),
             ("gateway", ["--grant", "client_credentials", "--resource-server", "api"]),
             ("reports", ["--grant", "client_credentials"]),
+            (
+                "browser-app",
+                ["--public", "--redirect-uri", BROWSER_APP, "--scope", "openid profile"],
+            ),
         ]:
             result = run_script("create_client.py", client_id, *extra, env=env)
             assert result.returncode == 0, result.stderr
@@ -309,3 +315,34 @@ def test_only_the_resource_server_of_the_audience_learns_a_token_is_active(clust
     assert introspect("gateway")["active"] is True  # registered --resource-server api
     assert introspect("reports") == {"active": False}
     assert introspect("limited") == {"active": False}
+
+
+# -- browser sign-in across replicas ---------------------------------------------------------
+
+
+async def test_a_code_from_one_replica_is_redeemed_at_the_other(cluster):
+    pkce = Pkce()
+    async with httpx.AsyncClient(base_url=cluster.issuers[0]) as one:
+        url = authorize_url("browser-app", BROWSER_APP, pkce)
+        code = callback_params(await sign_in(one, url, "alice", PASSWORD))["code"]
+    async with httpx.AsyncClient(base_url=cluster.issuers[1]) as other:
+        tokens = await other.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": BROWSER_APP,
+                "code_verifier": pkce.verifier,
+                "client_id": "browser-app",
+            },
+        )
+    assert tokens.status_code == 200, tokens.text
+    assert users_me(cluster, tokens.json()["access_token"]).status_code == 200
+
+
+async def test_a_session_made_at_one_replica_is_seen_by_the_other(cluster):
+    async with httpx.AsyncClient(base_url=cluster.issuers[0]) as one:
+        await sign_in(one, authorize_url("browser-app", BROWSER_APP, Pkce()), "alice", PASSWORD)
+        async with httpx.AsyncClient(base_url=cluster.issuers[1], cookies=one.cookies) as other:
+            again = await other.get(authorize_url("browser-app", BROWSER_APP, Pkce()))
+    assert again.status_code == 302 and "code=" in again.headers["location"]

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from servicekit.processes import Process, free_port, run_script, uvicorn
-from tests.unit.oidc.flow import Pkce, authorize_url, callback_params, sign_in
 from tests.conftest import POSTGRES_URL, postgres_schema_url
+from tests.unit.oidc.flow import Pkce, authorize_url, callback_params, sign_in
 
 PASSWORD = "wonderland1"
 BROWSER_APP = "https://app.example/cb"

@@ -392,8 +392,10 @@ async def test_pages_cannot_be_framed_or_cached(client):
         lambda form, headers: form.pop("csrf_token"),
         lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
         lambda form, headers: headers.update(origin="https://evil.example"),
+        lambda form, headers: headers.update({"sec-fetch-site": "same-site"}),
+        lambda form, headers: headers.update(origin="null"),  # no browser vouching for it
     ],
-    ids=["missing", "wrong", "cross-site"],
+    ids=["missing", "wrong", "cross-site", "same-site", "null-origin"],
 )
 async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
     page = await client.get(authorize_url("spa", SPA, Pkce()))
@@ -403,6 +405,17 @@ async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
     response = await client.post("/login", data=form, headers=headers)
     assert response.status_code == 403 and "expired" in response.text
     assert "set-cookie" not in response.headers or "session" not in response.headers["set-cookie"]
+
+
+async def test_a_browsers_own_form_post_is_accepted(client):
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    # Under this policy browsers send the page's origin with its form posts (not `null`).
+    assert page.headers["referrer-policy"] == "same-origin"
+    for origin in (ISSUER, "null"):  # `null` from privacy settings, vouched by Sec-Fetch-Site
+        form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
+        headers = {"origin": origin, "sec-fetch-site": "same-origin"}
+        response = await client.post("/login", data=form, headers=headers)
+        assert response.status_code == 303, response.text
 
 
 async def test_a_failed_sign_in_says_the_same_whether_or_not_the_user_exists(client):

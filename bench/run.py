@@ -372,7 +372,7 @@ def main() -> int:
         "wall_seconds": wall,
     }
     output = Path(os.environ.get("BENCH_OUTPUT", ROOT / "bench" / "results.json"))
-    output.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {output}")
     return 0  # figures are indicative on a shared machine; the table says what missed
 

@@ -1,0 +1,213 @@
+"""Load generation and measurement: `wrk` runs, a fixed-rate prober, CPU accounting, and
+side-by-side repetitions (A-B, B-A, A-B, ...) so both sides share the machine's drift.
+"""
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from servers import Service
+
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "3"))
+# A short unmeasured run per side first: JIT warm-up, key fetches, connection pools.
+WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "1"))
+LUA = Path(__file__).with_name("wrk_json.lua")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Load:
+    """One measured run. `cores`: CPU seconds the server used per wall second, when metered."""
+
+    rps: float
+    p50_ms: float | None = None  # None: not an HTTP load (an in-process ceiling)
+    p99_ms: float | None = None
+    errors: int = 0
+    cores: float | None = None
+    sent: int = 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime+stime of `pid` and every live descendant, plus children they already reaped."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # Fields after the parenthesised command name (which may hold spaces): state is 3rd.
+        fields = text[text.rindex(")") + 2 :].split()
+        ppid, utime, stime, cutime, cstime = (int(fields[i]) for i in (1, 11, 12, 13, 14))
+        stats[int(entry.name)] = (ppid, utime + stime + cutime + cstime)
+    tree, total = {pid}, 0
+    grew = True
+    while grew:
+        grew = False
+        for child, (ppid, _) in stats.items():
+            if ppid in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    for member in tree:
+        total += stats.get(member, (0, 0))[1]
+    return total
+
+
+class CpuMeter:
+    """Cores a server used while the block ran: its CPU time over the wall time."""
+
+    def __init__(self, service: Service | None):
+        self._pid = service.pid if service else None
+        self.cores: float | None = None
+
+    def __enter__(self) -> "CpuMeter":
+        if self._pid is not None:
+            self._ticks, self._start = _cpu_ticks(self._pid), time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pid is not None:
+            ticks = _cpu_ticks(self._pid) - self._ticks
+            self.cores = ticks / _TICKS / (time.perf_counter() - self._start)
+
+
+def wrk(
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    body: str = "",
+    seconds: float = DURATION,
+    connections: int = CONNECTIONS,
+    server: Service | None = None,
+    script: Path = LUA,
+    env: Mapping[str, str] | None = None,
+) -> Load:
+    """`wrk -t1 -cN` against `url`, metering `server`'s CPU meanwhile."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script)]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    env = {
+        **os.environ,
+        "WRK_METHOD": "POST" if body else "GET",
+        "WRK_BODY": body,
+        **(env or {}),
+    }
+    with CpuMeter(server) as meter:
+        out = subprocess.run(
+            [*argv, url], capture_output=True, text=True, env=env, timeout=seconds + 30
+        )
+    return _load(_wrk_result(out.stdout, out.stderr), meter.cores)
+
+
+def _load(data: dict[str, int], cores: float | None) -> Load:
+    return Load(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=data["socket_errors"] + data["non_2xx"],
+        cores=cores,
+        sent=data.get("sent", data["requests"]),
+    )
+
+
+def _wrk_result(stdout: str, stderr: str) -> dict[str, int]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    raise RuntimeError(f"wrk printed no result:\n{stdout}\n{stderr}")
+
+
+async def probe(url: str, rate: float, seconds: float) -> tuple[float, int]:
+    """Fixed-rate GETs (open loop); the p99 latency in ms and the number of failures."""
+    latencies: list[float] = []
+    failures = 0
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def one() -> None:
+            nonlocal failures
+            start = time.perf_counter()
+            try:
+                response = await client.get(url)
+                if response.status_code != 200:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+        tasks = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            tasks.append(asyncio.create_task(one()))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return latencies[int(len(latencies) * 0.99) - 1], failures
+
+
+def probe_under(
+    load_url: str, body: str, probe_url: str, connections: int, seconds: float, server: Service
+) -> tuple[Load, float]:
+    """`wrk` POST load and a 20 req/s prober at once: the load, and the prober's p99 (ms)."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds) + 2}s", "-s", str(LUA)]
+    env = {**os.environ, "WRK_METHOD": "POST", "WRK_BODY": body}
+    with CpuMeter(server) as meter:
+        loader = subprocess.Popen([*argv, load_url], stdout=subprocess.PIPE, text=True, env=env)
+        time.sleep(1)  # the prober starts once the flood is under way
+        p99, failures = asyncio.run(probe(probe_url, 20, seconds))
+        out, _ = loader.communicate(timeout=seconds + 30)
+    return _load(_wrk_result(out, ""), meter.cores), p99 if not failures else float("inf")
+
+
+@dataclass
+class Pairs:
+    """Repeated side-by-side runs; pair i is ours[i] against peer[i], measured back to back."""
+
+    ours: list[Load] = field(default_factory=list)
+    peer: list[Load] = field(default_factory=list)
+
+    def ratios(self, metric: str = "rps") -> list[float]:
+        return [
+            getattr(a, metric) / getattr(b, metric)
+            for a, b in zip(self.ours, self.peer, strict=True)
+        ]
+
+    def median(self, side: str, metric: str = "rps") -> float:
+        return statistics.median(getattr(run, metric) for run in getattr(self, side))
+
+    def cores(self, side: str) -> float | None:
+        values = [run.cores for run in getattr(self, side) if run.cores is not None]
+        return statistics.median(values) if values else None
+
+    def errors(self) -> int:
+        return sum(run.errors for run in [*self.ours, *self.peer])
+
+
+def interleave(
+    ours: Callable[[float], Load],
+    peer: Callable[[float], Load],
+    pairs: int = PAIRS,
+    seconds: float = DURATION,
+    warmup: float = WARMUP,
+) -> Pairs:
+    """A-B, B-A, A-B, ...: each side runs first as often as second (give or take one)."""
+    if warmup:
+        ours(warmup)
+        peer(warmup)
+    result = Pairs()
+    for i in range(pairs):
+        if i % 2 == 0:
+            result.ours.append(ours(seconds))
+            result.peer.append(peer(seconds))
+        else:
+            result.peer.append(peer(seconds))
+            result.ours.append(ours(seconds))
+    return result

@@ -269,7 +269,7 @@ class RemoteKeySet:
             raise FetchError(f"metadata endpoint answered {status}")
         try:
             metadata = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise KeySetDataError("metadata is not JSON") from exc
         if not isinstance(metadata, dict):
             raise KeySetDataError("metadata is not a JSON object")
@@ -319,7 +319,7 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     """Usable RSA signature keys by kid; unusable entries are skipped, an empty set refused."""
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise KeySetDataError("JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise KeySetDataError("JWKS has no keys array")

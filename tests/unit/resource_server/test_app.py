@@ -19,7 +19,7 @@ from resource_server import (
 )
 from resource_server.app import create_app
 from resource_server.settings import Settings
-from tests.support import FakeClock, public_jwk, running, sign_jwt
+from tests.support import FakeClock, b64url, public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -102,6 +102,31 @@ async def test_invalid_token_error_does_not_echo_the_token(client, rsa_private_k
     assert response.status_code == 401
     assert "expired" in response.json()["error_description"]
     assert token not in response.text and token not in response.headers["www-authenticate"]
+
+
+async def test_a_deeply_nested_token_header_is_401_not_500(client):
+    # `[` x 1500 made json.loads raise RecursionError, which no ValueError handler caught.
+    header = b64url(b"[" * 1500)
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {header}.e30.c2ln"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+
+
+async def test_an_oversized_token_header_is_refused_before_parsing(client):
+    header = b64url(b"{" + b" " * 4000 + b"}")
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {header}.e30.c2ln"})
+    assert response.status_code == 401
+    assert response.json()["error_description"] == "the token header is too large"
+
+
+async def test_a_deeply_nested_signed_payload_is_401_not_500(client, rsa_private_key):
+    token = sign_jwt(rsa_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, b"[" * 5000)
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "invalid_token",
+        "error_description": "the token payload is not JSON",
+    }
 
 
 async def test_issuer_unreachable_before_first_fetch_is_503_not_401(respx_mock, rsa_private_key):

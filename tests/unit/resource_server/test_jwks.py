@@ -262,8 +262,9 @@ async def test_stale_set_is_dropped_after_the_stale_limit(
         b"[]",
         b'{"keys": []}',
         b'{"keys": [{"kty": "RSA", "kid": "k1", "n": "!!", "e": "AQAB"}]}',
+        b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     ],
-    ids=["html", "keys-not-list", "array", "empty", "bad-modulus"],
+    ids=["html", "keys-not-list", "array", "empty", "bad-modulus", "deeply-nested"],
 )
 async def test_garbage_jwks_keeps_the_old_set(
     respx_mock, metadata_route, key_set, clock, rsa_private_key, body

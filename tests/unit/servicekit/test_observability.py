@@ -122,12 +122,16 @@ async def test_resource_server_metrics(
         for token in (good, good, expired, "garbage"):
             await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         await client.get("/users/me", headers={"Authorization": "Basic x"})
+        await client.get("/users/me", headers={"Authorization": "Bearer a b"})
+        await client.get(f"/users/me?access_token={good}")
         text = (await client.get("/metrics")).text
     assert metric(text, "rs_verification_failures_total", reason="expired") == 1
     assert metric(text, "rs_verification_failures_total", reason="malformed") == 1
+    assert metric(text, "rs_verification_failures_total", reason="no_token") == 1
     assert metric(text, "rs_verification_failures_total", reason="header") == 1
+    assert metric(text, "rs_verification_failures_total", reason="token_in_query") == 1
     assert metric(text, "rs_token_cache_lookups_total", result="hit") == 1
     assert metric(text, "rs_jwks_fetches_total", reason="initial", outcome="ok") == 1
     assert metric(text, "rs_jwks_refresh_failures_total") == 0
     assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="2xx") == 2
-    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="4xx") == 3
+    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="4xx") == 5

@@ -13,6 +13,18 @@ ME_EXAMPLE = {
     "client_id": "public",
     "exp": 1795925258,
 }
+READY_EXAMPLE = {
+    "ready": True,
+    "keys": "fresh",
+    "last_fetch_failed": False,
+    "consecutive_fetch_failures": 0,
+}
+NOT_READY_EXAMPLE = {
+    "ready": False,
+    "keys": "none",
+    "last_fetch_failed": True,
+    "consecutive_fetch_failures": 3,
+}
 
 
 def _header(description: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: a fake clock, hand-built JWTs and an in-process app client."""
 
+import asyncio
 import atexit
 import base64
 import contextlib
@@ -46,6 +47,11 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes at once (other tasks still get their turn): a sleep for this clock."""
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
 
 def b64url(data: bytes) -> str:

@@ -296,14 +296,27 @@ async def test_issuer_unreachable_before_first_fetch_is_503_not_401(respx_mock, 
         response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) >= 1
-        assert (await client.get("/readyz")).status_code == 503
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "ready": False,
+            "keys": "none",
+            "last_fetch_failed": True,
+            "consecutive_fetch_failures": ready.json()["consecutive_fetch_failures"],
+        }
+        assert ready.json()["consecutive_fetch_failures"] >= 1
         assert (await client.get("/healthz")).status_code == 200
 
 
 async def test_readyz_turns_ready_once_keys_are_held(client, rsa_private_key):
     token = make_token(rsa_private_key, FakeClock(time.time()))
     await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
-    assert (await client.get("/readyz")).json() == {"ready": True}
+    assert (await client.get("/readyz")).json() == {
+        "ready": True,
+        "keys": "fresh",
+        "last_fetch_failed": False,
+        "consecutive_fetch_failures": 0,
+    }
 
 
 async def test_a_third_party_app_protects_a_route_in_three_lines(issuer_routes, rsa_private_key):

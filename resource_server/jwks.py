@@ -3,7 +3,8 @@
 Policy, in the order a request meets it:
 - a usable set (fresh, or expired but within `stale_if_error`) answers at once from memory,
   even while a fetch is in flight; a due background fetch is started, never awaited: refresh
-  ahead at `refresh_ahead` of the lifetime, a refetch once expired;
+  ahead at `refresh_ahead` of the lifetime, a conditional revalidation every `revalidate`
+  seconds (so a key the issuer removed is dropped within that), a refetch once expired;
 - the lifetime is the response's `max-age`, clamped to [min_ttl, max_ttl]; ETag revalidates;
 - with no usable set, a waiting caller fetches now, whatever the backoff says: it joins the
   fetch in flight or starts one (at most one fetch start per `fetch_gap`), waits at most
@@ -66,6 +67,7 @@ class CachePolicy:
     cooldown: float = 30
     stale_if_error: float = 86400
     refresh_ahead: float = 0.8  # fraction of the lifetime after which a background fetch starts
+    revalidate: float = 60  # a conditional GET this often while a set is held; 0 turns it off
     retry_base: float = 1
     retry_max: float = 60
     # The overall deadline of one fetch (discovery, connect, every read, the whole body), and
@@ -128,6 +130,7 @@ class RemoteKeySet:
         self._keeper: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()  # set whenever a fetch ends: wakes the keeper
         self._last_fetch_started = -math.inf
+        self._last_kid_fetch = -math.inf  # the last fetch an unknown kid or bad signature began
         self._last_fetch_failed = False
         self._failures = 0
         self._retry_at = -math.inf
@@ -192,7 +195,7 @@ class RemoteKeySet:
         if snapshot is None:
             snapshot = await self._wait_for_keys()
         elif now >= self._next_background_fetch():
-            # Due for refresh ahead or a refetch: in the background, so this
+            # Due for refresh ahead, revalidation or a refetch: in the background, so this
             # caller (and every one until the fetch lands) is answered from the held set.
             self._start_refresh(self._reason(now))
         key = snapshot.keys.get(kid)
@@ -202,7 +205,7 @@ class RemoteKeySet:
         return key
 
     async def run(self) -> None:
-        """Keep the set fresh without traffic: first fetch, retries, refresh ahead."""
+        """Keep the set fresh without traffic: first fetch, retries, refresh, revalidation."""
         while True:
             self._settled.clear()
             wait = await self.maintain()
@@ -245,9 +248,12 @@ class RemoteKeySet:
         return snapshot
 
     def _due(self, snapshot: _Snapshot) -> float:
-        """When a held set should be fetched again: refresh ahead of its expiry."""
+        """When a held set should be fetched again: refresh ahead, or revalidation if sooner."""
         lifetime = snapshot.expires_at - snapshot.fetched_at
-        return snapshot.fetched_at + self._policy.refresh_ahead * lifetime
+        due = snapshot.fetched_at + self._policy.refresh_ahead * lifetime
+        if self._policy.revalidate > 0:
+            due = min(due, snapshot.fetched_at + self._policy.revalidate)
+        return due
 
     def _next_background_fetch(self) -> float:
         """When the next background fetch may start: when due, paced by backoff and the gap."""
@@ -261,6 +267,10 @@ class RemoteKeySet:
             return "initial"
         if now >= snapshot.expires_at:
             return "expired"
+        lifetime = snapshot.expires_at - snapshot.fetched_at
+        revalidate = self._policy.revalidate
+        if 0 < revalidate < self._policy.refresh_ahead * lifetime:
+            return "revalidate"
         return "refresh_ahead"
 
     def _usable(self, now: float) -> _Snapshot | None:
@@ -270,18 +280,24 @@ class RemoteKeySet:
         return snapshot
 
     async def _refresh_within_cooldown(self, reason: str) -> bool:
-        """Join the pending fetch or start one if the cooldown allows; True if one ran."""
+        """Join the pending fetch or start one if the cooldown allows; True if one ran.
+
+        The cooldown counts from the last fetch a kid caused: background fetches (every
+        `revalidate` seconds) must not keep a key the issuer just rotated in from being found.
+        """
         if self._pending is None:
             now = self._clock()
             held = self._snapshot
             if (
-                now - self._last_fetch_started < max(self._policy.cooldown, self._policy.fetch_gap)
+                now - self._last_kid_fetch < self._policy.cooldown
+                or now - self._last_fetch_started < self._policy.fetch_gap
                 # Just fetched (maybe for this very caller): nothing newer to find, and a
                 # second fetch would make the caller wait past one deadline.
                 or (held is not None and now - held.fetched_at < self._policy.fetch_gap)
                 or now < self._retry_at
             ):
                 return False
+            self._last_kid_fetch = now
         await self._refresh(reason)
         return True
 

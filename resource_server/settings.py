@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     jwks_stale_if_error: float = Field(86400, ge=0)
     # The overall deadline of one JWKS fetch, and so the longest a request waits for keys.
     jwks_timeout: float = Field(5, gt=0)
+    # How often a held key set is revalidated (a conditional GET); 0 turns it off.
+    jwks_revalidate: float = Field(60, ge=0)
     # Plain http is always allowed for loopback issuers; elsewhere only when set.
     allow_insecure_http: bool = False
     leeway: int = Field(60, ge=0, le=60)
@@ -43,4 +45,5 @@ class Settings(BaseSettings):
             cooldown=self.jwks_cooldown,
             stale_if_error=self.jwks_stale_if_error,
             timeout=self.jwks_timeout,
+            revalidate=self.jwks_revalidate,
         )

@@ -101,7 +101,8 @@ async def test_missing_metadata_falls_back_to_the_well_known_jwks(
     assert route.call_count == 1
 
 
-async def test_fresh_keys_are_served_from_memory(key_set, jwks_route, clock):
+async def test_fresh_keys_are_served_from_memory(http, jwks_route, clock):
+    key_set = make_key_set(http, clock, revalidate=0)  # isolate from revalidation
     await key_set.key("k1")
     for _ in range(100):
         clock.advance(1)
@@ -122,7 +123,8 @@ async def test_fresh_keys_are_served_from_memory(key_set, jwks_route, clock):
 async def test_lifetime_is_max_age_clamped_to_bounds(
     respx_mock, metadata_route, http, clock, rsa_private_key, cache_control, expected_ttl
 ):
-    key_set = make_key_set(http, clock, refresh_ahead=1.0)  # isolate expiry from refresh-ahead
+    # Isolate expiry from refresh-ahead and revalidation.
+    key_set = make_key_set(http, clock, refresh_ahead=1.0, revalidate=0)
     headers = {"Cache-Control": cache_control} if cache_control else {}
     route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")), headers=headers)
     await key_set.key("k1")
@@ -541,6 +543,64 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
     assert await patient is not None
 
 
+# -- revalidation: a key the issuer removed is dropped within the interval -------------------
+
+
+def etagged(etag: str, *keys: tuple[rsa.RSAPrivateKey, str]) -> httpx.Response:
+    # A long max-age: only revalidation can notice a change within the hour.
+    return httpx.Response(
+        200, json=jwks(*keys), headers={"ETag": etag, "Cache-Control": "max-age=3600"}
+    )
+
+
+async def test_revalidation_drops_a_removed_key_within_the_interval(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('"v1"', (rsa_private_key, "k1"), (other_private_key, "k2")))
+    assert await key_set.key("k1") is not None
+    generation = key_set.generation
+    # The issuer revokes k1 (say, after a compromise).
+    route.mock(return_value=etagged('"v2"', (other_private_key, "k2")))
+    clock.advance(59)
+    assert await key_set.key("k1") is not None  # within the interval: not asked yet
+    await landed(key_set)
+    assert route.call_count == 1
+    clock.advance(1)
+    await key_set.key("k2")  # the request starts the revalidation and does not wait for it
+    await landed(key_set)
+    assert route.call_count == 2
+    assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
+    assert key_set.stats.fetches["revalidate", "ok"] == 1
+    assert await key_set.key("k1") is None
+    assert key_set.generation != generation  # cached verifications with k1 end too
+
+
+async def test_revalidation_runs_without_traffic_and_a_304_is_cheap(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    route = respx_mock.get(JWKS_URL).mock(
+        side_effect=[
+            etagged('"v1"', (rsa_private_key, "k1")),
+            httpx.Response(304, headers={"ETag": '"v1"', "Cache-Control": "max-age=3600"}),
+        ]
+    )
+    assert await key_set.maintain() == 0  # the keeper's first fetch
+    generation = key_set.generation
+    assert await key_set.maintain() == pytest.approx(60)
+    clock.advance(60)
+    assert await key_set.maintain() == 0
+    assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
+    assert key_set.generation == generation  # same keys: cached verifications stay
+    assert await key_set.maintain() == pytest.approx(60)  # the next one, a minute on
+
+
+async def test_revalidation_can_be_turned_off(http, jwks_route, clock):
+    key_set = make_key_set(http, clock, revalidate=0)
+    await key_set.maintain()
+    assert await key_set.maintain() == pytest.approx(0.8 * 600)  # refresh ahead only
+
+
 # -- what the key set says about itself ------------------------------------------------------
 
 
@@ -591,6 +651,21 @@ async def test_status_tells_fresh_from_stale_and_a_failed_fetch(
     await key_set.key("k1")
     await landed(key_set)
     assert key_set.status() == KeySetStatus(True, False, True, 1)
+
+
+async def test_a_revalidation_does_not_use_up_the_unknown_kid_cooldown(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('"v1"', (rsa_private_key, "k1")))
+    await key_set.key("k1")
+    clock.advance(60)
+    await key_set.maintain()  # the revalidation: same keys
+    # The issuer rotates k2 in two seconds later; a token under it must not wait 30 s.
+    route.mock(return_value=etagged('"v2"', (rsa_private_key, "k1"), (other_private_key, "k2")))
+    clock.advance(2)
+    assert await key_set.key("k2") is not None
+    assert route.call_count == 3
 
 
 async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(

@@ -6,7 +6,13 @@ from resource_server.deps import (
     bearer_lifespan,
     require_scopes,
 )
-from resource_server.errors import AuthError, InsufficientScope, InvalidToken, KeySetUnavailable
+from resource_server.errors import (
+    AuthError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    KeySetUnavailable,
+)
 from resource_server.jwks import CachePolicy, RemoteKeySet
 from resource_server.verify import Claims, Verifier
 
@@ -17,6 +23,7 @@ __all__ = [
     "CachePolicy",
     "Claims",
     "InsufficientScope",
+    "InvalidRequest",
     "InvalidToken",
     "KeySetUnavailable",
     "RemoteKeySet",

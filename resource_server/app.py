@@ -11,7 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from resource_server.deps import AUTH_ERROR_HANDLERS, bearer_claims
 from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
-from resource_server.openapi import ERROR_RESPONSES, ME_EXAMPLE, SCHEME, install_openapi
+from resource_server.openapi import (
+    ERROR_RESPONSES,
+    ME_EXAMPLE,
+    NOT_READY_EXAMPLE,
+    READY_EXAMPLE,
+    SCHEME,
+    install_openapi,
+)
 from resource_server.settings import Settings
 from resource_server.stats import VerifierStats
 from resource_server.verify import Verifier
@@ -93,12 +100,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/readyz",
-        summary="Readiness: a key set is held",
-        responses={503: {"description": "no key set yet"}},
+        summary="Readiness: a usable key set is held",
+        responses={
+            200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+            503: {
+                "description": "no usable key set",
+                "content": {"application/json": {"example": NOT_READY_EXAMPLE}},
+            },
+        },
     )
     async def readyz(request: Request) -> JSONResponse:
-        ready = request.state.key_set.ready
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        """Ready while usable keys are held; says whether they are fresh and how fetching goes."""
+        key_set: RemoteKeySet = request.state.key_set
+        status = key_set.status()
+        body = {
+            "ready": status.usable,
+            # "fresh": within the JWKS max-age; "stale": past it, served under stale-if-error
+            # while the issuer fails; "none": nothing usable held.
+            "keys": ("fresh" if status.fresh else "stale") if status.usable else "none",
+            "last_fetch_failed": status.last_fetch_failed,
+            "consecutive_fetch_failures": status.consecutive_failures,
+        }
+        return JSONResponse(body, status_code=200 if status.usable else 503)
 
     return app
 

@@ -11,17 +11,27 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from resource_server.errors import AuthError, InsufficientScope, InvalidToken, MissingToken
+from resource_server.errors import (
+    AuthError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+)
 from resource_server.jwks import RemoteKeySet
 from resource_server.verify import Claims, Verifier
 
-# RFC 6750 section 2.1: b64token; the scheme name is case-insensitive (RFC 9110 11.1).
-_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *$")
+# RFC 9110 section 11.1: the scheme is a token, compared case-insensitively.
+_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+# RFC 6750 section 2.1: `credentials = "Bearer" 1*SP b64token`.
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 MAX_HEADER_CHARS = 16 * 1024
+_FORM = "application/x-www-form-urlencoded"
 
 
 def bearer_lifespan(
@@ -40,7 +50,7 @@ def bearer_lifespan(
 
 
 async def auth_error_response(_: Request, exc: Exception) -> JSONResponse:
-    """The RFC 6750 answer: status, `WWW-Authenticate` and a JSON error body."""
+    """The RFC 6750 answer: status, `WWW-Authenticate` (if any) and a JSON body."""
     assert isinstance(exc, AuthError)
     return JSONResponse(exc.body(), exc.status_code, headers=exc.headers)
 
@@ -51,16 +61,58 @@ AUTH_ERROR_HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Any]] 
 
 
 def bearer_token(request: Request) -> str:
-    """The token from `Authorization: Bearer ...`."""
-    header = request.headers.get("authorization")
-    if header is None:
-        raise MissingToken("the request has no Authorization header")
-    if len(header) > MAX_HEADER_CHARS:
-        raise InvalidToken("the Authorization header is too large", reason="header")
-    match = _BEARER.match(header)
-    if match is None:
-        raise InvalidToken("the Authorization header must be 'Bearer <token>'", reason="header")
-    return match.group(1)
+    """The token from `Authorization: Bearer ...`; tokens anywhere else are refused."""
+    # RFC 6750 section 2.3 is optional and RFC 9700 section 4.3.2 advises against it: a token
+    # in the URI ends up in logs and Referer headers, so it is refused, not ignored.
+    query = request.scope.get("query_string", b"")
+    if query and _names_access_token(query):
+        raise InvalidRequest(
+            "access tokens are accepted only in the Authorization header, not in the URI",
+            reason="token_in_query",
+        )
+    values = request.headers.getlist("authorization")
+    if not values:
+        # RFC 6750 section 3.1: a request without credentials gets no error code.
+        raise MissingToken("the request carries no bearer token")
+    if len(values) > 1:
+        raise InvalidRequest("the request has more than one Authorization header")
+    scheme, _, credentials = values[0].partition(" ")
+    if not _SCHEME.fullmatch(scheme):
+        raise InvalidRequest("the Authorization header must be 'Bearer <token>'")
+    if scheme.lower() != "bearer":
+        # Section 3.1: an unsupported authentication method is answered like no credentials.
+        raise MissingToken("this resource accepts only Bearer tokens")
+    token = credentials.strip(" ")
+    if len(token) > MAX_HEADER_CHARS:
+        raise InvalidToken("the token is too large", reason="too_large")
+    if not _B64TOKEN.fullmatch(token):
+        raise InvalidRequest("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+async def refuse_token_in_body(request: Request) -> None:
+    """Refuse a form body that carries `access_token` (RFC 6750 section 2.2 is not offered)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or content_type.split(";")[0].strip().lower() != _FORM:
+        return
+    try:
+        # Starlette caches the body on the request, so the route can still read it.
+        found = _names_access_token(await request.body())
+    except RuntimeError:
+        # The stream is consumed: FastAPI parsed the form already (a route with `Form()`
+        # parameters), and `form()` returns that parsed, cached form.
+        found = "access_token" in await request.form()
+    if found:
+        raise InvalidRequest(
+            "access tokens are accepted only in the Authorization header, not in the body",
+            reason="token_in_body",
+        )
+
+
+def _names_access_token(urlencoded: bytes) -> bool:
+    # latin-1 decodes any bytes; names are compared after percent-decoding (access%5Ftoken).
+    pairs = parse_qsl(urlencoded.decode("latin-1"), keep_blank_values=True)
+    return any(name == "access_token" for name, _ in pairs)
 
 
 async def bearer_claims(request: Request) -> Claims:
@@ -68,8 +120,9 @@ async def bearer_claims(request: Request) -> Claims:
     # One async dependency: a sync one would cost a thread hop on every request.
     verifier: Verifier = request.state.verifier
     try:
+        await refuse_token_in_body(request)
         token = bearer_token(request)
-    except InvalidToken as exc:
+    except AuthError as exc:
         verifier.stats.rejections[exc.reason] += 1
         raise
     return await verifier.verify(token)

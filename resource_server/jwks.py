@@ -1,15 +1,21 @@
 """`RemoteKeySet`: the issuer's JWKS, cached in memory with the whole refresh policy.
 
 Policy, in the order a request meets it:
-- fresh keys are served from memory; past `refresh_ahead` of their lifetime a background
-  fetch starts, so no request waits for one;
+- a usable set (fresh, or expired but within `stale_if_error`) answers at once from memory,
+  even while a fetch is in flight; a due background fetch is started, never awaited: refresh
+  ahead at `refresh_ahead` of the lifetime, a conditional revalidation every `revalidate`
+  seconds (so a key the issuer removed is dropped within that), a refetch once expired;
 - the lifetime is the response's `max-age`, clamped to [min_ttl, max_ttl]; ETag revalidates;
+- with no usable set, a waiting caller fetches now, whatever the backoff says: it joins the
+  fetch in flight or starts one (at most one fetch start per `fetch_gap`), waits at most
+  `timeout`, and then gets `KeySetUnavailable` (503), never a 401;
 - an unknown kid (or a failed signature) refreshes at most once per `cooldown`, and every
   concurrent caller shares that one fetch (single flight);
-- a failed fetch keeps the last good set for up to `stale_if_error` past its expiry and
-  retries with exponential backoff and jitter; failures are logged once per state change;
-- before the first good fetch, callers get `KeySetUnavailable` (503), never a 401;
-- `run()` does the same in the background, so an idle server stays fresh and recovers alone.
+- every fetch, metadata discovery included, has one overall deadline (`timeout`), so an issuer
+  that answers slowly or trickles its body cannot hold anyone longer than that;
+- a failed fetch keeps the last good set for up to `stale_if_error` past its expiry; background
+  retries back off exponentially with jitter; failures are logged once per state change;
+- `run()` does the background part alone, so an idle server stays fresh and recovers alone.
 """
 
 import asyncio
@@ -21,7 +27,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,10 +45,12 @@ log = logging.getLogger(__name__)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 MIN_RSA_BITS = 2048
+# 2 ** 32 times retry_base is far past any retry_max; the cap keeps the float finite.
+_MAX_BACKOFF_EXPONENT = 32
 
 
 class FetchError(Exception):
-    """The issuer could not be reached or did not answer 200/304."""
+    """The issuer could not be reached, did not answer 200/304, or not within the deadline."""
 
 
 class KeySetDataError(Exception):
@@ -59,10 +67,24 @@ class CachePolicy:
     cooldown: float = 30
     stale_if_error: float = 86400
     refresh_ahead: float = 0.8  # fraction of the lifetime after which a background fetch starts
+    revalidate: float = 60  # a conditional GET this often while a set is held; 0 turns it off
     retry_base: float = 1
     retry_max: float = 60
+    # The overall deadline of one fetch (discovery, connect, every read, the whole body), and
+    # so the longest any caller waits for the issuer.
     timeout: float = 5
+    fetch_gap: float = 1  # least time between two fetch starts, whoever starts them
     max_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class KeySetStatus:
+    """What readiness reports: whether usable keys are held, fresh or stale, and the last fetch."""
+
+    usable: bool
+    fresh: bool
+    last_fetch_failed: bool
+    consecutive_failures: int
 
 
 @dataclass(frozen=True)
@@ -84,12 +106,15 @@ class RemoteKeySet:
         *,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         allow_insecure_http: bool = False,
         stats: VerifierStats | None = None,
     ):
         self._issuer = issuer.rstrip("/")
         self._policy = policy or CachePolicy()
         self._clock = clock
+        # Only a caller waiting out `fetch_gap` sleeps; tests pass a sleep that moves the clock.
+        self._sleep = sleep
         self._allow_insecure = allow_insecure_http
         _require_safe_url(self._issuer, allow_insecure_http)
         if jwks_url:
@@ -103,9 +128,13 @@ class RemoteKeySet:
         self._generation = 0
         self._pending: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
-        self._last_fetch_started = -float("inf")
+        self._settled = asyncio.Event()  # set whenever a fetch ends: wakes the keeper
+        self._last_fetch_started = -math.inf
+        self._last_kid_fetch = -math.inf  # the last fetch an unknown kid or bad signature began
+        self._last_fetch_failed = False
         self._failures = 0
-        self._retry_at = -float("inf")
+        self._retry_at = -math.inf
+        self._outage_logged: str | None = None
 
     async def __aenter__(self) -> "RemoteKeySet":
         # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
@@ -131,6 +160,17 @@ class RemoteKeySet:
         """Whether a usable key set is held."""
         return self._usable(self._clock()) is not None
 
+    def status(self) -> KeySetStatus:
+        """Whether usable keys are held, whether they are fresh, and how fetching goes."""
+        now = self._clock()
+        held = self._usable(now)
+        return KeySetStatus(
+            usable=held is not None,
+            fresh=held is not None and now < held.expires_at,
+            last_fetch_failed=self._last_fetch_failed,
+            consecutive_failures=self._failures,
+        )
+
     @property
     def generation(self) -> int:
         """Changes whenever the held keys change or stop being usable."""
@@ -145,46 +185,93 @@ class RemoteKeySet:
         if rejected is not None:
             if not await self._refresh_within_cooldown("bad_signature"):
                 return None
-            key = self._snapshot.keys.get(kid) if self._snapshot else None
+            held = self._usable(self._clock())
+            key = held.keys.get(kid) if held else None
             if key is None or key.as_dict(private=False) == rejected.as_dict(private=False):
                 return None
             return key
         now = self._clock()
         snapshot = self._usable(now)
-        if snapshot is None or (now >= snapshot.expires_at and not self._failures):
-            # Nothing held, or expired with the issuer believed up: wait for one fetch.
-            if now >= self._retry_at:
-                await self._refresh("initial" if snapshot is None else "expired")
-            snapshot = self._usable(self._clock())
-            if snapshot is None:
-                raise KeySetUnavailable(retry_after=self._seconds_until_retry())
-        elif now >= self._refresh_due(snapshot) and now >= self._retry_at:
-            # Ahead of expiry, or stale while the issuer is failing: fetch in the background.
-            self._start_refresh("refresh_ahead")
+        if snapshot is None:
+            snapshot = await self._wait_for_keys()
+        elif now >= self._next_background_fetch():
+            # Due for refresh ahead, revalidation or a refetch: in the background, so this
+            # caller (and every one until the fetch lands) is answered from the held set.
+            self._start_refresh(self._reason(now))
         key = snapshot.keys.get(kid)
         if key is None and await self._refresh_within_cooldown("unknown_kid"):
-            key = self._snapshot.keys.get(kid) if self._snapshot else None
+            held = self._usable(self._clock())
+            key = held.keys.get(kid) if held else None
         return key
 
     async def run(self) -> None:
-        """Keep the set fresh without traffic: first fetch, retries, refresh ahead. Runs forever."""
+        """Keep the set fresh without traffic: first fetch, retries, refresh, revalidation."""
         while True:
-            now = self._clock()
-            snapshot = self._snapshot
-            due = self._refresh_due(snapshot) if snapshot else now
-            if now >= due and now >= self._retry_at:
-                await self._refresh("initial" if snapshot is None else "refresh_ahead")
-                continue
-            wake = max(due, self._retry_at)
-            await asyncio.sleep(min(max(wake - now, 0.05), 60))
+            self._settled.clear()
+            wait = await self.maintain()
+            # Woken early when any fetch ends (a caller's too), as that moves the next due time.
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(wait, 0.05), 60)):
+                    await self._settled.wait()
 
-    def _seconds_until_retry(self) -> int:
-        wait = self._retry_at - self._clock()
-        return math.ceil(wait) if math.isfinite(wait) and wait > 1 else 1
+    async def maintain(self) -> float:
+        """Run the background fetch if one is due; the seconds until the next one is due."""
+        now = self._clock()
+        fetch_at = self._next_background_fetch()
+        if now < fetch_at:
+            return fetch_at - now
+        await self._refresh(self._reason(now))
+        return 0.0
 
-    def _refresh_due(self, snapshot: _Snapshot) -> float:
+    async def _wait_for_keys(self) -> _Snapshot:
+        """Nothing usable is held and a caller waits: fetch now, whatever the backoff says.
+
+        The caller joins the fetch in flight or starts one; if one started less than
+        `fetch_gap` ago, it waits out the rest of the gap first. It waits `timeout` in all.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._policy.timeout):
+                while self._usable(self._clock()) is None:
+                    if self._pending is None:
+                        gap = self._last_fetch_started + self._policy.fetch_gap - self._clock()
+                        if gap > 0:
+                            await self._sleep(gap)
+                            continue
+                    await self._refresh(self._reason(self._clock()))
+                    break
+        snapshot = self._usable(self._clock())
+        if snapshot is None:
+            # The next caller may start a fetch once the gap has passed.
+            wait = self._last_fetch_started + self._policy.fetch_gap - self._clock()
+            raise KeySetUnavailable(retry_after=max(1, math.ceil(wait)))
+        return snapshot
+
+    def _due(self, snapshot: _Snapshot) -> float:
+        """When a held set should be fetched again: refresh ahead, or revalidation if sooner."""
         lifetime = snapshot.expires_at - snapshot.fetched_at
-        return snapshot.fetched_at + self._policy.refresh_ahead * lifetime
+        due = snapshot.fetched_at + self._policy.refresh_ahead * lifetime
+        if self._policy.revalidate > 0:
+            due = min(due, snapshot.fetched_at + self._policy.revalidate)
+        return due
+
+    def _next_background_fetch(self) -> float:
+        """When the next background fetch may start: when due, paced by backoff and the gap."""
+        due = self._due(self._snapshot) if self._snapshot else -math.inf
+        return max(due, self._retry_at, self._last_fetch_started + self._policy.fetch_gap)
+
+    def _reason(self, now: float) -> str:
+        """The cause of a fetch starting now, for the `rs_jwks_fetches` metric."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return "initial"
+        if now >= snapshot.expires_at:
+            return "expired"
+        lifetime = snapshot.expires_at - snapshot.fetched_at
+        revalidate = self._policy.revalidate
+        if 0 < revalidate < self._policy.refresh_ahead * lifetime:
+            return "revalidate"
+        return "refresh_ahead"
 
     def _usable(self, now: float) -> _Snapshot | None:
         snapshot = self._snapshot
@@ -193,15 +280,30 @@ class RemoteKeySet:
         return snapshot
 
     async def _refresh_within_cooldown(self, reason: str) -> bool:
-        """Join the pending fetch or start one if the cooldown allows; True if one ran."""
+        """Join the pending fetch or start one if the cooldown allows; True if one ran.
+
+        The cooldown counts from the last fetch a kid caused: background fetches (every
+        `revalidate` seconds) must not keep a key the issuer just rotated in from being found.
+        """
         if self._pending is None:
             now = self._clock()
-            if now - self._last_fetch_started < self._policy.cooldown or now < self._retry_at:
+            held = self._snapshot
+            if (
+                now - self._last_kid_fetch < self._policy.cooldown
+                or now - self._last_fetch_started < self._policy.fetch_gap
+                # Just fetched (maybe for this very caller): nothing newer to find, and a
+                # second fetch would make the caller wait past one deadline.
+                or (held is not None and now - held.fetched_at < self._policy.fetch_gap)
+                or now < self._retry_at
+            ):
                 return False
+            self._last_kid_fetch = now
         await self._refresh(reason)
         return True
 
     async def _refresh(self, reason: str) -> None:
+        # Shielded: a caller that gives up (deadline, disconnect) does not cancel the fetch
+        # that other callers share.
         await asyncio.shield(self._start_refresh(reason))
 
     def _start_refresh(self, reason: str) -> asyncio.Task[None]:
@@ -215,27 +317,67 @@ class RemoteKeySet:
 
     def _clear_pending(self, _: asyncio.Task[None]) -> None:
         self._pending = None
+        self._settled.set()
 
     async def _fetch_and_store(self, reason: str) -> None:
         try:
-            await self._fetch()
+            # One deadline over the whole fetch: httpx's timeouts are per operation, so an
+            # issuer trickling a byte every few seconds would otherwise never time out.
+            async with asyncio.timeout(self._policy.timeout):
+                await self._fetch()
+        except TimeoutError:
+            self._fetch_failed(reason, f"no complete answer within {self._policy.timeout:g} s")
+            return
         except (FetchError, KeySetDataError) as exc:
-            self.stats.fetches[reason, "error"] += 1
-            self._failures += 1
-            delay = min(self._policy.retry_max, self._policy.retry_base * 2 ** (self._failures - 1))
-            self._retry_at = self._clock() + delay * random.uniform(0.5, 1.0)  # noqa: S311
-            if self._failures == 1:
-                log.warning(
-                    "JWKS fetch from %s failed: %s; keeping the last good key set",
-                    self._issuer,
-                    exc,
-                )
+            self._fetch_failed(reason, str(exc))
+            return
+        except Exception as exc:
+            # A bug here must neither end the keeper nor reach a caller as a 500.
+            log.exception("JWKS fetch from %s failed unexpectedly", self._issuer)
+            self._fetch_failed(reason, f"{type(exc).__name__}: {exc}")
             return
         self.stats.fetches[reason, "ok"] += 1
         if self._failures:
             log.info("JWKS fetch from %s recovered after %d failures", self._issuer, self._failures)
         self._failures = 0
-        self._retry_at = -float("inf")
+        self._retry_at = -math.inf
+        self._last_fetch_failed = False
+        self._outage_logged = None
+
+    def _fetch_failed(self, reason: str, problem: str) -> None:
+        """Count the failure, schedule the next background retry, and say what is true."""
+        self.stats.fetches[reason, "error"] += 1
+        self._failures += 1
+        self._last_fetch_failed = True
+        exponent = min(self._failures - 1, _MAX_BACKOFF_EXPONENT)
+        delay = min(self._policy.retry_max, self._policy.retry_base * 2**exponent)
+        now = self._clock()
+        self._retry_at = now + delay * random.uniform(0.5, 1.0)  # noqa: S311
+        held = self._usable(now)
+        state = "keeping" if held else ("none" if self._snapshot is None else "too_old")
+        if state == self._outage_logged:
+            return  # once per state change, not once per failure
+        self._outage_logged = state
+        if held is not None:
+            left = held.expires_at + self._policy.stale_if_error - now
+            log.warning(
+                "JWKS fetch from %s failed: %s; keeping the last good key set "
+                "(usable for %d s more)",
+                self._issuer,
+                problem,
+                left,
+            )
+        elif self._snapshot is None:
+            log.warning(
+                "JWKS fetch from %s failed: %s; no key set yet; retrying", self._issuer, problem
+            )
+        else:
+            log.warning(
+                "JWKS fetch from %s failed: %s; the last key set is past its stale-if-error "
+                "limit and no longer used; retrying",
+                self._issuer,
+                problem,
+            )
 
     async def _fetch(self) -> None:
         url = self._jwks_url or await self._discover_jwks_url()
@@ -269,7 +411,7 @@ class RemoteKeySet:
             raise FetchError(f"metadata endpoint answered {status}")
         try:
             metadata = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise KeySetDataError("metadata is not JSON") from exc
         if not isinstance(metadata, dict):
             raise KeySetDataError("metadata is not a JSON object")
@@ -319,7 +461,7 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     """Usable RSA signature keys by kid; unusable entries are skipped, an empty set refused."""
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise KeySetDataError("JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise KeySetDataError("JWKS has no keys array")

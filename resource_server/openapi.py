@@ -13,22 +13,71 @@ ME_EXAMPLE = {
     "client_id": "public",
     "exp": 1795925258,
 }
+READY_EXAMPLE = {
+    "ready": True,
+    "keys": "fresh",
+    "last_fetch_failed": False,
+    "consecutive_fetch_failures": 0,
+}
+NOT_READY_EXAMPLE = {
+    "ready": False,
+    "keys": "none",
+    "last_fetch_failed": True,
+    "consecutive_fetch_failures": 3,
+}
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+_CHALLENGE = '`Bearer realm="api"`, with `error` and `error_description` when there is one'
+# RFC 6750 section 3.1: the body carries `error` exactly when the challenge does.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {
-        "description": "Missing, malformed, forged, expired or foreign token (RFC 6750).",
+    400: {
+        "description": "Malformed request (RFC 6750 `invalid_request`): a malformed "
+        "`Authorization` header, or a token in the URI or a form body (only the header is "
+        "accepted).",
+        "headers": {"WWW-Authenticate": _header(_CHALLENGE)},
         "content": {
             "application/json": {
-                "example": {"error": "invalid_token", "error_description": "the token has expired"}
+                "example": {
+                    "error": "invalid_request",
+                    "error_description": "the Authorization header must be 'Bearer <token>'",
+                }
+            }
+        },
+    },
+    401: {
+        "description": "No bearer token (a bare challenge, no error code), or a forged, "
+        "expired or foreign one (`invalid_token`).",
+        "headers": {"WWW-Authenticate": _header(_CHALLENGE)},
+        "content": {
+            "application/json": {
+                "examples": {
+                    "no token": {
+                        "value": {"error_description": "the request carries no bearer token"}
+                    },
+                    "invalid token": {
+                        "value": {
+                            "error": "invalid_token",
+                            "error_description": "the token has expired",
+                        }
+                    },
+                }
             }
         },
     },
     503: {
-        "description": "The issuer's keys could not be fetched yet; retry after `Retry-After`.",
+        "description": "The issuer's keys could not be fetched yet; retry after `Retry-After`. "
+        "Not an authentication error: no challenge and no error code.",
+        "headers": {"Retry-After": _header("seconds to wait before retrying")},
         "content": {
             "application/json": {
                 "example": {
-                    "error": "temporarily_unavailable",
-                    "error_description": "the signing keys are not available yet; retry later",
+                    "error_description": (
+                        "the issuer's signing keys are temporarily unavailable; retry later"
+                    )
                 }
             }
         },

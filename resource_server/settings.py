@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     jwks_max_ttl: float = Field(86400, gt=0)
     jwks_cooldown: float = Field(30, ge=0)
     jwks_stale_if_error: float = Field(86400, ge=0)
+    # The overall deadline of one JWKS fetch, and so the longest a request waits for keys.
     jwks_timeout: float = Field(5, gt=0)
+    # How often a held key set is revalidated (a conditional GET); 0 turns it off.
+    jwks_revalidate: float = Field(60, ge=0)
     # Plain http is always allowed for loopback issuers; elsewhere only when set.
     allow_insecure_http: bool = False
     leeway: int = Field(60, ge=0, le=60)
@@ -35,10 +38,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def cache_policy(self) -> CachePolicy:
+        """The key set's policy from these settings."""
         return CachePolicy(
             min_ttl=self.jwks_min_ttl,
             max_ttl=max(self.jwks_max_ttl, self.jwks_min_ttl),
             cooldown=self.jwks_cooldown,
             stale_if_error=self.jwks_stale_if_error,
             timeout=self.jwks_timeout,
+            revalidate=self.jwks_revalidate,
         )

@@ -32,6 +32,8 @@ REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 MAX_LEEWAY = 60
 DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 DEFAULT_CACHE_SIZE = 10_000
+# A real header is ~100 bytes; the cap bounds what is parsed before anything is trusted.
+MAX_HEADER_SEGMENT = 4 * 1024
 _REGISTRY = jws.JWSRegistry(algorithms=list(ALLOWED_ALGORITHMS), strict_check_header=False)
 
 
@@ -109,11 +111,8 @@ class Verifier:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""
         try:
             return await self._verify(token)
-        except InvalidToken as exc:
+        except (InvalidToken, KeySetUnavailable) as exc:
             self.stats.rejections[exc.reason] += 1
-            raise
-        except KeySetUnavailable:
-            self.stats.rejections["keys_unavailable"] += 1
             raise
 
     async def _verify(self, token: str) -> Claims:
@@ -164,7 +163,8 @@ class Verifier:
     def _validate_claims(self, payload: bytes, now: int) -> Claims:
         try:
             claims = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: deeply nested JSON exhausts the parser's stack (not a ValueError).
             raise InvalidToken("the token payload is not JSON", reason="malformed") from None
         if not isinstance(claims, dict):
             raise InvalidToken("the token payload is not a JSON object", reason="malformed")
@@ -215,9 +215,12 @@ def _read_header(token: str) -> dict[str, Any]:
         )
     if not parts[2]:
         raise InvalidToken("the token has no signature", reason="malformed")
+    if len(parts[0]) > MAX_HEADER_SEGMENT:
+        raise InvalidToken("the token header is too large", reason="malformed")
     try:
         header = json.loads(b64url_decode(parts[0]))
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: `[[[[...` nests deeper than the parser's stack; not a ValueError.
         raise InvalidToken(
             "the token header is not base64url-encoded JSON", reason="malformed"
         ) from None
@@ -250,7 +253,7 @@ def _verify_signature(token: str, key: RSAKey) -> bytes:
         result = jws.deserialize_compact(token, key, registry=_REGISTRY)
     except BadSignatureError:
         raise InvalidToken("the token's signature does not verify", reason="signature") from None
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, RecursionError):
         raise InvalidToken("the token is malformed", reason="malformed") from None
     assert result.payload is not None
     return result.payload

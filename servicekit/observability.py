@@ -3,7 +3,8 @@
 One pure ASGI middleware (cheap on the hot path) gives every request an id, taken from a
 well-formed `X-Request-ID` or made up, returned in the response and attached to every log
 record; it also times the request into a Prometheus histogram by route template. Logs are
-JSON lines by default, or human-readable text (`make run`).
+JSON lines by default, or human-readable text (`make run`). Uvicorn's access lines are logged
+without their query string, so a credential sent in a URL never reaches a log.
 """
 
 import contextvars
@@ -102,6 +103,20 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+class DropQueryString(logging.Filter):
+    """Cut the query string from uvicorn's access lines: it may carry a token or a secret.
+
+    Uvicorn logs `'%s - "%s %s HTTP/%s" %d'` with the arguments (client address, method,
+    path with query string, HTTP version, status); only the path can hold a `?`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "?" in a for a in args):
+            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) else a for a in args)
+        return True
+
+
 def configure_logging(fmt: str, level: str = "INFO") -> None:
     """Send our logs to stderr as JSON or text; idempotent (replaces its own handler only)."""
     root = logging.getLogger()
@@ -114,3 +129,7 @@ def configure_logging(fmt: str, level: str = "INFO") -> None:
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level)
+    # On the logger, not a handler: it holds whatever handlers uvicorn's config gave it.
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, DropQueryString) for f in access.filters):
+        access.addFilter(DropQueryString())

@@ -48,6 +48,11 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    async def sleep(self, seconds: float) -> None:
+        """Time passes at once (other tasks still get their turn): a sleep for this clock."""
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -11,6 +11,7 @@ def test_public_surface_is_pinned():
         "CachePolicy",
         "Claims",
         "InsufficientScope",
+        "InvalidRequest",
         "InvalidToken",
         "KeySetUnavailable",
         "RemoteKeySet",

@@ -54,11 +54,8 @@ class Stack:
         self.issuer.wait_until_serving(f"{self.issuer_url}/healthz")
 
 
-@contextlib.contextmanager
-def running_stack(
-    tmp: Path, access_log: bool = False, issuer_workers: int = 1, **overrides: str
-) -> Iterator[Stack]:
-    """Keys and a user made by the scripts, then both services; everything stopped after."""
+def prepare(tmp: Path, **overrides: str) -> tuple[dict[str, str], int, int]:
+    """Keys and a user made by the scripts; the environment and ports of both services."""
     issuer_port, rs_port = free_port(), free_port()
     issuer_url = f"http://127.0.0.1:{issuer_port}"
     env = {
@@ -86,6 +83,16 @@ def running_stack(
         stdin=f"{PASSWORD}\n",
     )
     assert created.returncode == 0, created.stderr
+    return env, issuer_port, rs_port
+
+
+@contextlib.contextmanager
+def running_stack(
+    tmp: Path, access_log: bool = False, issuer_workers: int = 1, **overrides: str
+) -> Iterator[Stack]:
+    """Keys and a user made by the scripts, then both services; everything stopped after."""
+    env, issuer_port, rs_port = prepare(tmp, **overrides)
+    issuer_url = f"http://127.0.0.1:{issuer_port}"
     issuer = uvicorn(
         "issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log, issuer_workers
     )

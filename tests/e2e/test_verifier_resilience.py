@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.stack import running_stack
+from servicekit.processes import uvicorn
+from tests.e2e.stack import PASSWORD, prepare, running_stack
 from tests.support import b64url
 
 
@@ -64,3 +65,31 @@ def test_stopping_the_issuer_fails_no_request_with_a_valid_token(tmp_path, downt
         stack.start_issuer("issuer-again.log")
         fresh = stack.token()
         assert stack.users_me(fresh).status_code == 200
+
+
+def test_a_resource_server_started_before_the_issuer_answers_as_soon_as_it_is_up(tmp_path):
+    # `make run` starts both at once; the resource server may well be first.
+    env, issuer_port, rs_port = prepare(tmp_path)
+    issuer_url, rs_url = f"http://127.0.0.1:{issuer_port}", f"http://127.0.0.1:{rs_port}"
+    rs = uvicorn("resource_server.app:app", rs_port, env, tmp_path / "rs.log")
+    issuer = None
+    try:
+        rs.wait_until_serving(f"{rs_url}/healthz")
+        time.sleep(3)  # its fetches fail and its background retries back off meanwhile
+        issuer = uvicorn("issuer.app:app", issuer_port, env, tmp_path / "issuer.log")
+        issuer.wait_until_serving(f"{issuer_url}/healthz")
+        up = time.monotonic()
+        token = httpx.post(
+            f"{issuer_url}/token", data={"username": "alice", "password": PASSWORD}
+        ).json()["access_token"]
+        me = httpx.get(f"{rs_url}/users/me", headers={"Authorization": f"Bearer {token}"})
+        elapsed = time.monotonic() - up
+        assert me.status_code == 200, me.text
+        assert elapsed < 1.5, f"/users/me answered {elapsed:.2f} s after the issuer came up"
+    finally:
+        rs.stop()
+        if issuer is not None:
+            issuer.stop()
+    log = rs.log.read_text()
+    assert "no key set yet; retrying" in log
+    assert "keeping the last good key set" not in log  # it had none to keep

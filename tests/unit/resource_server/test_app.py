@@ -2,12 +2,13 @@
 
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Form, Request
 
 from resource_server import (
     AUTH_ERROR_HANDLERS,
@@ -19,7 +20,7 @@ from resource_server import (
 )
 from resource_server.app import create_app
 from resource_server.settings import Settings
-from tests.support import FakeClock, public_jwk, running, sign_jwt
+from tests.support import FakeClock, b64url, public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -71,29 +72,213 @@ async def test_bearer_scheme_is_case_insensitive(client, rsa_private_key, scheme
     assert response.status_code == 200
 
 
-async def test_missing_credentials_get_a_bare_bearer_challenge(client):
-    response = await client.get("/users/me")
+BARE_CHALLENGE = 'Bearer realm="api"'
+MALFORMED = "the Authorization header must be 'Bearer <token>'"
+
+
+def third_party_app() -> FastAPI:
+    """An app of someone else's, protected with the library alone."""
+    verifier = Verifier.for_issuer(ISSUER, audience="api")
+    app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_HANDLERS)
+
+    @app.get("/orders")
+    async def orders(claims: BearerClaims) -> dict[str, str]:
+        return {"owner": claims.sub}
+
+    @app.post("/orders")
+    async def add_order(claims: BearerClaims, note: Annotated[str, Form()]) -> dict[str, str]:
+        return {"owner": claims.sub, "note": note}
+
+    @app.post("/raw")
+    async def raw(claims: BearerClaims, request: Request) -> dict[str, str]:
+        return {"body": (await request.body()).decode()}
+
+    @app.get("/admin")
+    async def admin(claims: Claims = Depends(require_scopes("admin", "read"))) -> dict[str, str]:
+        return {"owner": claims.sub}
+
+    return app
+
+
+@pytest.fixture(params=["resource-server", "third-party"])
+async def protected(request, issuer_routes) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A client and a protected path: /users/me here, and a `BearerClaims` route elsewhere."""
+    if request.param == "resource-server":
+        app, path = create_app(Settings(issuer_url=ISSUER)), "/users/me"
+    else:
+        app, path = third_party_app(), "/orders"
+    async with running(app) as client:
+        yield client, path
+
+
+# -- RFC 6750: each case with its exact status, challenge and body ---------------------------
+
+
+async def test_no_authorization_header_gets_a_bare_challenge_and_no_error_code(protected):
+    client, path = protected
+    response = await client.get(path)
     assert response.status_code == 401
-    challenge = response.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ")
-    assert "error=" not in challenge  # RFC 6750 section 3.1
+    assert response.headers["www-authenticate"] == BARE_CHALLENGE  # RFC 6750 section 3.1
+    assert response.json() == {"error_description": "the request carries no bearer token"}
+
+
+@pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Digest x", "Negotiate"])
+async def test_another_scheme_gets_a_bare_challenge_and_no_error_code(protected, authorization):
+    client, path = protected
+    response = await client.get(path, headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == BARE_CHALLENGE
+    assert response.json() == {"error_description": "this resource accepts only Bearer tokens"}
 
 
 @pytest.mark.parametrize(
     "authorization",
     [
-        "Basic dXNlcjpwYXNz",
         "Bearer",
         "Bearer a b",
-        "Bearer " + "x" * 20_000,
         "Bearer é.é.é".encode("latin-1"),
+        "Bearer\tabc",
+        "Bearer a,b",
+        "Bearer ==abc",
+        "",
+        "{Bearer} abc",
     ],
 )
-async def test_malformed_authorization_is_invalid_token(client, authorization):
-    response = await client.get("/users/me", headers={"Authorization": authorization})
+async def test_malformed_authorization_is_invalid_request(protected, authorization):
+    client, path = protected
+    response = await client.get(path, headers={"Authorization": authorization})
+    assert response.status_code == 400
+    assert response.headers["www-authenticate"] == (
+        f'Bearer realm="api", error="invalid_request", error_description="{MALFORMED}"'
+    )
+    assert response.json() == {"error": "invalid_request", "error_description": MALFORMED}
+
+
+async def test_two_authorization_headers_are_invalid_request(protected, rsa_private_key):
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    headers = [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer other")]
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "a.b.c", "x" * 20_000, "W1tbW1tbW1tb.e30.c2ln"],
+    ids=["garbage", "three-parts", "huge", "nested-header"],
+)
+async def test_a_token_that_does_not_verify_is_invalid_token(protected, token):
+    client, path = protected
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
-    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="api", error="invalid_token", error_description="')
+    body = response.json()
+    assert body["error"] == "invalid_token" and body["error_description"]
+    assert set(body) == {"error", "error_description"}
+
+
+@pytest.mark.parametrize("query", ["access_token={token}", "a=1&access%5Ftoken={token}"])
+@pytest.mark.parametrize("with_header", [False, True])
+async def test_a_token_in_the_query_string_is_refused(
+    protected, rsa_private_key, query, with_header
+):
+    # RFC 6750 section 2.3 is optional, and RFC 9700 section 4.3.2 advises against it.
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    headers = {"Authorization": f"Bearer {token}"} if with_header else {}
+    response = await client.get(f"{path}?{query.format(token=token)}", headers=headers)
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": (
+            "access tokens are accepted only in the Authorization header, not in the URI"
+        ),
+    }
+    assert token not in response.text
+
+
+async def test_a_token_in_a_form_body_is_refused(protected, rsa_private_key):
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    response = await client.request("GET", path, data={"access_token": token})
+    assert response.status_code == 400
+    assert response.json()["error_description"] == (
+        "access tokens are accepted only in the Authorization header, not in the body"
+    )
+
+
+async def test_a_form_body_without_a_token_still_reaches_the_route(issuer_routes, rsa_private_key):
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    async with running(third_party_app()) as client:
+        response = await client.post(
+            "/orders", data={"note": "two"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200
+    assert response.json() == {"owner": "7", "note": "two"}
+
+
+async def test_insufficient_scope_is_403_with_the_scope_it_needs(issuer_routes, rsa_private_key):
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    async with running(third_party_app()) as client:
+        response = await client.get("/admin", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="api", error="insufficient_scope", '
+        'error_description="the token lacks scope: admin read", scope="admin read"'
+    )
+    assert response.json() == {
+        "error": "insufficient_scope",
+        "error_description": "the token lacks scope: admin read",
+    }
+
+
+@pytest.mark.parametrize("app", ["resource-server", "third-party"])
+async def test_no_key_set_is_503_with_retry_after_and_no_error_code(
+    respx_mock, rsa_private_key, app
+):
+    respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("refused"))
+    if app == "resource-server":
+        asgi, path = create_app(Settings(issuer_url=ISSUER)), "/users/me"
+    else:
+        asgi, path = third_party_app(), "/orders"
+    async with running(asgi) as client:
+        token = make_token(rsa_private_key, FakeClock(time.time()))
+        response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    # RFC 6750 defines no code for this, and the credentials were not judged: no challenge.
+    assert "www-authenticate" not in response.headers
+    assert response.json() == {
+        "error_description": "the issuer's signing keys are temporarily unavailable; retry later"
+    }
+
+
+async def test_a_deeply_nested_token_header_is_401_not_500(client):
+    # `[` x 1500 made json.loads raise RecursionError, which no ValueError handler caught.
+    header = b64url(b"[" * 1500)
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {header}.e30.c2ln"})
+    assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
+
+
+async def test_an_oversized_token_header_is_refused_before_parsing(client):
+    header = b64url(b"{" + b" " * 4000 + b"}")
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {header}.e30.c2ln"})
+    assert response.status_code == 401
+    assert response.json()["error_description"] == "the token header is too large"
+
+
+async def test_a_deeply_nested_signed_payload_is_401_not_500(client, rsa_private_key):
+    token = sign_jwt(rsa_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, b"[" * 5000)
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "invalid_token",
+        "error_description": "the token payload is not JSON",
+    }
 
 
 async def test_invalid_token_error_does_not_echo_the_token(client, rsa_private_key):
@@ -111,29 +296,31 @@ async def test_issuer_unreachable_before_first_fetch_is_503_not_401(respx_mock, 
         response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) >= 1
-        assert (await client.get("/readyz")).status_code == 503
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "ready": False,
+            "keys": "none",
+            "last_fetch_failed": True,
+            "consecutive_fetch_failures": ready.json()["consecutive_fetch_failures"],
+        }
+        assert ready.json()["consecutive_fetch_failures"] >= 1
         assert (await client.get("/healthz")).status_code == 200
 
 
 async def test_readyz_turns_ready_once_keys_are_held(client, rsa_private_key):
     token = make_token(rsa_private_key, FakeClock(time.time()))
     await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
-    assert (await client.get("/readyz")).json() == {"ready": True}
+    assert (await client.get("/readyz")).json() == {
+        "ready": True,
+        "keys": "fresh",
+        "last_fetch_failed": False,
+        "consecutive_fetch_failures": 0,
+    }
 
 
 async def test_a_third_party_app_protects_a_route_in_three_lines(issuer_routes, rsa_private_key):
-    verifier = Verifier.for_issuer(ISSUER, audience="api")
-    app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_HANDLERS)
-
-    @app.get("/orders")
-    async def orders(claims: BearerClaims) -> dict[str, str]:
-        return {"owner": claims.sub}
-
-    @app.get("/admin")
-    async def admin(claims: Claims = Depends(require_scopes("admin", "read"))) -> dict[str, str]:
-        return {"owner": claims.sub}
-
-    async with running(app) as client:
+    async with running(third_party_app()) as client:
         token = make_token(rsa_private_key, FakeClock(time.time()))
         auth = {"Authorization": f"Bearer {token}"}
         assert (await client.get("/orders", headers=auth)).json() == {"owner": "7"}
@@ -143,3 +330,24 @@ async def test_a_third_party_app_protects_a_route_in_three_lines(issuer_routes, 
         assert 'error="insufficient_scope"' in challenge
         assert 'scope="admin read"' in challenge
         assert (await client.get("/orders")).status_code == 401
+
+
+async def test_a_token_in_a_form_the_route_parses_is_refused(issuer_routes, rsa_private_key):
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    async with running(third_party_app()) as client:
+        response = await client.post(
+            "/orders",
+            data={"note": "two", "access_token": token},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_route_can_still_read_the_body_the_check_read(issuer_routes, rsa_private_key):
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    async with running(third_party_app()) as client:
+        response = await client.post(
+            "/raw", data={"note": "two"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.json() == {"body": "note=two"}

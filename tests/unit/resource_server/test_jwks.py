@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,7 +13,7 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from resource_server.errors import KeySetUnavailable
-from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.jwks import CachePolicy, KeySetStatus, RemoteKeySet
 from tests.support import FakeClock, b64url, public_jwk
 
 ISSUER = "https://issuer.test"
@@ -44,9 +45,35 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def make_key_set(http: httpx.AsyncClient, clock: FakeClock, **policy: float) -> RemoteKeySet:
+    return RemoteKeySet(
+        ISSUER, client=http, policy=CachePolicy(**policy), clock=clock, sleep=clock.sleep
+    )
+
+
 @pytest.fixture
 def key_set(http: httpx.AsyncClient, clock: FakeClock) -> RemoteKeySet:
-    return RemoteKeySet(ISSUER, client=http, policy=CachePolicy(), clock=clock)
+    return make_key_set(http, clock)
+
+
+async def landed(key_set: RemoteKeySet) -> None:
+    """Let the background fetch in flight, if any, finish (no request ever waits for it).
+
+    Bounded: a fetch that never ends (no deadline) fails the test instead of hanging it.
+    """
+    async with asyncio.timeout(2):
+        while key_set._pending is not None:
+            await key_set._pending
+
+
+def hanging(first_chunk: bytes = b"") -> httpx.Response:
+    """A 200 whose body stops after `first_chunk` and never ends: a stalled issuer."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first_chunk
+        await asyncio.Event().wait()
+
+    return httpx.Response(200, content=body(), headers={"Content-Type": "application/json"})
 
 
 async def test_jwks_uri_comes_from_the_issuer_metadata(key_set, jwks_route, metadata_route):
@@ -74,7 +101,8 @@ async def test_missing_metadata_falls_back_to_the_well_known_jwks(
     assert route.call_count == 1
 
 
-async def test_fresh_keys_are_served_from_memory(key_set, jwks_route, clock):
+async def test_fresh_keys_are_served_from_memory(http, jwks_route, clock):
+    key_set = make_key_set(http, clock, revalidate=0)  # isolate from revalidation
     await key_set.key("k1")
     for _ in range(100):
         clock.advance(1)
@@ -93,18 +121,21 @@ async def test_fresh_keys_are_served_from_memory(key_set, jwks_route, clock):
     ],
 )
 async def test_lifetime_is_max_age_clamped_to_bounds(
-    respx_mock, metadata_route, key_set, clock, rsa_private_key, cache_control, expected_ttl
+    respx_mock, metadata_route, http, clock, rsa_private_key, cache_control, expected_ttl
 ):
+    # Isolate expiry from refresh-ahead and revalidation.
+    key_set = make_key_set(http, clock, refresh_ahead=1.0, revalidate=0)
     headers = {"Cache-Control": cache_control} if cache_control else {}
     route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")), headers=headers)
     await key_set.key("k1")
     clock.advance(expected_ttl - 0.5)
-    key_set._policy = CachePolicy(refresh_ahead=1.0)  # isolate expiry from refresh-ahead
     await key_set.key("k1")
+    await landed(key_set)
     assert route.call_count == 1
     clock.advance(1)
-    await key_set.key("k1")
-    assert route.call_count == 2
+    assert await key_set.key("k1") is not None  # answered from the expired set...
+    await landed(key_set)
+    assert route.call_count == 2  # ...while it was fetched again in the background
 
 
 async def test_expired_set_is_revalidated_with_etag(
@@ -123,6 +154,7 @@ async def test_expired_set_is_revalidated_with_etag(
     await key_set.key("k1")
     clock.advance(101)
     assert await key_set.key("k1") is not None
+    await landed(key_set)
     assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
 
 
@@ -219,11 +251,13 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
     await key_set.key("k1")
     route.mock(side_effect=httpx.ConnectError("refused"))
     with caplog.at_level(logging.INFO, logger="resource_server.jwks"):
-        for _ in range(20):  # 20 minutes of outage, well past expiry
-            clock.advance(60)
+        for _ in range(200):  # 20 minutes of outage, a request every 6 s, well past expiry
+            clock.advance(6)
             assert await key_set.key("k1") is not None
+            await landed(key_set)
         failures = route.call_count - 1
-        assert 1 <= failures <= 12  # backoff, not a fetch per request
+        # Backoff (30..60 s once capped; at worst about 45 fetches), not one per request (200).
+        assert 1 <= failures <= 60
         route.mock(
             return_value=httpx.Response(
                 200, json=jwks((rsa_private_key, "k1"), (other_private_key, "k2"))
@@ -231,10 +265,11 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
         )
         clock.advance(61)  # past the longest backoff
         await key_set.key("k1")
-        await asyncio.sleep(0.01)  # let the background refresh land
+        await landed(key_set)
         assert await key_set.key("k2") is not None
-    messages = [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
     assert sum("failed" in m for m in messages) == 1  # once per state change
+    assert sum("keeping the last good key set" in m for m in messages) == 1
     assert sum("recovered" in m for m in messages) == 1
 
 
@@ -262,8 +297,9 @@ async def test_stale_set_is_dropped_after_the_stale_limit(
         b"[]",
         b'{"keys": []}',
         b'{"keys": [{"kty": "RSA", "kid": "k1", "n": "!!", "e": "AQAB"}]}',
+        b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     ],
-    ids=["html", "keys-not-list", "array", "empty", "bad-modulus"],
+    ids=["html", "keys-not-list", "array", "empty", "bad-modulus", "deeply-nested"],
 )
 async def test_garbage_jwks_keeps_the_old_set(
     respx_mock, metadata_route, key_set, clock, rsa_private_key, body
@@ -274,7 +310,10 @@ async def test_garbage_jwks_keeps_the_old_set(
     route.respond(content=body, headers={"Content-Type": "application/json"})
     clock.advance(61)
     assert await key_set.key("k1") is not None
+    await landed(key_set)
     assert route.call_count == 2
+    assert key_set.status().last_fetch_failed
+    assert await key_set.key("k1") is not None
 
 
 async def test_unusable_keys_are_skipped_not_fatal(
@@ -333,26 +372,64 @@ async def test_unavailable_before_the_first_success_with_retry_after(respx_mock,
     with pytest.raises(KeySetUnavailable) as caught:
         await key_set.key("k1")
     assert caught.value.status_code == 503
-    assert int(caught.value.headers["Retry-After"]) >= 1
-    # Within the backoff, callers are answered at once without another fetch.
-    with pytest.raises(KeySetUnavailable):
-        await key_set.key("k1")
+    assert caught.value.headers["Retry-After"] == "1"
     assert route.call_count == 1
 
 
-async def test_backoff_grows_between_failures(respx_mock, key_set, clock):
-    route = respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
-    attempts_at = []
-    for _ in range(400):  # 400 s of one request per second
-        before = route.call_count
+async def test_with_no_keys_a_caller_fetches_at_once_whatever_the_backoff(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    # The resource server started first: its fetches failed and the backoff grew...
+    route = respx_mock.get(JWKS_URL).mock(side_effect=httpx.ConnectError("refused"))
+    for _ in range(8):
         with pytest.raises(KeySetUnavailable):
             await key_set.key("k1")
+        clock.advance(1)
+    assert key_set._retry_at - clock() > 20  # 30..60 s from the last failure, 1 s ago
+    # ...then the issuer comes up and a caller is waiting: it is answered now.
+    route.mock(return_value=httpx.Response(200, json=jwks((rsa_private_key, "k1"))))
+    before = clock()
+    assert await key_set.key("k1") is not None
+    assert clock() == before  # no wait: the last fetch started a second ago
+
+
+async def test_with_no_keys_callers_start_at_most_one_fetch_a_second(respx_mock, key_set, clock):
+    route = respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
+    results = await asyncio.gather(*(key_set.key("k1") for _ in range(50)), return_exceptions=True)
+    assert all(isinstance(r, KeySetUnavailable) for r in results)
+    assert route.call_count == 1  # single flight
+    clock.advance(0.4)
+    started = clock()
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    # The caller waited out the rest of the second, then made the second fetch.
+    assert clock() - started == pytest.approx(0.6)
+    assert route.call_count == 2
+
+
+async def test_background_retries_back_off(respx_mock, key_set, clock):
+    route = respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
+    attempts_at = []
+    while clock() < 1_800_000_400:  # 400 s of the keeper alone
+        before = route.call_count
+        wait = await key_set.maintain()
         if route.call_count > before:
             attempts_at.append(clock())
-        clock.advance(1)
+        clock.advance(max(wait, 0.01))
     gaps = [b - a for a, b in itertools.pairwise(attempts_at)]
     assert len(attempts_at) < 20
+    assert gaps[0] >= 1  # the fetch gap
     assert gaps[-1] >= 30  # capped at retry_max (60 s) with jitter down to half
+    assert all(gap <= 60 for gap in gaps)
+
+
+async def test_backoff_survives_a_very_long_outage(respx_mock, key_set, clock):
+    respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
+    key_set._failures = 5000  # 2 ** 4999 seconds would not fit a float
+    await key_set.maintain()
+    assert 0 < key_set._retry_at - clock() <= 60
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
 
 
 @pytest.mark.parametrize(
@@ -385,3 +462,226 @@ async def test_run_fetches_in_the_background_and_marks_ready(jwks_route, http):
         assert key_set.ready
     finally:
         task.cancel()
+
+
+# -- never make a caller wait on the issuer -------------------------------------------------
+
+
+async def test_a_stale_set_answers_at_once_while_the_issuer_stalls(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=lambda request: hanging(b'{"keys": ['))
+    clock.advance(61)  # expired: a refetch starts, and stalls
+    for _ in range(10):
+        # wait_for only bounds the test should a caller wait for the network (a failure).
+        assert await asyncio.wait_for(key_set.key("k1"), timeout=1) is not None
+    assert route.call_count == 2  # one fetch in flight, shared
+    status = key_set.status()
+    assert (status.usable, status.fresh) == (True, False)
+
+
+async def test_every_fetch_has_one_overall_deadline(respx_mock, metadata_route, http, clock):
+    # httpx's own timeouts are per read; a body that trickles (or stops) must still end.
+    key_set = make_key_set(http, clock, timeout=0.05)
+    respx_mock.get(JWKS_URL).mock(side_effect=lambda request: hanging(b'{"keys": ['))
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    assert time.monotonic() - started < 1
+    await landed(key_set)  # the caller's budget and the fetch's deadline end together
+    assert key_set.stats.fetches["initial", "error"] == 1
+    assert key_set.status().last_fetch_failed
+
+
+async def test_metadata_discovery_is_within_the_same_deadline(respx_mock, http, clock):
+    key_set = make_key_set(http, clock, timeout=0.05)
+    respx_mock.get(METADATA_URL).mock(side_effect=lambda request: hanging())
+    started = time.monotonic()
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    assert time.monotonic() - started < 1
+    await landed(key_set)
+    assert key_set.stats.fetches["initial", "error"] == 1
+
+
+async def test_an_unknown_kid_waits_at_most_the_deadline(
+    respx_mock, metadata_route, http, clock, rsa_private_key
+):
+    key_set = make_key_set(http, clock, timeout=0.05)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")))
+    await key_set.key("k1")
+    route.mock(side_effect=lambda request: hanging())
+    clock.advance(31)  # past the cooldown
+    started = time.monotonic()
+    async with asyncio.timeout(2):  # only bounds the test, should the key set not
+        assert await key_set.key("unknown") is None
+    assert time.monotonic() - started < 1
+    assert key_set.stats.fetches["unknown_kid", "error"] == 1  # it ended at its deadline
+    assert await key_set.key("k1") is not None  # the held set still answers
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
+    respx_mock, metadata_route, key_set, rsa_private_key
+):
+    release = asyncio.Event()
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=jwks((rsa_private_key, "k1")))
+
+    respx_mock.get(JWKS_URL).mock(side_effect=respond)
+    impatient = asyncio.create_task(key_set.key("k1"))
+    await asyncio.sleep(0)
+    patient = asyncio.create_task(key_set.key("k1"))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    release.set()
+    assert await patient is not None
+
+
+# -- revalidation: a key the issuer removed is dropped within the interval -------------------
+
+
+def etagged(etag: str, *keys: tuple[rsa.RSAPrivateKey, str]) -> httpx.Response:
+    # A long max-age: only revalidation can notice a change within the hour.
+    return httpx.Response(
+        200, json=jwks(*keys), headers={"ETag": etag, "Cache-Control": "max-age=3600"}
+    )
+
+
+async def test_revalidation_drops_a_removed_key_within_the_interval(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('"v1"', (rsa_private_key, "k1"), (other_private_key, "k2")))
+    assert await key_set.key("k1") is not None
+    generation = key_set.generation
+    # The issuer revokes k1 (say, after a compromise).
+    route.mock(return_value=etagged('"v2"', (other_private_key, "k2")))
+    clock.advance(59)
+    assert await key_set.key("k1") is not None  # within the interval: not asked yet
+    await landed(key_set)
+    assert route.call_count == 1
+    clock.advance(1)
+    await key_set.key("k2")  # the request starts the revalidation and does not wait for it
+    await landed(key_set)
+    assert route.call_count == 2
+    assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
+    assert key_set.stats.fetches["revalidate", "ok"] == 1
+    assert await key_set.key("k1") is None
+    assert key_set.generation != generation  # cached verifications with k1 end too
+
+
+async def test_revalidation_runs_without_traffic_and_a_304_is_cheap(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    route = respx_mock.get(JWKS_URL).mock(
+        side_effect=[
+            etagged('"v1"', (rsa_private_key, "k1")),
+            httpx.Response(304, headers={"ETag": '"v1"', "Cache-Control": "max-age=3600"}),
+        ]
+    )
+    assert await key_set.maintain() == 0  # the keeper's first fetch
+    generation = key_set.generation
+    assert await key_set.maintain() == pytest.approx(60)
+    clock.advance(60)
+    assert await key_set.maintain() == 0
+    assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
+    assert key_set.generation == generation  # same keys: cached verifications stay
+    assert await key_set.maintain() == pytest.approx(60)  # the next one, a minute on
+
+
+async def test_revalidation_can_be_turned_off(http, jwks_route, clock):
+    key_set = make_key_set(http, clock, revalidate=0)
+    await key_set.maintain()
+    assert await key_set.maintain() == pytest.approx(0.8 * 600)  # refresh ahead only
+
+
+# -- what the key set says about itself ------------------------------------------------------
+
+
+async def test_logs_say_no_key_set_yet_rather_than_keeping_one(respx_mock, key_set, caplog):
+    respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("refused"))
+    with (
+        caplog.at_level(logging.WARNING, logger="resource_server.jwks"),
+        pytest.raises(KeySetUnavailable),
+    ):
+        await key_set.key("k1")
+    messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
+    assert len(messages) == 1
+    assert "no key set yet; retrying" in messages[0]
+    assert "keeping" not in messages[0]
+
+
+async def test_logs_say_when_the_last_set_is_too_old_to_use(
+    respx_mock, metadata_route, http, clock, rsa_private_key, caplog
+):
+    key_set = make_key_set(http, clock, stale_if_error=600)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    with caplog.at_level(logging.WARNING, logger="resource_server.jwks"):
+        clock.advance(61)
+        await key_set.key("k1")
+        await landed(key_set)
+        clock.advance(600)
+        with pytest.raises(KeySetUnavailable):
+            await key_set.key("k1")
+    messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
+    assert len(messages) == 2
+    assert "keeping the last good key set" in messages[0]
+    assert "past its stale-if-error limit" in messages[1]
+
+
+async def test_status_tells_fresh_from_stale_and_a_failed_fetch(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    assert key_set.status() == KeySetStatus(False, False, False, 0)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    assert key_set.status() == KeySetStatus(True, True, False, 0)
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    clock.advance(61)
+    await key_set.key("k1")
+    await landed(key_set)
+    assert key_set.status() == KeySetStatus(True, False, True, 1)
+
+
+async def test_a_revalidation_does_not_use_up_the_unknown_kid_cooldown(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('"v1"', (rsa_private_key, "k1")))
+    await key_set.key("k1")
+    clock.advance(60)
+    await key_set.maintain()  # the revalidation: same keys
+    # The issuer rotates k2 in two seconds later; a token under it must not wait 30 s.
+    route.mock(return_value=etagged('"v2"', (rsa_private_key, "k1"), (other_private_key, "k2")))
+    clock.advance(2)
+    assert await key_set.key("k2") is not None
+    assert route.call_count == 3
+
+
+async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    responses = iter([httpx.ConnectError("not up yet")])
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        if (error := next(responses, None)) is not None:
+            raise error
+        await clock.sleep(3)  # a slow but successful fetch
+        return httpx.Response(200, json=jwks((rsa_private_key, "k1")))
+
+    route = respx_mock.get(JWKS_URL).mock(side_effect=respond)
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    clock.advance(1)
+    assert await key_set.key("unknown") is None  # at once: the set it waited for is the answer
+    assert route.call_count == 2

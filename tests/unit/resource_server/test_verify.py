@@ -36,7 +36,9 @@ def jwks_route(respx_mock: respx.MockRouter, rsa_private_key: rsa.RSAPrivateKey)
 @pytest.fixture
 async def verifier(clock: FakeClock, jwks_route: respx.Route) -> AsyncIterator[Verifier]:
     async with httpx.AsyncClient() as client:
-        key_set = RemoteKeySet(ISSUER, client=client, policy=CachePolicy(), clock=clock)
+        key_set = RemoteKeySet(
+            ISSUER, client=client, policy=CachePolicy(), clock=clock, sleep=clock.sleep
+        )
         yield Verifier(key_set, ISSUER, "api", clock=clock)
 
 
@@ -247,7 +249,10 @@ async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
     )
     async with httpx.AsyncClient() as client:
         verifier = Verifier(
-            RemoteKeySet(ISSUER, client=client, clock=clock), ISSUER, "api", clock=clock
+            RemoteKeySet(ISSUER, client=client, clock=clock, sleep=clock.sleep),
+            ISSUER,
+            "api",
+            clock=clock,
         )
         assert (await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock)))).sub
         token = sign_jwt(other_private_key, header(), claims(clock))
@@ -299,7 +304,7 @@ async def test_a_cached_token_stops_verifying_when_its_key_leaves_the_jwks(
 async def test_the_cache_is_bounded(jwks_route, rsa_private_key, clock):
     async with httpx.AsyncClient() as client:
         verifier = Verifier(
-            RemoteKeySet(ISSUER, client=client, clock=clock),
+            RemoteKeySet(ISSUER, client=client, clock=clock, sleep=clock.sleep),
             ISSUER,
             "api",
             clock=clock,

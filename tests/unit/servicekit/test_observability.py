@@ -15,7 +15,7 @@ from issuer.app import create_app as create_issuer
 from issuer.settings import Settings as IssuerSettings
 from resource_server.app import create_app as create_rs
 from resource_server.settings import Settings as RSSettings
-from servicekit.observability import REQUEST_ID, JsonFormatter
+from servicekit.observability import REQUEST_ID, JsonFormatter, configure_logging
 from tests.support import fresh_key_set, public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"
@@ -122,12 +122,35 @@ async def test_resource_server_metrics(
         for token in (good, good, expired, "garbage"):
             await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         await client.get("/users/me", headers={"Authorization": "Basic x"})
+        await client.get("/users/me", headers={"Authorization": "Bearer a b"})
+        await client.get(f"/users/me?access_token={good}")
         text = (await client.get("/metrics")).text
     assert metric(text, "rs_verification_failures_total", reason="expired") == 1
     assert metric(text, "rs_verification_failures_total", reason="malformed") == 1
+    assert metric(text, "rs_verification_failures_total", reason="no_token") == 1
     assert metric(text, "rs_verification_failures_total", reason="header") == 1
+    assert metric(text, "rs_verification_failures_total", reason="token_in_query") == 1
     assert metric(text, "rs_token_cache_lookups_total", result="hit") == 1
     assert metric(text, "rs_jwks_fetches_total", reason="initial", outcome="ok") == 1
     assert metric(text, "rs_jwks_refresh_failures_total") == 0
     assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="2xx") == 2
-    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="4xx") == 3
+    assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="4xx") == 5
+
+
+def test_access_lines_never_carry_the_query_string(caplog):
+    configure_logging("text")
+    configure_logging("text")  # idempotent: one filter, however often it is called
+    access = logging.getLogger("uvicorn.access")
+    assert sum(type(f).__name__ == "DropQueryString" for f in access.filters) == 1
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        # The call uvicorn makes for every request (protocols/http/*_impl.py).
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/users/me?access_token=secret-token&x=1",
+            "1.1",
+            400,
+        )
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert line == '127.0.0.1:5000 - "GET /users/me HTTP/1.1" 400'

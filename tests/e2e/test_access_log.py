@@ -1,0 +1,42 @@
+"""No log line carries a bearer token, even with uvicorn's access log on."""
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from servicekit.processes import free_port, uvicorn
+from tests.e2e.fake_issuer import fake_issuer
+
+
+def test_a_token_in_the_url_is_refused_and_never_logged(
+    tmp_path, rsa_private_key: rsa.RSAPrivateKey
+):
+    with fake_issuer(rsa_private_key) as issuer:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # Plain `uvicorn resource_server.app:app` with its access log on, as in production.
+        rs = uvicorn(
+            "resource_server.app:app",
+            port,
+            {"RS_ISSUER_URL": issuer.url, "RS_LOG_FORMAT": "text"},
+            tmp_path / "rs.log",
+            access_log=True,
+        )
+        token = issuer.token()
+        try:
+            rs.wait_until_serving(f"{url}/readyz", ready_only=True)
+            in_query = httpx.get(f"{url}/users/me?access_token={token}")
+            assert in_query.status_code == 400
+            assert in_query.json()["error"] == "invalid_request"
+            in_header = httpx.get(f"{url}/users/me", headers={"Authorization": f"Bearer {token}"})
+            assert in_header.status_code == 200
+            in_body = httpx.request("GET", f"{url}/users/me", data={"access_token": token})
+            assert in_body.status_code == 400
+        finally:
+            rs.stop()
+    lines = rs.log.read_text().splitlines()
+    # The access log is on and saw every request...
+    assert sum('"GET /users/me HTTP/1.1" 400' in line for line in lines) == 2
+    assert sum('"GET /users/me HTTP/1.1" 200' in line for line in lines) == 1
+    # ...and no line carries the token, nor any part of it.
+    signature = token.rsplit(".", 1)[1]
+    assert not [line for line in lines if token in line or signature in line]

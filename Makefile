@@ -24,6 +24,10 @@ run: $(STAMP)
 	$(BIN)/python scripts/generate_keys.py
 	echo 'secret123' | $(BIN)/python scripts/create_user.py johndoe \
 		--email johndoe@example.com --scope "profile" --password-stdin --exist-ok
+	# The resource server's API docs sign users in like any browser app (PKCE, no secret).
+	$(BIN)/python scripts/create_client.py api-docs --public --name "API docs" \
+		--scope "openid profile" --redirect-uri http://127.0.0.1:$(RS_PORT)/docs/oauth2-redirect \
+		--exist-ok
 	trap 'kill 0' INT TERM; \
 	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	ISSUER_CORS_ORIGINS=$${ISSUER_CORS_ORIGINS:-'["http://127.0.0.1:$(RS_PORT)"]'} \

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,6 +13,7 @@ from resource_server.deps import AUTH_ERROR_HANDLERS, bearer_claims
 from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
 from resource_server.openapi import (
+    DOCS_SCOPES,
     ERROR_RESPONSES,
     ME_EXAMPLE,
     NOT_READY_EXAMPLE,
@@ -60,7 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         exception_handlers=AUTH_ERROR_HANDLERS,
     )
-    install_docs(app)
+    # Swagger UI signs in as a public client with PKCE (make run registers it).
+    install_docs(
+        app,
+        init_oauth={
+            "clientId": settings.docs_client_id,
+            "usePkceWithAuthorizationCodeGrant": True,
+            "scopes": " ".join(DOCS_SCOPES),
+        },
+    )
     install_openapi(app, settings.issuer_url)
 
     @app.get(
@@ -88,6 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = make_registry(stats)
     app.add_middleware(RequestContext, histogram=request_histogram(registry, "rs"))
+    if settings.cors_origins:
+        # Browser apps call the API with a bearer token, never with cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "X-Request-ID"],
+            max_age=600,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -1,11 +1,13 @@
-"""The resource server's OpenAPI document: Swagger UI's Authorize button logs in at the issuer."""
+"""The resource server's OpenAPI document: Swagger UI's Authorize button signs in at the
+issuer's page (authorization code with PKCE, as any browser app would)."""
 
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-SCHEME = "IssuerPassword"
+SCHEME = "IssuerSignIn"
+DOCS_SCOPES = {"openid": "Sign in with your account", "profile": "See your username"}
 ME_EXAMPLE = {
     "sub": "1",
     "username": "johndoe",
@@ -86,7 +88,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def install_openapi(app: FastAPI, issuer_url: str) -> None:
-    """Declare the issuer's password flow, so Swagger UI can obtain a token for the user."""
+    """Declare the issuer's authorization-code flow, so Swagger UI can sign the user in."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -95,15 +97,22 @@ def install_openapi(app: FastAPI, issuer_url: str) -> None:
                 version="1.0.0",
                 openapi_version=app.openapi_version,
                 description=(
-                    "Verifies the issuer's RS256 access tokens. Use **Authorize** to log in "
-                    f"at `{issuer_url}/token` (password flow), then call `/users/me`."
+                    "Verifies the issuer's RS256 access tokens. Use **Authorize** to sign in on "
+                    f"the issuer's page (`{issuer_url}/authorize`, authorization code with "
+                    "PKCE), then call `/users/me`."
                 ),
                 routes=app.routes,
             )
             schema.setdefault("components", {})["securitySchemes"] = {
                 SCHEME: {
                     "type": "oauth2",
-                    "flows": {"password": {"tokenUrl": f"{issuer_url}/token", "scopes": {}}},
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": f"{issuer_url}/authorize",
+                            "tokenUrl": f"{issuer_url}/token",
+                            "scopes": DOCS_SCOPES,
+                        }
+                    },
                 }
             }
             app.openapi_schema = schema

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     token_cache_size: int = Field(10_000, ge=0)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
+    # The public client the API docs (Swagger UI) sign in with at the issuer.
+    docs_client_id: str = "api-docs"
+    # Browser origins allowed to call this API from JavaScript (JSON list).
+    cors_origins: list[str] = []
 
     @field_validator("issuer_url")
     @classmethod

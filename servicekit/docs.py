@@ -1,5 +1,7 @@
 """Swagger UI at /docs from files shipped with `swagger-ui-bundle` (no CDN: works offline)."""
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
@@ -10,7 +12,7 @@ from swagger_ui_bundle import swagger_ui_path
 OPENAPI_VERSION = "3.0.3"
 
 
-def install_docs(app: FastAPI) -> None:
+def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None:
     """Swagger UI at /docs from files shipped with the package (no CDN: works offline)."""
     app.openapi_version = OPENAPI_VERSION
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
@@ -24,6 +26,7 @@ def install_docs(app: FastAPI) -> None:
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
             oauth2_redirect_url="/docs/oauth2-redirect",
+            init_oauth=init_oauth,
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)

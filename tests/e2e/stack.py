@@ -83,6 +83,18 @@ def prepare(tmp: Path, **overrides: str) -> tuple[dict[str, str], int, int]:
         stdin=f"{PASSWORD}\n",
     )
     assert created.returncode == 0, created.stderr
+    # As `make run` does: the resource server's API docs sign users in with PKCE.
+    docs_client = run_script(
+        "create_client.py",
+        "api-docs",
+        "--public",
+        "--scope",
+        "openid profile",
+        "--redirect-uri",
+        f"http://127.0.0.1:{rs_port}/docs/oauth2-redirect",
+        env=env,
+    )
+    assert docs_client.returncode == 0, docs_client.stderr
     return env, issuer_port, rs_port
 
 

@@ -1,5 +1,6 @@
-"""In a real headless Chromium: the resource server's /docs logs in at the issuer and calls
-/users/me (Swagger UI's Authorize button, password flow, CORS). Keeps a screenshot."""
+"""In a real headless Chromium: the resource server's /docs signs in on the issuer's page and
+calls /users/me (Swagger UI's Authorize button: authorization code with PKCE, a popup, the
+code exchanged over CORS). Keeps a screenshot."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,20 @@ def test_swagger_authorize_then_users_me(stack: Stack, browser: WebDriver):
     wait = WebDriverWait(browser, 20)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.get(f"{stack.rs_url}/docs")
+    docs = browser.current_window_handle
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.authorize"))).click()
-    wait.until(ec.visibility_of_element_located((By.ID, "oauth_username"))).send_keys("alice")
-    browser.find_element(By.ID, "oauth_password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
-    # Logged in: the dialog offers "Logout" once the issuer answered with a token.
+    # The dialog knows the client (api-docs) and the scopes; Authorize opens the issuer's page.
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize"))
+    ).click()
+    wait.until(lambda driver: len(driver.window_handles) == 2)
+    browser.switch_to.window(next(h for h in browser.window_handles if h != docs))
+    wait.until(ec.visibility_of_element_located((By.ID, "username"))).send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # The popup lands on /docs/oauth2-redirect, hands the code to Swagger UI and closes.
+    wait.until(lambda driver: len(driver.window_handles) == 1)
+    browser.switch_to.window(docs)
     wait.until(ec.presence_of_element_located((By.XPATH, "//button[normalize-space()='Logout']")))
     browser.find_element(By.CSS_SELECTOR, "button.btn-done").click()
 

@@ -118,12 +118,8 @@ class TokenEndpoint:
 
     async def _authorization_code(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 4.1.3 with PKCE (RFC 7636 section 4.6) and OpenID Connect tokens."""
-        form, credentials = request.form, request.credentials
-        if credentials is None:
-            raise InvalidClient(
-                "client authentication (or client_id for a public client) is required"
-            )
-        client = await self._allowed_client(credentials, request.ip, "authorization_code")
+        form = request.form
+        client = await self._allowed_client(request.credentials, request.ip, "authorization_code")
         code, redirect_uri = form.get("code"), form.get("redirect_uri")
         verifier = form.get("code_verifier")
         if code is None or redirect_uri is None or verifier is None:
@@ -217,8 +213,6 @@ class TokenEndpoint:
 
     async def _client_credentials(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 4.4: a confidential client acting for itself (`sub` is the client)."""
-        if request.credentials is None:
-            raise InvalidClient("client authentication is required")
         client = await self._allowed_client(
             request.credentials, request.ip, "client_credentials", require_secret=True
         )
@@ -230,12 +224,8 @@ class TokenEndpoint:
 
     async def _refresh_token(self, request: TokenRequest) -> dict[str, Any]:
         """RFC 6749 section 6, with rotation and reuse detection (RFC 9700 section 4.14.2)."""
-        form, credentials = request.form, request.credentials
-        if credentials is None:
-            raise InvalidClient(
-                "client authentication (or client_id for a public client) is required"
-            )
-        client = await self._allowed_client(credentials, request.ip, "refresh_token")
+        form = request.form
+        client = await self._allowed_client(request.credentials, request.ip, "refresh_token")
         token = form.get("refresh_token")
         if token is None:
             raise InvalidRequest("refresh_token is required")
@@ -274,11 +264,16 @@ class TokenEndpoint:
 
     async def _allowed_client(
         self,
-        credentials: ClientCredentials,
+        credentials: ClientCredentials | None,
         ip: str,
         grant_type: str,
         require_secret: bool = False,
     ) -> Client:
+        """The authenticated client, registered for `grant_type`; `InvalidClient` if none."""
+        if credentials is None:
+            raise InvalidClient(
+                "client authentication (or client_id for a public client) is required"
+            )
         client = await self._clients.authenticate(credentials, ip, require_secret)
         if not client.allows(grant_type):
             raise UnauthorizedClient(

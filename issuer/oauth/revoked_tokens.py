@@ -6,13 +6,11 @@ deleted as new ones arrive). Only `/introspect` asks, with one primary-key looku
 """
 
 from sqlalchemy import Integer, String, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from issuer.oauth.refresh_tokens import AccessTokenRef
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, insert_ignoring_conflicts
 
 
 class RevokedAccessToken(Base):
@@ -39,14 +37,8 @@ class RevokedTokens:
     def _store(self, tokens: list[AccessTokenRef], now: int) -> None:
         with self._sessions() as session:
             session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
-            # Revoked concurrently elsewhere is the same outcome: insert-or-ignore.
-            insert = (
-                postgres_insert
-                if session.get_bind().dialect.name == "postgresql"
-                else sqlite_insert
-            )
             rows = [{"jti": token.jti, "expires_at": token.expires_at} for token in tokens]
-            session.execute(insert(RevokedAccessToken).values(rows).on_conflict_do_nothing())
+            insert_ignoring_conflicts(session, RevokedAccessToken, rows)
             session.commit()
 
     def _find(self, jti: str) -> bool:

@@ -1,11 +1,9 @@
 """Consent: what a user allowed a client, remembered per client and scope set."""
 
 from sqlalchemy import Integer, String, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, insert_ignoring_conflicts
 
 
 class Consent(Base):
@@ -35,16 +33,11 @@ class Consents:
 
     def remember(self, user_id: int, client_id: str, scope: tuple[str, ...], now: int) -> None:
         with self._sessions() as session:
-            insert = (
-                postgres_insert
-                if session.get_bind().dialect.name == "postgresql"
-                else sqlite_insert
-            )
             row = {
                 "user_id": user_id,
                 "client_id": client_id,
                 "scope": " ".join(sorted(scope)),
                 "granted_at": now,
             }
-            session.execute(insert(Consent).values(row).on_conflict_do_nothing())
+            insert_ignoring_conflicts(session, Consent, [row])
             session.commit()

@@ -5,7 +5,9 @@ import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
 class Base(DeclarativeBase):
@@ -48,6 +50,15 @@ def _create_private(path: str | None) -> None:
         return
     with contextlib.suppress(FileExistsError, FileNotFoundError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def insert_ignoring_conflicts(
+    session: Session, model: type[Base], rows: list[dict[str, Any]]
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on either database: a row someone else just wrote is
+    the same outcome as writing it."""
+    insert = postgres_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(rows).on_conflict_do_nothing())
 
 
 def make_sessions(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

@@ -40,12 +40,22 @@ TOKEN_DOCS: dict[str, Any] = {
             "username": _STRING,
             "password": {"type": "string", "format": "password"},
             "scope": _STRING,
+            "code": _STRING,
+            "redirect_uri": _STRING,
+            "code_verifier": _STRING,
             "refresh_token": _STRING,
             "client_id": _STRING,
             "client_secret": {"type": "string", "format": "password"},
         },
         [],
         {
+            "authorization_code (PKCE)": {
+                "grant_type": "authorization_code",
+                "code": "SplxlOBeZQQYbYS6WxSbIA...",
+                "redirect_uri": "https://app.example/callback",
+                "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                "client_id": "spa",
+            },
             "password (the tutorial's form)": {"username": "johndoe", "password": "secret123"},
             "client_credentials": {"grant_type": "client_credentials", "scope": "read"},
             "refresh_token": {
@@ -68,7 +78,7 @@ TOKEN_DOCS: dict[str, Any] = {
         "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
         "413": _json("Body over 64 KiB", {"error": "invalid_request"}),
-        "429": _json("Rate limited; see Retry-After", {"error": "slow_down"}),
+        "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
         "503": _json(
             "Password hashing at capacity; see Retry-After", {"error": "temporarily_unavailable"}
         ),

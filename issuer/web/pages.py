@@ -82,8 +82,10 @@ class BrowserCookies:
             return False
         origin = request.headers.get("origin")
         # `Origin: null` comes from privacy settings too; the browser vouches for the site.
-        if origin is not None and origin != self._origin and not (
-            origin == "null" and site == "same-origin"
+        if (
+            origin is not None
+            and origin != self._origin
+            and not (origin == "null" and site == "same-origin")
         ):
             return False
         cookie, sent = request.cookies.get(self.csrf, ""), form.get("csrf_token", "")

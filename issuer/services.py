@@ -7,8 +7,10 @@ as the issuer does. Nothing else in the issuer builds engines or stores.
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +152,12 @@ async def open_services(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
         revoked = RevokedTokens(sessions)
+        # RSA signing releases the GIL: signing threads keep the loop free and use every core.
+        signing_pool = ThreadPoolExecutor(
+            max_workers=settings.signing_threads or os.cpu_count() or 1,
+            thread_name_prefix="signing",
+        )
+        resources.callback(signing_pool.shutdown)
         # Our own tokens are checked by the same Verifier the resource server uses.
         verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
         tokens = TokenEndpoint(
@@ -159,7 +167,9 @@ async def open_services(
             users=users,
             logins=logins,
             clients=clients,
-            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+            signer=TokenSigner(
+                keyring, settings.url, settings.access_token_ttl, clock, signing_pool
+            ),
             codes=codes,
             refresh_tokens=refresh_tokens,
             revoked=revoked,

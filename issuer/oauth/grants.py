@@ -97,6 +97,7 @@ class TokenEndpoint:
             "refresh_token": self._refresh_token,
         }
         assert set(self._grants) == set(GRANT_TYPES), "every registrable grant type is served"
+        self._issued = {grant: metrics.tokens_issued.labels(grant) for grant in self._grants}
 
     async def respond(
         self, form: dict[str, str], authorization: str | None, ip: str
@@ -113,7 +114,7 @@ class TokenEndpoint:
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
         body = await grant(TokenRequest(form, credentials, ip))
-        self._metrics.tokens_issued.labels(grant_type).inc()
+        self._issued[grant_type].inc()
         return body
 
     async def _authorization_code(self, request: TokenRequest) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def bearer_token(request: Request) -> str:
             "access tokens are accepted only in the Authorization header, not in the URI",
             reason="token_in_query",
         )
-    values = request.headers.getlist("authorization")
+    # The raw header lines, as `request.headers.getlist` reads them, without building Headers.
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    values = [v.decode("latin-1") for n, v in headers if n == b"authorization"]
     if not values:
         # RFC 6750 section 3.1: a request without credentials gets no error code.
         raise MissingToken("the request carries no bearer token")
@@ -92,7 +94,7 @@ def bearer_token(request: Request) -> str:
 
 async def refuse_token_in_body(request: Request) -> None:
     """Refuse a form body that carries `access_token` (RFC 6750 section 2.2 is not offered)."""
-    content_type = request.headers.get("content-type")
+    content_type = _first_header(request, b"content-type")
     if content_type is None or content_type.split(";")[0].strip().lower() != _FORM:
         return
     try:
@@ -107,6 +109,15 @@ async def refuse_token_in_body(request: Request) -> None:
             "access tokens are accepted only in the Authorization header, not in the body",
             reason="token_in_body",
         )
+
+
+def _first_header(request: Request, name: bytes) -> str | None:
+    """`request.headers.get(name)` without building Headers (on every request's path)."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _names_access_token(urlencoded: bytes) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from joserfc.jwk import RSAKey
 
 from resource_server.base64url import b64url_decode
@@ -298,12 +298,10 @@ def _verify_signature(token: str, key: RSAKey) -> bytes:
         payload = b64url_decode(payload_segment)
     except ValueError:
         raise InvalidToken("the token is malformed", reason="malformed") from None
-    public_key = key.public_key
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise InvalidToken("the token's signature does not verify", reason="signature")
     try:
-        # ASCII: b64url_decode accepted both segments, and the dot between them.
-        public_key.verify(signature, signing_input.encode("ascii"), _PKCS1V15, _SHA256)
+        # ASCII: b64url_decode accepted both segments, and the dot between them. An RSAKey's
+        # public key is an RSA public key (no isinstance here: an ABC check costs ~5 us).
+        key.public_key.verify(signature, signing_input.encode("ascii"), _PKCS1V15, _SHA256)
     except InvalidSignature:
         raise InvalidToken("the token's signature does not verify", reason="signature") from None
     return payload

@@ -4,11 +4,10 @@ ID tokens. The only place their claims are assembled.
 The two differ in `typ` (`at+jwt` against `JWT`), so neither can pass for the other: our
 verifier accepts only `at+jwt` as an access token (RFC 8725 section 3.11).
 
-Signing is RS256 over `header.payload` with the active key, prepared once per key-set change
-(never a PEM per token), and each key's header segments are encoded once. `issue_async` signs
-on a small thread pool beside the event loop, like Node's libuv pool: with OpenSSL called
-without the GIL (`issuer.keys.native_signing`), signatures use every core while the loop keeps
-serving requests; without it, `cryptography` signs, on one core at a time.
+Signing is RS256 over `header.payload` with the active key's `cryptography` object, loaded
+once per key-set change (never a PEM per token); each key's header segments are encoded once.
+`issue_async` signs on a small thread pool: `cryptography` releases the GIL while it signs,
+so the event loop keeps serving requests meanwhile and signatures use every core.
 """
 
 import asyncio
@@ -24,7 +23,6 @@ import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from issuer.keys.native_signing import native_signer
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import LoadedKeys
 from issuer.oauth.scopes import format_scope
@@ -43,15 +41,12 @@ class IssuedToken:
     jti: str
 
 
-Sign = Callable[[bytes], bytes]
-
-
 @dataclass(frozen=True)
 class _SigningKey:
     """The active key of one loaded key set, with its JWS header segments encoded."""
 
     loaded: LoadedKeys
-    sign: Sign  # RSASSA-PKCS1-v1_5 with SHA-256
+    key: rsa.RSAPrivateKey
     headers: dict[str, bytes]  # typ -> base64url(header) + "."
 
     @classmethod
@@ -63,14 +58,7 @@ class _SigningKey:
         }
         key = loaded.signing_key.private_key
         assert isinstance(key, rsa.RSAPrivateKey), "the active key is an RSA private key"
-        return cls(loaded, native_signer(key) or _with_cryptography(key), headers)
-
-
-def _with_cryptography(key: rsa.RSAPrivateKey) -> Sign:
-    def sign(data: bytes) -> bytes:
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-    return sign
+        return cls(loaded, key, headers)
 
 
 class TokenSigner:
@@ -135,7 +123,7 @@ class TokenSigner:
         scope: tuple[str, ...],
         username: str | None,
         ttl: int | None,
-    ) -> tuple[Sign, bytes, bytes, Callable[[str], IssuedToken]]:
+    ) -> tuple[rsa.RSAPrivateKey, bytes, bytes, Callable[[str], IssuedToken]]:
         """The key, header segment and serialized claims of a new access token, and what
         makes the `IssuedToken` from the signed token."""
         now = int(self._clock())
@@ -165,7 +153,7 @@ class TokenSigner:
                 jti=jti,
             )
 
-        return signing.sign, signing.headers[TOKEN_TYPE], orjson.dumps(claims), issued
+        return signing.key, signing.headers[TOKEN_TYPE], orjson.dumps(claims), issued
 
     def id_token(
         self,
@@ -191,7 +179,7 @@ class TokenSigner:
         if nonce is not None:
             claims["nonce"] = nonce
         signing = self._current()
-        return _sign(signing.sign, signing.headers[ID_TOKEN_TYPE], orjson.dumps(claims))
+        return _sign(signing.key, signing.headers[ID_TOKEN_TYPE], orjson.dumps(claims))
 
     def _current(self) -> _SigningKey:
         """The active key, prepared once per key set the ring swaps in."""
@@ -201,10 +189,10 @@ class TokenSigner:
         return signing
 
 
-def _sign(sign: Sign, header: bytes, claims: bytes) -> str:
+def _sign(key: rsa.RSAPrivateKey, header: bytes, claims: bytes) -> str:
     """The compact JWS `header.payload.signature` (RS256: RSASSA-PKCS1-v1_5 with SHA-256)."""
     signing_input = header + _b64(claims)
-    signature = sign(signing_input)
+    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     return (signing_input + b"." + _b64(signature)).decode("ascii")
 
 

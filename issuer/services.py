@@ -153,11 +153,13 @@ async def open_services(
         )
         revoked = RevokedTokens(sessions)
         # RSA signing releases the GIL: signing threads keep the loop free and use every core.
-        signing_pool = ThreadPoolExecutor(
-            max_workers=settings.signing_threads or os.cpu_count() or 1,
-            thread_name_prefix="signing",
-        )
-        resources.callback(signing_pool.shutdown)
+        threads = settings.signing_threads
+        signing_pool = None
+        if threads != 0:
+            signing_pool = ThreadPoolExecutor(
+                max_workers=threads or os.cpu_count() or 1, thread_name_prefix="signing"
+            )
+            resources.callback(signing_pool.shutdown)
         # Our own tokens are checked by the same Verifier the resource server uses.
         verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
         tokens = TokenEndpoint(

@@ -164,3 +164,6 @@ async def users_me_front(scope: Scope, receive: Receive, send: Send) -> None:
 
 JSON = "application/json"
 JSON_BYTES = JSON.encode()
+
+
+app = create_app()

@@ -21,6 +21,7 @@ from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
 from servicekit.observability import RequestContext, configure_logging
+from servicekit.runtime import frozen_heap
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
@@ -34,12 +35,13 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
         async with open_services(settings, metrics, clock) as services:
-            yield {
-                "services": services,
-                "client_addresses": addresses,
-                "cookies": cookies,
-                "jwks": JwksAnswers(services),
-            }
+            with frozen_heap():
+                yield {
+                    "services": services,
+                    "client_addresses": addresses,
+                    "cookies": cookies,
+                    "jwks": JwksAnswers(services),
+                }
 
     handlers = error_handlers(metrics)
     app = FrontedFastAPI(

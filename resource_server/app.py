@@ -27,6 +27,7 @@ from resource_server.verify import Claims, Verifier
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
 from servicekit.observability import RequestContext, configure_logging, request_histogram
+from servicekit.runtime import frozen_heap
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stats=stats,
         )
         async with key_set:
-            yield {"verifier": verifier, "key_set": key_set}
+            with frozen_heap():
+                yield {"verifier": verifier, "key_set": key_set}
 
     app = FrontedFastAPI(
         title="Resource server",

@@ -10,7 +10,6 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +49,7 @@ from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.redis_client import connect_redis
 from issuer.storage.schema import prepare
 from resource_server.verify import Verifier
+from servicekit.threads import WorkerThreads
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,8 @@ async def open_services(
         threads = settings.signing_threads
         signing_pool = None
         if threads != 0:
-            signing_pool = ThreadPoolExecutor(
-                max_workers=threads or os.cpu_count() or 1, thread_name_prefix="signing"
-            )
-            resources.callback(signing_pool.shutdown)
+            signing_pool = WorkerThreads(threads or os.cpu_count() or 1, name="signing")
+            resources.callback(signing_pool.close)
         # Our own tokens are checked by the same Verifier the resource server uses.
         verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
         tokens = TokenEndpoint(

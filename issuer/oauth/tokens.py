@@ -10,14 +10,13 @@ once per key-set change (never a PEM per token); each key's header segments are 
 so the event loop keeps serving requests meanwhile and signatures use every core.
 """
 
-import asyncio
 import base64
 import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from cryptography.hazmat.primitives import hashes
@@ -30,6 +29,15 @@ from issuer.oauth.scopes import format_scope
 ALGORITHM = "RS256"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
 ID_TOKEN_TYPE = "JWT"
+
+
+T = TypeVar("T")
+
+
+class SigningPool(Protocol):
+    """Threads that run a call off the event loop (`servicekit.threads.WorkerThreads`)."""
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class TokenSigner:
         issuer: str,
         ttl: int,
         clock: Callable[[], float] = time.time,
-        pool: Executor | None = None,
+        pool: SigningPool | None = None,
     ):
         self._keyring = keyring
         self._issuer = issuer
@@ -112,8 +120,7 @@ class TokenSigner:
         )
         if self._pool is None:
             return issued(_sign(key, header, claims))
-        loop = asyncio.get_running_loop()
-        return issued(await loop.run_in_executor(self._pool, _sign, key, header, claims))
+        return issued(await self._pool.run(_sign, key, header, claims))
 
     def _access_token(
         self,

@@ -24,11 +24,23 @@ class JwksAnswers:
         self._services = services
         self._ok = services.metrics.jwks_requests.labels("200")
         self._not_modified = services.metrics.jwks_requests.labels("304")
-        self._built: tuple[LoadedKeys, int, Response, Response] | None = None
+        # (key set, max-age, 200, 304, whether the max-age can change with time)
+        self._built: tuple[LoadedKeys, int, Response, Response, bool] | None = None
 
     def answer(self, if_none_match: str | None) -> Response:
         """The response to a JWKS request carrying `if_none_match` (shared: do not modify)."""
-        loaded, settings = self._services.keyring.current, self._services.settings
+        loaded, built = self._services.keyring.current, self._built
+        # Without a revocation the max-age is fixed: no clock, no recomputation.
+        if built is None or built[0] is not loaded or built[4]:
+            built = self._build(loaded)
+        if if_none_match and loaded.jwks.matches(if_none_match):
+            self._not_modified.inc()
+            return built[3]
+        self._ok.inc()
+        return built[2]
+
+    def _build(self, loaded: LoadedKeys) -> tuple[LoadedKeys, int, Response, Response, bool]:
+        settings = self._services.settings
         max_age = jwks_lifetime(
             loaded.manifest,
             int(time.time()),
@@ -40,12 +52,10 @@ class JwksAnswers:
             document = loaded.jwks
             headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": document.etag}
             ok = Response(document.body, media_type=JSON_MEDIA_TYPE, headers=headers)
-            built = self._built = (loaded, max_age, ok, Response(status_code=304, headers=headers))
-        if if_none_match and loaded.jwks.matches(if_none_match):
-            self._not_modified.inc()
-            return built[3]
-        self._ok.inc()
-        return built[2]
+            not_modified = Response(status_code=304, headers=headers)
+            timed = loaded.manifest.last_revocation is not None
+            built = self._built = (loaded, max_age, ok, not_modified, timed)
+        return built
 
 
 @router.get(

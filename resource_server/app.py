@@ -9,7 +9,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from resource_server.deps import AUTH_ERROR_HANDLERS, auth_error_response, bearer_claims
+from resource_server.deps import (
+    AUTH_ERROR_HANDLERS,
+    asgi_bearer_claims,
+    auth_error_response,
+    bearer_claims,
+)
 from resource_server.errors import AuthError
 from resource_server.jwks import RemoteKeySet
 from resource_server.metrics import make_registry
@@ -153,19 +158,19 @@ def me_body(claims: Claims) -> bytes:
 async def users_me_front(scope: Scope, receive: Receive, send: Send) -> None:
     """`GET /users/me` without the framework: the route's own steps, and AuthError answered
     by the app's handler for it; the headers are those `me_response` sends."""
-    request = Request(scope, receive)
     try:
-        body = me_body(await bearer_claims(request))
+        body = me_body(await asgi_bearer_claims(scope, receive))
     except AuthError as exc:
-        await (await auth_error_response(request, exc))(scope, receive, send)
+        response = await auth_error_response(Request(scope, receive), exc)
+        await response(scope, receive, send)
         return
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", JSON_BYTES)]
+    headers = [(b"content-length", b"%d" % len(body)), _JSON_CONTENT_TYPE]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 JSON = "application/json"
-JSON_BYTES = JSON.encode()
+_JSON_CONTENT_TYPE = (b"content-type", JSON.encode())
 
 
 app = create_app()

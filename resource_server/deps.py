@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope
 
 from resource_server.errors import (
     AuthError,
@@ -63,16 +64,20 @@ AUTH_ERROR_HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Any]] 
 
 def bearer_token(request: Request) -> str:
     """The token from `Authorization: Bearer ...`; tokens anywhere else are refused."""
+    return _token_of(request.scope)
+
+
+def _token_of(scope: Scope) -> str:
     # RFC 6750 section 2.3 is optional and RFC 9700 section 4.3.2 advises against it: a token
     # in the URI ends up in logs and Referer headers, so it is refused, not ignored.
-    query = request.scope.get("query_string", b"")
+    query = scope.get("query_string", b"")
     if query and _names_access_token(query):
         raise InvalidRequest(
             "access tokens are accepted only in the Authorization header, not in the URI",
             reason="token_in_query",
         )
     # The raw header lines (bytes; latin-1, one character a byte, as Starlette reads them).
-    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
     values = [value for name, value in headers if name == b"authorization"]
     if not values:
         # RFC 6750 section 3.1: a request without credentials gets no error code.
@@ -98,8 +103,7 @@ def bearer_token(request: Request) -> str:
 
 async def refuse_token_in_body(request: Request) -> None:
     """Refuse a form body that carries `access_token` (RFC 6750 section 2.2 is not offered)."""
-    content_type = _first_header(request, b"content-type")
-    if content_type is None or content_type.split(";")[0].strip().lower() != _FORM:
+    if not _is_form(request.scope):
         return
     try:
         # Starlette caches the body on the request, so the route can still read it.
@@ -115,13 +119,13 @@ async def refuse_token_in_body(request: Request) -> None:
         )
 
 
-def _first_header(request: Request, name: bytes) -> str | None:
-    """`request.headers.get(name)` without building Headers (on every request's path)."""
-    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+def _is_form(scope: Scope) -> bool:
+    """Whether the body is declared a form (the first Content-Type, as Starlette reads it)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
     for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+        if key == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower() == _FORM
+    return False
 
 
 def _names_access_token(urlencoded: bytes) -> bool:
@@ -133,14 +137,24 @@ def _names_access_token(urlencoded: bytes) -> bool:
 async def bearer_claims(request: Request) -> Claims:
     """The verified claims of the request's bearer token."""
     # One async dependency: a sync one would cost a thread hop on every request.
-    state = request.scope.get("state")
+    return await _claims(request.scope, lambda: request)
+
+
+async def asgi_bearer_claims(scope: Scope, receive: Receive) -> Claims:
+    """`bearer_claims` for a plain ASGI handler: a Request is built only to read a form."""
+    return await _claims(scope, lambda: Request(scope, receive))
+
+
+async def _claims(scope: Scope, request: Callable[[], Request]) -> Claims:
+    state = scope.get("state")
     # `request.state.verifier`, read from the dict it wraps (no State object per request).
     verifier: Verifier = (
-        state["verifier"] if state and "verifier" in state else request.state.verifier
+        state["verifier"] if state and "verifier" in state else request().state.verifier
     )
     try:
-        await refuse_token_in_body(request)
-        token = bearer_token(request)
+        if _is_form(scope):
+            await refuse_token_in_body(request())
+        token = _token_of(scope)
     except AuthError as exc:
         verifier.stats.rejections[exc.reason] += 1
         raise

@@ -7,6 +7,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY issuer ./issuer
 COPY resource_server ./resource_server
+COPY servicekit ./servicekit
 COPY scripts ./scripts
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /app app \
@@ -16,4 +17,7 @@ RUN pip install . \
 
 USER app
 EXPOSE 8000 8001
-CMD ["uvicorn", "issuer.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
+# Granian (the production server; `make run` uses uvicorn). It never takes client addresses
+# from forwarding headers: the issuer reads them itself (ISSUER_TRUSTED_PROXIES).
+CMD ["granian", "--interface", "asgi", "--loop", "uvloop", "--http", "1", "--no-ws", \
+     "--host", "0.0.0.0", "--port", "8000", "issuer.app:app"]

@@ -54,7 +54,8 @@ test-fast: $(STAMP)
 # Side-by-side performance ratios, against our own ceilings and Node peers (about seven minutes);
 # needs Debian's wrk and, for bench/peers, Node 20+ and npm (Debian's nodejs and npm are installed
 # if node is missing; bench/run.py stops with a message if that Node is older than 20).
-# BENCH_SERVER=granian tries another server for our services; see bench/servers.py.
+# Our services run on Granian as in production; BENCH_SERVER=uvicorn measures them as `make run`
+# starts them (see bench/servers.py).
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk))
 	command -v node >/dev/null || (apt-get install -y -q nodejs npm || (apt-get update -q && apt-get install -y -q nodejs npm))

@@ -1,7 +1,8 @@
 """Our Python services for the benchmark, started by one function so the server can be swapped.
 
-BENCH_SERVER picks it (default `uvicorn`, started exactly as `make run` and the end-to-end tests
-start it); `granian` is there so a later change can be tried without editing the harness.
+BENCH_SERVER picks it: `granian` (default), started as the Dockerfile and docker-compose.yml
+run the services in production (`servicekit.processes.granian`); or `uvicorn`, started exactly
+as `make run` and the end-to-end tests start it.
 """
 
 import contextlib
@@ -13,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.processes import Process, free_port, uvicorn
+from servicekit.processes import Process, free_port, granian, uvicorn
 
-SERVER = os.environ.get("BENCH_SERVER", "uvicorn")
-SERVERS = ("uvicorn", "granian")
+SERVER = os.environ.get("BENCH_SERVER", "granian")
+SERVERS = ("granian", "uvicorn")
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,7 @@ def check_server() -> None:
 def start_server(app: str, port: int, env: Mapping[str, str], log: Path, workers: int) -> Process:
     """The one place the server command for our services is chosen."""
     if SERVER == "granian":
-        # Granian reads no forwarding headers unless told to, like uvicorn's --no-proxy-headers.
-        argv = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning", app]
-        return Process(argv, env, log)
+        return granian(app, port, env, log, workers=workers)
     return uvicorn(app, port, env, log, workers=workers)
 
 

@@ -7,17 +7,21 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
 from issuer.settings import Settings
-from issuer.web import discovery, health, oauth, sign_in, userinfo
+from issuer.web import discovery, health, hot, oauth, sign_in, userinfo
 from issuer.web.client_address import ClientAddresses, parse_networks
+from issuer.web.discovery import JwksAnswers
 from issuer.web.errors import error_handlers
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.docs import install_docs
+from servicekit.front import FrontedFastAPI
 from servicekit.observability import RequestContext, configure_logging
+from servicekit.runtime import frozen_heap
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
@@ -31,20 +35,35 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
         async with open_services(settings, metrics, clock) as services:
-            yield {"services": services, "client_addresses": addresses, "cookies": cookies}
+            with frozen_heap():
+                yield {
+                    "services": services,
+                    "client_addresses": addresses,
+                    "cookies": cookies,
+                    "jwks": JwksAnswers(services),
+                }
 
-    app = FastAPI(
+    handlers = error_handlers(metrics)
+    app = FrontedFastAPI(
         title="OAuth 2.0 token issuer",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers={**error_handlers(metrics), **AUTH_ERROR_HANDLERS},
+        exception_handlers={**handlers, **AUTH_ERROR_HANDLERS},
     )
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
     for router in (oauth.router, sign_in.router, userinfo.router, discovery.router, health.router):
         app.include_router(router)
     app.add_middleware(RequestContext, histogram=metrics.requests)
+
+    def context(handler: ASGIApp) -> ASGIApp:
+        return RequestContext(handler, histogram=metrics.requests)
+
+    # The hot routes skip the framework (see servicekit.front and issuer.web.hot).
+    app.front("GET", "/.well-known/jwks.json", hot.jwks, context)
+    app.front("POST", "/token", hot.token(handlers[Exception]), context)
+    app.front("GET", "/healthz", hot.healthz, context)
     if settings.cors_origins:
         # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
         # /userinfo; Swagger UI), never credentials (cookies) across origins.

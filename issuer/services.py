@@ -7,6 +7,7 @@ as the issuer does. Nothing else in the issuer builds engines or stores.
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.redis_client import connect_redis
 from issuer.storage.schema import prepare
 from resource_server.verify import Verifier
+from servicekit.threads import WorkerThreads
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,12 @@ async def open_services(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
         revoked = RevokedTokens(sessions)
+        # RSA signing releases the GIL: signing threads keep the loop free and use every core.
+        threads = settings.signing_threads
+        signing_pool = None
+        if threads != 0:
+            signing_pool = WorkerThreads(threads or os.cpu_count() or 1, name="signing")
+            resources.callback(signing_pool.close)
         # Our own tokens are checked by the same Verifier the resource server uses.
         verifier = Verifier(keyring, settings.url, audience=None, leeway=0, clock=clock)
         tokens = TokenEndpoint(
@@ -159,7 +167,9 @@ async def open_services(
             users=users,
             logins=logins,
             clients=clients,
-            signer=TokenSigner(keyring, settings.url, settings.access_token_ttl, clock),
+            signer=TokenSigner(
+                keyring, settings.url, settings.access_token_ttl, clock, signing_pool
+            ),
             codes=codes,
             refresh_tokens=refresh_tokens,
             revoked=revoked,

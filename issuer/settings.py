@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     login_backoff_max: int = Field(900, gt=0)
     hash_workers: int | None = Field(None, gt=0)
     hash_queue: int = Field(64, ge=0)
+    # Threads that sign tokens for the grants served on the event loop (default: one per core;
+    # 0 signs on the event loop itself).
+    signing_threads: int | None = Field(None, ge=0)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
     # Browser origins allowed to call /token (e.g. the resource server's Swagger UI).

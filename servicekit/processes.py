@@ -100,6 +100,19 @@ def uvicorn(
     return Process(argv, env, log)
 
 
+# Granian: the production server (Dockerfile, docker-compose.yml, docs/operations.md). It
+# never rewrites the client's address from forwarding headers (it has no such option on),
+# so client addresses stay with ISSUER_TRUSTED_PROXIES as under uvicorn --no-proxy-headers.
+GRANIAN_OPTIONS = ("--interface", "asgi", "--loop", "uvloop", "--http", "1", "--no-ws")
+
+
+def granian(app: str, port: int, env: Mapping[str, str], log: Path, workers: int = 1) -> Process:
+    """`granian app` on 127.0.0.1:`port`, with the production options."""
+    argv = [sys.executable, "-m", "granian", *GRANIAN_OPTIONS, "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning", app]
+    return Process(argv, env, log)
+
+
 @contextlib.contextmanager
 def serving(
     app: str,

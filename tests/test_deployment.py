@@ -91,14 +91,30 @@ def test_only_the_proxy_reports_client_addresses(project):
     for name in ("issuer-1", "issuer-2"):
         assert services[name]["environment"]["ISSUER_TRUSTED_PROXIES"] == proxy_address
     for name in ("issuer-1", "issuer-2", "resource-server"):
-        command = services[name]["command"]
-        assert "--no-proxy-headers" in command and "--forwarded-allow-ips" not in command
+        assert leaves_client_addresses_alone(services[name]["command"]), name
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     # The edge proxy replaces the client's header instead of appending to it.
     assert "X-Forwarded-For $remote_addr" in nginx
 
 
+def leaves_client_addresses_alone(command: list[str]) -> bool:
+    """Uvicorn with --no-proxy-headers, or Granian (whose CLI reads no forwarding headers)."""
+    if command[0] == "granian":
+        return not any("proxy" in part or "forwarded" in part for part in command)
+    return "--no-proxy-headers" in command and "--forwarded-allow-ips" not in command
+
+
 def test_every_shipped_uvicorn_command_leaves_client_addresses_to_the_issuer():
-    for path in ("Makefile", "Dockerfile", "servicekit/processes.py"):
+    for path in ("Makefile", "servicekit/processes.py"):
         text = (ROOT / path).read_text()
         assert "--no-proxy-headers" in text, path
+
+
+def test_the_shipped_granian_commands_leave_client_addresses_to_the_issuer():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = dockerfile.split("\nCMD ", 1)[1].replace("\\\n", " ")
+    command = yaml.safe_load(cmd)
+    assert command[0] == "granian" and leaves_client_addresses_alone(command)
+    from servicekit.processes import GRANIAN_OPTIONS
+
+    assert all(option in command for option in GRANIAN_OPTIONS)

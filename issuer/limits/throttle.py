@@ -17,6 +17,7 @@ which the user's own addresses (any address with a successful login in the last 
 exempt from. A success resets the username's failure counts.
 """
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class Throttle:
             raise Throttled(left)
 
 
+@functools.lru_cache(maxsize=4096)  # pure functions of their text, asked on every request
 def _bucket(address: str) -> str:
     """The unit an address is limited as: itself, or its /64 for IPv6; always a short key."""
     try:
@@ -118,6 +120,7 @@ def _bucket(address: str) -> str:
     return str(parsed)
 
 
+@functools.lru_cache(maxsize=4096)
 def _short(value: str) -> str:
     # Fixed-size, charset-safe keys whatever a client sends as a username or client_id.
     return hashlib.sha256(value.encode()).hexdigest()[:32]

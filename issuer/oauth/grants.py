@@ -97,6 +97,7 @@ class TokenEndpoint:
             "refresh_token": self._refresh_token,
         }
         assert set(self._grants) == set(GRANT_TYPES), "every registrable grant type is served"
+        self._issued = {grant: metrics.tokens_issued.labels(grant) for grant in self._grants}
 
     async def respond(
         self, form: dict[str, str], authorization: str | None, ip: str
@@ -113,7 +114,7 @@ class TokenEndpoint:
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
         body = await grant(TokenRequest(form, credentials, ip))
-        self._metrics.tokens_issued.labels(grant_type).inc()
+        self._issued[grant_type].inc()
         return body
 
     async def _authorization_code(self, request: TokenRequest) -> dict[str, Any]:
@@ -191,7 +192,9 @@ class TokenEndpoint:
         user = await self._logins.verify(username, password, request.ip)
         allowed = user.scope_set if client is None else user.scope_set & client.scope_set
         scope = grant_scope(form.get("scope"), allowed)
-        issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
+        issued = await self._issue_async(
+            client, subject=str(user.id), scope=scope, username=user.username
+        )
         body = _token_body(issued)
         if client is not None and client.allows("refresh_token"):
             body["refresh_token"] = await run_in_threadpool(
@@ -219,7 +222,7 @@ class TokenEndpoint:
         scope = grant_scope(request.form.get("scope"), client.scope_set)
         # No refresh token (section 4.4.3): the client can simply authenticate again.
         return _token_body(
-            self._issue(client, subject=client_subject(client.client_id), scope=scope)
+            await self._issue_async(client, subject=client_subject(client.client_id), scope=scope)
         )
 
     async def _refresh_token(self, request: TokenRequest) -> dict[str, Any]:
@@ -289,14 +292,8 @@ class TokenEndpoint:
         scope: tuple[str, ...],
         username: str | None = None,
     ) -> IssuedToken:
-        audience: str | list[str] = self._policy.audience
-        ttl = self._policy.access_token_ttl
-        if client is not None:
-            audiences = client.audience_list
-            if audiences:
-                audience = audiences[0] if len(audiences) == 1 else audiences
-            # A client may shorten, never lengthen, the TTL that key retirement is paced by.
-            ttl = min(client.access_token_ttl or ttl, ttl)
+        """Sign in this thread (the grants that already run on a worker thread)."""
+        audience, ttl = self._audience_and_ttl(client)
         return self._signer.issue(
             subject=subject,
             client_id=self._client_id(client),
@@ -305,6 +302,36 @@ class TokenEndpoint:
             username=username,
             ttl=ttl,
         )
+
+    async def _issue_async(
+        self,
+        client: Client | None,
+        *,
+        subject: str,
+        scope: tuple[str, ...],
+        username: str | None = None,
+    ) -> IssuedToken:
+        """Sign on the signer's pool (the grants that run on the event loop)."""
+        audience, ttl = self._audience_and_ttl(client)
+        return await self._signer.issue_async(
+            subject=subject,
+            client_id=self._client_id(client),
+            audience=audience,
+            scope=scope,
+            username=username,
+            ttl=ttl,
+        )
+
+    def _audience_and_ttl(self, client: Client | None) -> tuple[str | list[str], int]:
+        audience: str | list[str] = self._policy.audience
+        ttl = self._policy.access_token_ttl
+        if client is not None:
+            audiences = client.audience_list
+            if audiences:
+                audience = audiences[0] if len(audiences) == 1 else audiences
+            # A client may shorten, never lengthen, the TTL that key retirement is paced by.
+            ttl = min(client.access_token_ttl or ttl, ttl)
+        return audience, ttl
 
     def _client_id(self, client: Client | None) -> str:
         return client.client_id if client is not None else self._policy.default_client_id

@@ -9,6 +9,7 @@ This never depends on the ASGI server's own proxy-header handling (run uvicorn w
 `--no-proxy-headers`, which rewrites the peer before the app sees it).
 """
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Literal
@@ -85,6 +86,7 @@ def _forwarded_for(element: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text; peers repeat
 def _address(value: str) -> Address | None:
     """An IP address, with any port or brackets removed; None for anything else."""
     value = value.strip()

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from issuer.oauth.grants import TokenEndpoint
 from issuer.web.deps import ClientAddress, Introspection, Revocation, Tokens
 from issuer.web.forms import read_form
 from issuer.web.headers import NO_STORE
@@ -13,6 +14,11 @@ router = APIRouter()
 
 @router.post("/token", summary="OAuth 2.0 token endpoint (RFC 6749)", openapi_extra=TOKEN_DOCS)
 async def token(request: Request, tokens: Tokens, address: ClientAddress) -> JSONResponse:
+    return await token_response(request, tokens, address)
+
+
+async def token_response(request: Request, tokens: TokenEndpoint, address: str) -> JSONResponse:
+    """The answer to `POST /token` (also served by `issuer.web.hot`); raises refusals."""
     form = await read_form(request)
     body = await tokens.respond(form, request.headers.get("authorization"), address)
     return JSONResponse(body, headers=NO_STORE)

@@ -1,0 +1,76 @@
+"""`FrontedFastAPI`: FastAPI with a front desk for the few routes on every request's path.
+
+A hot route (exact method and path) is answered by a plain ASGI handler before FastAPI's
+middleware stack, its walk over every route and its dependency solving, which cost more than
+the work those routes do. The route stays registered in FastAPI as well (for the OpenAPI
+document, and for every request the front does not take), and both call the same functions,
+so the answers are the same: status, headers and body.
+
+The front takes only plain requests: a request with an `Origin` header goes the full way, so
+CORS stays in one place (CORSMiddleware); other methods, `HEAD` and other paths go the full
+way too. Each handler runs inside the same `RequestContext` as the full stack (request id in
+and out, the latency histogram by route template).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class FrontedFastAPI(FastAPI):
+    """FastAPI whose `front(method, path, handler)` routes skip the framework."""
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._front: dict[tuple[str, str], ASGIApp] = {}
+
+    def front(
+        self, method: str, path: str, handler: ASGIApp, context: Callable[[ASGIApp], ASGIApp]
+    ) -> None:
+        """Answer plain `method path` requests with `handler`, wrapped in `context` (the
+        app's `RequestContext`); the route registered for `path` must answer alike."""
+        route = _route(self.routes, path)
+
+        async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["route"] = route  # the metrics' route template, as the router sets it
+            await handler(scope, receive, send)
+
+        self._front[(method, path)] = context(routed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self._front.get((scope["method"], scope["path"]))
+            if handler is not None and not _has_origin(scope["headers"]):
+                scope["app"] = self
+                await handler(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _route(routes: list[BaseRoute], path: str) -> BaseRoute:
+    found = _find(routes, path)
+    if found is None:
+        raise ValueError(f"no route is registered for {path}")
+    return found
+
+
+def _find(routes: list[BaseRoute], path: str) -> BaseRoute | None:
+    for route in routes:
+        if getattr(route, "path", None) == path:
+            return route
+        # An included router (FastAPI keeps it whole, with no prefix here).
+        included = getattr(route, "original_router", None)
+        found = _find(included.routes, path) if included is not None else None
+        if found is not None:
+            return found
+    return None
+
+
+def _has_origin(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, _ in headers:  # noqa: SIM110 - a plain loop: any() over a generator is slower
+        if name == b"origin":
+            return True
+    return False

@@ -4,9 +4,9 @@ from typing import Any
 
 from issuer.accounts.passwords import PasswordHasher, check_password_policy
 from issuer.accounts.users import UserRepository
+from issuer.builders import open_database
 from issuer.oauth.clients import ClientRepository, NewClient
 from issuer.oauth.scopes import parse_scope
-from issuer.services import open_database
 from issuer.settings import Settings
 from issuer.storage.engine import make_sessions
 

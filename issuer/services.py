@@ -1,15 +1,15 @@
 """The composition root: every engine, store and service the issuer runs on, built from Settings.
 
-`open_services` (entered by the app's lifespan) builds the running issuer; `open_database`
-and `open_key_store` are the pieces the scripts reuse, so a script treats the schema exactly
-as the issuer does. Nothing else in the issuer builds engines or stores.
+`open_services` (entered by the app's lifespan) builds the running issuer from the pieces in
+`issuer.builders`, which the scripts reuse so that a script treats the schema and the key
+store exactly as the issuer does. Nothing else in the issuer builds engines or stores.
 """
 
 import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts.demo import refuse_demo_account
 from issuer.accounts.passwords import PasswordHasher
 from issuer.accounts.users import UserRepository
+from issuer.builders import key_store, throttle_policy
 from issuer.keys import events as key_events
-from issuer.keys.database import DatabaseKeyStore
-from issuer.keys.files import FileKeyStore
-from issuer.keys.model import RotationPolicy
 from issuer.keys.ring import KeyRing
-from issuer.keys.store import KeySetStore
 from issuer.limits.counters import make_store
-from issuer.limits.throttle import Throttle, ThrottlePolicy
+from issuer.limits.throttle import Throttle
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.clients import CachedClients, ClientRepository
@@ -69,56 +66,6 @@ class Services:
     userinfo: UserinfoEndpoint
     logout: Logout
     metrics: IssuerMetrics
-
-
-def rotation_policy(settings: Settings) -> RotationPolicy:
-    return RotationPolicy(
-        access_token_ttl=settings.access_token_ttl,
-        jwks_max_age=settings.jwks_max_age,
-        leeway=settings.rotation_leeway,
-    )
-
-
-def throttle_policy(settings: Settings) -> ThrottlePolicy:
-    return ThrottlePolicy(
-        window=settings.rate_limit_window,
-        per_ip=settings.rate_limit_per_ip,
-        per_client=settings.rate_limit_per_client,
-        per_username=settings.rate_limit_per_username,
-        client_auth_failures=settings.rate_limit_client_auth_failures,
-        free_failures=settings.login_free_failures,
-        backoff_max=settings.login_backoff_max,
-    )
-
-
-@contextlib.contextmanager
-def open_database(settings: Settings) -> Iterator[Engine]:
-    """An engine on the configured database, its schema created or checked, disposed after."""
-    engine = make_engine(settings.database_url)
-    try:
-        prepare(engine)
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def key_store(settings: Settings, engine: Engine | None) -> KeySetStore:
-    """The configured key store; the database one lives on `engine` (schema prepared)."""
-    passphrase = settings.keys_passphrase.get_secret_value() if settings.keys_passphrase else None
-    if settings.keys_backend == "database":
-        assert engine is not None, "the database key store needs the database"
-        return DatabaseKeyStore(engine, passphrase)
-    return FileKeyStore(settings.keys_dir, passphrase=passphrase)
-
-
-@contextlib.contextmanager
-def open_key_store(settings: Settings) -> Iterator[KeySetStore]:
-    """The key store for a script: the database backend opens (and prepares) the database."""
-    if settings.keys_backend == "database":
-        with open_database(settings) as engine:
-            yield key_store(settings, engine)
-    else:
-        yield key_store(settings, None)
 
 
 @contextlib.asynccontextmanager

@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
 from issuer.keys.store import ALLOWED_KEY_SIZES
-from issuer.services import open_key_store
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, UnsafeRotation
 from issuer.keys.report import format_time, print_status
 from issuer.keys.store import ALLOWED_KEY_SIZES
-from issuer.services import open_key_store, rotation_policy
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
 

@@ -14,7 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("issuer", "resource_server", "servicekit")
-COMPOSITION_ROOT = {"issuer.app", "issuer.services", "issuer.admin", "issuer.models"}
+COMPOSITION_ROOT = {
+    "issuer.app",
+    "issuer.services",
+    "issuer.builders",
+    "issuer.admin",
+    "issuer.models",
+}
 # What each room may import besides itself (prefixes).
 ALLOWED = {
     "issuer.storage": (),

@@ -76,7 +76,7 @@ async def test_an_active_lockout_survives_a_flood_of_new_keys(clock):
     # The audit: after 100,000 requests from distinct addresses, alice's lockout was gone.
     store = MemoryStore(max_entries=1000, clock=clock)
     await store.block("userlock:alice", 60)
-    for i in range(100_001):
+    for i in range(10_001):  # ten times the bound, as 100,000 was for the default bound
         await store.incr(f"ip:{i}", 60)
         if i % 7 == 0:
             await store.block(f"backoff:bot:{i}", 1)  # short marks from the flood itself

@@ -13,8 +13,8 @@ from joserfc.jwk import KeySet
 from issuer.accounts.users import User
 from issuer.admin import create_user
 from issuer.app import create_app
+from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
-from issuer.services import open_key_store, rotation_policy
 from issuer.settings import Settings
 from tests.support import db_session, fresh_key_set, running
 

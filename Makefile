@@ -44,12 +44,17 @@ demo: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python scripts/migrate.py
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# pytest-xdist workers, each taking whole test files (a file's processes and fixtures are
+# started once). Three on two cores: the end-to-end tests spend much of their time waiting
+# on the processes they start. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
 
-# The fast tier: no real processes, no browser (about a minute).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The fast tier: no real processes, no browser (well under a minute).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not e2e and not browser"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not e2e and not browser"
 
 # Side-by-side performance ratios, against our own ceilings and Node peers (about seven minutes);
 # needs Debian's wrk and, for bench/peers, Node 20+ and npm (Debian's nodejs and npm are installed

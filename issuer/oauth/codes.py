@@ -6,7 +6,6 @@ what was issued for it: a second use finds the code used and learns exactly whic
 revoke (section 4.1.2), even when both uses race on two replicas.
 """
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.refresh_tokens import AccessTokenRef
 from issuer.storage.engine import Base
+from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
 
@@ -71,10 +71,6 @@ class CodeReused(InvalidGrant):
         self.issued = issued
 
 
-def _hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
-
-
 class AuthorizationCodes:
     """Issues and redeems codes; each call is one transaction."""
 
@@ -89,7 +85,7 @@ class AuthorizationCodes:
             session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
             session.add(
                 AuthorizationCode(
-                    code_hash=_hash(code),
+                    code_hash=lookup_key(code),
                     client_id=grant.client_id,
                     redirect_uri=grant.redirect_uri,
                     code_challenge=grant.code_challenge,
@@ -116,7 +112,7 @@ class AuthorizationCodes:
             claimed = session.execute(
                 update(AuthorizationCode)
                 .where(
-                    AuthorizationCode.code_hash == _hash(code),
+                    AuthorizationCode.code_hash == lookup_key(code),
                     AuthorizationCode.used_at.is_(None),
                     AuthorizationCode.expires_at > now,
                 )
@@ -140,7 +136,7 @@ class AuthorizationCodes:
                 raise
             session.execute(
                 update(AuthorizationCode)
-                .where(AuthorizationCode.code_hash == _hash(code))
+                .where(AuthorizationCode.code_hash == lookup_key(code))
                 .values(
                     access_jti=issued.access.jti,
                     access_expires_at=issued.access.expires_at,
@@ -152,7 +148,7 @@ class AuthorizationCodes:
 
     def _refusal(self, session: Session, code: str) -> InvalidGrant:
         row = session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == _hash(code))
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == lookup_key(code))
         )
         session.rollback()
         if row is None:

@@ -11,7 +11,6 @@ revoked. Without it, a replay racing a rotation on PostgreSQL (READ COMMITTED) r
 family but missed the successor committed meanwhile, which kept working.
 """
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
 from issuer.storage.engine import Base
+from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
 
@@ -83,13 +83,8 @@ class FamilyRevoked(InvalidGrant):
         self.access_tokens = access_tokens
 
 
-def token_hash(token: str) -> str:
-    # 256 random bits need no salt or slow hash: a lookup by SHA-256 is enough.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _find(session: Session, token: str) -> RefreshToken | None:
-    return session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)))
+    return session.scalar(select(RefreshToken).where(RefreshToken.token_hash == lookup_key(token)))
 
 
 def _usable(now: int) -> ColumnElement[bool]:
@@ -169,7 +164,7 @@ class RefreshTokenStore:
             claimed = session.execute(
                 update(RefreshToken)
                 .where(
-                    RefreshToken.token_hash == token_hash(token),
+                    RefreshToken.token_hash == lookup_key(token),
                     RefreshToken.client_id == client_id,
                     RefreshToken.family_id == family_id,
                     _usable(now),
@@ -207,7 +202,7 @@ class RefreshTokenStore:
     def _family_of(self, token: str) -> str | None:
         with self._sessions() as session:
             return session.scalar(
-                select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash(token))
+                select(RefreshToken.family_id).where(RefreshToken.token_hash == lookup_key(token))
             )
 
     def find(self, token: str) -> RefreshToken | None:
@@ -220,7 +215,7 @@ class RefreshTokenStore:
         with self._sessions() as session:
             return session.scalar(
                 select(RefreshToken).where(
-                    RefreshToken.token_hash == token_hash(token), _usable(now)
+                    RefreshToken.token_hash == lookup_key(token), _usable(now)
                 )
             )
 
@@ -255,7 +250,7 @@ class RefreshTokenStore:
         token = secrets.token_urlsafe(32)
         session.add(
             RefreshToken(
-                token_hash=token_hash(token),
+                token_hash=lookup_key(token),
                 family_id=grant.family_id,
                 client_id=grant.client_id,
                 user_id=grant.user_id,

@@ -1,7 +1,6 @@
 """Browser sessions at the issuer: a random id in a cookie, its hash in the database, so
 every replica sees a sign-in made at any other (single sign-on across apps)."""
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.storage.engine import Base
+from issuer.storage.lookup_keys import lookup_key
 
 
 class BrowserSession(Base):
@@ -31,10 +31,6 @@ class SignedIn:
     auth_time: int
 
 
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
-
-
 class BrowserSessions:
     def __init__(
         self, sessions: sessionmaker[Session], ttl: int, clock: Callable[[], float] = time.time
@@ -51,7 +47,7 @@ class BrowserSessions:
             session.execute(delete(BrowserSession).where(BrowserSession.expires_at <= now))
             session.add(
                 BrowserSession(
-                    id_hash=_hash(session_id),
+                    id_hash=lookup_key(session_id),
                     user_id=user_id,
                     auth_time=now,
                     created_at=now,
@@ -68,7 +64,8 @@ class BrowserSessions:
         with self._sessions() as session:
             row = session.scalar(
                 select(BrowserSession).where(
-                    BrowserSession.id_hash == _hash(session_id), BrowserSession.expires_at > now
+                    BrowserSession.id_hash == lookup_key(session_id),
+                    BrowserSession.expires_at > now,
                 )
             )
         return SignedIn(row.user_id, row.auth_time) if row else None
@@ -78,6 +75,6 @@ class BrowserSessions:
             return
         with self._sessions() as session:
             session.execute(
-                delete(BrowserSession).where(BrowserSession.id_hash == _hash(session_id))
+                delete(BrowserSession).where(BrowserSession.id_hash == lookup_key(session_id))
             )
             session.commit()

@@ -179,17 +179,20 @@ class RemoteKeySet:
     async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
         """The key for `kid`, refreshing per the policy; `None` if the issuer has no such key.
 
-        With `rejected` (a key a signature just failed with): some issuers replace key
-        material under the same kid, so one cooldown-bound refresh, and the new key if any.
+        With `rejected` (a key a signature just failed with): the key now held for `kid` if
+        it differs (some issuers replace key material under the same kid), else None. The
+        caller never waits for the issuer here, since usable keys are held: a refresh starts
+        in the background under the unknown-kid cooldown, for the requests that come next.
         """
         if rejected is not None:
-            if not await self._refresh_within_cooldown("bad_signature"):
-                return None
             held = self._usable(self._clock())
             key = held.keys.get(kid) if held else None
-            if key is None or key.as_dict(private=False) == rejected.as_dict(private=False):
-                return None
-            return key
+            if key is not None and key.as_dict(private=False) != rejected.as_dict(private=False):
+                return key  # replaced since this caller looked
+            if self._pending is None and self._kid_fetch_allowed(self._clock()):
+                self._last_kid_fetch = self._clock()
+                self._start_refresh("bad_signature")
+            return None
         now = self._clock()
         snapshot = self._usable(now)
         if snapshot is None:
@@ -287,19 +290,23 @@ class RemoteKeySet:
         """
         if self._pending is None:
             now = self._clock()
-            held = self._snapshot
-            if (
-                now - self._last_kid_fetch < self._policy.cooldown
-                or now - self._last_fetch_started < self._policy.fetch_gap
-                # Just fetched (maybe for this very caller): nothing newer to find, and a
-                # second fetch would make the caller wait past one deadline.
-                or (held is not None and now - held.fetched_at < self._policy.fetch_gap)
-                or now < self._retry_at
-            ):
+            if not self._kid_fetch_allowed(now):
                 return False
             self._last_kid_fetch = now
         await self._refresh(reason)
         return True
+
+    def _kid_fetch_allowed(self, now: float) -> bool:
+        """Whether a kid (unknown, or failing its signature) may start a fetch now."""
+        held = self._snapshot
+        return not (
+            now - self._last_kid_fetch < self._policy.cooldown
+            or now - self._last_fetch_started < self._policy.fetch_gap
+            # Just fetched (maybe for this very caller): nothing newer to find, and a
+            # second fetch would make the caller wait past one deadline.
+            or (held is not None and now - held.fetched_at < self._policy.fetch_gap)
+            or now < self._retry_at
+        )
 
     async def _refresh(self, reason: str) -> None:
         # Shielded: a caller that gives up (deadline, disconnect) does not cancel the fetch

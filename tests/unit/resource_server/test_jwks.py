@@ -226,7 +226,7 @@ async def test_unknown_kid_is_found_after_a_refresh(
     assert await key_set.key("k2") is not None
 
 
-async def test_replaced_key_material_under_a_known_kid_is_reloaded_once(
+async def test_replaced_key_material_under_a_known_kid_is_reloaded_in_the_background(
     respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
 ):
     route = respx_mock.get(JWKS_URL).mock(
@@ -237,10 +237,41 @@ async def test_replaced_key_material_under_a_known_kid_is_reloaded_once(
     )
     old = await key_set.key("k1")
     assert await key_set.key("k1", rejected=old) is None  # cooldown holds
+    await landed(key_set)
     assert route.call_count == 1
     clock.advance(31)
+    # Usable keys are held: the failing caller is answered at once, the refresh runs behind.
+    assert await key_set.key("k1", rejected=old) is None
+    assert route.call_count == 1
+    await landed(key_set)
+    assert route.call_count == 2
     replacement = await key_set.key("k1", rejected=old)
     assert replacement is not None and replacement.as_dict() != old.as_dict()
+    assert await key_set.key("k1", rejected=old) is replacement
+    assert route.call_count == 2  # once per cooldown, however many forgeries
+
+
+async def test_a_bad_signature_never_waits_on_a_stalled_issuer(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")))
+    held = await key_set.key("k1")
+    asked, stalled = asyncio.Event(), asyncio.Event()
+
+    async def stalls(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        await stalled.wait()
+        return httpx.Response(200, json=jwks((rsa_private_key, "k1")))
+
+    route.mock(side_effect=stalls)
+    clock.advance(31)
+    async with asyncio.timeout(0.5):  # the fetch deadline is seconds: no waiting on it
+        assert await key_set.key("k1", rejected=held) is None
+        await asked.wait()  # the refresh did start, behind the answer
+    assert key_set._pending is not None
+    stalled.set()
+    await landed(key_set)
 
 
 async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(

@@ -235,7 +235,7 @@ async def test_arbitrary_strings_only_ever_raise_invalid_token(verifier, token):
         await verifier.verify(token)
 
 
-async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
+async def test_key_replaced_under_the_same_kid_verifies_after_one_background_refresh(
     respx_mock, rsa_private_key, other_private_key, clock
 ):
     respx_mock.get(f"{ISSUER}/.well-known/oauth-authorization-server").respond(
@@ -248,19 +248,19 @@ async def test_key_replaced_under_the_same_kid_verifies_after_one_refresh(
         ]
     )
     async with httpx.AsyncClient() as client:
-        verifier = Verifier(
-            RemoteKeySet(ISSUER, client=client, clock=clock, sleep=clock.sleep),
-            ISSUER,
-            "api",
-            clock=clock,
-        )
+        key_set = RemoteKeySet(ISSUER, client=client, clock=clock, sleep=clock.sleep)
+        verifier = Verifier(key_set, ISSUER, "api", clock=clock)
         assert (await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock)))).sub
         token = sign_jwt(other_private_key, header(), claims(clock))
         await assert_rejected(verifier, token, "signature does not verify")  # within cooldown
         assert route.call_count == 1
         clock.advance(31)
-        assert (await verifier.verify(token)).sub == "42"
+        # Keys are held, so this caller does not wait: refused, and the refresh starts.
+        await assert_rejected(verifier, token, "signature does not verify")
+        while key_set._pending is not None:
+            await key_set._pending
         assert route.call_count == 2
+        assert (await verifier.verify(token)).sub == "42"
 
 
 # -- verified-token cache -------------------------------------------------------------------

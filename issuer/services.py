@@ -62,6 +62,7 @@ class Services:
     introspection: IntrospectionEndpoint
     authorization: AuthorizationEndpoint
     logins: PasswordLogin
+    throttle: Throttle
     browser_sessions: BrowserSessions
     userinfo: UserinfoEndpoint
     logout: Logout
@@ -146,6 +147,7 @@ async def open_services(
                 settings.url, cached_clients, users, Consents(sessions), codes, clock
             ),
             logins=logins,
+            throttle=throttle,
             browser_sessions=BrowserSessions(sessions, settings.session_ttl, clock),
             userinfo=UserinfoEndpoint(verifier, revoked, users),
             logout=Logout(settings.url, keyring, cached_clients),

@@ -20,6 +20,8 @@ from issuer.storage.engine import Base
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
+# The longest `nonce` a code carries (into the ID token); longer requests are refused.
+MAX_NONCE_LENGTH = 512
 
 
 class AuthorizationCode(Base):
@@ -29,11 +31,13 @@ class AuthorizationCode(Base):
     client_id: Mapped[str] = mapped_column(String(100))
     redirect_uri: Mapped[str] = mapped_column(Text)
     code_challenge: Mapped[str] = mapped_column(String(64))
-    nonce: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    nonce: Mapped[str | None] = mapped_column(String(MAX_NONCE_LENGTH), nullable=True)
     scope: Mapped[str] = mapped_column(String(2000))
     user_id: Mapped[int] = mapped_column(Integer)
     auth_time: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(Integer)
+    # When the row may go: the code's own end while it is unused; once used, the end of what
+    # it issued, so that a replay even after the code expired still revokes those tokens.
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # What the first use issued, revoked if the code comes back.
@@ -61,6 +65,7 @@ class Issued:
 
     access: AccessTokenRef
     family_id: str | None
+    ends_at: int  # when every token issued here has expired
 
 
 class CodeReused(InvalidGrant):
@@ -79,7 +84,7 @@ class AuthorizationCodes:
         self._ttl = ttl
 
     def issue(self, grant: CodeGrant, now: int) -> str:
-        """A new code for `grant`, valid for the configured TTL (expired codes are dropped)."""
+        """A new code for `grant`, valid for the configured TTL (rows past their end dropped)."""
         code = secrets.token_urlsafe(32)
         with self._sessions() as session:
             session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
@@ -141,6 +146,7 @@ class AuthorizationCodes:
                     access_jti=issued.access.jti,
                     access_expires_at=issued.access.expires_at,
                     family_id=issued.family_id,
+                    expires_at=max(issued.ends_at, now + self._ttl),
                 )
             )
             session.commit()
@@ -157,5 +163,6 @@ class AuthorizationCodes:
             return InvalidGrant("authorization code has expired")
         issued = None
         if row.access_jti is not None and row.access_expires_at is not None:
-            issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
+            access = AccessTokenRef(row.access_jti, row.access_expires_at)
+            issued = Issued(access, row.family_id, row.expires_at)
         return CodeReused(issued)

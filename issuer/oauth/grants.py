@@ -1,7 +1,7 @@
 """Token endpoint grants (RFC 6749 sections 4.1, 4.3, 4.4 and 6): request parameters in, tokens
 out.
 
-Hand-written rather than Authlib's grant classes: the contract's password grant works with no
+Hand-written rather than Authlib's grant classes: the password grant here works with no
 client at all (the tutorial's `curl -d username=...&password=...`), which Authlib's grants
 refuse; Authlib's server is synchronous and framework-bound (Flask, Django), where this one
 keeps password hashing on a bounded pool off the event loop; and refresh rotation with
@@ -39,7 +39,7 @@ from issuer.oauth.refresh_tokens import (
     RefreshTokenStore,
 )
 from issuer.oauth.revoked_tokens import RevokedTokens
-from issuer.oauth.scopes import format_scope, grant_scope, parse_scope
+from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_scope
 from issuer.oauth.tokens import IssuedToken, TokenSigner
 
 log = logging.getLogger("issuer.audit")
@@ -141,9 +141,9 @@ class TokenEndpoint:
             issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
             access = AccessTokenRef(issued.jti, issued.expires_at)
             body = _token_body(issued)
-            family_id = None
+            family_id, ends_at = None, access.expires_at
             if client.allows("refresh_token"):
-                body["refresh_token"], family_id = self._refresh_tokens.start_family_in(
+                family = self._refresh_tokens.start_family_in(
                     session,
                     client_id=client.client_id,
                     user_id=user.id,
@@ -151,6 +151,8 @@ class TokenEndpoint:
                     access=access,
                     now=now,
                 )
+                body["refresh_token"], family_id = family.token, family.family_id
+                ends_at = max(ends_at, family.expires_at)
             if "openid" in scope:
                 body["id_token"] = self._signer.id_token(
                     subject=str(user.id),
@@ -159,7 +161,7 @@ class TokenEndpoint:
                     nonce=grant.nonce,
                     access_token=issued.access_token,
                 )
-            return body, Issued(access, family_id)
+            return body, Issued(access, family_id, ends_at)
 
         try:
             body: dict[str, Any] = await run_in_threadpool(self._codes.redeem, code, now, issue)
@@ -240,7 +242,8 @@ class TokenEndpoint:
             if user is None or user.disabled:
                 raise InvalidGrant("the user of this refresh token can no longer log in")
             # Never wider than the original grant, nor than what user and client hold today.
-            allowed = frozenset(parse_scope(grant.scope)) & user.scope_set & client.scope_set
+            held = held_by_user(parse_scope(grant.scope), user.scope_set)
+            allowed = frozenset(held) & client.scope_set
             scope = (
                 grant_scope(requested, allowed)
                 if requested

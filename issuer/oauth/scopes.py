@@ -45,6 +45,14 @@ SCOPE_DESCRIPTIONS = {
 }
 
 
+def held_by_user(scope: tuple[str, ...], user_scopes: frozenset[str]) -> tuple[str, ...]:
+    """The part of `scope` a user holds: identity scopes, and API scopes granted to the user.
+
+    The one rule for a grant made to a user through the browser, and for its refreshes.
+    """
+    return tuple(s for s in scope if s in IDENTITY_SCOPES or s in user_scopes)
+
+
 def describe_scope(scope: str) -> str:
     return SCOPE_DESCRIPTIONS.get(
         scope, f"Use the API on your behalf with the {scope!r} permission"

@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts.users import User, UserRepository
 from issuer.oauth import pkce
 from issuer.oauth.clients import CachedClients, Client
-from issuer.oauth.codes import AuthorizationCodes, CodeGrant
+from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope
 from issuer.oauth.redirect_uris import matches
-from issuer.oauth.scopes import IDENTITY_SCOPES, grant_scope
+from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
 from issuer.oidc.sessions import SignedIn
 
@@ -122,6 +122,8 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
         if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
             raise fail("invalid_request", "a parameter is too long")
+        if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
+            raise fail("invalid_request", f"nonce must be at most {MAX_NONCE_LENGTH} characters")
         if params.get("response_type") != "code":
             raise fail("unsupported_response_type", "response_type must be code")
         if not client.allows("authorization_code"):
@@ -160,16 +162,8 @@ class AuthorizationEndpoint:
 
     async def decide(self, request: AuthorizationRequest, signed_in: SignedIn | None) -> Decision:
         """What happens next for this browser: sign in, consent, or a code."""
-        now = int(self._clock())
-        user = None
-        if signed_in is not None:
-            user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
-        fresh = (
-            signed_in is not None
-            and "login" not in request.prompt
-            and (request.max_age is None or now - signed_in.auth_time <= request.max_age)
-        )
-        if user is None or user.disabled or not fresh or signed_in is None:
+        user = await self._signed_in_user(request, signed_in)
+        if user is None or signed_in is None:
             if "none" in request.prompt:
                 raise self.error(request, "login_required", "the user must sign in")
             return NeedsLogin(request)
@@ -186,12 +180,13 @@ class AuthorizationEndpoint:
         return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
 
     async def consent(
-        self, request: AuthorizationRequest, signed_in: SignedIn, allow: bool
-    ) -> Redirect:
-        """The user's answer on the consent page."""
-        user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
-        if user is None or user.disabled:
-            raise self.error(request, "login_required", "the user must sign in")
+        self, request: AuthorizationRequest, signed_in: SignedIn | None, allow: bool
+    ) -> NeedsLogin | Redirect:
+        """The user's answer on the consent page (a session that no longer satisfies the
+        request, ended or too old for its `prompt` or `max_age`, means signing in again)."""
+        user = await self._signed_in_user(request, signed_in)
+        if user is None or signed_in is None:
+            return NeedsLogin(request)
         if not allow:
             raise self.error(request, "access_denied", "the user denied the request")
         scope = self._scope_for(request, user)
@@ -225,6 +220,19 @@ class AuthorizationEndpoint:
         location = self._location(request.redirect_uri, request.state, error, description)
         return AuthorizationError(location, error, description)
 
+    async def _signed_in_user(
+        self, request: AuthorizationRequest, signed_in: SignedIn | None
+    ) -> User | None:
+        """The session's user if the session satisfies the request (OpenID Connect 3.1.2.1:
+        `prompt=login` and a sign-in older than `max_age` both ask for the password)."""
+        if signed_in is None or "login" in request.prompt:
+            return None
+        age = int(self._clock()) - signed_in.auth_time
+        if request.max_age is not None and age > request.max_age:
+            return None
+        user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
+        return None if user is None or user.disabled else user
+
     async def _client(self, client_id: str | None, repeated: set[str]) -> Client:
         if not client_id or "client_id" in repeated or len(client_id) > 100:
             raise UntrustedRequest("the request must name its client_id, once")
@@ -235,7 +243,7 @@ class AuthorizationEndpoint:
 
     def _scope_for(self, request: AuthorizationRequest, user: User) -> tuple[str, ...]:
         # API scopes only as far as the user holds them (narrowed, RFC 6749 3.3).
-        return tuple(s for s in request.scope if s in IDENTITY_SCOPES or s in user.scope_set)
+        return held_by_user(request.scope, user.scope_set)
 
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
         params = {"error": error, "error_description": description, "state": state}
@@ -243,9 +251,13 @@ class AuthorizationEndpoint:
 
 
 def after_sign_in(query: str) -> str:
-    """The request to return to once the user has signed in: `prompt=login` is satisfied."""
+    """The request to return to once the user has signed in: its `prompt=login` and `max_age`
+    are satisfied by the sign-in that just happened (`max_age=0` would otherwise fail again
+    a second later)."""
     pairs = []
     for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "max_age":
+            continue
         if name == "prompt":
             value = " ".join(p for p in value.split() if p != "login")
             if not value:

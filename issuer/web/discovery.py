@@ -1,8 +1,9 @@
 """What verifiers and clients discover: the JWKS and the server metadata."""
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -58,11 +59,18 @@ class JwksAnswers:
         return built
 
 
+async def _jwks(request: Request) -> JwksAnswers:
+    answers: JwksAnswers = request.state.jwks
+    return answers
+
+
+Jwks = Annotated[JwksAnswers, Depends(_jwks)]
+
+
 @router.get(
     "/.well-known/jwks.json", summary="The public signing keys (RFC 7517)", responses=JWKS_DOCS
 )
-async def jwks(request: Request) -> Response:
-    answers: JwksAnswers = request.state.jwks
+async def jwks(request: Request, answers: Jwks) -> Response:
     return answers.answer(request.headers.get("if-none-match"))
 
 

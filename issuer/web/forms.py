@@ -1,4 +1,5 @@
-"""Reading the token endpoint's form body defensively (RFC 6749 section 3.2)."""
+"""Reading form bodies defensively (RFC 6749 section 3.2): the token endpoint's and the
+browser's."""
 
 from urllib.parse import parse_qsl
 
@@ -12,7 +13,22 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """The form's parameters; 400 for anything that is not a well-formed form, 413 if huge."""
+    """The form's parameters; 400 for anything that is not a well-formed form or repeats a
+    parameter, 413 if huge."""
+    form: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in await read_form_pairs(request, limit):
+        if name in seen:
+            raise InvalidRequest(f"parameter {name!r} is repeated")
+        seen.add(name)
+        # "Parameters sent without a value MUST be treated as if they were omitted."
+        if value:
+            form[name] = value
+    return form
+
+
+async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list[tuple[str, str]]:
+    """The form's parameters as sent, in order (repeats kept for the caller to judge)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
@@ -35,13 +51,4 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
         raise InvalidRequest("the request body is not valid UTF-8") from None
     except ValueError:
         raise InvalidRequest(f"the request body has more than {MAX_FIELDS} fields") from None
-    form: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in pairs:
-        if name in seen:
-            raise InvalidRequest(f"parameter {name!r} is repeated")
-        seen.add(name)
-        # "Parameters sent without a value MUST be treated as if they were omitted."
-        if value:
-            form[name] = value
-    return form
+    return pairs

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from issuer.web.deps import ServicesDep
+from issuer.web.deps import Database, Keys, Metrics
 
 router = APIRouter()
 
@@ -23,15 +23,15 @@ async def healthz() -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def prometheus(metrics: Metrics) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", summary="Readiness: database and keys usable")
-async def readyz(services: ServicesDep) -> JSONResponse:
+async def readyz(engine: Database, keyring: Keys) -> JSONResponse:
     """Ready when the database answers and a usable key set is loaded."""
-    checks = {"database": await run_in_threadpool(_database_answers, services.engine)}
-    checks["keys"] = services.keyring.current.signing_key is not None
+    checks = {"database": await run_in_threadpool(_database_answers, engine)}
+    checks["keys"] = keyring.current.signing_key is not None
     ready = all(checks.values())
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 

@@ -1,8 +1,10 @@
-"""The browser side of signing in: `GET /authorize`, the sign-in and consent forms, and
-`GET /logout`. Decisions live in `issuer.oidc.authorize`; this module renders and redirects."""
+"""The browser side of signing in: `/authorize` (GET and POST), the sign-in and consent forms,
+and `/logout` (GET and POST, with its confirmation page). Decisions live in `issuer.oidc`;
+this module renders and redirects."""
 
 import logging
-from urllib.parse import parse_qsl
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -10,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttled
-from issuer.oauth.errors import InvalidGrant
+from issuer.oauth.errors import InvalidGrant, OAuthError
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
     AuthorizationError,
@@ -20,42 +22,90 @@ from issuer.oidc.authorize import (
     UntrustedRequest,
     after_sign_in,
 )
-from issuer.web.deps import ClientAddress, Cookies, ServicesDep
-from issuer.web.forms import read_form
+from issuer.web.deps import (
+    Authorization,
+    ClientAddress,
+    Cookies,
+    Limits,
+    Logins,
+    LogoutDep,
+    ServiceName,
+    Sessions,
+)
+from issuer.web.forms import read_form, read_form_pairs
 from issuer.web.pages import BrowserCookies, page, redirect
 
 log = logging.getLogger("issuer.audit")
 router = APIRouter()
 AUTHORIZE = "/authorize?"
 BAD_CREDENTIALS = "Incorrect username or password."
+# The parameters of an RP-initiated logout request (RP-Initiated Logout 1.0 section 2).
+LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
 @router.get("/authorize", summary="Authorization endpoint (RFC 6749 4.1, OpenID Connect 3.1)")
-async def authorize(request: Request, services: ServicesDep, cookies: Cookies) -> Response:
-    endpoint = services.authorization
+async def authorize(
+    request: Request,
+    endpoint: Authorization,
+    sessions: Sessions,
+    cookies: Cookies,
+    service_name: ServiceName,
+) -> Response:
+    pairs = request.query_params.multi_items()
+    return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
+
+
+@router.post("/authorize", summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)")
+async def authorize_form(
+    request: Request,
+    endpoint: Authorization,
+    sessions: Sessions,
+    cookies: Cookies,
+    service_name: ServiceName,
+) -> Response:
     try:
-        auth = await endpoint.parse(request.query_params.multi_items(), request.url.query)
-        signed_in = await run_in_threadpool(
-            services.browser_sessions.find, request.cookies.get(cookies.session)
-        )
+        pairs = await read_form_pairs(request)
+    except OAuthError as exc:
+        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
+
+
+async def _authorize(
+    request: Request,
+    endpoint: Authorization,
+    sessions: Sessions,
+    cookies: Cookies,
+    service_name: str,
+    pairs: Sequence[tuple[str, str]],
+) -> Response:
+    try:
+        # The request as a query string: where the sign-in and consent pages come back to.
+        auth = await endpoint.parse(pairs, urlencode(pairs))
+        signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
         decision = await endpoint.decide(auth, signed_in)
     except UntrustedRequest as exc:
-        return _untrusted(services.settings.service_name, exc)
+        return _untrusted(service_name, exc)
     except AuthorizationError as exc:
-        return redirect(exc.location)
+        return redirect(exc.location, 303 if request.method == "POST" else 302)
     if isinstance(decision, NeedsLogin):
-        return _login_page(request, services.settings.service_name, cookies, auth)
+        return _login_page(request, service_name, cookies, auth)
     if isinstance(decision, NeedsConsent):
-        return _consent_page(request, services.settings.service_name, cookies, decision)
-    return redirect(decision.location)
+        return _consent_page(request, service_name, cookies, decision)
+    return redirect(decision.location, 303 if request.method == "POST" else 302)
 
 
 @router.post("/login", include_in_schema=False)
 async def login(
-    request: Request, services: ServicesDep, cookies: Cookies, address: ClientAddress
+    request: Request,
+    endpoint: Authorization,
+    logins: Logins,
+    limits: Limits,
+    sessions: Sessions,
+    cookies: Cookies,
+    address: ClientAddress,
+    name: ServiceName,
 ) -> Response:
     form = await read_form(request)
-    name = services.settings.service_name
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
     return_to = form.get("return_to", "")
@@ -63,14 +113,16 @@ async def login(
         return _untrusted(name, UntrustedRequest("the sign-in form was not sent by this site"))
     query = return_to.removeprefix(AUTHORIZE)
     try:
-        auth = await services.authorization.parse(parse_qsl(query, keep_blank_values=True), query)
+        auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
     except UntrustedRequest as exc:
         return _untrusted(name, exc)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
     username = form.get("username", "")
     try:
-        user = await services.logins.verify(username, form.get("password", ""), address)
+        # The token endpoint's limits: per address first, then per account in `verify`.
+        await limits.check_address(address)
+        user = await logins.verify(username, form.get("password", ""), address)
     except InvalidGrant:
         return _login_page(request, name, cookies, auth, username, BAD_CREDENTIALS, 400)
     except Throttled as exc:
@@ -82,7 +134,7 @@ async def login(
         error = "The service is busy. Try again in a moment."
         headers = {"Retry-After": "1"}
         return _login_page(request, name, cookies, auth, username, error, 503, headers)
-    session_id = await run_in_threadpool(services.browser_sessions.start, user.id)
+    session_id = await run_in_threadpool(sessions.start, user.id)
     log.info(
         "browser sign-in succeeded username=%r ip=%s client_id=%s",
         user.username,
@@ -95,45 +147,113 @@ async def login(
 
 
 @router.post("/consent", include_in_schema=False)
-async def consent(request: Request, services: ServicesDep, cookies: Cookies) -> Response:
+async def consent(
+    request: Request,
+    endpoint: Authorization,
+    limits: Limits,
+    sessions: Sessions,
+    cookies: Cookies,
+    address: ClientAddress,
+    name: ServiceName,
+) -> Response:
     form = await read_form(request)
-    name = services.settings.service_name
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
     query = form.get("request", "")
     try:
-        auth = await services.authorization.parse(parse_qsl(query, keep_blank_values=True), query)
-        signed_in = await run_in_threadpool(
-            services.browser_sessions.find, request.cookies.get(cookies.session)
-        )
-        if signed_in is None:  # the session ended meanwhile: sign in again
-            return redirect(AUTHORIZE + query, 303)
-        answer = await services.authorization.consent(
-            auth, signed_in, allow=form.get("decision") == "allow"
-        )
+        await limits.check_address(address)
+        auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
+        signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
+        answer = await endpoint.consent(auth, signed_in, allow=form.get("decision") == "allow")
+    except Throttled as exc:
+        return _too_many(name, exc)
     except UntrustedRequest as exc:
         return _untrusted(name, exc)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
+    if isinstance(answer, NeedsLogin):  # the session ended or is too old: sign in again
+        return redirect(AUTHORIZE + query, 303)
     return redirect(answer.location, 303)
 
 
 @router.get("/logout", summary="End the browser's session (RP-Initiated Logout 1.0)")
-async def logout(request: Request, services: ServicesDep, cookies: Cookies) -> Response:
-    params = request.query_params
-    await run_in_threadpool(services.browser_sessions.end, request.cookies.get(cookies.session))
-    location = await services.logout.redirect_after(
-        params.get("id_token_hint"),
-        params.get("post_logout_redirect_uri"),
-        params.get("state"),
-        params.get("client_id"),
+async def logout(
+    request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
+) -> Response:
+    params = {key: request.query_params.get(key) for key in LOGOUT_PARAMETERS}
+    return await _logout(request, logout, sessions, cookies, name, params)
+
+
+@router.post("/logout", summary="End the browser's session, form-encoded (RP-Initiated Logout 1.0)")
+async def logout_form(
+    request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
+) -> Response:
+    form = await read_form(request)
+    params = {key: form.get(key) for key in LOGOUT_PARAMETERS}
+    if "csrf_token" not in form:  # an app's logout request, sent as a form
+        return await _logout(request, logout, sessions, cookies, name, params)
+    # The user's answer on the confirmation page.
+    if not cookies.csrf_ok(request, form):
+        return _stale_form(name)
+    return await _end_session(request, logout, sessions, cookies, name, params)
+
+
+async def _logout(
+    request: Request,
+    logout: LogoutDep,
+    sessions: Sessions,
+    cookies: Cookies,
+    name: str,
+    params: dict[str, str | None],
+) -> Response:
+    """End the session at once when nothing else can have sent the browser here (section 2):
+    the user asked from this site or by hand, the hint names the session's user, or there
+    is no session to end. Otherwise ask first."""
+    site = request.headers.get("sec-fetch-site")
+    if site is None or site in ("same-origin", "none"):
+        return await _end_session(request, logout, sessions, cookies, name, params)
+    hint = logout.read_hint(params["id_token_hint"])
+    session_id = request.cookies.get(cookies.session)
+    signed_in = await run_in_threadpool(sessions.find, session_id)
+    # A cross-site POST carries no SameSite=Lax cookie: a session may exist unseen, so ask.
+    nothing_to_end = signed_in is None and request.method == "GET"
+    if nothing_to_end or logout.may_end_at_once(hint, signed_in):
+        return await _end_session(request, logout, sessions, cookies, name, params)
+    token, new = cookies.csrf_token(request)
+    response = page(
+        "logout.html",
+        service_name=name,
+        title="Sign out",
+        form_action="/logout",
+        csrf_token=token,
+        fields={key: value for key, value in params.items() if value is not None},
+    )
+    if new:
+        cookies.set_csrf(response, token)
+    return response
+
+
+async def _end_session(
+    request: Request,
+    logout: LogoutDep,
+    sessions: Sessions,
+    cookies: Cookies,
+    name: str,
+    params: dict[str, str | None],
+) -> Response:
+    await run_in_threadpool(sessions.end, request.cookies.get(cookies.session))
+    location = await logout.redirect_after(
+        logout.read_hint(params["id_token_hint"]),
+        params["post_logout_redirect_uri"],
+        params["state"],
+        params["client_id"],
     )
     if location is not None:
-        response: Response = redirect(location)
+        response: Response = redirect(location, 303 if request.method == "POST" else 302)
     else:
         response = page(
             "signed_out.html",
-            service_name=services.settings.service_name,
+            service_name=name,
             title="Signed out",
             message="You have been signed out.",
         )
@@ -199,6 +319,19 @@ def _untrusted(service_name: str, exc: UntrustedRequest) -> Response:
         title="Sign-in request refused",
         heading="This sign-in request cannot be completed",
         message=f"The app that sent you here made an invalid request: {exc.description}.",
+    )
+
+
+def _too_many(service_name: str, exc: Throttled) -> Response:
+    wait = max(1, int(exc.retry_after + 0.999))
+    return page(
+        "error.html",
+        429,
+        {"Retry-After": str(wait)},
+        service_name=service_name,
+        title="Too many requests",
+        heading="Too many requests",
+        message=f"Try again in {wait} seconds.",
     )
 
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from issuer.web.deps import ServicesDep
+from issuer.web.deps import Userinfo
 from issuer.web.headers import NO_STORE
 from resource_server.deps import bearer_token
 
@@ -13,6 +13,6 @@ router = APIRouter()
 @router.api_route(
     "/userinfo", methods=["GET", "POST"], summary="Claims about the signed-in user (OIDC 5.3)"
 )
-async def userinfo(request: Request, services: ServicesDep) -> JSONResponse:
-    claims = await services.userinfo.claims(bearer_token(request))
+async def userinfo(request: Request, endpoint: Userinfo) -> JSONResponse:
+    claims = await endpoint.claims(bearer_token(request))
     return JSONResponse(claims, headers=NO_STORE)

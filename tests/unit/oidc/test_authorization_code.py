@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -234,6 +235,34 @@ async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secre
     assert (await decode(client, tokens["id_token"])).claims["auth_time"] == int(clock())
 
 
+async def test_max_age_zero_is_satisfied_by_the_sign_in_it_asked_for(client, secrets, clock):
+    await webapp_code(client, secrets, Pkce())
+    clock.advance(5)
+    pkce = Pkce()
+    page = await client.get(authorize_url("spa", SPA, pkce, max_age="0"))
+    assert 'name="password"' in page.text
+    signed_in = await submit_login(client, page, "alice", "wonderland1")
+    clock.advance(1)  # the redirect back lands in the next second
+    back = await client.get(signed_in.headers["location"])
+    tokens = await exchange(client, callback_params(back)["code"], pkce, SPA, client_id="spa")
+    assert (await decode(client, tokens.json()["id_token"])).claims["auth_time"] == int(clock()) - 1
+
+
+async def test_the_consent_answer_checks_the_session_like_the_request_did(client, clock):
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+    page = await sign_in(client, url)
+    assert "Allow" in page.text
+    clock.advance(3600)
+    # The same form, sent for a request that wants a sign-in at most 10 s old.
+    stale = authorize_url("consenting", CONSENTING, Pkce(), scope="openid", max_age="10")
+    form = {**hidden_fields(page.text), "request": stale.removeprefix("/authorize?")}
+    answer = await client.post("/consent", data={**form, "decision": "allow"})
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/authorize?")  # sign in again, no code
+    again = await client.get(answer.headers["location"])
+    assert again.status_code == 200 and 'name="password"' in again.text
+
+
 async def test_consent_is_asked_remembered_and_can_be_denied(client):
     url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email read")
     page = await sign_in(client, url)
@@ -249,6 +278,26 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert asked.status_code == 200 and "Allow" in asked.text
     more = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email", prompt="none")
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda form, headers: form.pop("csrf_token"),
+        lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
+        lambda form, headers: headers.update(origin="https://evil.example"),
+        lambda form, headers: headers.update({"sec-fetch-site": "cross-site"}),
+    ],
+    ids=["missing", "wrong", "cross-site-origin", "cross-site"],
+)
+async def test_the_consent_form_is_protected_against_csrf(client, tamper):
+    page = await sign_in(client, authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))
+    form = {**hidden_fields(page.text), "decision": "allow"}
+    headers: dict[str, str] = {}
+    tamper(form, headers)
+    response = await client.post("/consent", data=form, headers=headers)
+    assert response.status_code == 403 and "expired" in response.text
+    assert "location" not in response.headers
 
 
 async def test_prompt_none_when_consent_is_needed_is_consent_required(client, secrets):
@@ -282,6 +331,47 @@ async def test_a_code_works_once_and_its_second_use_revokes_what_the_first_issue
         auth=auth,
     )
     assert refreshed.status_code == 400
+
+
+async def test_a_code_replayed_after_it_expired_still_revokes_what_it_issued(
+    client, secrets, clock: FakeClock
+):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, scope="openid read")
+    auth = ("webapp", secrets["webapp"])
+    first = (await exchange(client, params["code"], pkce, auth=auth)).json()
+    clock.advance(61)
+    await webapp_code(client, secrets, Pkce())  # issuing a code drops rows past their end
+    replay = await exchange(client, params["code"], pkce, auth=auth)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    introspected = await client.post(
+        "/introspect", data={"token": first["access_token"]}, auth=auth
+    )
+    assert introspected.json() == {"active": False}
+    refreshed = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+    )
+    assert refreshed.status_code == 400
+
+
+async def test_a_refreshed_token_keeps_the_identity_scopes_for_userinfo(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, scope="openid email read")
+    auth = ("webapp", secrets["webapp"])
+    first = (await exchange(client, params["code"], pkce, auth=auth)).json()
+    refreshed = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["scope"] == "openid email read"
+    info = await client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+    )
+    assert info.status_code == 200 and info.json()["email"] == "alice@example.com"
 
 
 async def test_an_expired_code_is_invalid_grant(client, secrets, clock: FakeClock):
@@ -345,8 +435,17 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"scope": "openid admin"}, "invalid_scope"),
         ({"prompt": "none login"}, "invalid_request"),
+        ({"nonce": "n" * 513}, "invalid_request"),
     ],
-    ids=["plain", "no-challenge", "no-method", "implicit", "unregistered-scope", "bad-prompt"],
+    ids=[
+        "plain",
+        "no-challenge",
+        "no-method",
+        "implicit",
+        "unregistered-scope",
+        "bad-prompt",
+        "long-nonce",
+    ],
 )
 async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(client, params, error):
     url = authorize_url("spa", SPA, Pkce(), state="keep", **params)
@@ -373,6 +472,31 @@ async def test_an_untrusted_request_is_an_error_page_never_a_redirect(
     assert response.status_code == 400
     assert "location" not in response.headers
     assert "cannot be completed" in response.text
+
+
+async def test_the_longest_nonce_allowed_is_stored_and_returned(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, nonce="n" * 512)
+    tokens = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert (await decode(client, tokens.json()["id_token"])).claims["nonce"] == "n" * 512
+
+
+async def test_the_authorization_request_may_be_a_form_post(client, secrets):
+    pkce = Pkce()
+    query = authorize_url("spa", SPA, pkce, state="posted").removeprefix("/authorize?")
+    form = dict(parse_qsl(query))
+    page = await client.post("/authorize", data=form)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    signed_in = await submit_login(client, page, "alice", "wonderland1")
+    params = callback_params(await client.get(signed_in.headers["location"]))
+    assert params["state"] == "posted"
+    tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert tokens.status_code == 200
+    # Signed in now: a posted request gets its code at once (303: the browser follows with GET).
+    answer = await client.post("/authorize", data=dict(parse_qsl(query)))
+    assert answer.status_code == 303 and "code=" in answer.headers["location"]
+    bad = await client.post("/authorize", data={**form, "code_challenge_method": "plain"})
+    assert bad.status_code == 303 and "error=invalid_request" in bad.headers["location"]
 
 
 # -- the sign-in page ----------------------------------------------------------------------
@@ -435,6 +559,116 @@ async def test_the_sign_in_page_and_the_password_grant_share_the_login_throttle(
     throttled = await submit_login(client, page, "alice", "wonderland1")
     assert throttled.status_code == 429 and "Too many attempts" in throttled.text
     assert int(throttled.headers["retry-after"]) >= 1
+
+
+async def test_the_sign_in_page_has_the_token_endpoints_address_limit(settings, secrets, clock):
+    limited = settings.model_copy(update={"rate_limit_per_ip": 3})
+    async with running(create_app(limited, clock=clock), ISSUER) as client:
+        page = await client.get(authorize_url("spa", SPA, Pkce()))
+        answers = []
+        for number in range(5):  # a different account each time: the per-account limits stay
+            wrong = await submit_login(client, page, f"user{number}", "a-guess-at-it")
+            answers.append(wrong.status_code)
+        assert answers == [400, 400, 400, 429, 429]
+        assert "Too many attempts" in wrong.text and int(wrong.headers["retry-after"]) >= 1
+        token = await client.post("/token", data={"username": "alice", "password": "x"})
+        assert token.status_code == 429  # one budget per address, both doors
+
+
+async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_https(
+    settings, secrets
+):
+    page = None
+    for issuer, name, secure in (
+        (ISSUER, "issuer_session", False),
+        ("https://issuer.test", "__Host-session", True),
+    ):
+        app = create_app(settings.model_copy(update={"url": issuer}))
+        async with running(app, issuer) as client:
+            page = await client.get(authorize_url("spa", SPA, Pkce()))
+            signed_in = await submit_login(client, page, "alice", "wonderland1")
+        cookies = signed_in.headers.get_list("set-cookie")
+        session = next(cookie for cookie in cookies if cookie.startswith(name + "="))
+        attributes = {part.strip().lower() for part in session.split(";")[1:]}
+        assert {"httponly", "samesite=lax", "path=/"} <= attributes
+        assert ("secure" in attributes) is secure
+        assert not any(part.startswith("domain=") for part in attributes)
+
+
+# -- logout ----------------------------------------------------------------------------------
+
+
+async def signed_in_tokens(client, secrets) -> dict[str, str]:
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    response = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+async def still_signed_in(client) -> bool:
+    return (await client.get(authorize_url("spa", SPA, Pkce()))).status_code == 302
+
+
+CROSS_SITE = {"sec-fetch-site": "cross-site"}
+
+
+async def test_another_site_cannot_sign_the_user_out_without_asking(client, secrets):
+    await signed_in_tokens(client, secrets)
+    asked = await client.get("/logout", headers=CROSS_SITE, params={"state": "s"})
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert asked.headers["x-frame-options"] == "DENY"
+    assert await still_signed_in(client)
+    form = hidden_fields(asked.text)
+    assert form["state"] == "s"
+    # Posting the confirmation needs the page's CSRF token, from this site.
+    forged = await client.post("/logout", data={**form, "csrf_token": "f" * 40}, headers=CROSS_SITE)
+    assert forged.status_code == 403 and await still_signed_in(client)
+    confirmed = await client.post("/logout", data=form, headers={"sec-fetch-site": "same-origin"})
+    assert confirmed.status_code == 200 and "signed out" in confirmed.text
+    assert not await still_signed_in(client)
+
+
+async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secrets, settings):
+    tokens = await signed_in_tokens(client, secrets)
+    query = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example/bye",
+        "state": "s1",
+    }
+    create_user(settings, "bob", "builder-bob1")
+    # Bob signs in in the same browser: alice's ID token no longer names this session's user.
+    await client.get("/logout")
+    await sign_in(client, authorize_url("spa", SPA, Pkce()), "bob", "builder-bob1")
+    other = await client.get("/logout", params=query, headers=CROSS_SITE)
+    assert other.status_code == 200 and "Sign out?" in other.text
+    assert await still_signed_in(client)
+    await client.get("/logout")
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    out = await client.get("/logout", params=query, headers=CROSS_SITE)
+    assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s1"
+    assert not await still_signed_in(client)
+
+
+async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):
+    tokens = await signed_in_tokens(client, secrets)
+    form = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example/bye",
+        "state": "s2",
+    }
+    # A cross-site form post carries no SameSite=Lax cookie: the issuer asks, on its own page.
+    browser_cookies, client.cookies = client.cookies, httpx.Cookies()
+    asked = await client.post("/logout", data=form, headers=CROSS_SITE)
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    for cookie in client.cookies.jar:  # the page's CSRF cookie, as a browser keeps it
+        browser_cookies.jar.set_cookie(cookie)
+    client.cookies = browser_cookies
+    assert await still_signed_in(client)
+    confirmed = await client.post("/logout", data=hidden_fields(asked.text))
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == "https://app.example/bye?state=s2"
+    assert not await still_signed_in(client)
 
 
 # -- userinfo and metadata -------------------------------------------------------------------

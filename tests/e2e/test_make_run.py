@@ -30,7 +30,9 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
     run = Process(["make", "--no-print-directory", "run"], env, tmp_path / "make-run.log")
     try:
         run.wait_until_serving(f"{issuer_url}/healthz", timeout=120)
-        run.wait_until_serving(f"http://127.0.0.1:{rs_port}/readyz", ready_only=True)
+        # Alive, not ready: the README's calls are made the moment both answer, before the
+        # resource server has any keys (it fetches them for the caller, never waits them out).
+        run.wait_until_serving(f"http://127.0.0.1:{rs_port}/healthz")
         # The README's two curl calls, made with httpx.
         token = httpx.post(
             f"{issuer_url}/token", data={"username": "johndoe", "password": "secret123"}
@@ -40,6 +42,19 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
         )
         assert me.status_code == 200
         assert me.json()["username"] == "johndoe"
+        # The resource server's Swagger UI signs in through the client `make run` registers.
+        docs = httpx.get(
+            f"{issuer_url}/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "api-docs",
+                "redirect_uri": f"http://127.0.0.1:{rs_port}/docs/oauth2-redirect",
+                "scope": "openid profile",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            },
+        )
+        assert docs.status_code == 200 and 'name="password"' in docs.text
         # The audit: 80 guesses with a random X-Forwarded-For each all got 400, none 429, and
         # the audit log recorded the forged addresses.
         statuses = [

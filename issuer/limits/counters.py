@@ -8,13 +8,14 @@ once.
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CounterStore(Protocol):
@@ -121,9 +122,12 @@ class RedisStore:
 class FallbackStore:
     """Redis while it answers; the in-process store while it does not.
 
-    A circuit breaker keeps a failing Redis from costing every request a timeout: after a
-    failure, calls go straight to the in-process store for `retry_after` seconds (doubling
-    while Redis keeps failing, up to `max_retry_after`); then one call tries Redis again.
+    A circuit breaker keeps a failing Redis from costing every request a timeout. The first
+    failure opens it: calls then go straight to the in-process store for `retry_after`
+    seconds (doubling while Redis keeps failing, up to `max_retry_after`). After that, one
+    call probes Redis while the others keep to the in-process store; its success closes the
+    breaker, its failure opens it again. Calls already waiting on Redis when it opened end
+    as they end, and their failures do not count again.
     """
 
     def __init__(
@@ -139,58 +143,50 @@ class FallbackStore:
         self._retry_after = retry_after
         self._max_retry_after = max_retry_after
         self._clock = clock
-        self._open_until = 0.0  # while now < this, Redis is not tried
-        self._failures = 0
+        self._open_until = 0.0  # while failing and now < this, Redis is not tried
+        self._failures = 0  # consecutive failed probes (0: closed)
+        self._probing = False
 
     async def incr(self, key: str, window: float) -> tuple[int, float]:
-        if self._closed():
-            try:
-                result = await self._primary.incr(key, window)
-            except (RedisError, OSError) as exc:
-                self._trip(exc)
-            else:
-                self._recover()
-                return result
-        return await self._fallback.incr(key, window)
+        _, result = await self._on_redis(lambda redis: redis.incr(key, window))
+        return result if result is not None else await self._fallback.incr(key, window)
 
     async def block(self, key: str, seconds: float) -> None:
-        if self._closed():
-            try:
-                await self._primary.block(key, seconds)
-            except (RedisError, OSError) as exc:
-                self._trip(exc)
-            else:
-                self._recover()
-                return
-        await self._fallback.block(key, seconds)
+        answered, _ = await self._on_redis(lambda redis: redis.block(key, seconds))
+        if not answered:
+            await self._fallback.block(key, seconds)
 
     async def blocked(self, key: str) -> float:
-        remote = 0.0
-        if self._closed():
-            try:
-                remote = await self._primary.blocked(key)
-            except (RedisError, OSError) as exc:
-                self._trip(exc)
-            else:
-                self._recover()
+        _, remote = await self._on_redis(lambda redis: redis.blocked(key))
         # Marks set while degraded still count once Redis is back.
-        return max(remote, await self._fallback.blocked(key))
+        return max(remote or 0.0, await self._fallback.blocked(key))
 
     async def delete(self, *keys: str) -> None:
         await self._fallback.delete(*keys)
-        if self._closed():
-            try:
-                await self._primary.delete(*keys)
-            except (RedisError, OSError) as exc:
-                self._trip(exc)
-            else:
-                self._recover()
+        await self._on_redis(lambda redis: redis.delete(*keys))
 
     async def aclose(self) -> None:
         await self._primary.aclose()
 
-    def _closed(self) -> bool:
-        return self._clock() >= self._open_until
+    async def _on_redis(self, call: Callable[[RedisStore], Awaitable[T]]) -> tuple[bool, T | None]:
+        """Run `call` on Redis if the breaker lets this call through: (True, its result);
+        (False, None) if it is open, another call is probing, or Redis failed."""
+        probe = False
+        if self._failures:
+            if self._probing or self._clock() < self._open_until:
+                return False, None
+            self._probing = probe = True
+        try:
+            result = await call(self._primary)
+        except (RedisError, OSError) as exc:
+            if probe or not self._failures:
+                self._trip(exc)
+            return False, None
+        finally:
+            if probe:
+                self._probing = False
+        self._recover()
+        return True, result
 
     def _trip(self, exc: Exception) -> None:
         if not self._failures:

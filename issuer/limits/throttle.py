@@ -120,7 +120,17 @@ def _bucket(address: str) -> str:
     return str(parsed)
 
 
-@functools.lru_cache(maxsize=4096)
 def _short(value: str) -> str:
-    # Fixed-size, charset-safe keys whatever a client sends as a username or client_id.
+    """A fixed-size, charset-safe key whatever a client sends as a username or client_id."""
+    # Only short values are remembered: a cache of 4,096 form-sized usernames would hold
+    # hundreds of megabytes that any client could fill.
+    return _short_cached(value) if len(value) <= 256 else _digest(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_cached(value: str) -> str:
+    return _digest(value)
+
+
+def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]

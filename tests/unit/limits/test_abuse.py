@@ -21,7 +21,9 @@ from issuer.accounts.demo import DEMO_PASSWORD, DEMO_USERNAME
 from issuer.accounts.users import User
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
+from issuer.limits.counters import make_store
 from issuer.settings import Settings
+from issuer.storage.redis_client import connect_redis
 from tests.support import db_session, fresh_key_set, running, served
 
 ISSUER = "http://issuer.test"
@@ -526,3 +528,32 @@ async def test_a_hung_redis_costs_one_timeout_then_the_fallback(tmp_path, clock)
     assert durations[0] < 1.5, durations
     assert max(durations[1:]) < 0.3, durations
     assert statuses == [200, 200, 200, 429]  # the limits still hold, per process
+
+
+async def test_a_hung_redis_under_concurrent_load_costs_one_timeout_then_one_probe(clock):
+    async with hung_redis() as url:
+        redis_client = connect_redis(url)
+        assert redis_client is not None
+        store = make_store(redis_client, clock=clock)
+
+        async def timed_burst() -> list[float]:
+            async def one(number: int) -> float:
+                start = time.perf_counter()
+                await store.incr(f"ip:{number}", 60)
+                return time.perf_counter() - start
+
+            return sorted(await asyncio.gather(*(one(number) for number in range(20))))
+
+        try:
+            # Calls in flight when Redis hangs wait out their one timeout, together.
+            assert (await timed_burst())[-1] < 1.5
+            clock.advance(1.1)  # past the first retry: one call probes, nineteen do not wait
+            probing = await timed_burst()
+            assert probing[-1] >= 0.4 and probing[-2] < 0.2, probing
+            clock.advance(1.1)  # the probe failed: the next retry is 2 s after it, not 1
+            assert (await timed_burst())[-1] < 0.2
+            clock.advance(1.0)
+            probing = await timed_burst()
+            assert probing[-1] >= 0.4 and probing[-2] < 0.2, probing
+        finally:
+            await redis_client.aclose()

@@ -1,6 +1,7 @@
 """Expiring counters: in-process, in the machine's Redis, and Redis with an in-process fallback."""
 
 import logging
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -8,6 +9,7 @@ import pytest
 import redis.asyncio as redis
 
 from issuer.limits.counters import FallbackStore, MemoryStore, RedisStore
+from issuer.limits.throttle import Throttle, ThrottlePolicy
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -189,3 +191,20 @@ async def test_fallback_uses_redis_while_it_answers(redis_client, prefix, clock,
     assert await fallback.blocked("user:alice") == 0
     assert 29 < await store.blocked("user:alice") <= 30
     assert not [r for r in caplog.records if r.name == "issuer.limits.counters"]
+
+
+async def test_the_throttle_keeps_no_copy_of_form_sized_usernames(clock):
+    throttle = Throttle(MemoryStore(clock=clock), ThrottlePolicy())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(200):  # the token endpoint's forms may hold ~64 KiB
+            username = f"{number:04d}" + "x" * 60_000
+            await throttle.check_login(username, "192.0.2.1")
+            await throttle.record_failure(username, "192.0.2.1")
+            del username
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Counters keyed by short digests: a few kilobytes, not 200 x 60 KB = 12 MB.
+    assert retained < 1_000_000, retained

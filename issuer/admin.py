@@ -5,7 +5,7 @@ from typing import Any
 from issuer.accounts.passwords import PasswordHasher, check_password_policy
 from issuer.accounts.users import UserRepository
 from issuer.builders import open_database
-from issuer.oauth.clients import ClientRepository, NewClient
+from issuer.oauth.clients import ClientError, ClientRepository, NewClient
 from issuer.oauth.scopes import parse_scope
 from issuer.settings import Settings
 from issuer.storage.engine import make_sessions
@@ -38,6 +38,12 @@ def create_client(
     settings: Settings, client_id: str, grant_types: tuple[str, ...], **options: Any
 ) -> NewClient:
     """Register a client (options as `ClientRepository.create`); the secret is shown once."""
+    if client_id == settings.default_client_id:
+        # Tokens issued with no client carry this id: a client by that name would own them.
+        raise ClientError(
+            f"client_id {client_id!r} is reserved for tokens issued without a client "
+            "(ISSUER_DEFAULT_CLIENT_ID)"
+        )
     with open_database(settings) as engine:
         return ClientRepository(make_sessions(engine)).create(client_id, grant_types, **options)
 

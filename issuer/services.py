@@ -93,7 +93,7 @@ async def open_services(
         resources.push_async_callback(counters.aclose)
         throttle = Throttle(counters, throttle_policy(settings))
         cached_clients = CachedClients(ClientRepository(sessions))
-        clients = ClientAuthenticator(cached_clients, throttle)
+        clients = ClientAuthenticator(cached_clients, throttle, settings.default_client_id)
         logins = PasswordLogin(users, hasher, throttle, metrics)
         codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
         refresh_tokens = RefreshTokenStore(

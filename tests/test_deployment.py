@@ -1,5 +1,6 @@
 """The compose deployment stays valid, takes its secrets from .env, and runs our commands."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,6 +96,19 @@ def test_only_the_proxy_reports_client_addresses(project):
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     # The edge proxy replaces the client's header instead of appending to it.
     assert "X-Forwarded-For $remote_addr" in nginx
+
+
+def test_the_proxy_logs_no_query_strings_and_refuses_tokens_in_urls():
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    formats = dict(re.findall(r"log_format\s+(\w+)\s+((?:'[^']*'\s*)+);", nginx))
+    access_logs = re.findall(r"access_log\s+(\S+)\s+(\w+);", nginx)
+    # Every access log names a format of ours (nginx's default `combined` logs the query).
+    assert access_logs and all(name in formats for _, name in access_logs)
+    for name in formats.values():
+        for variable in ("$request ", '$request"', "$request_uri", "$args", "$query_string"):
+            assert variable not in name
+        assert "$http_referer" not in name and "$uri" in name
+    assert re.search(r"if \(\$arg_access_token\)\s*{\s*return 400;", nginx)
 
 
 def leaves_client_addresses_alone(command: list[str]) -> bool:

@@ -1,13 +1,17 @@
 """Database engine and the declarative base shared by every table."""
 
 import contextlib
+import logging
 import os
+import stat
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -48,8 +52,21 @@ def _create_private(path: str | None) -> None:
     """
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    with contextlib.suppress(FileExistsError, FileNotFoundError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with contextlib.suppress(FileNotFoundError):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            # Not changed behind the operator's back (a group may be meant to read it), but
+            # one made before files were created private is worth a word.
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            if mode & 0o077:
+                log.warning(
+                    "the database %s is readable by others (mode %o) and holds password "
+                    "hashes; make it private: chmod 600 %s",
+                    path,
+                    mode,
+                    path,
+                )
 
 
 def insert_ignoring_conflicts(

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +15,11 @@ from joserfc.jwk import KeySet
 from issuer.accounts.users import User
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
-from issuer.oauth.clients import Client
+from issuer.builders import open_database
+from issuer.oauth.clients import Client, ClientError, ClientRepository
 from issuer.settings import Settings
+from issuer.storage.engine import make_sessions
+from resource_server.base64url import b64url_decode
 from tests.support import FakeClock, TcpProxy, db_session, fresh_key_set, running
 
 ISSUER = "http://issuer.test"
@@ -370,6 +374,26 @@ async def test_a_client_may_introspect_the_tokens_issued_to_it(client, secrets):
     token = (await password_login(client, "webapp", secrets["webapp"])).json()["access_token"]
     body = await introspect(client, secrets, token, as_client="webapp")
     assert body["active"] is True and body["client_id"] == "webapp"
+
+
+async def test_no_client_can_act_as_the_client_of_client_less_tokens(client, settings):
+    # The audit's exploit: a confidential client named like the default client_id owned every
+    # token issued with no client. The name is refused, and one registered before is inert.
+    with pytest.raises(ClientError, match="reserved"):
+        create_client(settings, settings.default_client_id, ("client_credentials",))
+    with open_database(settings) as engine:
+        squatter = ClientRepository(make_sessions(engine)).create(
+            settings.default_client_id, ("client_credentials",)
+        )
+    assert squatter.secret is not None
+    token = (
+        await client.post("/token", data={"username": "alice", "password": "wonderland1"})
+    ).json()["access_token"]
+    assert json.loads(b64url_decode(token.split(".")[1]))["client_id"] == "public"
+    credentials = basic(settings.default_client_id, squatter.secret)
+    for path in ("/introspect", "/revoke"):
+        response = await client.post(path, data={"token": token}, headers=credentials)
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
 async def test_introspection_of_expired_or_garbage_tokens_is_inactive(client, secrets, clock):

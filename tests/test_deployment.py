@@ -3,6 +3,8 @@
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,40 @@ def test_compose_services_run_the_make_run_commands():
         "resource_server.app:app",
     ):
         assert command in compose and command in makefile
+
+
+PACKAGES = ("issuer", "resource_server", "servicekit")
+
+
+def test_the_wheel_holds_every_file_of_the_packages(tmp_path: Path):
+    """`pip install .` (the image) gets the templates, stylesheet and migrations, not only code."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, source / package, ignore=ignore)
+    # What pip runs, without its build environment: the backend pyproject.toml names.
+    build = (
+        "import sys; from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "dist")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    wheel = tmp_path / "dist" / result.stdout.split()[-1]
+    tracked = subprocess.run(
+        ["git", "ls-files", *PACKAGES], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    with zipfile.ZipFile(wheel) as archive:
+        missing = set(tracked) - set(archive.namelist())
+    assert not missing
+    assert "issuer/web/templates/login.html" in tracked
 
 
 def test_image_runs_as_a_non_root_user():

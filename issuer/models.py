@@ -1,7 +1,8 @@
 """Every table of the issuer: importing this module puts them all on `Base.metadata`.
 
-Only Alembic's environment and the schema tests need all tables at once; everything else
-imports the model it uses.
+Only the schema test that compares the models with the migrated schema (and Alembic's
+autogenerate, which takes `Base.metadata` as the `target_metadata` attribute) needs all tables
+at once; everything else imports the model it uses. Storage never imports this module.
 """
 
 from issuer.accounts.users import User

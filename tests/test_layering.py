@@ -66,8 +66,6 @@ def modules() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
-            if "migrations" in path.parts:
-                continue
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             name = name.removesuffix(".__init__")
             imported: set[str] = set()

@@ -3,11 +3,14 @@
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from issuer.accounts.users import UserError
 from issuer.admin import create_user
 from issuer.app import create_app
+from issuer.models import Base
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
@@ -39,6 +42,13 @@ def test_migrations_build_the_schema_from_empty(engine):
     schema.upgrade(engine)
     assert schema.current(engine) == schema.head()
     assert set(inspect(engine).get_table_names()) >= TABLES
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_describe(engine):
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 @pytest.mark.parametrize("start", ["0001", "0002", "0003"])

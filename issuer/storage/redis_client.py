@@ -1,4 +1,7 @@
-"""The Redis client that rate limits, revocations and key-set signals share."""
+"""The issuer's Redis client, shared by the rate-limit counters and the key-set change signals.
+
+Revocations never touch Redis: they are in the database (`issuer.oauth.revoked_tokens`).
+"""
 
 import redis.asyncio as redis
 

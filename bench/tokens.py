@@ -1,6 +1,5 @@
 """Access tokens for the benchmark: minted in bulk, streamed to wrk, decoded for the reader."""
 
-import base64
 import json
 import math
 import re
@@ -10,6 +9,8 @@ from typing import Any
 import httpx
 from load import DURATION, Load, wrk
 from servers import Service
+
+from resource_server.base64url import b64url_decode
 
 STREAM_LUA = Path(__file__).with_name("token_stream.lua")
 MINT_LUA = Path(__file__).with_name("mint_tokens.lua")
@@ -82,10 +83,7 @@ def cache_lookups(rs_url: str) -> dict[str, int]:
 
 def decode(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims of a JWS compact token, NOT verified (for display only)."""
-    header, claims = (
-        json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-        for part in token.split(".")[:2]
-    )
+    header, claims = (json.loads(b64url_decode(part)) for part in token.split(".")[:2])
     return header, claims
 
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import atexit
-import base64
 import contextlib
 import json
 import shutil
@@ -20,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from issuer.keys.files import FileKeyStore
 from issuer.storage.engine import make_engine, make_sessions
+from resource_server.base64url import b64url_encode
 
 _KEY_SET_TEMPLATE: list[Path] = []
 
@@ -54,8 +54,7 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+b64url = b64url_encode
 
 
 def sign_jwt(

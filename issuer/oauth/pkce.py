@@ -1,9 +1,10 @@
 """Proof Key for Code Exchange (RFC 7636), S256 only: `plain` is refused (RFC 9700 2.1.1)."""
 
-import base64
 import hashlib
 import hmac
 import re
+
+from resource_server.base64url import b64url_encode
 
 METHOD = "S256"
 # Section 4.1: 43-128 unreserved characters; an S256 challenge is 43 base64url characters.
@@ -18,7 +19,7 @@ def valid_challenge(challenge: str) -> bool:
 def challenge_of(verifier: str) -> str:
     """BASE64URL(SHA256(verifier)), section 4.2."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return b64url_encode(digest)
 
 
 def verifies(verifier: str, challenge: str) -> bool:

@@ -10,7 +10,6 @@ once per key-set change (never a PEM per token); each key's header segments are 
 so the event loop keeps serving requests meanwhile and signatures use every core.
 """
 
-import base64
 import hashlib
 import secrets
 import time
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import LoadedKeys
 from issuer.oauth.scopes import format_scope
+from resource_server.base64url import b64url_encode
 
 ALGORITHM = "RS256"
 TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
@@ -55,13 +55,15 @@ class _SigningKey:
 
     loaded: LoadedKeys
     key: rsa.RSAPrivateKey
-    headers: dict[str, bytes]  # typ -> base64url(header) + "."
+    headers: dict[str, str]  # typ -> base64url(header) + "."
 
     @classmethod
     def of(cls, loaded: LoadedKeys) -> "_SigningKey":
         headers = {
-            typ: _b64(orjson.dumps({"alg": ALGORITHM, "typ": typ, "kid": loaded.signing_kid}))
-            + b"."
+            typ: b64url_encode(
+                orjson.dumps({"alg": ALGORITHM, "typ": typ, "kid": loaded.signing_kid})
+            )
+            + "."
             for typ in (TOKEN_TYPE, ID_TOKEN_TYPE)
         }
         key = loaded.signing_key.private_key
@@ -130,7 +132,7 @@ class TokenSigner:
         scope: tuple[str, ...],
         username: str | None,
         ttl: int | None,
-    ) -> tuple[rsa.RSAPrivateKey, bytes, bytes, Callable[[str], IssuedToken]]:
+    ) -> tuple[rsa.RSAPrivateKey, str, bytes, Callable[[str], IssuedToken]]:
         """The key, header segment and serialized claims of a new access token, and what
         makes the `IssuedToken` from the signed token."""
         now = int(self._clock())
@@ -196,18 +198,14 @@ class TokenSigner:
         return signing
 
 
-def _sign(key: rsa.RSAPrivateKey, header: bytes, claims: bytes) -> str:
+def _sign(key: rsa.RSAPrivateKey, header: str, claims: bytes) -> str:
     """The compact JWS `header.payload.signature` (RS256: RSASSA-PKCS1-v1_5 with SHA-256)."""
-    signing_input = header + _b64(claims)
-    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return (signing_input + b"." + _b64(signature)).decode("ascii")
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    signing_input = header + b64url_encode(claims)
+    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url_encode(signature)
 
 
 def at_hash(access_token: str) -> str:
     """The left half of SHA-256 of the access token, base64url (OpenID Connect Core 3.1.3.6)."""
     digest = hashlib.sha256(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    return b64url_encode(digest[: len(digest) // 2])

@@ -4,7 +4,6 @@ client (Python). The user signs in with httpx as a browser would (tests/e2e/sign
 callback URL is handed to the library, never requested."""
 
 import asyncio
-import base64
 import hashlib
 import json
 import secrets
@@ -21,6 +20,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from resource_server.base64url import b64url_encode
 from servicekit.processes import run_script
 from tests.e2e.sign_in import sign_in_like_a_browser
 from tests.e2e.stack import Stack, running_stack
@@ -158,7 +158,7 @@ def test_openid_client_refuses_an_id_token_without_its_nonce(stack: Stack, rp: R
 def half_hash(token: str) -> str:
     """`at_hash` of an RS256 ID token (OpenID Connect Core 3.1.3.6)."""
     digest = hashlib.sha256(token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+    return b64url_encode(digest[:16])
 
 
 async def test_authlib_signs_alice_in(stack: Stack):

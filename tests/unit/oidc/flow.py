@@ -1,6 +1,5 @@
 """Driving the browser flow in process: the authorization URL, the sign-in form, the code."""
 
-import base64
 import hashlib
 import html as html_module
 import re
@@ -9,6 +8,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+
+from resource_server.base64url import b64url_encode
 
 _HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 
@@ -20,7 +21,7 @@ class Pkce:
     @property
     def challenge(self) -> str:
         digest = hashlib.sha256(self.verifier.encode()).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return b64url_encode(digest)
 
 
 def authorize_url(client_id: str, redirect_uri: str, pkce: Pkce, **params: str) -> str:

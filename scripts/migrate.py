@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
+from issuer.storage.schema import SchemaMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    except SchemaMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except SQLAlchemyError as exc:
         print(f"error: migration failed and was rolled back: {exc}", file=sys.stderr)
         return 1

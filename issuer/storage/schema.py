@@ -2,7 +2,8 @@
 
 An empty database is migrated to the current schema at start-up (the embedded default needs
 no extra command); a database at an older revision is refused with the command that migrates
-it, so a new issuer never runs against tables it does not expect.
+it, so a new issuer never runs against tables it does not expect. A revision these migrations
+do not know was written by a newer issuer: starting and migrating both refuse it.
 """
 
 from pathlib import Path
@@ -39,9 +40,21 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` in one transaction (all or nothing)."""
+    """Apply migrations up to `revision` in one transaction (all or nothing); `SchemaMismatch`
+    if a newer issuer has already migrated the database past what this one knows."""
     with engine.begin() as connection:
+        _refuse_newer(MigrationContext.configure(connection).get_current_revision())
         command.upgrade(_config(connection), revision)
+
+
+def _refuse_newer(revision: str | None) -> None:
+    """`SchemaMismatch` if `revision` is none of this issuer's: a newer one wrote it."""
+    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    if revision is not None and revision not in known:
+        raise SchemaMismatch(
+            f"the database schema is at revision {revision}, newer than this issuer "
+            f"({head()}); upgrade the issuer"
+        )
 
 
 def prepare(engine: Engine) -> None:
@@ -52,12 +65,7 @@ def prepare(engine: Engine) -> None:
     if revision is None and not inspect(engine).get_table_names():
         upgrade(engine)
         return
-    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
-    if revision is not None and revision not in known:
-        raise SchemaMismatch(
-            f"the database schema is at revision {revision}, newer than this issuer "
-            f"({wanted}); upgrade the issuer"
-        )
+    _refuse_newer(revision)
     raise SchemaMismatch(
         f"the database schema is at revision {revision or '(none)'}, this issuer needs "
         f"{wanted}; migrate it with: {MIGRATE_COMMAND}"

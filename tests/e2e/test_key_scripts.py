@@ -1,4 +1,4 @@
-"""The key scripts run for real: messages, exit codes, and two rotations at once."""
+"""The scripts run for real: messages, exit codes, and two rotations at once."""
 
 import json
 import os
@@ -139,3 +139,37 @@ def test_scripts_refuse_an_older_schema_and_name_the_command(postgres_url):
         assert "make migrate" in result.stderr and "Traceback" not in result.stderr
     user = run_script("create_user.py", "alice", "--password-stdin", env=env, stdin="wonderland1\n")
     assert user.returncode == 1 and "make migrate" in user.stderr
+
+
+# Every script that opens the database, with arguments that would otherwise succeed.
+DATABASE_SCRIPTS = [
+    ("migrate.py",),
+    ("create_user.py", "alice", "--password-stdin"),
+    ("create_client.py", "service"),
+    ("generate_keys.py",),
+    ("rotate_keys.py", "--status"),
+]
+
+
+def test_every_script_refuses_a_newer_schema_and_says_to_upgrade_the_issuer(tmp_path: Path):
+    from sqlalchemy import text
+
+    from issuer.storage import schema
+    from issuer.storage.engine import make_engine
+
+    database_url = f"sqlite:///{tmp_path / 'issuer.db'}"
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    env = {
+        "ISSUER_DATABASE_URL": database_url,
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
+    }
+    for script, *args in DATABASE_SCRIPTS:
+        result = run_script(script, *args, env=env, stdin="wonderland1\n")
+        assert result.returncode == 1, (script, result.stderr)
+        assert "0099, newer than this issuer" in result.stderr, script
+        assert "upgrade the issuer" in result.stderr and "Traceback" not in result.stderr, script

@@ -109,6 +109,15 @@ def test_a_schema_newer_than_the_issuer_is_refused(engine):
         schema.prepare(engine)
 
 
+def test_migrating_a_schema_newer_than_the_issuer_is_refused_and_changes_nothing(engine):
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(schema.SchemaMismatch, match=r"0099, newer than this issuer .* upgrade the"):
+        schema.upgrade(engine)
+    assert schema.current(engine) == "0099"
+
+
 def test_a_failing_migration_leaves_nothing_behind(engine, monkeypatch):
     from alembic.operations import Operations
 

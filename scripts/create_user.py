@@ -4,6 +4,7 @@ import argparse
 import getpass
 import sys
 
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordPolicyError
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             scope=args.scope,
             exist_ok=args.exist_ok,
         )
+    except ValidationError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     except (UserError, PasswordPolicyError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

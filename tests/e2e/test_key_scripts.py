@@ -173,3 +173,17 @@ def test_every_script_refuses_a_newer_schema_and_says_to_upgrade_the_issuer(tmp_
         assert result.returncode == 1, (script, result.stderr)
         assert "0099, newer than this issuer" in result.stderr, script
         assert "upgrade the issuer" in result.stderr and "Traceback" not in result.stderr, script
+
+
+@pytest.mark.parametrize("command", DATABASE_SCRIPTS, ids=lambda command: command[0])
+def test_a_bad_setting_is_a_configuration_error_with_exit_2(tmp_path: Path, command):
+    script, *args = command
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_KEYS_DIR": str(tmp_path / "keys"),
+        "ISSUER_ACCESS_TOKEN_TTL": "fifteen minutes",
+    }
+    result = run_script(script, *args, env=env, stdin="wonderland1\n")
+    assert result.returncode == 2, result.stderr
+    assert "invalid configuration" in result.stderr and "access_token_ttl" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         after = schema.current(engine)
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:  # a --revision these migrations cannot reach
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except SchemaMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)

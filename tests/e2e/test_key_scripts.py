@@ -187,3 +187,10 @@ def test_a_bad_setting_is_a_configuration_error_with_exit_2(tmp_path: Path, comm
     assert result.returncode == 2, result.stderr
     assert "invalid configuration" in result.stderr and "access_token_ttl" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path: Path):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = run_script("migrate.py", "--revision", "0099", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "0099" in result.stderr and "Traceback" not in result.stderr

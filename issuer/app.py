@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                     "services": services,
                     "client_addresses": addresses,
                     "cookies": cookies,
-                    "jwks": JwksAnswers(services),
+                    "jwks": JwksAnswers(services, clock),
                 }
 
     handlers = error_handlers(metrics)

@@ -1,6 +1,7 @@
 """What verifiers and clients discover: the JWKS and the server metadata."""
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -21,8 +22,9 @@ class JwksAnswers:
     """The JWKS responses (200 and 304), built once per key set and `max-age`: a request
     costs a comparison of its `If-None-Match`, never a serialization."""
 
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, clock: Callable[[], float] = time.time):
         self._services = services
+        self._clock = clock
         self._ok = services.metrics.jwks_requests.labels("200")
         self._not_modified = services.metrics.jwks_requests.labels("304")
         # (key set, max-age, 200, 304, whether the max-age can change with time)
@@ -44,7 +46,7 @@ class JwksAnswers:
         settings = self._services.settings
         max_age = jwks_lifetime(
             loaded.manifest,
-            int(time.time()),
+            int(self._clock()),
             settings.jwks_max_age,
             settings.jwks_max_age_after_revocation,
         )

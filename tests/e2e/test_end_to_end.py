@@ -114,3 +114,24 @@ def test_create_user_refuses_a_duplicate_cleanly(stack):
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_revoked_key_stops_verifying_within_the_revalidation_interval(tmp_path):
+    # The issuer keeps its usual 600 s JWKS lifetime; the resource server revalidates every 1 s.
+    with running_stack(tmp_path, RS_JWKS_REVALIDATE="1") as stack:
+        token = stack.token()
+        assert stack.users_me(token).status_code == 200  # cached as verified, too
+        kid = pyjwt.get_unverified_header(token)["kid"]
+        revoked = run_script("rotate_keys.py", "--revoke", kid, env=stack.env)
+        assert revoked.returncode == 0, revoked.stderr
+        start = time.monotonic()
+        while stack.users_me(token).status_code == 200:
+            assert time.monotonic() - start < 5, "the revoked key still verifies"
+            time.sleep(0.1)
+        refused = stack.users_me(token)
+        assert refused.status_code == 401 and "invalid_token" in refused.headers["www-authenticate"]
+        jwks = httpx.get(f"{stack.issuer_url}/.well-known/jwks.json")
+        assert kid not in jwks.text
+        # Third parties' caches come back within ISSUER_JWKS_MAX_AGE_AFTER_REVOCATION.
+        assert "max-age=60" in jwks.headers["cache-control"].split(",")[-1]
+        assert stack.users_me(stack.token()).status_code == 200  # the new key works

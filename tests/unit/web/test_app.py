@@ -277,3 +277,35 @@ async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
         while (await client.get("/.well-known/jwks.json")).headers["etag"] == before:
             assert time.monotonic() < deadline, "the signal did not wake the key watcher"
             await asyncio.sleep(0.05)
+
+
+def max_age(response: httpx.Response) -> int:
+    directives = dict(
+        part.strip().partition("=")[::2] for part in response.headers["cache-control"].split(",")
+    )
+    return int(directives["max-age"])
+
+
+async def test_the_jwks_max_age_is_short_for_one_max_age_after_a_revocation(settings, clock):
+    store = FileKeyStore(settings.keys_dir, clock=clock)
+    manifest = store.read_manifest()
+    revoked = next(record.kid for record in manifest.published if record is not manifest.active)
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        before = await client.get("/.well-known/jwks.json")
+        assert max_age(before) == 600 and revoked in before.text
+        store.revoke(revoked)  # as `rotate_keys.py --revoke` does
+        for _ in range(100):  # the issuer reloads its key set within its poll interval
+            after = await client.get("/.well-known/jwks.json")
+            if revoked not in after.text:
+                break
+            await asyncio.sleep(0.05)
+        assert revoked not in after.text
+        # Caches come back within a minute for the next max-age (ISSUER_JWKS_MAX_AGE)...
+        assert max_age(after) == 60
+        etag = after.headers["etag"]
+        not_modified = await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+        assert not_modified.status_code == 304 and max_age(not_modified) == 60
+        clock.advance(599)
+        assert max_age(await client.get("/.well-known/jwks.json")) == 60
+        clock.advance(2)  # ...then the usual lifetime again
+        assert max_age(await client.get("/.well-known/jwks.json")) == 600

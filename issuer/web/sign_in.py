@@ -22,6 +22,7 @@ from issuer.oidc.authorize import (
     UntrustedRequest,
     after_sign_in,
 )
+from issuer.oidc.logout import LogoutHint
 from issuer.web.deps import (
     Authorization,
     ClientAddress,
@@ -43,7 +44,11 @@ BAD_CREDENTIALS = "Incorrect username or password."
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
-@router.get("/authorize", summary="Authorization endpoint (RFC 6749 4.1, OpenID Connect 3.1)")
+@router.api_route(
+    "/authorize",
+    methods=["GET", "POST"],
+    summary="Authorization endpoint (RFC 6749 4.1; OpenID Connect 3.1.2.1: GET or form POST)",
+)
 async def authorize(
     request: Request,
     endpoint: Authorization,
@@ -51,22 +56,13 @@ async def authorize(
     cookies: Cookies,
     service_name: ServiceName,
 ) -> Response:
-    pairs = request.query_params.multi_items()
-    return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
-
-
-@router.post("/authorize", summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)")
-async def authorize_form(
-    request: Request,
-    endpoint: Authorization,
-    sessions: Sessions,
-    cookies: Cookies,
-    service_name: ServiceName,
-) -> Response:
-    try:
-        pairs = await read_form_pairs(request)
-    except OAuthError as exc:
-        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    if request.method == "GET":
+        pairs = request.query_params.multi_items()
+    else:
+        try:
+            pairs = await read_form_pairs(request)
+        except OAuthError as exc:
+            return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
 
 
@@ -195,7 +191,8 @@ async def logout_form(
     # The user's answer on the confirmation page.
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
-    return await _end_session(request, logout, sessions, cookies, name, params)
+    hint = logout.read_hint(params["id_token_hint"])
+    return await _end_session(request, logout, sessions, cookies, name, params, hint)
 
 
 async def _logout(
@@ -209,16 +206,16 @@ async def _logout(
     """End the session at once when nothing else can have sent the browser here (section 2):
     the user asked from this site or by hand, the hint names the session's user, or there
     is no session to end. Otherwise ask first."""
+    hint = logout.read_hint(params["id_token_hint"])
     site = request.headers.get("sec-fetch-site")
     if site is None or site in ("same-origin", "none"):
-        return await _end_session(request, logout, sessions, cookies, name, params)
-    hint = logout.read_hint(params["id_token_hint"])
+        return await _end_session(request, logout, sessions, cookies, name, params, hint)
     session_id = request.cookies.get(cookies.session)
     signed_in = await run_in_threadpool(sessions.find, session_id)
     # A cross-site POST carries no SameSite=Lax cookie: a session may exist unseen, so ask.
     nothing_to_end = signed_in is None and request.method == "GET"
     if nothing_to_end or logout.may_end_at_once(hint, signed_in):
-        return await _end_session(request, logout, sessions, cookies, name, params)
+        return await _end_session(request, logout, sessions, cookies, name, params, hint)
     token, new = cookies.csrf_token(request)
     response = page(
         "logout.html",
@@ -240,10 +237,11 @@ async def _end_session(
     cookies: Cookies,
     name: str,
     params: dict[str, str | None],
+    hint: LogoutHint | None,
 ) -> Response:
     await run_in_threadpool(sessions.end, request.cookies.get(cookies.session))
     location = await logout.redirect_after(
-        logout.read_hint(params["id_token_hint"]),
+        hint,
         params["post_logout_redirect_uri"],
         params["state"],
         params["client_id"],

@@ -76,6 +76,49 @@ def test_forged_token_gets_401(stack, other_private_key):
     assert stack.users_me(forged).status_code == 401
 
 
+MALFORMED = "the Authorization header must be 'Bearer <token>'"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status", "challenge", "body"),
+    [
+        (
+            None,
+            401,
+            'Bearer realm="api"',
+            {"error_description": "the request carries no bearer token"},
+        ),
+        (
+            "Basic dXNlcjpwYXNz",
+            401,
+            'Bearer realm="api"',
+            {"error_description": "this resource accepts only Bearer tokens"},
+        ),
+        (
+            "Bearer",
+            400,
+            f'Bearer realm="api", error="invalid_request", error_description="{MALFORMED}"',
+            {"error": "invalid_request", "error_description": MALFORMED},
+        ),
+        (
+            "Bearer a b",
+            400,
+            f'Bearer realm="api", error="invalid_request", error_description="{MALFORMED}"',
+            {"error": "invalid_request", "error_description": MALFORMED},
+        ),
+    ],
+    ids=["no-header", "basic", "bearer-alone", "two-words"],
+)
+def test_rfc6750_answers_from_the_running_resource_server(
+    stack, authorization, status, challenge, body
+):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = httpx.get(f"{stack.rs_url}/users/me", headers=headers)
+    assert response.status_code == status
+    assert response.headers["www-authenticate"] == challenge
+    assert response.json() == body
+
+
 def test_pyjwt_verifies_our_tokens_through_the_live_jwks(stack):
     token = stack.token()
     client = pyjwt.PyJWKClient(f"{stack.issuer_url}/.well-known/jwks.json")

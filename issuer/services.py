@@ -92,8 +92,10 @@ async def open_services(
         counters = make_store(redis_client, settings.redis_prefix, clock)
         resources.push_async_callback(counters.aclose)
         throttle = Throttle(counters, throttle_policy(settings))
-        cached_clients = CachedClients(ClientRepository(sessions))
-        clients = ClientAuthenticator(cached_clients, throttle, settings.default_client_id)
+        cached_clients = CachedClients(
+            ClientRepository(sessions), reserved_id=settings.default_client_id
+        )
+        clients = ClientAuthenticator(cached_clients, throttle)
         logins = PasswordLogin(users, hasher, throttle, metrics)
         codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
         refresh_tokens = RefreshTokenStore(

@@ -442,7 +442,7 @@ class RemoteKeySet:
                 "GET", url, headers=headers, timeout=self._policy.timeout, follow_redirects=False
             ) as response:
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
+                if declared.isascii() and declared.isdigit() and int(declared) > limit:
                     raise KeySetDataError(f"response larger than {limit} bytes")
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

@@ -44,20 +44,15 @@ class ClientAuthenticator:
     """Authenticates clients under the throttle: failures count against the address, and
     only a client that proved its secret spends its own per-client budget."""
 
-    def __init__(self, clients: CachedClients, throttle: Throttle, reserved_id: str):
+    def __init__(self, clients: CachedClients, throttle: Throttle):
         self._clients = clients
         self._throttle = throttle
-        # The client_id of tokens issued with no client: no registered client may act as it
-        # (one registered before the name was refused would own every such token).
-        self._reserved_id = reserved_id
 
     async def authenticate(
         self, credentials: ClientCredentials, address: str, require_secret: bool = False
     ) -> Client:
         """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
         try:
-            if credentials.client_id == self._reserved_id:
-                raise InvalidClient("client authentication failed")
             client = await authenticate(self._clients, credentials, require_secret)
         except InvalidClient:
             await self._throttle.record_client_auth_failure(address)

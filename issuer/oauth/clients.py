@@ -187,14 +187,20 @@ class CachedClients:
         ttl: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        reserved_id: str | None = None,
     ):
         self._repository = repository
+        # The client_id of tokens issued with no client: never a registered client, even one
+        # registered under it before the name was refused (it would own every such token).
+        self._reserved_id = reserved_id
         self._ttl = ttl
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[Client, float]] = {}
 
     async def get(self, client_id: str) -> Client | None:
+        if client_id == self._reserved_id:
+            return None
         hit = self._entries.get(client_id)
         if hit is not None and hit[1] > self._clock():
             return hit[0]

@@ -36,8 +36,9 @@ class AuthorizationCode(Base):
     user_id: Mapped[int] = mapped_column(Integer)
     auth_time: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(Integer)
-    # When the row may go: the code's own end while it is unused; once used, the end of what
-    # it issued, so that a replay even after the code expired still revokes those tokens.
+    # When the row may go: the code's own end while it is unused; once used, the end of the
+    # access token it issued, so that a replay until then (the code's own client arriving
+    # after a thief) still revokes what the thief got. Bounded: never the refresh lifetime.
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # What the first use issued, revoked if the code comes back.
@@ -65,15 +66,15 @@ class Issued:
 
     access: AccessTokenRef
     family_id: str | None
-    ends_at: int  # when every token issued here has expired
 
 
 class CodeReused(InvalidGrant):
-    """A used code came back: what its first use issued is to be revoked."""
+    """A used code came back: what its first use issued is to be revoked (by its client)."""
 
-    def __init__(self, issued: Issued | None):
-        super().__init__("authorization code was already used; its tokens have been revoked")
+    def __init__(self, issued: Issued | None, client_id: str):
+        super().__init__("authorization code was already used")
         self.issued = issued
+        self.client_id = client_id
 
 
 class AuthorizationCodes:
@@ -146,7 +147,7 @@ class AuthorizationCodes:
                     access_jti=issued.access.jti,
                     access_expires_at=issued.access.expires_at,
                     family_id=issued.family_id,
-                    expires_at=max(issued.ends_at, now + self._ttl),
+                    expires_at=max(issued.access.expires_at, now + self._ttl),
                 )
             )
             session.commit()
@@ -163,6 +164,5 @@ class AuthorizationCodes:
             return InvalidGrant("authorization code has expired")
         issued = None
         if row.access_jti is not None and row.access_expires_at is not None:
-            access = AccessTokenRef(row.access_jti, row.access_expires_at)
-            issued = Issued(access, row.family_id, row.expires_at)
-        return CodeReused(issued)
+            issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
+        return CodeReused(issued, row.client_id)

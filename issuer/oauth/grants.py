@@ -141,9 +141,9 @@ class TokenEndpoint:
             issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
             access = AccessTokenRef(issued.jti, issued.expires_at)
             body = _token_body(issued)
-            family_id, ends_at = None, access.expires_at
+            family_id = None
             if client.allows("refresh_token"):
-                family = self._refresh_tokens.start_family_in(
+                body["refresh_token"], family_id = self._refresh_tokens.start_family_in(
                     session,
                     client_id=client.client_id,
                     user_id=user.id,
@@ -151,8 +151,6 @@ class TokenEndpoint:
                     access=access,
                     now=now,
                 )
-                body["refresh_token"], family_id = family.token, family.family_id
-                ends_at = max(ends_at, family.expires_at)
             if "openid" in scope:
                 body["id_token"] = self._signer.id_token(
                     subject=str(user.id),
@@ -161,12 +159,14 @@ class TokenEndpoint:
                     nonce=grant.nonce,
                     access_token=issued.access_token,
                 )
-            return body, Issued(access, family_id, ends_at)
+            return body, Issued(access, family_id)
 
         try:
             body: dict[str, Any] = await run_in_threadpool(self._codes.redeem, code, now, issue)
         except CodeReused as exc:
-            if exc.issued is not None:
+            # Only the code's own client revokes: anyone may name a public client, but a code
+            # seen in a log or a Referer must not let a stranger end the user's session.
+            if exc.issued is not None and exc.client_id == client.client_id:
                 revoke = [exc.issued.access]
                 if exc.issued.family_id is not None:
                     revoke += await run_in_threadpool(

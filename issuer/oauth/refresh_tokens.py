@@ -14,7 +14,7 @@ family but missed the successor committed meanwhile, which kept working.
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Integer, String, and_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -69,14 +69,6 @@ class RefreshGrant:
     family_expires_at: int
 
 
-class NewFamily(NamedTuple):
-    """A family's first token, its id, and when every token of the family has expired."""
-
-    token: str
-    family_id: str
-    expires_at: int
-
-
 @dataclass(frozen=True)
 class AccessTokenRef:
     jti: str
@@ -124,7 +116,7 @@ class RefreshTokenStore:
     ) -> str:
         """The first token of a new family (a login)."""
         with self._sessions() as session:
-            token, _, _ = self.start_family_in(
+            token, _ = self.start_family_in(
                 session, client_id=client_id, user_id=user_id, scope=scope, access=access, now=now
             )
             session.commit()
@@ -139,15 +131,14 @@ class RefreshTokenStore:
         scope: str,
         access: AccessTokenRef,
         now: int,
-    ) -> "NewFamily":
-        """`start_family` inside the caller's transaction."""
+    ) -> tuple[str, str]:
+        """`start_family` inside the caller's transaction; the token and its family id."""
         family_id = secrets.token_hex(16)
         session.add(
             RefreshFamily(family_id=family_id, client_id=client_id, user_id=user_id, created_at=now)
         )
         grant = RefreshGrant(family_id, client_id, user_id, scope, now + self._absolute_ttl)
-        token = self._add(session, grant, access, now)
-        return NewFamily(token, family_id, grant.family_expires_at)
+        return self._add(session, grant, access, now), family_id
 
     def rotate(
         self,

@@ -141,7 +141,7 @@ class AuthorizationEndpoint:
         if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
             raise fail("invalid_request", "prompt must be none, or login and/or consent")
         max_age = params.get("max_age")
-        if max_age is not None and not max_age.isdigit():
+        if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
             raise fail("invalid_request", "max_age must be a number of seconds")
         try:
             scope = grant_scope(params.get("scope"), client.scope_set)

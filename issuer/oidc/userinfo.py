@@ -29,7 +29,7 @@ class UserinfoEndpoint:
         if "openid" not in claims.scope:
             raise InsufficientScope(("openid",))
         user = None
-        if claims.sub.isdigit():  # clients' own tokens carry "client:<id>"
+        if claims.sub.isascii() and claims.sub.isdigit():  # clients' own tokens carry "client:<id>"
             user = await run_in_threadpool(self._users.get_by_id, int(claims.sub))
         if user is None or user.disabled:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")

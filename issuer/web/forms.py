@@ -33,7 +33,10 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    # isascii: str.isdigit() accepts digits int() refuses ("²").
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
+    ):
         raise RequestTooLarge(f"the request body must be at most {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

@@ -203,12 +203,14 @@ async def _logout(
     name: str,
     params: dict[str, str | None],
 ) -> Response:
-    """End the session at once when nothing else can have sent the browser here (section 2):
+    """End the session at once when no other site can have sent the browser here (section 2):
     the user asked from this site or by hand, the hint names the session's user, or there
-    is no session to end. Otherwise ask first."""
+    is no session to end. Otherwise ask first, also when the browser does not say where the
+    request came from (older browsers, and plain-http issuers, send no Sec-Fetch-Site)."""
     hint = logout.read_hint(params["id_token_hint"])
-    site = request.headers.get("sec-fetch-site")
-    if site is None or site in ("same-origin", "none"):
+    # "same-origin": a link on the issuer's own pages. "none": typed, a bookmark, or a link
+    # opened from another application; a web page cannot make a browser send it.
+    if request.headers.get("sec-fetch-site") in ("same-origin", "none"):
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
     session_id = request.cookies.get(cookies.session)
     signed_in = await run_in_threadpool(sessions.find, session_id)

@@ -383,9 +383,22 @@ async def test_no_client_can_act_as_the_client_of_client_less_tokens(client, set
         create_client(settings, settings.default_client_id, ("client_credentials",))
     with open_database(settings) as engine:
         squatter = ClientRepository(make_sessions(engine)).create(
-            settings.default_client_id, ("client_credentials",)
+            settings.default_client_id,
+            ("client_credentials", "authorization_code"),
+            redirect_uris=("https://squatter.example/cb",),
         )
     assert squatter.secret is not None
+    sign_in = await client.get(
+        "/authorize",
+        params={
+            "response_type": "code",
+            "client_id": settings.default_client_id,
+            "redirect_uri": "https://squatter.example/cb",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        },
+    )
+    assert sign_in.status_code == 400 and "not registered" in sign_in.text
     token = (
         await client.post("/token", data={"username": "alice", "password": "wonderland1"})
     ).json()["access_token"]

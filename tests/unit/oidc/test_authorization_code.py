@@ -338,6 +338,22 @@ async def test_a_code_works_once_and_its_second_use_revokes_what_the_first_issue
     assert refreshed.status_code == 400
 
 
+async def test_a_stranger_replaying_a_used_code_revokes_nothing(client, secrets, clock):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, scope="openid read")
+    auth = ("webapp", secrets["webapp"])
+    first = (await exchange(client, params["code"], pkce, auth=auth)).json()
+    clock.advance(300)  # the code turned up in a log; anyone may name the public client
+    replay = await exchange(client, params["code"], Pkce(), "https://x.example/", client_id="spa")
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    refreshed = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=auth,
+    )
+    assert refreshed.status_code == 200, refreshed.text
+
+
 async def test_a_refreshed_token_keeps_the_identity_scopes_for_userinfo(client, secrets):
     pkce = Pkce()
     params = await webapp_code(client, secrets, pkce, scope="openid email read")
@@ -418,6 +434,7 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         ({"scope": "openid admin"}, "invalid_scope"),
         ({"prompt": "none login"}, "invalid_request"),
         ({"nonce": "n" * 513}, "invalid_request"),
+        ({"max_age": "\u00b2"}, "invalid_request"),  # a digit to str.isdigit, not to int()
     ],
     ids=[
         "plain",
@@ -427,6 +444,7 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         "unregistered-scope",
         "bad-prompt",
         "long-nonce",
+        "superscript-max-age",
     ],
 )
 async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(client, params, error):
@@ -595,16 +613,21 @@ async def still_signed_in(client) -> bool:
 CROSS_SITE = {"sec-fetch-site": "cross-site"}
 
 
-async def test_another_site_cannot_sign_the_user_out_without_asking(client, secrets):
+@pytest.mark.parametrize(
+    "headers",
+    [CROSS_SITE, {"sec-fetch-site": "same-site"}, {"referer": "https://evil.example/"}],
+    ids=["cross-site", "same-site", "no-fetch-metadata"],
+)
+async def test_another_site_cannot_sign_the_user_out_without_asking(client, secrets, headers):
     await signed_in_tokens(client, secrets)
-    asked = await client.get("/logout", headers=CROSS_SITE, params={"state": "s"})
+    asked = await client.get("/logout", headers=headers, params={"state": "s"})
     assert asked.status_code == 200 and "Sign out?" in asked.text
     assert asked.headers["x-frame-options"] == "DENY"
     assert await still_signed_in(client)
     form = hidden_fields(asked.text)
     assert form["state"] == "s"
     # Posting the confirmation needs the page's CSRF token, from this site.
-    forged = await client.post("/logout", data={**form, "csrf_token": "f" * 40}, headers=CROSS_SITE)
+    forged = await client.post("/logout", data={**form, "csrf_token": "f" * 40}, headers=headers)
     assert forged.status_code == 403 and await still_signed_in(client)
     confirmed = await client.post("/logout", data=form, headers={"sec-fetch-site": "same-origin"})
     assert confirmed.status_code == 200 and "signed out" in confirmed.text
@@ -620,16 +643,24 @@ async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secret
     }
     create_user(settings, "bob", "builder-bob1")
     # Bob signs in in the same browser: alice's ID token no longer names this session's user.
-    await client.get("/logout")
+    await client.get("/logout", headers={"sec-fetch-site": "same-origin"})  # by hand
     await sign_in(client, authorize_url("spa", SPA, Pkce()), "bob", "builder-bob1")
     other = await client.get("/logout", params=query, headers=CROSS_SITE)
     assert other.status_code == 200 and "Sign out?" in other.text
     assert await still_signed_in(client)
-    await client.get("/logout")
+    await client.get("/logout", headers={"sec-fetch-site": "same-origin"})  # by hand
     await sign_in(client, authorize_url("spa", SPA, Pkce()))
     out = await client.get("/logout", params=query, headers=CROSS_SITE)
     assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s1"
     assert not await still_signed_in(client)
+
+
+async def test_the_user_signs_out_at_once_from_the_issuers_pages_or_by_hand(client, secrets):
+    for site in ("same-origin", "none"):
+        await signed_in_tokens(client, secrets)
+        out = await client.get("/logout", headers={"sec-fetch-site": site})
+        assert out.status_code == 200 and "signed out" in out.text
+        assert not await still_signed_in(client)
 
 
 async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):

@@ -4,6 +4,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt as pyjwt
@@ -81,7 +82,11 @@ def test_every_issuer_process_sharing_the_keys_dir_signs_with_the_new_key_within
         rotated_at = time.monotonic()
         new_kid = stack.active_private_key()[0]
         time.sleep(2)
-        # Many requests spread over both worker processes: all sign with the new key.
-        kids = {pyjwt.get_unverified_header(stack.token())["kid"] for _ in range(30)}
-        assert kids == {new_kid}
-        assert time.monotonic() - rotated_at < 5
+        # Many requests at once, spread over both worker processes: all sign with the new key.
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            tokens = list(pool.map(lambda _: stack.token(), range(30)))
+        assert {pyjwt.get_unverified_header(token)["kid"] for token in tokens} == {new_kid}
+        # Asked for right after the 2 s; a loaded machine answering later makes the check
+        # weaker, never wrong (the total time is not asserted: it failed under CI's load).
+        assert started - rotated_at < 3

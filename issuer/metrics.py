@@ -1,6 +1,7 @@
 """Prometheus metrics of the issuer, in a registry of its own per app."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily
@@ -33,16 +34,35 @@ class IssuerMetrics:
             ["reason"],
             registry=self.registry,
         )
-        self.jwks_requests = Counter(
-            "issuer_jwks_requests",
-            "JWKS requests, by response status",
-            ["status"],
-            registry=self.registry,
-        )
+        self.jwks_requests = JwksRequests()
+        self.registry.register(_JwksCollector(self.jwks_requests))
         self.requests = request_histogram(self.registry, "issuer")
 
     def watch_keyring(self, keyring: KeyRing) -> None:
         self.registry.register(_KeyRingCollector(keyring))
+
+
+@dataclass
+class JwksRequests:
+    """JWKS answers by status, counted on the event loop and read at scrape time: the JWKS
+    is the issuer's busiest route, and a prometheus_client counter costs 0.6 us a request
+    (a lock), two thirds of what the route adds to the cheapest one."""
+
+    ok: int = 0
+    not_modified: int = 0
+
+
+class _JwksCollector(Collector):
+    def __init__(self, requests: JwksRequests):
+        self._requests = requests
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "issuer_jwks_requests", "JWKS requests, by response status", labels=["status"]
+        )
+        family.add_metric(["200"], self._requests.ok)
+        family.add_metric(["304"], self._requests.not_modified)
+        yield family
 
 
 class _KeyRingCollector(Collector):

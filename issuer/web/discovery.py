@@ -25,8 +25,7 @@ class JwksAnswers:
     def __init__(self, services: Services, clock: Callable[[], float] = time.time):
         self._services = services
         self._clock = clock
-        self._ok = services.metrics.jwks_requests.labels("200")
-        self._not_modified = services.metrics.jwks_requests.labels("304")
+        self._counts = services.metrics.jwks_requests
         # (key set, max-age, 200, 304, whether the max-age can change with time)
         self._built: tuple[LoadedKeys, int, Response, Response, bool] | None = None
 
@@ -37,9 +36,9 @@ class JwksAnswers:
         if built is None or built[0] is not loaded or built[4]:
             built = self._build(loaded)
         if if_none_match and loaded.jwks.matches(if_none_match):
-            self._not_modified.inc()
+            self._counts.not_modified += 1
             return built[3]
-        self._ok.inc()
+        self._counts.ok += 1
         return built[2]
 
     def _build(self, loaded: LoadedKeys) -> tuple[LoadedKeys, int, Response, Response, bool]:

@@ -7,32 +7,80 @@ JSON lines by default, or human-readable text (`make run`). Uvicorn's access lin
 without their query string, so a credential sent in a URL never reaches a log.
 """
 
+import bisect
 import contextvars
+import itertools
 import json
 import logging
 import random
 import re
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 _HANDLER_MARK = "_oauth_service_handler"
+_STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))
 
 
-def request_histogram(registry: CollectorRegistry, prefix: str) -> Histogram:
-    return Histogram(
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# Other methods are counted as one: a client choosing methods must not choose series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class LatencyHistogram(Collector):
+    """Request latency by method, route template and status class: a Prometheus histogram.
+
+    Counted in plain integers by the event loop and made cumulative at scrape time:
+    prometheus_client's `Histogram.observe` takes a lock and costs 1.3 us, on every request.
+    Observations and scrapes both run on the event loop, so nothing here needs a lock.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...] = BUCKETS):
+        self._name, self._documentation = name, documentation
+        self._bounds = tuple(sorted(buckets))
+        # (method, route, status class) -> counts per bucket (the last: above every bound)
+        # and their sum in seconds.
+        self._series: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+
+    def observe(self, method: str, route: str, status: str, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = ([0] * (len(self._bounds) + 1), [0.0])
+        series[0][bisect.bisect_left(self._bounds, seconds)] += 1  # le: bound >= seconds
+        series[1][0] += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            self._name, self._documentation, labels=["method", "route", "status"]
+        )
+        for labels, (counts, total) in sorted(self._series.items()):
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [(_bound(b), n) for b, n in zip(self._bounds, cumulative, strict=False)]
+            buckets.append(("+Inf", cumulative[-1]))
+            family.add_metric(list(labels), buckets, sum_value=total[0])
+        yield family
+
+
+def _bound(value: float) -> str:
+    return str(float(value))
+
+
+def request_histogram(registry: CollectorRegistry, prefix: str) -> LatencyHistogram:
+    histogram = LatencyHistogram(
         f"{prefix}_request_duration_seconds",
         "Time to answer a request, by method, route template and status class",
-        ["method", "route", "status"],
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     )
+    registry.register(histogram)
+    return histogram
 
 
 class RequestContext:
@@ -40,14 +88,12 @@ class RequestContext:
 
     On every request's path, so kept to a few microseconds: a made-up id is 128 random bits
     in hex from the process's PRNG (an id needs to be unique, not secret: no UUID object, no
-    system call), and the histogram's children are looked up once per (method, route, status
-    class) instead of through `labels()` each time.
+    system call), and the latency goes into a histogram of plain counters.
     """
 
-    def __init__(self, app: ASGIApp, histogram: Histogram):
+    def __init__(self, app: ASGIApp, histogram: LatencyHistogram):
         self.app = app
         self.histogram = histogram
-        self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,16 +119,15 @@ class RequestContext:
             REQUEST_ID.reset(token)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        # Bounded series: route templates, known methods and status classes are finite.
         route = getattr(scope.get("route"), "path", "unmatched")
-        key = (scope["method"], route, status // 100)
-        child = self._children.get(key)
-        if child is None:
-            # Bounded: methods and route templates are finite, and so are status classes
-            # (an unknown method is answered by the router, still under a known template).
-            if len(self._children) >= 1024:
-                self._children.clear()
-            child = self._children[key] = self.histogram.labels(key[0], route, f"{key[2]}xx")
-        child.observe(seconds)
+        method = scope["method"]
+        self.histogram.observe(
+            method if method in METHODS else "other",
+            route,
+            _STATUS_CLASSES[status // 100 % 10],
+            seconds,
+        )
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -93,6 +93,18 @@ async def client(settings, secrets, clock) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+# Ways a forged form post differs from the browser's own: every form checks all of them.
+CSRF_TAMPERING = [
+    lambda form, headers: form.pop("csrf_token"),
+    lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
+    lambda form, headers: headers.update(origin="https://evil.example"),
+    lambda form, headers: headers.update({"sec-fetch-site": "cross-site"}),
+    lambda form, headers: headers.update({"sec-fetch-site": "same-site"}),
+    lambda form, headers: headers.update(origin="null"),  # no browser vouching for it
+]
+CSRF_TAMPERING_IDS = ["missing", "wrong", "cross-site-origin", "cross-site", "same-site", "null"]
+
+
 async def exchange(client, code, pkce, redirect_uri=WEBAPP, auth=None, **extra) -> httpx.Response:
     form = {
         "grant_type": "authorization_code",
@@ -280,16 +292,7 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda form, headers: form.pop("csrf_token"),
-        lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
-        lambda form, headers: headers.update(origin="https://evil.example"),
-        lambda form, headers: headers.update({"sec-fetch-site": "cross-site"}),
-    ],
-    ids=["missing", "wrong", "cross-site-origin", "cross-site"],
-)
+@pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_consent_form_is_protected_against_csrf(client, tamper):
     page = await sign_in(client, authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))
     form = {**hidden_fields(page.text), "decision": "allow"}
@@ -510,17 +513,7 @@ async def test_pages_cannot_be_framed_or_cached(client):
     assert (await client.get("/static/issuer.css")).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda form, headers: form.pop("csrf_token"),
-        lambda form, headers: form.update(csrf_token="forged-" + "x" * 30),
-        lambda form, headers: headers.update(origin="https://evil.example"),
-        lambda form, headers: headers.update({"sec-fetch-site": "same-site"}),
-        lambda form, headers: headers.update(origin="null"),  # no browser vouching for it
-    ],
-    ids=["missing", "wrong", "cross-site", "same-site", "null-origin"],
-)
+@pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
     page = await client.get(authorize_url("spa", SPA, Pkce()))
     form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}

@@ -15,7 +15,7 @@ from tests.support import b64url, fresh_key_set, running
 
 ISSUER = "http://issuer.test"
 HOSTILE = {
-    # `[` x 1500: json.loads raises RecursionError, not ValueError.
+    # `[` x 1500: nested deeper than the JSON parser allows.
     "nested-header": f"{b64url(b'[' * 1500)}.e30.c2ln",
     "huge-header": f"{b64url(b'{' + b' ' * 6000 + b'}')}.e30.c2ln",
 }

@@ -1,5 +1,6 @@
 """Token rules of `Verifier.verify`: every rejection is its own case (RFC 8725, RFC 9068)."""
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,6 +159,96 @@ async def test_tampered_payload_is_rejected(verifier, rsa_private_key, clock):
 async def test_stripped_signature_is_rejected(verifier, rsa_private_key, clock):
     head, payload, _ = sign_jwt(rsa_private_key, header(), claims(clock)).split(".")
     await assert_rejected(verifier, f"{head}.{payload}.", "no signature")
+
+
+# RFC 8017 section 9.2: EM = 0x00 0x01 PS(0xff...) 0x00 DigestInfo(SHA-256) H, k bytes long.
+SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+SHA512_DIGEST_INFO = bytes.fromhex("3051300d060960864801650304020305000440")
+
+
+def raw_rsa_signature(private_key: rsa.RSAPrivateKey, encoded: bytes) -> bytes:
+    """EM^d mod n as k bytes: a signature over any encoding, well-formed or not."""
+    numbers = private_key.private_numbers()
+    k = private_key.key_size // 8
+    value = pow(int.from_bytes(encoded, "big"), numbers.d, numbers.public_numbers.n)
+    return value.to_bytes(k, "big")
+
+
+def encoding(digest_info: bytes, digest: bytes, k: int = 256, garbage: bytes = b"") -> bytes:
+    padding_length = k - 3 - len(digest_info) - len(digest) - len(garbage)
+    return b"\x00\x01" + b"\xff" * padding_length + b"\x00" + digest_info + digest + garbage
+
+
+def with_signature(token: str, signature: bytes) -> str:
+    return f"{token.rpartition('.')[0]}.{b64url(signature)}"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "digest of other data",
+        "sha512 digest info",
+        "garbage after the digest",  # Bleichenbacher 2006: a short PS hides trailing bytes
+        "padding not 0xff",
+        "block type 2",
+        "leading zero byte added",
+        "one byte short",
+    ],
+)
+async def test_signatures_that_are_not_exactly_rsassa_pkcs1_v1_5_sha256_are_rejected(
+    verifier, rsa_private_key, clock, case
+):
+    token = sign_jwt(rsa_private_key, header(), claims(clock))
+    signing_input = token.rpartition(".")[0].encode()
+    digest = hashlib.sha256(signing_input).digest()
+    # The well-formed encoding, signed raw, verifies: the cases below differ only as named.
+    good = raw_rsa_signature(rsa_private_key, encoding(SHA256_DIGEST_INFO, digest))
+    assert (await verifier.verify(with_signature(token, good))).sub == "42"
+    bad = {
+        "digest of other data": lambda: encoding(SHA256_DIGEST_INFO, hashlib.sha256(b"x").digest()),
+        "sha512 digest info": lambda: encoding(
+            SHA512_DIGEST_INFO, hashlib.sha512(signing_input).digest()
+        ),
+        "garbage after the digest": lambda: encoding(
+            SHA256_DIGEST_INFO, digest, garbage=b"\x00" * 8
+        ),
+        "padding not 0xff": lambda: encoding(SHA256_DIGEST_INFO, digest).replace(
+            b"\x01\xff\xff", b"\x01\xff\xfe", 1
+        ),
+        "block type 2": lambda: b"\x00\x02" + encoding(SHA256_DIGEST_INFO, digest)[2:],
+        "leading zero byte added": None,
+        "one byte short": None,
+    }[case]
+    if case == "leading zero byte added":
+        signature = b"\x00" + good  # the same integer, no longer k bytes (RFC 8017 8.2.2 step 1)
+    elif case == "one byte short":
+        signature = good[1:]
+    else:
+        assert bad is not None
+        signature = raw_rsa_signature(rsa_private_key, bad())
+    await assert_rejected(verifier, with_signature(token, signature), "signature does not verify")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"exp": NaN}',
+        b'{"exp": Infinity}',
+        b'{"exp": 1e400}',
+        b'{"sub": "\\ud800"}',  # a lone surrogate
+        b'{"sub": "\xff"}',  # not UTF-8
+        b"\xff\xfe{\x00}\x00",  # UTF-16, which JSON on the wire may not be (RFC 8259 8.1)
+        b"[" * 2000,
+    ],
+)
+async def test_payloads_that_are_not_strict_json_are_malformed(
+    verifier, rsa_private_key, clock, payload
+):
+    # Everything else in the claims is valid: only the JSON itself is wrong.
+    valid = json.dumps(claims(clock)).encode()
+    body = valid[:-1] + b", " + payload[1:] if payload.startswith(b"{") else payload
+    token = sign_jwt(rsa_private_key, header(), body)
+    await assert_rejected(verifier, token, "payload is not JSON")
 
 
 async def test_unknown_critical_header_is_rejected(verifier, rsa_private_key, clock):

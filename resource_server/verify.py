@@ -127,10 +127,11 @@ class Verifier:
             raise InvalidToken(
                 f"the token is larger than {self._max_token_bytes} bytes", reason="too_large"
             )
-        now = int(self._clock())
-        remembered = self._remembered(token, now)
+        remembered = self.remembered(token)
         if remembered is not None:
             return remembered
+        self.stats.cache_misses += 1
+        now = int(self._clock())
         kid = _read_header(token)
         key = await self.key_set.key(kid)
         if key is None:
@@ -150,21 +151,23 @@ class Verifier:
         self._verified.put(token, (claims, generation))
         return claims
 
-    def _remembered(self, token: str, now: int) -> Claims | None:
-        """The claims of this exact token if it verified before and nothing has changed since.
+    def remembered(self, token: str) -> Claims | None:
+        """The claims of this exact token if it verified before and nothing has changed since;
+        None if it must be verified (`verify`). Synchronous, so a hot route can ask first
+        and create no coroutine for a token it has seen.
 
         Still valid while unexpired (the same `exp` rule with leeway) and while the key set
         holds the same keys: a key that left the JWKS, or was replaced, ends it.
         `nbf` and `iat` only become more valid with time, so they need no second look.
         """
         cached = self._verified.get(token)
-        if cached is not None:
-            claims, generation = cached
-            if now < claims.exp + self._leeway and generation == self.key_set.generation:
-                self.stats.cache_hits += 1
-                return claims
-            self._verified.drop(token)
-        self.stats.cache_misses += 1
+        if cached is None:
+            return None
+        claims, generation = cached
+        if self._clock() < claims.exp + self._leeway and generation == self.key_set.generation:
+            self.stats.cache_hits += 1
+            return claims
+        self._verified.drop(token)
         return None
 
     def _validate_claims(self, payload: bytes, now: int) -> Claims:

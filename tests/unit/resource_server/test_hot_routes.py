@@ -4,6 +4,7 @@ A request with an `Origin` header goes the full way through FastAPI (servicekit.
 the same request with and without one must get the same answer, good or refused.
 """
 
+import asyncio
 import time
 
 import httpx
@@ -78,3 +79,19 @@ async def test_healthz_is_the_same_either_way(issuer_routes):  # noqa: F811
         assert comparable(hot) == comparable(full) and hot.status_code == 200
         text = (await client.get("/metrics")).text
     assert 'route="/healthz",status="2xx"' in text
+
+
+async def test_a_token_the_hot_route_remembers_still_expires(issuer_routes, rsa_private_key):  # noqa: F811
+    # exp one to two seconds ahead and no leeway: answered twice (the second time from
+    # what the route remembered), then refused once exp has passed.
+    issued_at = time.time() - 58.5
+    token = make_token(rsa_private_key, FakeClock(issued_at))
+    expires_at = int(issued_at) + 60  # make_token's exp
+    headers = [("Authorization", f"Bearer {token}")]
+    async with running(create_app(Settings(issuer_url=ISSUER, leeway=0))) as client:
+        first, second = [await client.get("/users/me", headers=headers) for _ in range(2)]
+        assert (first.status_code, second.status_code) == (200, 200)
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.05)
+        hot, full = await both(client, "/users/me", headers)
+    assert comparable(hot) == comparable(full)
+    assert hot.status_code == 401 and "expired" in hot.json()["error_description"]

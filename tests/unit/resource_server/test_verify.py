@@ -251,6 +251,46 @@ async def test_payloads_that_are_not_strict_json_are_malformed(
     await assert_rejected(verifier, token, "payload is not JSON")
 
 
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled(segment: str, how: str) -> str:
+    """`segment` spelled another way that a lenient decoder reads as the same bytes."""
+    if how == "standard alphabet":
+        return segment.translate(str.maketrans("-_", "+/"))
+    if how == "padding":
+        return segment + "=" * (-len(segment) % 4)
+    if how == "junk character":
+        return segment[:10] + "~" + segment[10:]
+    assert how == "stray final bits"  # bits past the last whole byte, which decoding drops
+    return segment[:-1] + ALPHABET[ALPHABET.index(segment[-1]) ^ 1]
+
+
+@pytest.mark.parametrize(
+    "how", ["standard alphabet", "padding", "junk character", "stray final bits"]
+)
+@pytest.mark.parametrize("part", ["header", "payload", "signature"])
+async def test_only_the_canonical_base64url_spelling_is_accepted(
+    verifier, rsa_private_key, clock, part, how
+):
+    # A signed token has one spelling: each of these decodes, leniently, to the same header,
+    # payload and signature bytes as the valid token.
+    index = ("header", "payload", "signature").index(part)
+    for n in range(64):
+        # "~~~~~~" encodes with a "-"; its length n moves the segment's length mod 4.
+        head = header(x="~~~~~~" + "x" * (n % 3))
+        token = sign_jwt(rsa_private_key, head, claims(clock, jti="~~~~~~" + "x" * n))
+        segment = token.split(".")[index]
+        if len(segment) % 4 in (2, 3) and ("-" in segment or "_" in segment):
+            break
+    assert (await verifier.verify(token)).sub == "42"
+    parts = token.split(".")
+    parts[index] = respelled(segment, how)
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(".".join(parts))
+    assert caught.value.reason == "malformed"
+
+
 async def test_unknown_critical_header_is_rejected(verifier, rsa_private_key, clock):
     token = sign_jwt(rsa_private_key, header(crit=["exp"], exp=1), claims(clock))
     await assert_rejected(verifier, token, "critical header")

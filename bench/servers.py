@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.processes import Process, free_port, granian, uvicorn
+from servicekit.processes import granian, started, uvicorn
 
 SERVER = os.environ.get("BENCH_SERVER", "granian")
 SERVERS = ("granian", "uvicorn")
@@ -41,13 +41,6 @@ def check_server() -> None:
         )
 
 
-def start_server(app: str, port: int, env: Mapping[str, str], log: Path, workers: int) -> Process:
-    """The one place the server command for our services is chosen."""
-    if SERVER == "granian":
-        return granian(app, port, env, log, workers=workers)
-    return uvicorn(app, port, env, log, workers=workers)
-
-
 @contextlib.contextmanager
 def serving(
     app: str,
@@ -56,14 +49,11 @@ def serving(
     health: str = "/healthz",
     workers: int = 1,
 ) -> Iterator[Service]:
-    """Run `app` until the block ends; yields it once `health` answers."""
-    port = port or free_port()
+    """Run `app` under BENCH_SERVER until the block ends; yields it once `health` answers."""
+    server = granian if SERVER == "granian" else uvicorn
     log = Path(tempfile.mkstemp(prefix="bench-service-", suffix=".log")[1])
-    process = start_server(app, port, env, log, workers)
-    url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_until_serving(url + health)
-        yield Service(app, url, process.popen.pid)
+        with started(app, env, port, log, health, workers, server) as (url, process):
+            yield Service(app, url, process.popen.pid)
     finally:
-        process.stop()
         log.unlink(missing_ok=True)

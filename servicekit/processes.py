@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -113,6 +114,37 @@ def granian(app: str, port: int, env: Mapping[str, str], log: Path, workers: int
     return Process(argv, env, log)
 
 
+class Server(Protocol):
+    """Starts an app on a port: `uvicorn` (as `make run`) or `granian` (as in production)."""
+
+    def __call__(
+        self, app: str, port: int, env: Mapping[str, str], log: Path, *, workers: int
+    ) -> Process: ...
+
+
+@contextlib.contextmanager
+def started(
+    app: str,
+    env: Mapping[str, str],
+    port: int | None = None,
+    log: Path | None = None,
+    health: str = "/healthz",
+    workers: int = 1,
+    server: Server = uvicorn,
+) -> Iterator[tuple[str, Process]]:
+    """Run `app` under `server` until the block ends; yields its base URL and its process
+    once `health` answers."""
+    port = port or free_port()
+    log = log or Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
+    process = server(app, port, env, log, workers=workers)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_until_serving(url + health)
+        yield url, process
+    finally:
+        process.stop()
+
+
 @contextlib.contextmanager
 def serving(
     app: str,
@@ -122,13 +154,6 @@ def serving(
     health: str = "/healthz",
     workers: int = 1,
 ) -> Iterator[str]:
-    """Run `app` until the block ends; yields its base URL once `health` answers."""
-    port = port or free_port()
-    log = log or Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
-    process = uvicorn(app, port, env, log, workers=workers)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_until_serving(url + health)
+    """Run `app` under uvicorn until the block ends; yields its base URL once `health` answers."""
+    with started(app, env, port, log, health, workers) as (url, _):
         yield url
-    finally:
-        process.stop()

@@ -204,28 +204,28 @@ async def test_signatures_that_are_not_exactly_rsassa_pkcs1_v1_5_sha256_are_reje
     # The well-formed encoding, signed raw, verifies: the cases below differ only as named.
     good = raw_rsa_signature(rsa_private_key, encoding(SHA256_DIGEST_INFO, digest))
     assert (await verifier.verify(with_signature(token, good))).sub == "42"
-    bad = {
-        "digest of other data": lambda: encoding(SHA256_DIGEST_INFO, hashlib.sha256(b"x").digest()),
-        "sha512 digest info": lambda: encoding(
-            SHA512_DIGEST_INFO, hashlib.sha512(signing_input).digest()
+
+    def signed(encoded: bytes) -> bytes:
+        return raw_rsa_signature(rsa_private_key, encoded)
+
+    signature = {
+        "digest of other data": lambda: signed(
+            encoding(SHA256_DIGEST_INFO, hashlib.sha256(b"x").digest())
         ),
-        "garbage after the digest": lambda: encoding(
-            SHA256_DIGEST_INFO, digest, garbage=b"\x00" * 8
+        "sha512 digest info": lambda: signed(
+            encoding(SHA512_DIGEST_INFO, hashlib.sha512(signing_input).digest())
         ),
-        "padding not 0xff": lambda: encoding(SHA256_DIGEST_INFO, digest).replace(
-            b"\x01\xff\xff", b"\x01\xff\xfe", 1
+        "garbage after the digest": lambda: signed(
+            encoding(SHA256_DIGEST_INFO, digest, garbage=b"\x00" * 8)
         ),
-        "block type 2": lambda: b"\x00\x02" + encoding(SHA256_DIGEST_INFO, digest)[2:],
-        "leading zero byte added": None,
-        "one byte short": None,
-    }[case]
-    if case == "leading zero byte added":
-        signature = b"\x00" + good  # the same integer, no longer k bytes (RFC 8017 8.2.2 step 1)
-    elif case == "one byte short":
-        signature = good[1:]
-    else:
-        assert bad is not None
-        signature = raw_rsa_signature(rsa_private_key, bad())
+        "padding not 0xff": lambda: signed(
+            encoding(SHA256_DIGEST_INFO, digest).replace(b"\x01\xff\xff", b"\x01\xff\xfe", 1)
+        ),
+        "block type 2": lambda: signed(b"\x00\x02" + encoding(SHA256_DIGEST_INFO, digest)[2:]),
+        # The same integer, no longer k bytes long (RFC 8017 section 8.2.2 step 1).
+        "leading zero byte added": lambda: b"\x00" + good,
+        "one byte short": lambda: good[1:],
+    }[case]()
     await assert_rejected(verifier, with_signature(token, signature), "signature does not verify")
 
 
@@ -283,6 +283,8 @@ async def test_only_the_canonical_base64url_spelling_is_accepted(
         segment = token.split(".")[index]
         if len(segment) % 4 in (2, 3) and ("-" in segment or "_" in segment):
             break
+    else:
+        pytest.fail(f"no {part} with a - or _ and stray final bits was found to respell")
     assert (await verifier.verify(token)).sub == "42"
     parts = token.split(".")
     parts[index] = respelled(segment, how)

@@ -188,6 +188,7 @@ def with_signature(token: str, signature: bytes) -> str:
     [
         "digest of other data",
         "sha512 digest info",
+        "sha256 digest under another digest info",
         "garbage after the digest",  # Bleichenbacher 2006: a short PS hides trailing bytes
         "padding not 0xff",
         "block type 2",
@@ -214,6 +215,9 @@ async def test_signatures_that_are_not_exactly_rsassa_pkcs1_v1_5_sha256_are_reje
         ),
         "sha512 digest info": lambda: signed(
             encoding(SHA512_DIGEST_INFO, hashlib.sha512(signing_input).digest())
+        ),
+        "sha256 digest under another digest info": lambda: signed(
+            encoding(SHA512_DIGEST_INFO, digest)
         ),
         "garbage after the digest": lambda: signed(
             encoding(SHA256_DIGEST_INFO, digest, garbage=b"\x00" * 8)

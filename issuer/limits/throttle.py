@@ -20,6 +20,7 @@ exempt from. A success resets the username's failure counts.
 import functools
 import hashlib
 import ipaddress
+import math
 from dataclasses import dataclass
 
 from issuer.limits.counters import CounterStore
@@ -32,6 +33,11 @@ class Throttled(Exception):
         super().__init__(description)
         self.retry_after = retry_after
         self.description = description
+
+    @property
+    def retry_seconds(self) -> int:
+        """`retry_after` as a `Retry-After` value: whole seconds, rounded up, at least 1."""
+        return max(1, math.ceil(self.retry_after))
 
 
 @dataclass(frozen=True)

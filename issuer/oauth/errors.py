@@ -13,7 +13,6 @@ OAuthError
  └── ServerError           500 server_error
 """
 
-import math
 from typing import ClassVar
 
 CLIENT_CHALLENGE = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
@@ -76,8 +75,8 @@ class RateLimited(OAuthError):
     error = "invalid_request"
     status_code = 429
 
-    def __init__(self, retry_after: float, description: str = "too many requests; retry later"):
-        super().__init__(description, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+    def __init__(self, retry_seconds: int, description: str = "too many requests; retry later"):
+        super().__init__(description, headers={"Retry-After": str(retry_seconds)})
 
 
 class TemporarilyUnavailable(OAuthError):

@@ -31,7 +31,7 @@ def as_oauth_error(exc: Exception) -> OAuthError:
     if isinstance(exc, OAuthError):
         return exc
     if isinstance(exc, Throttled):
-        return RateLimited(exc.retry_after, exc.description)
+        return RateLimited(exc.retry_seconds, exc.description)
     if isinstance(exc, HashingBusy):
         return TemporarilyUnavailable(str(exc))
     if _database_unreachable(exc):

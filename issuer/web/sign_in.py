@@ -122,9 +122,8 @@ async def login(
     except InvalidGrant:
         return _login_page(request, name, cookies, auth, username, BAD_CREDENTIALS, 400)
     except Throttled as exc:
-        wait = max(1, int(exc.retry_after + 0.999))
-        error = f"Too many attempts. Try again in {wait} seconds."
-        headers = {"Retry-After": str(wait)}
+        error = f"Too many attempts. Try again in {exc.retry_seconds} seconds."
+        headers = {"Retry-After": str(exc.retry_seconds)}
         return _login_page(request, name, cookies, auth, username, error, 429, headers)
     except HashingBusy:
         error = "The service is busy. Try again in a moment."
@@ -323,15 +322,14 @@ def _untrusted(service_name: str, exc: UntrustedRequest) -> Response:
 
 
 def _too_many(service_name: str, exc: Throttled) -> Response:
-    wait = max(1, int(exc.retry_after + 0.999))
     return page(
         "error.html",
         429,
-        {"Retry-After": str(wait)},
+        {"Retry-After": str(exc.retry_seconds)},
         service_name=service_name,
         title="Too many requests",
         heading="Too many requests",
-        message=f"Try again in {wait} seconds.",
+        message=f"Try again in {exc.retry_seconds} seconds.",
     )
 
 

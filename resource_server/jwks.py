@@ -189,8 +189,7 @@ class RemoteKeySet:
             key = held.keys.get(kid) if held else None
             if key is not None and key.as_dict(private=False) != rejected.as_dict(private=False):
                 return key  # replaced since this caller looked
-            if self._pending is None and self._kid_fetch_allowed(self._clock()):
-                self._last_kid_fetch = self._clock()
+            if self._pending is None and self._claim_kid_fetch():
                 self._start_refresh("bad_signature")
             return None
         now = self._clock()
@@ -288,25 +287,27 @@ class RemoteKeySet:
         The cooldown counts from the last fetch a kid caused: background fetches (every
         `revalidate` seconds) must not keep a key the issuer just rotated in from being found.
         """
-        if self._pending is None:
-            now = self._clock()
-            if not self._kid_fetch_allowed(now):
-                return False
-            self._last_kid_fetch = now
+        if self._pending is None and not self._claim_kid_fetch():
+            return False
         await self._refresh(reason)
         return True
 
-    def _kid_fetch_allowed(self, now: float) -> bool:
-        """Whether a kid (unknown, or failing its signature) may start a fetch now."""
+    def _claim_kid_fetch(self) -> bool:
+        """Whether a kid (unknown, or failing its signature) may start a fetch now; if so,
+        the cooldown counts from now."""
+        now = self._clock()
         held = self._snapshot
-        return not (
+        if (
             now - self._last_kid_fetch < self._policy.cooldown
             or now - self._last_fetch_started < self._policy.fetch_gap
             # Just fetched (maybe for this very caller): nothing newer to find, and a
             # second fetch would make the caller wait past one deadline.
             or (held is not None and now - held.fetched_at < self._policy.fetch_gap)
             or now < self._retry_at
-        )
+        ):
+            return False
+        self._last_kid_fetch = now
+        return True
 
     async def _refresh(self, reason: str) -> None:
         # Shielded: a caller that gives up (deadline, disconnect) does not cancel the fetch

@@ -82,12 +82,12 @@ async def _authorize(
     except UntrustedRequest as exc:
         return _untrusted(service_name, exc)
     except AuthorizationError as exc:
-        return redirect(exc.location, 303 if request.method == "POST" else 302)
+        return _answer_redirect(request, exc.location)
     if isinstance(decision, NeedsLogin):
         return _login_page(request, service_name, cookies, auth)
     if isinstance(decision, NeedsConsent):
         return _consent_page(request, service_name, cookies, decision)
-    return redirect(decision.location, 303 if request.method == "POST" else 302)
+    return _answer_redirect(request, decision.location)
 
 
 @router.post("/login", include_in_schema=False)
@@ -248,7 +248,7 @@ async def _end_session(
         params["client_id"],
     )
     if location is not None:
-        response: Response = redirect(location, 303 if request.method == "POST" else 302)
+        response: Response = _answer_redirect(request, location)
     else:
         response = page(
             "signed_out.html",
@@ -319,6 +319,11 @@ def _untrusted(service_name: str, exc: UntrustedRequest) -> Response:
         heading="This sign-in request cannot be completed",
         message=f"The app that sent you here made an invalid request: {exc.description}.",
     )
+
+
+def _answer_redirect(request: Request, location: str) -> Response:
+    """A redirect answering `request`: 303 after a POST, so the browser follows with a GET."""
+    return redirect(location, 303 if request.method == "POST" else 302)
 
 
 def _too_many(service_name: str, exc: Throttled) -> Response:

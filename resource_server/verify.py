@@ -93,8 +93,9 @@ class Verifier:
         self._max_token_bytes = max_token_bytes
         self._clock = clock
         self.stats = stats or VerifierStats()
-        # Entries: (claims, the key set's generation when the token verified).
-        self._verified: VerifiedTokens[tuple[Claims, int]] = VerifiedTokens(cache_size)
+        # Entries: (claims, the key set's generation when the token verified, the time it
+        # expires with leeway, as a float: compared with the clock's on every hit).
+        self._verified: VerifiedTokens[tuple[Claims, int, float]] = VerifiedTokens(cache_size)
 
     @classmethod
     def for_issuer(
@@ -148,7 +149,7 @@ class Verifier:
         # No await since the key was handed out, so this is the generation it came from.
         generation = self.key_set.generation
         claims = self._validate_claims(payload, now)
-        self._verified.put(token, (claims, generation))
+        self._verified.put(token, (claims, generation, float(claims.exp + self._leeway)))
         return claims
 
     def remembered(self, token: str) -> Claims | None:
@@ -163,8 +164,8 @@ class Verifier:
         cached = self._verified.get(token)
         if cached is None:
             return None
-        claims, generation = cached
-        if self._clock() < claims.exp + self._leeway and generation == self.key_set.generation:
+        claims, generation, expires = cached
+        if self._clock() < expires and generation == self.key_set.generation:
             self.stats.cache_hits += 1
             return claims
         self._verified.drop(token)

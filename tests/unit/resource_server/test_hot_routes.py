@@ -95,3 +95,20 @@ async def test_a_token_the_hot_route_remembers_still_expires(issuer_routes, rsa_
         hot, full = await both(client, "/users/me", headers)
     assert comparable(hot) == comparable(full)
     assert hot.status_code == 401 and "expired" in hot.json()["error_description"]
+
+
+async def test_a_remembered_signature_under_other_claims_is_refused(issuer_routes, rsa_private_key):  # noqa: F811
+    # The hot route finds a remembered answer by the header's last bytes (the signature's):
+    # a header that ends alike but carries other claims must be verified, not answered.
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    header, payload, signature = token.split(".")
+    other = make_token(rsa_private_key, FakeClock(time.time() + 1)).split(".")[1]
+    assert other != payload
+    forged = f"{header}.{other}.{signature}"
+    async with running(create_app(Settings(issuer_url=ISSUER))) as client:
+        for _ in range(3):  # remembered from the second sight on
+            good = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+            assert good.status_code == 200
+        hot, full = await both(client, "/users/me", [("Authorization", f"Bearer {forged}")])
+    assert comparable(hot) == comparable(full)
+    assert hot.status_code == 401 and hot.json()["error"] == "invalid_token"

@@ -47,27 +47,36 @@ class LatencyHistogram(Collector):
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...] = BUCKETS):
         self._name, self._documentation = name, documentation
         self._bounds = tuple(sorted(buckets))
-        # (method, route, status class) -> counts per bucket (the last: above every bound)
-        # and their sum in seconds.
-        self._series: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+        self._series: dict[tuple[str, str, str], _Series] = {}  # (method, route, status class)
 
     def observe(self, method: str, route: str, status: str, seconds: float) -> None:
         series = self._series.get((method, route, status))
         if series is None:
-            series = self._series[(method, route, status)] = ([0] * (len(self._bounds) + 1), [0.0])
-        series[0][bisect.bisect_left(self._bounds, seconds)] += 1  # le: bound >= seconds
-        series[1][0] += seconds
+            series = self._series[(method, route, status)] = _Series(len(self._bounds))
+        series.counts[bisect.bisect_left(self._bounds, seconds)] += 1  # le: bound >= seconds
+        series.total += seconds
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(
             self._name, self._documentation, labels=["method", "route", "status"]
         )
-        for labels, (counts, total) in sorted(self._series.items()):
-            cumulative = list(itertools.accumulate(counts))
+        for labels, series in sorted(self._series.items()):
+            cumulative = list(itertools.accumulate(series.counts))
             buckets = [(_bound(b), n) for b, n in zip(self._bounds, cumulative, strict=False)]
             buckets.append(("+Inf", cumulative[-1]))
-            family.add_metric(list(labels), buckets, sum_value=total[0])
+            family.add_metric(list(labels), buckets, sum_value=series.total)
         yield family
+
+
+class _Series:
+    """One label set's observations: a count per bucket (the last: above every bound) and
+    their sum in seconds."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, bounds: int):
+        self.counts = [0] * (bounds + 1)
+        self.total = 0.0
 
 
 def _bound(value: float) -> str:

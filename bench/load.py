@@ -34,10 +34,13 @@ class Load:
     errors: int = 0
     cores: float | None = None
     sent: int = 0
+    busiest_thread: float | None = None  # cores of the server's busiest thread
+    machine_busy: float | None = None  # cores the whole machine was busy meanwhile
 
 
-def _cpu_ticks(pid: int) -> int:
-    """utime+stime of `pid` and every live descendant, plus children they already reaped."""
+def _process_tree(pid: int) -> tuple[set[int], int]:
+    """`pid` and its live descendants, and the utime+stime of them all plus the children they
+    already reaped."""
     stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -46,9 +49,7 @@ def _cpu_ticks(pid: int) -> int:
             text = Path(entry.path, "stat").read_text()
         except OSError:  # exited meanwhile
             continue
-        # Fields after the parenthesised command name (which may hold spaces): state is 3rd.
-        fields = text[text.rindex(")") + 2 :].split()
-        ppid, utime, stime, cutime, cstime = (int(fields[i]) for i in (1, 11, 12, 13, 14))
+        ppid, utime, stime, cutime, cstime = _stat_fields(text, 1, 11, 12, 13, 14)
         stats[int(entry.name)] = (ppid, utime + stime + cutime + cstime)
     tree, total = {pid}, 0
     grew = True
@@ -60,25 +61,74 @@ def _cpu_ticks(pid: int) -> int:
                 grew = True
     for member in tree:
         total += stats.get(member, (0, 0))[1]
-    return total
+    return tree, total
+
+
+def _thread_ticks(pids: set[int]) -> dict[int, int]:
+    """utime+stime of each thread of `pids`, by thread id."""
+    ticks: dict[int, int] = {}
+    for pid in pids:
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            utime, stime = _stat_fields(text, 11, 12)
+            ticks[int(tid)] = utime + stime
+    return ticks
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """Busy and idle ticks of all cores since boot (/proc/stat; steal counts as busy)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            int(value) for value in stat.readline().split()[1:9]
+        )
+    return user + nice + system + irq + softirq + steal, idle + iowait
+
+
+def _stat_fields(text: str, *indexes: int) -> list[int]:
+    # The fields after the parenthesised command name (which may hold spaces), state first.
+    fields = text[text.rindex(")") + 2 :].split()
+    return [int(fields[i]) for i in indexes]
 
 
 class CpuMeter:
-    """Cores a server used while the block ran: its CPU time over the wall time."""
+    """Cores a server used while the block ran: its CPU time over the wall time, in all and on
+    its busiest thread (a thread near 1.0 is what limits it: its work cannot spread), and the
+    cores the whole machine was busy (near all of them: the machine is what limits it)."""
 
     def __init__(self, service: Service | None):
         self._pid = service.pid if service else None
         self.cores: float | None = None
+        self.busiest_thread: float | None = None
+        self.machine_busy: float | None = None
 
     def __enter__(self) -> "CpuMeter":
         if self._pid is not None:
-            self._ticks, self._start = _cpu_ticks(self._pid), time.perf_counter()
+            tree, self._ticks = _process_tree(self._pid)
+            self._threads = _thread_ticks(tree)
+            self._machine = _machine_ticks()
+            self._start = time.perf_counter()
         return self
 
     def __exit__(self, *_: object) -> None:
         if self._pid is not None:
-            ticks = _cpu_ticks(self._pid) - self._ticks
-            self.cores = ticks / _TICKS / (time.perf_counter() - self._start)
+            wall = time.perf_counter() - self._start
+            busy, idle = _machine_ticks()
+            tree, ticks = _process_tree(self._pid)
+            threads = _thread_ticks(tree)
+            self.cores = (ticks - self._ticks) / _TICKS / wall
+            busy, idle = busy - self._machine[0], idle - self._machine[1]
+            self.machine_busy = busy / (busy + idle) * (os.cpu_count() or 1)
+            busiest = max(
+                (used - self._threads.get(tid, 0) for tid, used in threads.items()), default=0
+            )
+            self.busiest_thread = busiest / _TICKS / wall
 
 
 def wrk(
@@ -105,17 +155,19 @@ def wrk(
         out = subprocess.run(
             [*argv, url], capture_output=True, text=True, env=env, timeout=seconds + 30
         )
-    return _load(_wrk_result(out.stdout, out.stderr), meter.cores)
+    return _load(_wrk_result(out.stdout, out.stderr), meter)
 
 
-def _load(data: dict[str, int], cores: float | None) -> Load:
+def _load(data: dict[str, int], meter: CpuMeter) -> Load:
     return Load(
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         errors=data["socket_errors"] + data["non_2xx"],
-        cores=cores,
+        cores=meter.cores,
         sent=data.get("sent", data["requests"]),
+        busiest_thread=meter.busiest_thread,
+        machine_busy=meter.machine_busy,
     )
 
 
@@ -164,7 +216,7 @@ def probe_under(
         time.sleep(1)  # the prober starts once the flood is under way
         p99, failures = asyncio.run(probe(probe_url, 20, seconds))
         out, _ = loader.communicate(timeout=seconds + 30)
-    return _load(_wrk_result(out, ""), meter.cores), p99 if not failures else float("inf")
+    return _load(_wrk_result(out, ""), meter), p99 if not failures else float("inf")
 
 
 @dataclass
@@ -183,8 +235,11 @@ class Pairs:
     def median(self, side: str, metric: str = "rps") -> float:
         return statistics.median(getattr(run, metric) for run in getattr(self, side))
 
-    def cores(self, side: str) -> float | None:
-        values = [run.cores for run in getattr(self, side) if run.cores is not None]
+    def cores(self, side: str, metric: str = "cores") -> float | None:
+        """Median cores used by `side`'s server (`busiest_thread`: by its busiest thread;
+        `machine_busy`: by the whole machine while it ran)."""
+        values = [getattr(run, metric) for run in getattr(self, side)]
+        values = [value for value in values if value is not None]
         return statistics.median(values) if values else None
 
     def errors(self) -> int:

@@ -27,7 +27,7 @@ import peers
 import report
 import servers
 import tokens
-from load import CONNECTIONS, DURATION, PAIRS, WARMUP, Load, interleave, probe_under, wrk
+from load import CONNECTIONS, DURATION, PAIRS, WARMUP, Load, Pairs, interleave, probe_under, wrk
 from report import Figure, compare
 from servers import Service, serving
 
@@ -70,6 +70,21 @@ class Bench:
 
     def figure(self, number: str) -> Figure:
         return next(f for f in self.figures if f.name.startswith(number + " "))
+
+
+def busiest_thread(pairs: Pairs, peer: str) -> dict[str, dict[str, float]]:
+    """Where each side's limit was (median runs): its busiest thread's cores and CPU a request
+    (near 1.0 core: that thread's work cannot spread), and the cores the machine was busy
+    (near all of them: the machine was full)."""
+    note = {}
+    for side, name in (("ours", "ours"), ("peer", peer)):
+        cores = pairs.cores(side, "busiest_thread") or float("nan")
+        note[name] = {
+            "cores": cores,
+            "us a request": cores / pairs.median(side) * 1e6,
+            "machine busy": pairs.cores(side, "machine_busy") or float("nan"),
+        }
+    return note
 
 
 def resource_servers(bench: Bench, token: str) -> None:
@@ -124,6 +139,7 @@ def resource_servers(bench: Bench, token: str) -> None:
         hits = after.get("hit", 0) - before.get("hit", 0)
         figure.errors += hits  # a cache hit would measure the other path: it cannot pass
         figures.append(figure)
+        bench.notes["10. busiest thread"] = busiest_thread(misses, "jose")
         bench.notes["10. token stream"] = {
             "distinct tokens": stream.count,
             "RS_TOKEN_CACHE_SIZE": ResourceServerSettings().token_cache_size,
@@ -153,6 +169,7 @@ def issuer_figures(bench: Bench) -> None:
     figures.append(
         compare("11. client_credentials vs oidc-provider", node_issue, "oidc-provider", ">=", 1.5)
     )
+    bench.notes["11. busiest thread"] = busiest_thread(node_issue, "oidc-provider")
     bench.notes["11. issuance req/s per core used"] = {
         "ours": node_issue.median("ours") / (node_issue.cores("ours") or float("nan")),
         "oidc-provider": node_issue.median("peer") / (node_issue.cores("peer") or float("nan")),
@@ -398,16 +415,26 @@ def print_report(
     issuance = bench.figure("11.")
     stream = notes["10. token stream"]
     tutorial = notes["6. tutorial issuer"]
+    busiest = {
+        figure: ", ".join(
+            f"{name} {thread['cores']:.2f} cores, {thread['us a request']:.0f} us a request "
+            f"(machine busy {thread['machine busy']:.2f} of {machine['cores']} cores)"
+            for name, thread in notes[f"{figure} busiest thread"].items()
+        )
+        for figure in ("10.", "11.")
+    }
     print(
         f"\ncores = CPU time of the server process and its children / wall time (median run).\n"
         f"11. issuance cores: ours {issuance.ours_cores:.2f}, oidc-provider "
         f"{issuance.peer_cores:.2f} (libuv pool included); req/s per core: ours "
         f"{notes['11. issuance req/s per core used']['ours']:,.0f}, oidc-provider "
         f"{notes['11. issuance req/s per core used']['oidc-provider']:,.0f}\n"
+        f"11. busiest thread: {busiest['11.']}\n"
         f"10. {stream['distinct tokens']:,} distinct tokens (cache holds "
         f"{stream['RS_TOKEN_CACHE_SIZE']:,}), round-robin: ours got "
         f"{stream['requests to ours']:,} requests, {stream['our cache hits']} cache hits, "
         f"{stream['our cache misses']:,} misses; jose got {stream['requests to jose']:,}\n"
+        f"10. busiest thread: {busiest['10.']}\n"
         f"4. issuance with 2 workers: {notes['4. issuance req/s with 2 workers']:,.0f} req/s\n"
         f"6. tutorial: logins {tutorial['/token logins/s']:.1f}/s (ours "
         f"{tutorial['ours: logins/s']:.1f}/s), /users/me {tutorial['/users/me req/s']:,.0f} "

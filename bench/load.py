@@ -119,11 +119,12 @@ class CpuMeter:
     def __exit__(self, *_: object) -> None:
         if self._pid is not None:
             wall = time.perf_counter() - self._start
-            busy, idle = _machine_ticks()
+            busy, idle = (
+                now - then for now, then in zip(_machine_ticks(), self._machine, strict=True)
+            )
             tree, ticks = _process_tree(self._pid)
             threads = _thread_ticks(tree)
             self.cores = (ticks - self._ticks) / _TICKS / wall
-            busy, idle = busy - self._machine[0], idle - self._machine[1]
             self.machine_busy = busy / (busy + idle) * (os.cpu_count() or 1)
             busiest = max(
                 (used - self._threads.get(tid, 0) for tid, used in threads.items()), default=0

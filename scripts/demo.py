@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from resource_server.base64url import b64url_decode
-from servicekit.processes import free_port, run_script, serving
+from servicekit.processes import free_port, run_script, started
 
 PASSWORD = "demo-password-1"
 
@@ -76,8 +76,8 @@ def main() -> int:
             end="",
         )
         with (
-            serving("issuer.app:app", env, issuer_port, Path(tmp, "issuer.log")),
-            serving("resource_server.app:app", env, rs_port, Path(tmp, "rs.log")) as rs,
+            started("issuer.app:app", env, issuer_port, Path(tmp, "issuer.log")),
+            started("resource_server.app:app", env, rs_port, Path(tmp, "rs.log")) as (rs, _),
         ):
             say("Log in: POST /token with the tutorial's form")
             login = httpx.post(

@@ -143,17 +143,3 @@ def started(
         yield url, process
     finally:
         process.stop()
-
-
-@contextlib.contextmanager
-def serving(
-    app: str,
-    env: Mapping[str, str],
-    port: int | None = None,
-    log: Path | None = None,
-    health: str = "/healthz",
-    workers: int = 1,
-) -> Iterator[str]:
-    """Run `app` under uvicorn until the block ends; yields its base URL once `health` answers."""
-    with started(app, env, port, log, health, workers) as (url, _):
-        yield url

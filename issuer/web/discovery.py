@@ -12,8 +12,8 @@ from issuer.keys.model import jwks_lifetime
 from issuer.keys.store import LoadedKeys
 from issuer.services import Services
 from issuer.web.deps import Metadata
-from issuer.web.headers import JSON_MEDIA_TYPE
 from issuer.web.openapi import JWKS_DOCS
+from issuer.web.responses import JSON_MEDIA_TYPE
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -17,7 +17,7 @@ from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttled
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.errors import OAuthError, RateLimited, ServerError, TemporarilyUnavailable
-from issuer.web.headers import NO_STORE
+from issuer.web.responses import no_store_json
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ def error_handlers(
 ) -> dict[int | type[Exception], Callable[[Request, Any], Any]]:
     """The `exception_handlers` of the issuer app."""
 
-    async def answer(_: Request, exc: Exception) -> JSONResponse:
+    async def answer(_: Request, exc: Exception) -> Response:
         error = as_oauth_error(exc)
         if isinstance(error, RateLimited | TemporarilyUnavailable):
             reason = "rate_limited" if isinstance(error, RateLimited) else "overloaded"
             metrics.rejections.labels(reason).inc()
-        return JSONResponse(error.body(), error.status_code, headers={**NO_STORE, **error.headers})
+        return no_store_json(error.body(), error.status_code, error.headers)
 
     # SQLAlchemyError here too: handled inside the app, so the server logs no traceback for an
     # outage that the answer already explains.

@@ -1,27 +1,27 @@
 """`POST /token`, `POST /revoke` and `POST /introspect`."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from issuer.oauth.grants import TokenEndpoint
 from issuer.web.deps import ClientAddress, Introspection, Revocation, Tokens
 from issuer.web.forms import read_form
-from issuer.web.headers import NO_STORE
 from issuer.web.openapi import INTROSPECT_DOCS, REVOKE_DOCS, TOKEN_DOCS
+from issuer.web.responses import NO_STORE, no_store_json
 
 router = APIRouter()
 
 
 @router.post("/token", summary="OAuth 2.0 token endpoint (RFC 6749)", openapi_extra=TOKEN_DOCS)
-async def token(request: Request, tokens: Tokens, address: ClientAddress) -> JSONResponse:
+async def token(request: Request, tokens: Tokens, address: ClientAddress) -> Response:
     return await token_response(request, tokens, address)
 
 
-async def token_response(request: Request, tokens: TokenEndpoint, address: str) -> JSONResponse:
+async def token_response(request: Request, tokens: TokenEndpoint, address: str) -> Response:
     """The answer to `POST /token` (also served by `issuer.web.hot`); raises refusals."""
     form = await read_form(request)
     body = await tokens.respond(form, request.headers.get("authorization"), address)
-    return JSONResponse(body, headers=NO_STORE)
+    return no_store_json(body)
 
 
 @router.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=REVOKE_DOCS)
@@ -34,7 +34,7 @@ async def revoke(request: Request, revocation: Revocation, address: ClientAddres
 @router.post("/introspect", summary="Token introspection (RFC 7662)", openapi_extra=INTROSPECT_DOCS)
 async def introspect(
     request: Request, introspection: Introspection, address: ClientAddress
-) -> JSONResponse:
+) -> Response:
     form = await read_form(request)
     body = await introspection.introspect(form, request.headers.get("authorization"), address)
-    return JSONResponse(body, headers=NO_STORE)
+    return no_store_json(body)

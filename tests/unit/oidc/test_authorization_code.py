@@ -159,6 +159,7 @@ async def test_a_confidential_web_app_signs_a_user_in(client, secrets, clock):
         info = await client.request(
             method, "/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
         )
+        assert info.headers["cache-control"] == "no-store"
         assert info.json() == {
             "sub": claims["sub"],
             "preferred_username": "alice",

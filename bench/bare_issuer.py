@@ -5,11 +5,11 @@ No client authentication, rate limits, form checks or claims: what is left is th
 hand-off to the signing threads and the signature. `WORK_US` adds that many microseconds of
 Python on the event loop for each token (half before a `jti`'s worth of `os.urandom` when
 `URANDOM=1`, half after), to see what the token path's own Python costs. Run it as our
-services run and load it as figure 11 does, e.g.
+services run and load it as figure 11 does, from `bench/` with the repository on the path:
 
-    SIGN_THREADS=2 WORK_US=30 python -m granian --interface asgi --loop uvloop --http 1 \\
-        --no-ws --port 8100 bare_issuer:app
-    wrk -t1 -c32 -d5s -s wrk_json.lua http://127.0.0.1:8100/token   # with WRK_BODY=a=b
+    PYTHONPATH=.. SIGN_THREADS=2 WORK_US=30 python -m granian --interface asgi \\
+        --loop uvloop --http 1 --no-ws --port 8100 bare_issuer:app
+    WRK_METHOD=POST WRK_BODY=a=b wrk -t1 -c32 -d5s -s wrk_json.lua http://127.0.0.1:8100/token
 """
 
 import base64

@@ -1,0 +1,70 @@
+"""`WorkerThreads`: calls run off the event loop, results and errors come back to the caller,
+and the threads carry their names in the kernel too."""
+
+import asyncio
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servicekit.threads import WorkerThreads
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerThreads]:
+    workers = WorkerThreads(2, name="signing")
+    yield workers
+    workers.close()
+
+
+async def test_a_call_runs_on_a_worker_thread_and_returns_its_result(pool):
+    loop_thread = threading.get_ident()
+
+    def work(a: int, b: int) -> tuple[int, int]:
+        return a + b, threading.get_ident()
+
+    total, thread = await pool.run(work, 2, 3)
+    assert total == 5
+    assert thread != loop_thread
+
+
+async def test_an_exception_reaches_the_caller(pool):
+    def fail() -> None:
+        raise ValueError("bad key")
+
+    with pytest.raises(ValueError, match="bad key"):
+        await pool.run(fail)
+
+
+async def test_calls_spread_over_the_threads_and_all_complete(pool):
+    started = threading.Barrier(2, timeout=5)
+
+    def meet(n: int) -> int:
+        started.wait()  # both threads must be busy at once for this to return
+        return n
+
+    assert await asyncio.gather(pool.run(meet, 1), pool.run(meet, 2)) == [1, 2]
+
+
+async def test_a_cancelled_caller_leaves_the_pool_working(pool):
+    gate = threading.Event()
+    waiting = asyncio.create_task(pool.run(gate.wait, 5))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await pool.run(lambda: "still serving") == "still serving"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread names in /proc are Linux's")
+async def test_threads_are_named_for_top_and_ps(pool):
+    def own_name() -> str:
+        native = threading.get_native_id()
+        return Path(f"/proc/self/task/{native}/comm").read_text().strip()
+
+    names = {await pool.run(own_name) for _ in range(20)}
+    assert names <= {"signing_0", "signing_1"}
+    assert names

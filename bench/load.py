@@ -36,6 +36,9 @@ class Load:
     sent: int = 0
     busiest_thread: float | None = None  # cores of the server's busiest thread
     machine_busy: float | None = None  # cores the whole machine was busy meanwhile
+    # Cores by kind of thread: "main" (each process's first thread: the event loop of ours
+    # and of Node), else the kernel's thread name without its number ("signing" for ours).
+    thread_kinds: dict[str, float] | None = None
 
 
 def _process_tree(pid: int) -> tuple[set[int], int]:
@@ -64,9 +67,9 @@ def _process_tree(pid: int) -> tuple[set[int], int]:
     return tree, total
 
 
-def _thread_ticks(pids: set[int]) -> dict[int, int]:
-    """utime+stime of each thread of `pids`, by thread id."""
-    ticks: dict[int, int] = {}
+def _thread_ticks(pids: set[int]) -> dict[int, tuple[str, int]]:
+    """The kind (see `Load.thread_kinds`) and utime+stime of each thread of `pids`, by id."""
+    ticks: dict[int, tuple[str, int]] = {}
     for pid in pids:
         try:
             threads = os.listdir(f"/proc/{pid}/task")
@@ -78,7 +81,9 @@ def _thread_ticks(pids: set[int]) -> dict[int, int]:
             except OSError:
                 continue
             utime, stime = _stat_fields(text, 11, 12)
-            ticks[int(tid)] = utime + stime
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            kind = "main" if int(tid) == pid else name.rstrip("0123456789").rstrip("_-")
+            ticks[int(tid)] = (kind, utime + stime)
     return ticks
 
 
@@ -107,6 +112,7 @@ class CpuMeter:
         self.cores: float | None = None
         self.busiest_thread: float | None = None
         self.machine_busy: float | None = None
+        self.thread_kinds: dict[str, float] | None = None
 
     def __enter__(self) -> "CpuMeter":
         if self._pid is not None:
@@ -126,10 +132,14 @@ class CpuMeter:
             threads = _thread_ticks(tree)
             self.cores = (ticks - self._ticks) / _TICKS / wall
             self.machine_busy = busy / (busy + idle) * (os.cpu_count() or 1)
-            busiest = max(
-                (used - self._threads.get(tid, 0) for tid, used in threads.items()), default=0
-            )
+            kinds: dict[str, float] = {}
+            busiest = 0
+            for tid, (kind, used) in threads.items():
+                spent = used - self._threads.get(tid, (kind, 0))[1]
+                busiest = max(busiest, spent)
+                kinds[kind] = kinds.get(kind, 0) + spent / _TICKS / wall
             self.busiest_thread = busiest / _TICKS / wall
+            self.thread_kinds = kinds
 
 
 def wrk(
@@ -169,6 +179,7 @@ def _load(data: dict[str, int], meter: CpuMeter) -> Load:
         sent=data.get("sent", data["requests"]),
         busiest_thread=meter.busiest_thread,
         machine_busy=meter.machine_busy,
+        thread_kinds=meter.thread_kinds,
     )
 
 
@@ -242,6 +253,19 @@ class Pairs:
         values = [getattr(run, metric) for run in getattr(self, side)]
         values = [value for value in values if value is not None]
         return statistics.median(values) if values else None
+
+    def cpu_by_thread_kind(self, side: str) -> dict[str, float]:
+        """Microseconds of CPU a request on each kind of `side`'s threads (median runs),
+        biggest first."""
+        runs = [run for run in getattr(self, side) if run.thread_kinds]
+        kinds = {kind for run in runs for kind in run.thread_kinds}
+        per_request = {
+            kind: statistics.median(
+                (run.thread_kinds or {}).get(kind, 0.0) / run.rps * 1e6 for run in runs if run.rps
+            )
+            for kind in kinds
+        }
+        return dict(sorted(per_request.items(), key=lambda item: -item[1]))
 
     def errors(self) -> int:
         return sum(run.errors for run in [*self.ours, *self.peer])

@@ -174,6 +174,11 @@ def issuer_figures(bench: Bench) -> None:
         "ours": node_issue.median("ours") / (node_issue.cores("ours") or float("nan")),
         "oidc-provider": node_issue.median("peer") / (node_issue.cores("peer") or float("nan")),
     }
+    bench.notes["11. CPU us a token by thread"] = {
+        "ours": node_issue.cpu_by_thread_kind("ours"),
+        "oidc-provider": node_issue.cpu_by_thread_kind("peer"),
+    }
+    bench.notes["11. ceiling"] = issuance_ceiling(bench, peer_issue)
 
     # Logins against bcrypt on all cores, and the JWKS p99 meanwhile (open-loop prober).
     login = f"username=alice&password={PASSWORD}"
@@ -208,6 +213,26 @@ def issuer_figures(bench: Bench) -> None:
             absolute=True,
         )
     )
+
+
+def issuance_ceiling(bench: Bench, peer_issue: Callable[[float], Load]) -> dict[str, Any]:
+    """Figure 11's ceiling on this machine: bench/bare_issuer.py, which only serves, hands
+    off to the issuer's kind of signing threads and signs (no client authentication, limits,
+    form or claims), against oidc-provider as figure 11 measures it."""
+    env = {**bench.env, "SIGN_THREADS": str(os.cpu_count() or 1)}
+    with serving("bare_issuer:app", env, health="/token") as bare:
+        same_request = load_on(bare, "/token", basic(CLIENT_ID, bench.secret), CC_BODY)
+        pairs = interleave(same_request, peer_issue)
+    ratios = pairs.ratios()
+    return {
+        "bare issuer req/s": pairs.median("ours"),
+        "oidc-provider req/s": pairs.median("peer"),
+        "ratio median": statistics.median(ratios),
+        "ratio min": min(ratios),
+        "ratio max": max(ratios),
+        "bare issuer cores": pairs.cores("ours"),
+        "bare issuer CPU us a token by thread": pairs.cpu_by_thread_kind("ours"),
+    }
 
 
 def references(bench: Bench) -> None:
@@ -423,6 +448,10 @@ def print_report(
         )
         for figure in ("10.", "11.")
     }
+    cpu_by_thread = {
+        side: _kinds(kinds) for side, kinds in notes["11. CPU us a token by thread"].items()
+    }
+    ceiling = notes["11. ceiling"]
     print(
         f"\ncores = CPU time of the server process and its children / wall time (median run).\n"
         f"11. issuance cores: ours {issuance.ours_cores:.2f}, oidc-provider "
@@ -430,6 +459,13 @@ def print_report(
         f"{notes['11. issuance req/s per core used']['ours']:,.0f}, oidc-provider "
         f"{notes['11. issuance req/s per core used']['oidc-provider']:,.0f}\n"
         f"11. busiest thread: {busiest['11.']}\n"
+        f"11. CPU a token by thread: ours {cpu_by_thread['ours']}; "
+        f"oidc-provider {cpu_by_thread['oidc-provider']}\n"
+        f"11. ceiling on this machine: bench/bare_issuer.py (server, hand-off and signature "
+        f"only) {ceiling['bare issuer req/s']:,.0f} req/s against oidc-provider's "
+        f"{ceiling['oidc-provider req/s']:,.0f}: {ceiling['ratio median']:.2f} "
+        f"({ceiling['ratio min']:.2f}-{ceiling['ratio max']:.2f}); by thread "
+        f"{_kinds(ceiling['bare issuer CPU us a token by thread'])}\n"
         f"10. {stream['distinct tokens']:,} distinct tokens (cache holds "
         f"{stream['RS_TOKEN_CACHE_SIZE']:,}), round-robin: ours got "
         f"{stream['requests to ours']:,} requests, {stream['our cache hits']} cache hits, "
@@ -449,6 +485,12 @@ def print_report(
     described = (f"{name} {doc['bytes']} bytes, {doc['keys']} key(s)" for name, doc in jwks.items())
     print("  JWKS documents: " + "; ".join(described))
     print(f"\nwall time {wall:.0f} s")
+
+
+def _kinds(cpu: dict[str, float]) -> str:
+    """ "1,321 us (signing 867, main 311, ...)": a token's CPU, in all and by kind of thread."""
+    parts = ", ".join(f"{kind} {us:,.0f}" for kind, us in cpu.items() if us >= 0.5)
+    return f"{sum(cpu.values()):,.0f} us ({parts})"
 
 
 if __name__ == "__main__":

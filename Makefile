@@ -56,7 +56,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not e2e and not browser"
 
-# Side-by-side performance ratios, against our own ceilings and Node peers (about six minutes);
+# Side-by-side performance ratios, against our own ceilings and Node peers (about seven minutes);
 # needs Debian's wrk and, for bench/peers, Node 20+ and npm (Debian's nodejs and npm are installed
 # if node is missing; bench/run.py stops with a message if that Node is older than 20).
 # Our services run on Granian as in production; BENCH_SERVER=uvicorn measures them as `make run`

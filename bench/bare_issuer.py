@@ -2,10 +2,12 @@
 fixed claims segment with RS256 on the issuer's kind of worker threads and answers fixed JSON.
 
 No client authentication, rate limits, form checks or claims: what is left is the server, the
-hand-off to the signing threads and the signature. `WORK_US` adds that many microseconds of
-Python on the event loop for each token (half before a `jti`'s worth of `os.urandom` when
-`URANDOM=1`, half after), to see what the token path's own Python costs. Run it as our
-services run and load it as figure 11 does, from `bench/` with the repository on the path:
+hand-off to the signing threads and the signature. `make bench` measures it beside
+oidc-provider as figure 11's ceiling on the machine (bench/run.py, `issuance_ceiling`).
+`WORK_US` adds that many microseconds of Python on the event loop for each token (half
+before a `jti`'s worth of `os.urandom` when `URANDOM=1`, half after), to see what the token
+path's own Python costs. Run it as our services run and load it as figure 11 does, from
+`bench/` with the repository on the path:
 
     PYTHONPATH=.. SIGN_THREADS=2 WORK_US=30 python -m granian --interface asgi \\
         --loop uvloop --http 1 --no-ws --port 8100 bare_issuer:app

@@ -257,13 +257,11 @@ class Pairs:
     def cpu_by_thread_kind(self, side: str) -> dict[str, float]:
         """Microseconds of CPU a request on each kind of `side`'s threads (median runs),
         biggest first."""
-        runs = [run for run in getattr(self, side) if run.thread_kinds]
-        kinds = {kind for run in runs for kind in run.thread_kinds}
+        runs = [(run.thread_kinds, run.rps) for run in getattr(self, side)]
+        metered = [(kinds, rps) for kinds, rps in runs if kinds and rps]
         per_request = {
-            kind: statistics.median(
-                (run.thread_kinds or {}).get(kind, 0.0) / run.rps * 1e6 for run in runs if run.rps
-            )
-            for kind in kinds
+            kind: statistics.median(kinds.get(kind, 0.0) / rps * 1e6 for kinds, rps in metered)
+            for kind in {kind for kinds, _ in metered for kind in kinds}
         }
         return dict(sorted(per_request.items(), key=lambda item: -item[1]))
 

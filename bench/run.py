@@ -488,7 +488,7 @@ def print_report(
 
 
 def _kinds(cpu: dict[str, float]) -> str:
-    """ "1,321 us (signing 867, main 311, ...)": a token's CPU, in all and by kind of thread."""
+    """A token's CPU in all and by kind of thread: `1,321 us (signing 867, main 311, ...)`."""
     parts = ", ".join(f"{kind} {us:,.0f}" for kind, us in cpu.items() if us >= 0.5)
     return f"{sum(cpu.values()):,.0f} us ({parts})"
 

@@ -48,7 +48,7 @@ class WorkerThreads:
             thread.join()
 
     def _work(self) -> None:
-        name_os_thread(threading.current_thread().name)
+        _name_os_thread(threading.current_thread().name)
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -65,7 +65,7 @@ class WorkerThreads:
 _PR_SET_NAME = 15  # linux/prctl.h
 
 
-def name_os_thread(name: str) -> None:
+def _name_os_thread(name: str) -> None:
     """Give the calling thread `name` in the kernel too (Linux; its first 15 bytes), so that
     `top -H`, `ps -L` and /proc show which threads sign. Python names its threads only for
     itself (before 3.14); where the call is missing, the thread keeps its process's name."""

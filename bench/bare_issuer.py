@@ -14,7 +14,6 @@ path's own Python costs. Run it as our services run and load it as figure 11 doe
     WRK_METHOD=POST WRK_BODY=a=b wrk -t1 -c32 -d5s -s wrk_json.lua http://127.0.0.1:8100/token
 """
 
-import base64
 import os
 import time
 
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.types import Receive, Scope, Send
 
+from resource_server.base64url import b64url_encode
 from servicekit.threads import WorkerThreads
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -34,15 +34,13 @@ CLAIMS = (
     b'{"iss":"http://127.0.0.1:8000","sub":"client:bench","aud":"api","exp":1795988203,'
     b'"iat":1795987303,"jti":"9NkJWsdlHW8Usebj5b1g6A","client_id":"bench","scope":"read"}'
 )
-SIGNING_INPUT = b"eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9." + base64.urlsafe_b64encode(
-    CLAIMS
-).rstrip(b"=")
+SIGNING_INPUT = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9." + b64url_encode(CLAIMS)
 HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
-def sign(signing_input: bytes) -> bytes:
-    signature = KEY.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
+def sign(signing_input: str) -> str:
+    signature = KEY.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url_encode(signature)
 
 
 def busy(seconds: float) -> None:
@@ -66,7 +64,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if HALF_WORK:
         busy(HALF_WORK)
     token = sign(SIGNING_INPUT) if POOL is None else await POOL.run(sign, SIGNING_INPUT)
-    body = b'{"access_token":"' + token + b'","token_type":"Bearer","expires_in":900}'
+    body = b'{"access_token":"' + token.encode() + b'","token_type":"Bearer","expires_in":900}'
     length = (b"content-length", b"%d" % len(body))
     await send({"type": "http.response.start", "status": 200, "headers": [*HEADERS, length]})
     await send({"type": "http.response.body", "body": body})

@@ -54,12 +54,16 @@ class WorkerThreads:
             if item is _STOP:
                 return
             loop, future, function, args = item
+            answer: Callable[[asyncio.Future[Any], Any], None]
             try:
-                result = function(*args)
+                value: Any = function(*args)
+                answer = _resolve
             except BaseException as exc:  # handed to the awaiting caller
-                loop.call_soon_threadsafe(_fail, future, exc)
-            else:
-                loop.call_soon_threadsafe(_resolve, future, result)
+                value, answer = exc, _fail
+            # RuntimeError: the caller's loop closed meanwhile (its app stopped without
+            # waiting for this call); nobody is left to answer, and the other callers wait.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(answer, future, value)
 
 
 _PR_SET_NAME = 15  # linux/prctl.h

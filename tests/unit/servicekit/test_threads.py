@@ -59,6 +59,28 @@ async def test_a_cancelled_caller_leaves_the_pool_working(pool):
     assert await pool.run(lambda: "still serving") == "still serving"
 
 
+def test_a_caller_whose_loop_closed_does_not_stop_the_thread():
+    # An app that shut down without waiting for its call: the answer has nowhere to go, and
+    # the thread must go on serving the next caller.
+    pool = WorkerThreads(1)
+    gate = threading.Event()
+    gone = asyncio.new_event_loop()
+    call = gone.create_task(pool.run(gate.wait, 5))
+    gone.run_until_complete(asyncio.sleep(0.05))  # the call is on the thread
+    call.cancel()
+    gone.run_until_complete(asyncio.gather(call, return_exceptions=True))
+    gone.close()
+    gate.set()
+
+    async def next_caller() -> str:
+        return await asyncio.wait_for(pool.run(lambda: "still serving"), timeout=5)
+
+    try:
+        assert asyncio.run(next_caller()) == "still serving"
+    finally:
+        pool.close()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="thread names in /proc are Linux's")
 async def test_threads_are_named_for_top_and_ps(pool):
     def own_name() -> str:

@@ -33,6 +33,8 @@ _SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 # b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 MAX_HEADER_CHARS = 16 * 1024
+# The largest form body read (for an `access_token` in it) before the token is judged.
+MAX_CHECKED_FORM_BYTES = 64 * 1024
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -102,8 +104,13 @@ def _token_of(scope: Scope) -> str:
 
 
 async def refuse_token_in_body(request: Request) -> None:
-    """Refuse a form body that carries `access_token` (RFC 6750 section 2.2 is not offered)."""
-    if not _is_form(request.scope):
+    """Refuse a form body that carries `access_token` (RFC 6750 section 2.2 is not offered).
+
+    This runs before the token is judged, so it reads only a body that declares a length of
+    at most `MAX_CHECKED_FORM_BYTES`: anyone could send a larger one. A larger or unmeasured
+    body is left to the route, and a token in it is ignored like the rest of the body.
+    """
+    if not _is_form(request.scope) or not _small_declared_body(request.scope):
         return
     try:
         # Starlette caches the body on the request, so the route can still read it.
@@ -126,6 +133,19 @@ def _is_form(scope: Scope) -> bool:
         if key == b"content-type":
             return value.decode("latin-1").split(";")[0].strip().lower() == _FORM
     return False
+
+
+def _small_declared_body(scope: Scope) -> bool:
+    """Whether the body's length is declared, once, and at most `MAX_CHECKED_FORM_BYTES`: the
+    server then delivers no more than that (HTTP framing), so reading it is bounded."""
+    declared = None
+    for key, value in scope["headers"]:
+        if key == b"transfer-encoding" or (key == b"content-length" and declared is not None):
+            return False
+        if key == b"content-length":
+            declared = value
+    # bytes.isdigit() takes ASCII digits only (int() alone would take b" 1" or b"1_0").
+    return declared is not None and declared.isdigit() and int(declared) <= MAX_CHECKED_FORM_BYTES
 
 
 def _names_access_token(urlencoded: bytes) -> bool:

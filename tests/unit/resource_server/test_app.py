@@ -19,6 +19,7 @@ from resource_server import (
     require_scopes,
 )
 from resource_server.app import create_app
+from resource_server.deps import MAX_CHECKED_FORM_BYTES
 from resource_server.settings import Settings
 from tests.support import FakeClock, b64url, public_jwk, running, sign_jwt
 
@@ -208,6 +209,47 @@ async def test_a_token_in_a_form_body_is_refused(protected, rsa_private_key):
     assert response.json()["error_description"] == (
         "access tokens are accepted only in the Authorization header, not in the body"
     )
+
+
+@pytest.mark.parametrize("length", ["over the limit", "undeclared"])
+async def test_a_form_body_is_not_read_before_the_token_unless_small_and_declared(
+    protected, rsa_private_key, length
+):
+    # Anyone may send a body: read before authentication, a huge one cost the server its size
+    # in memory. Unread, a token in it is simply not taken (the header is the only place).
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    form = f"access_token={token}&pad={'x' * MAX_CHECKED_FORM_BYTES}".encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield form
+
+    response = await client.request(
+        "GET",
+        path,
+        content=form if length == "over the limit" else chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 401
+    assert response.json() == {"error_description": "the request carries no bearer token"}
+
+
+async def test_a_large_form_body_reaches_an_authenticated_route_whole(
+    issuer_routes, rsa_private_key
+):
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    form = "note=" + "x" * (2 * MAX_CHECKED_FORM_BYTES)
+    async with running(third_party_app()) as client:
+        response = await client.post(
+            "/raw",
+            content=form,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+    assert response.status_code == 200
+    assert response.json() == {"body": form}
 
 
 async def test_a_form_body_without_a_token_still_reaches_the_route(issuer_routes, rsa_private_key):

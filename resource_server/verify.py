@@ -10,7 +10,6 @@ NaN, Infinity, lone surrogates and bytes that are not UTF-8 are malformed, never
 import functools
 import hashlib
 import hmac
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -132,7 +131,6 @@ class Verifier:
         if remembered is not None:
             return remembered
         self.stats.cache_misses += 1
-        now = int(self._clock())
         kid = _read_header(token)
         key = await self.key_set.key(kid)
         if key is None:
@@ -148,7 +146,9 @@ class Verifier:
             payload = _verify_signature(token, replacement)
         # No await since the key was handed out, so this is the generation it came from.
         generation = self.key_set.generation
-        claims = self._validate_claims(payload, now)
+        # Read after the key lookup, which may have waited on the issuer: a token must not
+        # outlive its `exp` by that wait.
+        claims = self._validate_claims(payload, int(self._clock()))
         self._verified.put(token, (claims, generation, float(claims.exp + self._leeway)))
         return claims
 
@@ -234,11 +234,16 @@ class Verifier:
         )
 
 
+# RFC 7493 section 2.2: integers beyond 2**53 - 1 lose precision in other JSON parsers.
+_NUMERIC_DATE_LIMIT = 2**53 - 1
+
+
 def _numeric_date(value: object) -> bool:
-    """A JSON number (RFC 7519 NumericDate): not a bool, and finite (NaN would never expire)."""
-    if isinstance(value, bool):
+    """A JSON number (RFC 7519 NumericDate) within I-JSON's exact integer range: not a bool,
+    not NaN, and one that every other parser reads alike and `/users/me` can write back."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    return -_NUMERIC_DATE_LIMIT <= value <= _NUMERIC_DATE_LIMIT
 
 
 def _invalid_claim(claim: str) -> InvalidToken:

@@ -306,6 +306,17 @@ async def test_a_deeply_nested_token_header_is_401_not_500(client):
     assert response.json()["error"] == "invalid_token"
 
 
+async def test_a_signed_exp_too_large_to_write_back_is_401_not_500(client, rsa_private_key):
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "7", "aud": "api", "exp": 2**64, "iat": now, "jti": "j"}
+    claims["client_id"] = "public"
+    token = sign_jwt(rsa_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, claims)
+    for _ in range(2):  # the second time through the cached-answer path
+        response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.json()["error_description"] == "the token's exp claim is invalid"
+
+
 async def test_an_oversized_token_header_is_refused_before_parsing(client):
     header = b64url(b"{" + b" " * 4000 + b"}")
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {header}.e30.c2ln"})

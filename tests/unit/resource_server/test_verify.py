@@ -314,6 +314,38 @@ async def test_expired_token_is_rejected(verifier, rsa_private_key, clock):
     await assert_rejected(verifier, token, "expired")
 
 
+@pytest.mark.parametrize("exp", [2**64, 2**53, 1.7e308, -(2**64)])
+async def test_an_exp_beyond_json_exact_integers_is_invalid(verifier, rsa_private_key, clock, exp):
+    # 2**64 verified, and /users/me then failed to write it back: a 500.
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=exp))
+    await assert_rejected(verifier, token, "exp claim is invalid")
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_an_nbf_or_iat_beyond_json_exact_integers_is_invalid(
+    verifier, rsa_private_key, clock, claim
+):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: -1e300}))
+    with pytest.raises(InvalidToken, match=claim):
+        await verifier.verify(token)
+
+
+async def test_expiry_is_judged_after_waiting_for_the_issuers_keys(
+    verifier, rsa_private_key, clock, jwks_route
+):
+    # The issuer takes 4 s to answer; the token is 1 s from the end of its leeway meanwhile.
+    answer = jwks_route.return_value
+    jwks_route.return_value = None
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        clock.advance(4)
+        return answer
+
+    jwks_route.side_effect = slow
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) - 59))
+    await assert_rejected(verifier, token, "expired")
+
+
 async def test_expiry_within_leeway_is_accepted(verifier, rsa_private_key, clock):
     token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) - 30))
     assert (await verifier.verify(token)).sub == "42"

@@ -110,13 +110,16 @@ class RemoteKeySet:
         allow_insecure_http: bool = False,
         stats: VerifierStats | None = None,
     ):
-        self._issuer = issuer.rstrip("/")
+        # The identifier, compared exactly (RFC 8414 section 3.3); well-known URLs are built
+        # on it without a trailing "/" (section 3.1).
+        self._issuer = issuer
+        self._base = issuer.rstrip("/")
         self._policy = policy or CachePolicy()
         self._clock = clock
         # Only a caller waiting out `fetch_gap` sleeps; tests pass a sleep that moves the clock.
         self._sleep = sleep
         self._allow_insecure = allow_insecure_http
-        _require_safe_url(self._issuer, allow_insecure_http)
+        _require_safe_url(issuer, allow_insecure_http)
         if jwks_url:
             _require_safe_url(jwks_url, allow_insecure_http)
         self._jwks_url = jwks_url
@@ -408,9 +411,9 @@ class RemoteKeySet:
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
-        default = f"{self._issuer}/.well-known/jwks.json"
+        default = f"{self._base}/.well-known/jwks.json"
         status, _, body = await self._get(
-            f"{self._issuer}/.well-known/oauth-authorization-server", {"Accept": "application/json"}
+            f"{self._base}/.well-known/oauth-authorization-server", {"Accept": "application/json"}
         )
         if status == 404:
             self._jwks_url = default
@@ -424,8 +427,9 @@ class RemoteKeySet:
         if not isinstance(metadata, dict):
             raise KeySetDataError("metadata is not a JSON object")
         # RFC 8414 section 3.3: metadata naming another issuer must not be used.
-        if metadata.get("issuer") != self._issuer:
-            raise KeySetDataError("metadata names a different issuer")
+        named = metadata.get("issuer")
+        if named != self._issuer:
+            raise KeySetDataError(f"metadata names issuer {_brief(named)}, not {self._issuer!r}")
         jwks_uri = metadata.get("jwks_uri", default)
         if not isinstance(jwks_uri, str):
             raise KeySetDataError("metadata jwks_uri is not a string")
@@ -522,6 +526,12 @@ def _bit_length(b64url_integer: str) -> int:
 def _fingerprint(keys: dict[str, RSAKey]) -> set[tuple[str, str, str]]:
     """The key material by kid, to tell a changed set from a refetched one."""
     return {(kid, str(key.as_dict()["n"]), str(key.as_dict()["e"])) for kid, key in keys.items()}
+
+
+def _brief(value: object) -> str:
+    """A value from the network, short enough for a log line."""
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}..."
 
 
 def _require_safe_url(url: str, allow_insecure_http: bool) -> None:

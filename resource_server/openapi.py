@@ -89,6 +89,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def install_openapi(app: FastAPI, issuer_url: str) -> None:
     """Declare the issuer's authorization-code flow, so Swagger UI can sign the user in."""
+    issuer_url = issuer_url.rstrip("/")  # the identifier may end in "/"; its URLs do not
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resource_server.jwks import CachePolicy
@@ -35,11 +35,6 @@ class Settings(BaseSettings):
     docs_client_id: str = "api-docs"
     # Browser origins allowed to call this API from JavaScript (JSON list).
     cors_origins: list[str] = []
-
-    @field_validator("issuer_url")
-    @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
     def cache_policy(self) -> CachePolicy:
         """The key set's policy from these settings."""

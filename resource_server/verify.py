@@ -86,7 +86,7 @@ class Verifier:
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self.key_set = key_set
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # compared exactly (RFC 9068 section 4): a trailing "/" counts
         self.audience = audience
         self._leeway = leeway
         self._max_token_bytes = max_token_bytes

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resource_server.errors import InvalidToken
+from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, RemoteKeySet
 from resource_server.verify import Verifier
 from tests.support import FakeClock, b64url, public_jwk, sign_jwt
@@ -482,3 +482,42 @@ async def test_the_cache_is_bounded(jwks_route, rsa_private_key, clock):
         for i in range(50):
             await verifier.verify(sign_jwt(rsa_private_key, header(), claims(clock, jti=f"j{i}")))
         assert len(verifier._verified) <= 8
+
+
+@pytest.mark.parametrize("configured", ["https://idp.test/", "https://idp.test"])
+async def test_the_issuer_is_compared_exactly_as_configured(
+    respx_mock, rsa_private_key, clock, configured
+):
+    # An issuer identifier may end in "/" (many hosted ones do); it was stripped from ours, so
+    # such an issuer's metadata was refused as naming another issuer, and its tokens too.
+    respx_mock.get("https://idp.test/.well-known/oauth-authorization-server").respond(
+        json={"issuer": configured, "jwks_uri": "https://idp.test/keys"}
+    )
+    respx_mock.get("https://idp.test/keys").respond(
+        json={"keys": [public_jwk(rsa_private_key, KID)]}
+    )
+    other = "https://idp.test" if configured.endswith("/") else "https://idp.test/"
+    async with httpx.AsyncClient() as client:
+        key_set = RemoteKeySet(configured, client=client, clock=clock, sleep=clock.sleep)
+        verifier = Verifier(key_set, configured, "api", clock=clock)
+        token = sign_jwt(rsa_private_key, header(), claims(clock, iss=configured))
+        assert (await verifier.verify(token)).sub == "42"
+        forged = sign_jwt(rsa_private_key, header(), claims(clock, iss=other))
+        await assert_rejected(verifier, forged, "another issuer")
+
+
+async def test_metadata_naming_the_issuer_without_its_trailing_slash_is_refused(
+    respx_mock, rsa_private_key, clock
+):
+    respx_mock.get("https://idp.test/.well-known/oauth-authorization-server").respond(
+        json={"issuer": "https://idp.test", "jwks_uri": "https://idp.test/keys"}
+    )
+    respx_mock.get("https://idp.test/keys").respond(
+        json={"keys": [public_jwk(rsa_private_key, KID)]}
+    )
+    async with httpx.AsyncClient() as client:
+        key_set = RemoteKeySet("https://idp.test/", client=client, clock=clock, sleep=clock.sleep)
+        verifier = Verifier(key_set, "https://idp.test/", "api", clock=clock)
+        token = sign_jwt(rsa_private_key, header(), claims(clock, iss="https://idp.test"))
+        with pytest.raises(KeySetUnavailable):
+            await verifier.verify(token)

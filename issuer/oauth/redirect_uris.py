@@ -8,7 +8,7 @@ listens on whatever port the OS gives it.
 """
 
 import ipaddress
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MAX_LENGTH = 2000
 
@@ -21,7 +21,9 @@ def check_registrable(uri: str) -> str:
     """The URI if it may be registered; `RedirectUriError` saying why not."""
     if len(uri) > MAX_LENGTH or any(ch.isspace() for ch in uri):
         raise RedirectUriError(f"not a usable redirect URI: {uri!r}")
-    parts = urlsplit(uri)
+    parts = _split(uri)
+    if parts is None:
+        raise RedirectUriError(f"not a usable redirect URI: {uri!r}")
     if "#" in uri:
         raise RedirectUriError(f"a redirect URI must not have a fragment: {uri}")
     if parts.scheme == "https" and parts.hostname:
@@ -44,8 +46,12 @@ def matches(requested: str, registered: list[str]) -> bool:
 
 
 def _without_loopback_port(uri: str) -> str | None:
-    parts = urlsplit(uri)
-    if parts.scheme != "http" or not _is_loopback_ip(parts.hostname) or "#" in uri:
+    """The loopback URI with its port left out; None for anything else (only the port of a
+    loopback URI may vary: not its user information, which the host was rebuilt without)."""
+    parts = _split(uri)
+    if parts is None or parts.scheme != "http" or not _is_loopback_ip(parts.hostname):
+        return None
+    if "#" in uri or "@" in parts.netloc:
         return None
     try:
         parts.port  # noqa: B018 - raises for a malformed port
@@ -53,6 +59,14 @@ def _without_loopback_port(uri: str) -> str | None:
         return None
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def _split(uri: str) -> SplitResult | None:
+    """The URI's parts; None if `urlsplit` refuses it (a bad IPv6 literal: `http://[::1/cb`)."""
+    try:
+        return urlsplit(uri)
+    except ValueError:
+        return None
 
 
 def _is_loopback_ip(host: str | None) -> bool:

@@ -29,6 +29,8 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https:///no-host",
         "javascript:alert(1)",
         "https://app.example/c b",
+        "http://[::1/cb",
+        "https://[evil]/cb",
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):
@@ -51,6 +53,19 @@ def test_matching_is_exact_except_for_loopback_ports():
     assert matches("http://127.0.0.1:51004/callback", registered)
     assert matches("http://[::1]:8080/cb", registered)
     assert not matches("http://127.0.0.1:bad/callback", registered)
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        "http://[::1/cb",  # urlsplit raised ValueError: /authorize answered 500
+        "http://[evil]/cb",
+        "http://evil.example@127.0.0.1:5555/callback",  # only the port may vary
+        "http://user:pw@127.0.0.1/callback",
+    ],
+)
+def test_malformed_uris_and_loopback_user_information_do_not_match(requested):
+    assert not matches(requested, ["http://127.0.0.1/callback", "http://[::1]/cb"])
 
 
 def test_pkce_s256_round_trip_and_refusals():

@@ -466,8 +466,19 @@ async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(clien
         ("spa", SPA + "?x=1"),
         ("spa", None),
         ("native", "http://localhost:5000/callback"),
+        ("native", "http://[::1/callback"),
+        ("native", "http://evil.example@127.0.0.1:5000/callback"),
     ],
-    ids=["unknown-client", "other-uri", "extended-path", "extended-query", "no-uri", "localhost"],
+    ids=[
+        "unknown-client",
+        "other-uri",
+        "extended-path",
+        "extended-query",
+        "no-uri",
+        "localhost",
+        "bad-ipv6-literal",
+        "loopback-with-user-information",
+    ],
 )
 async def test_an_untrusted_request_is_an_error_page_never_a_redirect(
     client, client_id, redirect_uri

@@ -13,9 +13,14 @@ OAuthError
  └── ServerError           500 server_error
 """
 
+import re
 from typing import ClassVar
 
 CLIENT_CHALLENGE = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
+
+
+# RFC 6749 section 5.2: `error_description` holds %x20-21 / %x23-5B / %x5D-7E only.
+_OUTSIDE_CHARSET = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 class OAuthError(Exception):
@@ -26,7 +31,8 @@ class OAuthError(Exception):
 
     def __init__(self, description: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(description or self.error)
-        self.description = description
+        # Descriptions may quote the request; what they send back stays in the RFC's charset.
+        self.description = _OUTSIDE_CHARSET.sub("?", description) if description else None
         self.headers = headers or {}
 
     def body(self) -> dict[str, str]:

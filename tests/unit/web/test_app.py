@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -128,6 +129,24 @@ async def test_malformed_grant_requests_get_rfc6749_errors(client, form, error):
     response = await client.post("/token", data=form)
     assert response.status_code == 400
     assert response.json()["error"] == error
+
+
+@pytest.mark.parametrize(
+    ("content", "described"),
+    [
+        ("grant_type=" + quote('é"\\x\x7f'), "grant_type '????x?x7f' is not supported"),
+        (quote('aé"') + "=1&" + quote('aé"') + "=2", "parameter 'a??' is repeated"),
+    ],
+)
+async def test_error_descriptions_quote_the_request_only_in_their_charset(
+    client, content, described
+):
+    # RFC 6749 section 5.2: %x20-21 / %x23-5B / %x5D-7E, whatever the request held.
+    response = await client.post(
+        "/token", content=content, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error_description"] == described
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

@@ -39,12 +39,17 @@ class BrowserSessions:
         self.ttl = ttl
         self._clock = clock
 
-    def start(self, user_id: int) -> str:
-        """A new session (always a new id: no session fixation); expired ones are dropped."""
+    def start(self, user_id: int, replacing: str | None = None) -> str:
+        """A new session (always a new id: no session fixation), ending the one the browser
+        held (`replacing`): a copy of its old cookie must not stay signed in. Expired ones
+        are dropped."""
         now = int(self._clock())
         session_id = secrets.token_urlsafe(32)
+        ended = BrowserSession.expires_at <= now
+        if replacing:
+            ended |= BrowserSession.id_hash == lookup_key(replacing)
         with self._sessions() as session:
-            session.execute(delete(BrowserSession).where(BrowserSession.expires_at <= now))
+            session.execute(delete(BrowserSession).where(ended))
             session.add(
                 BrowserSession(
                     id_hash=lookup_key(session_id),

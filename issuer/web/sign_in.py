@@ -129,7 +129,8 @@ async def login(
         error = "The service is busy. Try again in a moment."
         headers = {"Retry-After": "1"}
         return _login_page(request, name, cookies, auth, username, error, 503, headers)
-    session_id = await run_in_threadpool(sessions.start, user.id)
+    held = request.cookies.get(cookies.session)
+    session_id = await run_in_threadpool(sessions.start, user.id, held)
     log.info(
         "browser sign-in succeeded username=%r ip=%s client_id=%s",
         user.username,

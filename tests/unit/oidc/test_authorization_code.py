@@ -580,6 +580,19 @@ async def test_the_sign_in_page_has_the_token_endpoints_address_limit(settings, 
         assert token.status_code == 429  # one budget per address, both doors
 
 
+async def test_signing_in_again_ends_the_session_the_browser_held(client, settings):
+    create_user(settings, "bob", "builder-bob1")
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    alices = client.cookies["issuer_session"]
+    await sign_in(client, authorize_url("spa", SPA, Pkce(), prompt="login"), "bob", "builder-bob1")
+    assert client.cookies["issuer_session"] != alices
+    assert await still_signed_in(client)
+    # A copy of the old cookie (another tab's, a thief's) is signed in no more.
+    client.cookies = httpx.Cookies({"issuer_session": alices})
+    silent = await client.get(authorize_url("spa", SPA, Pkce(), prompt="none"))
+    assert callback_params(silent)["error"] == "login_required"
+
+
 async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_https(
     settings, secrets
 ):

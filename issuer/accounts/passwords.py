@@ -37,10 +37,12 @@ class Verification:
 
 
 class PasswordHasher:
-    """Hashes and verifies passwords; verification always costs one full bcrypt run."""
+    """Hashes and verifies passwords; verification always costs at least one full bcrypt run
+    at the current cost."""
 
     def __init__(self, rounds: int, workers: int | None = None, queue: int = 64):
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+        self._rounds = rounds
         self.workers = workers or os.cpu_count() or 1
         # Past workers + queue waiting verifications, callers are turned away at once.
         self._capacity = self.workers + queue
@@ -54,19 +56,25 @@ class PasswordHasher:
         return str(self._context.hash(check_password_policy(password)))
 
     def verify(self, password: str, stored_hash: str | None) -> Verification:
-        """Check `password`; whatever makes it fail, the work done is one full bcrypt run."""
+        """Check `password`; whatever makes it fail, the work done is at least one full bcrypt
+        run at the current cost."""
         prepared = prepare_password(password)
         # A password that cannot match (no user, a forbidden character such as NUL, over 72
         # bytes, which bcrypt would truncate) is checked against the dummy hash instead, so
         # nothing about the account shows in the time the answer takes.
         if stored_hash is None or prepared is None or _too_long(prepared):
-            self._context.verify(_NEVER_MATCHES, self._dummy_hash)
+            self._verify_dummy()
             return Verification(ok=False)
         try:
             ok, new_hash = self._context.verify_and_update(prepared, stored_hash)
+            cheaper = self._cost(stored_hash) < self._rounds
         except ValueError:
             log.error("stored password hash is unreadable; treating as a failed login")
             return Verification(ok=False)
+        if cheaper:
+            # A hash made before the cost was raised would answer sooner than an unknown user,
+            # naming the account until its next login re-hashes it: it pays for the dummy too.
+            self._verify_dummy()
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
 
     async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
@@ -79,6 +87,13 @@ class PasswordHasher:
             return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
         finally:
             self._pending -= 1
+
+    def _verify_dummy(self) -> None:
+        self._context.verify(_NEVER_MATCHES, self._dummy_hash)
+
+    def _cost(self, stored_hash: str) -> int:
+        """The bcrypt cost `stored_hash` was made at; `ValueError` if it is not bcrypt."""
+        return int(self._context.handler().from_string(stored_hash).rounds)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

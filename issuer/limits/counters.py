@@ -22,11 +22,20 @@ class CounterStore(Protocol):
     async def incr(self, key: str, window: float) -> tuple[int, float]:
         """Add one to `key` (created with a lifetime of `window`); the count and seconds left."""
 
+    async def incr_capped(self, key: str, window: float, cap: int) -> tuple[int, float]:
+        """`incr`, unless `key` already counts `cap`: then nothing changes, and the count
+        answered is the one this call would have made (over `cap`). Atomic: of any number of
+        racing calls, at most `cap` are counted."""
+
     async def block(self, key: str, seconds: float) -> None:
         """Mark `key` for `seconds` (replacing any earlier mark)."""
 
     async def blocked(self, key: str) -> float:
         """Seconds left on the mark at `key`, or 0."""
+
+    async def claim(self, key: str, seconds: float) -> float:
+        """`block`, unless `key` already has a mark: 0 if this call set it, else the seconds
+        left on the one there. Atomic: of any number of racing calls, one sets it."""
 
     async def delete(self, *keys: str) -> None: ...
 
@@ -41,6 +50,8 @@ class MemoryStore:
     never evicted before they expire, so no flood of new keys can lift a lockout; they are
     bounded by how fast the limits let anyone create them and by their lifetimes, and the
     expired ones are swept as new ones arrive.
+
+    No method awaits anything that yields to the event loop, so each call is atomic.
     """
 
     def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
@@ -60,6 +71,13 @@ class MemoryStore:
         self._counters[key] = (count + 1, expires_at)
         return count + 1, expires_at - now
 
+    async def incr_capped(self, key: str, window: float, cap: int) -> tuple[int, float]:
+        now = self._clock()
+        count, expires_at = self._counters.get(key, (0, 0.0))
+        if count >= cap and expires_at > now:
+            return count + 1, expires_at - now
+        return await self.incr(key, window)
+
     async def block(self, key: str, seconds: float) -> None:
         now = self._clock()
         if len(self._marks) >= self._sweep_at:
@@ -70,6 +88,12 @@ class MemoryStore:
 
     async def blocked(self, key: str) -> float:
         return max(0.0, self._marks.get(key, 0.0) - self._clock())
+
+    async def claim(self, key: str, seconds: float) -> float:
+        left = await self.blocked(key)
+        if not left:
+            await self.block(key, seconds)
+        return left
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
@@ -88,12 +112,31 @@ class MemoryStore:
             del self._counters[next(iter(self._counters))]
 
 
+# Lua scripts run whole on the server: no other client's command falls between the
+# comparison and the write, however many replicas race.
+_INCR_CAPPED = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then
+  return {count + 1, redis.call('PTTL', KEYS[1])}
+end
+count = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+_CLAIM = """
+if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 0 end
+return math.max(redis.call('PTTL', KEYS[1]), 1)
+"""
+
+
 class RedisStore:
     """Counters in Redis, shared by every replica; keys carry a prefix and always expire."""
 
     def __init__(self, client: "redis.Redis", prefix: str = "issuer:"):
         self._redis = client
         self._prefix = prefix
+        self._incr_capped = client.register_script(_INCR_CAPPED)
+        self._claim = client.register_script(_CLAIM)
 
     async def incr(self, key: str, window: float) -> tuple[int, float]:
         name = self._prefix + key
@@ -104,12 +147,22 @@ class RedisStore:
             count, _, ttl_ms = await pipe.execute()
         return int(count), max(0.0, ttl_ms / 1000)
 
+    async def incr_capped(self, key: str, window: float, cap: int) -> tuple[int, float]:
+        count, ttl_ms = await self._incr_capped(
+            keys=[self._prefix + key], args=[cap, int(window * 1000)]
+        )
+        return int(count), max(0.0, int(ttl_ms) / 1000)
+
     async def block(self, key: str, seconds: float) -> None:
         await self._redis.set(self._prefix + key, 1, px=max(1, int(seconds * 1000)))
 
     async def blocked(self, key: str) -> float:
         ttl_ms = await self._redis.pttl(self._prefix + key)
         return max(0.0, ttl_ms / 1000)
+
+    async def claim(self, key: str, seconds: float) -> float:
+        ttl_ms = await self._claim(keys=[self._prefix + key], args=[max(1, int(seconds * 1000))])
+        return int(ttl_ms) / 1000
 
     async def delete(self, *keys: str) -> None:
         if keys:
@@ -151,6 +204,12 @@ class FallbackStore:
         _, result = await self._on_redis(lambda redis: redis.incr(key, window))
         return result if result is not None else await self._fallback.incr(key, window)
 
+    async def incr_capped(self, key: str, window: float, cap: int) -> tuple[int, float]:
+        _, result = await self._on_redis(lambda redis: redis.incr_capped(key, window, cap))
+        if result is not None:
+            return result
+        return await self._fallback.incr_capped(key, window, cap)
+
     async def block(self, key: str, seconds: float) -> None:
         answered, _ = await self._on_redis(lambda redis: redis.block(key, seconds))
         if not answered:
@@ -160,6 +219,14 @@ class FallbackStore:
         _, remote = await self._on_redis(lambda redis: redis.blocked(key))
         # Marks set while degraded still count once Redis is back.
         return max(remote or 0.0, await self._fallback.blocked(key))
+
+    async def claim(self, key: str, seconds: float) -> float:
+        # As in `blocked`: a mark set while degraded holds even once Redis is back.
+        local = await self._fallback.blocked(key)
+        if local:
+            return local
+        _, remote = await self._on_redis(lambda redis: redis.claim(key, seconds))
+        return remote if remote is not None else await self._fallback.claim(key, seconds)
 
     async def delete(self, *keys: str) -> None:
         await self._fallback.delete(*keys)

@@ -15,6 +15,10 @@ Trade-off: the backoff is keyed by username *and* address, so a guesser elsewher
 itself out; a botnet spread over many addresses is held by the per-username cap instead,
 which the user's own addresses (any address with a successful login in the last 30 days) are
 exempt from. A success resets the username's failure counts.
+
+A login attempt is counted as a failure before its password is checked (`reserve_login`),
+atomically with the comparison against the limits: guesses sent at once cannot all pass a
+check that no failure has yet been recorded against.
 """
 
 import functools
@@ -54,8 +58,11 @@ class ThrottlePolicy:
     known_ip_ttl: int = 30 * 86400
 
 
+_LOGIN_THROTTLED = "too many failed logins; retry later"
+
+
 class Throttle:
-    """Checks before the expensive work (hashing, database), records after it."""
+    """Checks, and counts login attempts, before the expensive work (hashing, database)."""
 
     def __init__(self, store: CounterStore, policy: ThrottlePolicy):
         self._store = store
@@ -80,23 +87,51 @@ class Throttle:
         await self._limit(f"client:{_short(client_id)}", self._policy.per_client)
 
     async def check_login(self, username: str, address: str) -> None:
+        """Refuse early, counting nothing, while a backoff or the account's cap holds."""
         user, source = _short(username), _bucket(address)
         wait = await self._store.blocked(f"backoff:{user}:{source}")
         if not wait and not await self._store.blocked(f"known:{user}:{source}"):
             wait = await self._store.blocked(f"userlock:{user}")
         if wait:
-            raise Throttled(wait, "too many failed logins; retry later")
+            raise Throttled(wait, _LOGIN_THROTTLED)
 
-    async def record_failure(self, username: str, address: str) -> None:
-        user, source, policy = _short(username), _bucket(address), self._policy
-        failures, _ = await self._store.incr(f"fail:{user}:{source}", policy.failure_memory)
-        if failures > policy.free_failures:
-            exponent = failures - policy.free_failures - 1
-            delay = min(policy.backoff_max, policy.backoff_base * 2 ** min(exponent, 32))
-            await self._store.block(f"backoff:{user}:{source}", delay)
-        total, left = await self._store.incr(f"userfail:{user}", policy.window)
+    async def reserve_login(self, username: str, address: str) -> None:
+        """Count an attempt as failed before its password is checked, or refuse it (`Throttled`).
+
+        `record_success` clears the count. A refused attempt is not counted, except that one
+        the account's cap refuses has spent an attempt of its address's (only when guesses
+        race: otherwise `check_login` refuses it first).
+        """
+        user, source = _short(username), _bucket(address)
+        await self._reserve_from_address(user, source)
+        await self._reserve_for_account(user, source)
+
+    async def _reserve_from_address(self, user: str, source: str) -> None:
+        """The free attempts; past them, one attempt per backoff: the one that starts it."""
+        key, policy = f"fail:{user}:{source}", self._policy
+        failures, _ = await self._store.incr_capped(
+            key, policy.failure_memory, policy.free_failures
+        )
+        if failures <= policy.free_failures:
+            return
+        exponent = failures - policy.free_failures - 1
+        delay = min(policy.backoff_max, policy.backoff_base * 2 ** min(exponent, 32))
+        wait = await self._store.claim(f"backoff:{user}:{source}", delay)
+        if wait:
+            raise Throttled(wait, _LOGIN_THROTTLED)
+        await self._store.incr(key, policy.failure_memory)
+
+    async def _reserve_for_account(self, user: str, source: str) -> None:
+        """The per-account cap; the user's own addresses count towards it but pass it."""
+        key, policy = f"userfail:{user}", self._policy
+        if await self._store.blocked(f"known:{user}:{source}"):
+            total, left = await self._store.incr(key, policy.window)
+        else:
+            total, left = await self._store.incr_capped(key, policy.window, policy.per_username)
+            if total > policy.per_username:
+                raise Throttled(left, _LOGIN_THROTTLED)
         if total >= policy.per_username:
-            await self._store.block(f"userlock:{user}", left)
+            await self._store.block(f"userlock:{user}", left)  # `check_login` refuses at once
 
     async def record_success(self, username: str, address: str) -> None:
         user, source = _short(username), _bucket(address)

@@ -40,11 +40,12 @@ class PasswordLogin:
         account = normalize_username(username) or username
         await self._throttle.check_login(account, address)
         user = await run_in_threadpool(self._users.get_by_username, username)
+        # Counted before the hash: guesses sent at once all pass `check_login`, not this.
+        await self._throttle.reserve_login(account, address)
         verification = await self._hasher.verify_async(
             password, user.password_hash if user else None
         )
         if user is None or not verification.ok or user.disabled:
-            await self._throttle.record_failure(account, address)
             self._metrics.login_failures.labels("bad_credentials").inc()
             log.info("login failed username=%r ip=%s", username, address)
             raise InvalidGrant(BAD_CREDENTIALS)

@@ -3,6 +3,7 @@
 import statistics
 import time
 
+import bcrypt
 import pytest
 
 from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
@@ -57,6 +58,43 @@ def test_outdated_cost_is_upgraded_on_successful_login():
     assert new.verify("correct horse", result.new_hash).new_hash is None
     old.close()
     new.close()
+
+
+@pytest.fixture
+def bcrypt_costs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The cost of every bcrypt run from here on, as passlib hands it to the bcrypt library."""
+    costs: list[int] = []
+    hashpw = bcrypt.hashpw
+
+    def spy(password: bytes, config: bytes) -> bytes:
+        costs.append(int(config.split(b"$")[2]))
+        return hashpw(password, config)
+
+    monkeypatch.setattr(bcrypt, "hashpw", spy)
+    return costs
+
+
+def test_a_hash_below_the_current_cost_is_no_cheaper_to_check_than_an_unknown_user(
+    bcrypt_costs,
+):
+    # The audit: at cost 12, alice (hashed at 4) answered in 3 ms, an unknown user in 205 ms.
+    old, new = PasswordHasher(rounds=4, workers=1), PasswordHasher(rounds=6, workers=1)
+    cases = {
+        "unknown": ("wrong horse", None),
+        "current": ("wrong horse", new.hash("correct horse")),
+        "outdated": ("wrong horse", old.hash("correct horse")),
+        "outdated-right": ("correct horse", old.hash("correct horse")),
+    }
+    work = {}
+    for name, (password, stored) in cases.items():
+        bcrypt_costs.clear()
+        new.verify(password, stored)
+        work[name] = sum(2**cost for cost in bcrypt_costs)  # bcrypt's work doubles per cost
+    old.close()
+    new.close()
+    assert work["outdated"] >= work["unknown"], work
+    assert work["outdated-right"] >= work["unknown"], work
+    assert work["current"] == work["unknown"], work  # one run: no second hash when current
 
 
 def test_unreadable_stored_hash_is_a_failed_login(hasher):

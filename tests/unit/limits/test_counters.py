@@ -1,5 +1,6 @@
 """Expiring counters: in-process, in the machine's Redis, and Redis with an in-process fallback."""
 
+import asyncio
 import logging
 import tracemalloc
 import uuid
@@ -51,6 +52,28 @@ async def test_memory_block_lasts_its_seconds_and_is_replaced_or_deleted(clock):
     await store.delete("user:alice", "ip:1", "never-set")
     assert await store.blocked("user:alice") == 0
     assert await store.incr("ip:1", 60) == (1, 60)
+
+
+async def test_memory_incr_capped_stops_counting_at_the_cap_until_the_window_ends(clock):
+    store = MemoryStore(clock=clock)
+    assert [await store.incr_capped("fail:1", 60, 2) for _ in range(2)] == [(1, 60), (2, 60)]
+    clock.advance(10)
+    assert await store.incr_capped("fail:1", 60, 2) == (3, 50)  # over the cap: not counted
+    assert await store.incr_capped("fail:1", 60, 2) == (3, 50)
+    assert await store.incr("fail:1", 60) == (3, 50)
+    clock.advance(50)
+    assert await store.incr_capped("fail:1", 60, 2) == (1, 60)
+
+
+async def test_memory_claim_sets_a_mark_only_where_none_is_live(clock):
+    store = MemoryStore(clock=clock)
+    assert await store.claim("backoff:1", 4) == 0
+    clock.advance(1)
+    assert await store.claim("backoff:1", 30) == 3  # the first mark stands
+    assert await store.blocked("backoff:1") == 3
+    clock.advance(3)
+    assert await store.claim("backoff:1", 8) == 0
+    assert await store.blocked("backoff:1") == 8
 
 
 async def test_memory_counters_at_their_bound_drop_expired_ones_before_live_ones(clock):
@@ -152,6 +175,33 @@ async def test_redis_stores_with_different_prefixes_do_not_share_counters(redis_
     assert (await mine.incr("ip:1", 60))[0] == 3
 
 
+async def test_redis_incr_capped_stops_counting_at_the_cap(redis_client, prefix):
+    store = RedisStore(redis_client, prefix)
+    assert [(await store.incr_capped("fail:1", 60, 2))[0] for _ in range(4)] == [1, 2, 3, 3]
+    assert int(await redis_client.get(f"{prefix}fail:1")) == 2
+    assert 0 < await redis_client.pttl(f"{prefix}fail:1") <= 60_000
+    assert (await store.incr("fail:1", 60))[0] == 3
+
+
+async def test_redis_claim_sets_a_mark_only_where_none_is_live(redis_client, prefix):
+    store = RedisStore(redis_client, prefix)
+    assert await store.claim("backoff:1", 30) == 0
+    assert 29 < await store.claim("backoff:1", 5) <= 30  # the first mark stands
+    assert 29 < await store.blocked("backoff:1") <= 30
+    await store.delete("backoff:1")
+    assert await store.claim("backoff:1", 5) == 0
+    assert 4 < await store.blocked("backoff:1") <= 5
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_racing_calls_never_pass_the_cap_or_claim_twice(redis_client, prefix, clock, kind):
+    store = MemoryStore(clock=clock) if kind == "memory" else RedisStore(redis_client, prefix)
+    counts = await asyncio.gather(*(store.incr_capped("fail:1", 60, 5) for _ in range(50)))
+    assert sorted(count for count, _ in counts if count <= 5) == [1, 2, 3, 4, 5]
+    claims = await asyncio.gather(*(store.claim("backoff:1", 30) for _ in range(50)))
+    assert claims.count(0) == 1
+
+
 # FallbackStore with Redis down
 
 
@@ -181,6 +231,13 @@ async def test_redis_down_falls_back_to_memory_and_limits_still_count(dead_redis
     assert "Redis unavailable" in records[0].getMessage()
 
 
+async def test_redis_down_caps_and_claims_in_memory(dead_redis, clock):
+    store = FallbackStore(RedisStore(dead_redis), MemoryStore(clock=clock))
+    assert [(await store.incr_capped("fail:1", 60, 1))[0] for _ in range(2)] == [1, 2]
+    assert await store.claim("backoff:1", 30) == 0
+    assert await store.claim("backoff:1", 30) == 30
+
+
 async def test_fallback_uses_redis_while_it_answers(redis_client, prefix, clock, caplog):
     fallback = MemoryStore(clock=clock)
     store = FallbackStore(RedisStore(redis_client, prefix), fallback)
@@ -190,6 +247,10 @@ async def test_fallback_uses_redis_while_it_answers(redis_client, prefix, clock,
     assert int(await redis_client.get(f"{prefix}ip:1")) == 1
     assert await fallback.blocked("user:alice") == 0
     assert 29 < await store.blocked("user:alice") <= 30
+    assert [(await store.incr_capped("fail:1", 60, 1))[0] for _ in range(2)] == [1, 2]
+    assert await store.claim("backoff:1", 30) == 0
+    assert int(await redis_client.get(f"{prefix}fail:1")) == 1
+    assert await redis_client.exists(f"{prefix}backoff:1") == 1
     assert not [r for r in caplog.records if r.name == "issuer.limits.counters"]
 
 
@@ -201,7 +262,7 @@ async def test_the_throttle_keeps_no_copy_of_form_sized_usernames(clock):
         for number in range(200):  # the token endpoint's forms may hold ~64 KiB
             username = f"{number:04d}" + "x" * 60_000
             await throttle.check_login(username, "192.0.2.1")
-            await throttle.record_failure(username, "192.0.2.1")
+            await throttle.reserve_login(username, "192.0.2.1")
             del username
         retained = tracemalloc.get_traced_memory()[0] - before
     finally:

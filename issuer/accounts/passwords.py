@@ -70,6 +70,7 @@ class PasswordHasher:
             cheaper = self._cost(stored_hash) < self._rounds
         except ValueError:
             log.error("stored password hash is unreadable; treating as a failed login")
+            self._verify_dummy()  # as long as any other failure takes
             return Verification(ok=False)
         if cheaper:
             # A hash made before the cost was raised would answer sooner than an unknown user,

@@ -97,8 +97,12 @@ def test_a_hash_below_the_current_cost_is_no_cheaper_to_check_than_an_unknown_us
     assert work["current"] == work["unknown"], work  # one run: no second hash when current
 
 
-def test_unreadable_stored_hash_is_a_failed_login(hasher):
+def test_unreadable_stored_hash_is_a_failed_login_at_the_usual_cost(bcrypt_costs):
+    hasher = PasswordHasher(rounds=4, workers=1)
+    bcrypt_costs.clear()  # the dummy hash made at start
     assert not hasher.verify("correct horse", "not-a-hash").ok
+    hasher.close()
+    assert bcrypt_costs == [4]  # answered at once, it told such an account from the rest
 
 
 @pytest.mark.parametrize("password", ["short", "x" * 73, "é" * 37])

@@ -19,12 +19,18 @@ from issuer.oauth.scopes import format_scope, parse_scope
 from issuer.storage.engine import Base
 
 GRANT_TYPES = ("authorization_code", "password", "client_credentials", "refresh_token")
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,100}$")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,100}")
 _SECRET_SCHEME = "hmac-sha256"
 
 
 class ClientError(ValueError):
     """A client cannot be registered as asked."""
+
+
+def registrable(client_id: str) -> bool:
+    """Whether `client_id` is one a client can be registered under."""
+    # fullmatch: "$" would also accept a trailing newline.
+    return _CLIENT_ID.fullmatch(client_id) is not None
 
 
 class Client(Base):
@@ -135,7 +141,7 @@ class ClientRepository:
         require_consent: bool = False,
     ) -> NewClient:
         """Register a client; a confidential one gets a new 256-bit secret."""
-        if not _CLIENT_ID.match(client_id):
+        if not registrable(client_id):
             raise ClientError("client_id must be 1-100 characters of letters, digits and . _ ~ -")
         unknown = [g for g in grant_types if g not in GRANT_TYPES]
         if unknown:
@@ -178,7 +184,8 @@ class CachedClients:
     """Clients by id, remembered for a few seconds: token issuance needs no query per request.
 
     A disabled or deleted client keeps working for at most `ttl` seconds; unknown ids are
-    not remembered, so a flood of random ids cannot grow the cache.
+    not remembered, so a flood of random ids cannot grow the cache, and ids no client can be
+    registered under are not even looked up (a NUL in one is an error on PostgreSQL).
     """
 
     def __init__(
@@ -204,6 +211,8 @@ class CachedClients:
         hit = self._entries.get(client_id)
         if hit is not None and hit[1] > self._clock():
             return hit[0]
+        if not registrable(client_id):
+            return None
         client = await run_in_threadpool(self._repository.get, client_id)
         if client is not None:
             if len(self._entries) >= self._max_entries:

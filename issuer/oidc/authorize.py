@@ -99,12 +99,7 @@ class AuthorizationEndpoint:
 
     async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
         """The validated request; `UntrustedRequest` or `AuthorizationError` if it is not."""
-        params: dict[str, str] = {}
-        repeated: set[str] = set()
-        for name, value in pairs:
-            if name in params:
-                repeated.add(name)
-            params[name] = value
+        params, repeated = _parameters(pairs)
         client = await self._client(params.get("client_id"), repeated)
         redirect_uri = params.get("redirect_uri")
         if "redirect_uri" in repeated or not redirect_uri:
@@ -122,6 +117,9 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
         if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
             raise fail("invalid_request", "a parameter is too long")
+        # RFC 6749 Appendix A: no parameter's syntax admits NUL (nor can PostgreSQL store one).
+        if any("\x00" in name + value for name, value in params.items()):
+            raise fail("invalid_request", "a parameter holds a NUL character")
         if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
             raise fail("invalid_request", f"nonce must be at most {MAX_NONCE_LENGTH} characters")
         if params.get("response_type") != "code":
@@ -228,13 +226,15 @@ class AuthorizationEndpoint:
         if signed_in is None or "login" in request.prompt:
             return None
         age = int(self._clock()) - signed_in.auth_time
-        if request.max_age is not None and age > request.max_age:
+        # max_age=0 is prompt=login: a sign-in within the same second has a whole-second age
+        # of 0, which is not over 0.
+        if request.max_age is not None and (request.max_age == 0 or age > request.max_age):
             return None
         user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
         return None if user is None or user.disabled else user
 
     async def _client(self, client_id: str | None, repeated: set[str]) -> Client:
-        if not client_id or "client_id" in repeated or len(client_id) > 100:
+        if not client_id or "client_id" in repeated:
             raise UntrustedRequest("the request must name its client_id, once")
         client = await self._clients.get(client_id)
         if client is None or client.disabled:
@@ -248,6 +248,21 @@ class AuthorizationEndpoint:
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
         params = {"error": error, "error_description": description, "state": state}
         return _with_params(redirect_uri, {**params, "iss": self._issuer})
+
+
+def _parameters(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
+    """The request's parameters and the names sent more than once. As in the token endpoint's
+    forms, a parameter sent without a value is treated as omitted (RFC 6749 3.1)."""
+    params: dict[str, str] = {}
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            repeated.add(name)
+        seen.add(name)
+        if value:
+            params[name] = value
+    return params, repeated
 
 
 def after_sign_in(query: str) -> str:

@@ -13,14 +13,18 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """The form's parameters; 400 for anything that is not a well-formed form or repeats a
-    parameter, 413 if huge."""
+    """The form's parameters; 400 for anything that is not a well-formed form, repeats a
+    parameter or holds a NUL, 413 if huge."""
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in await read_form_pairs(request, limit):
         if name in seen:
             raise InvalidRequest(f"parameter {name!r} is repeated")
         seen.add(name)
+        # RFC 6749 Appendix A: no parameter's syntax admits NUL (nor can PostgreSQL store it);
+        # refused before any lookup, so the answer is the same whoever the username names.
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequest("a parameter holds a NUL character")
         # "Parameters sent without a value MUST be treated as if they were omitted."
         if value:
             form[name] = value
@@ -28,7 +32,8 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
 
 
 async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list[tuple[str, str]]:
-    """The form's parameters as sent, in order (repeats kept for the caller to judge)."""
+    """The form's parameters as sent, in order (repeats, empty values and NULs kept for the
+    caller to judge: `/authorize` answers them by its own rules)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.oauth.client_auth import ClientCredentials, authenticate, read_credentials
-from issuer.oauth.clients import CachedClients, Client, ClientRepository
+from issuer.oauth.clients import CachedClients, Client, ClientError, ClientRepository
 from issuer.oauth.errors import InvalidClient, InvalidRequest
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
@@ -200,3 +200,31 @@ async def test_public_client_presenting_a_secret_is_refused(clients, public_clie
 async def test_confidential_client_presenting_no_secret_is_refused(clients, webapp_secret):
     with pytest.raises(InvalidClient):
         await authenticate(clients, ClientCredentials("webapp", None, "none"))
+
+
+class CountingRepository(ClientRepository):
+    def __init__(self, sessions: sessionmaker[Session]):
+        super().__init__(sessions)
+        self.lookups: list[str] = []
+
+    def get(self, client_id: str) -> Client | None:
+        self.lookups.append(client_id)
+        return super().get(client_id)
+
+
+@pytest.mark.parametrize(
+    "client_id", ["a\x00b", "with space", "caf\u00e9", "x" * 101, "", "webapp\n"]
+)
+async def test_an_id_that_could_never_be_registered_is_unknown_without_a_lookup(
+    sessions, client_id
+):
+    # A NUL reached PostgreSQL (which refuses it in text: a 500) before this check.
+    repository = CountingRepository(sessions)
+    for secret in ("x", None):
+        with pytest.raises(InvalidClient) as caught:
+            credentials = ClientCredentials(client_id, secret, "client_secret_basic")
+            await authenticate(CachedClients(repository), credentials)
+        assert_basic_challenge(caught.value)
+    assert repository.lookups == []
+    with pytest.raises(ClientError):
+        repository.create(client_id, ("client_credentials",))

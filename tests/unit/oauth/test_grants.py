@@ -202,6 +202,43 @@ async def test_malformed_basic_credentials_are_invalid_client(client, header):
     assert response.json()["error"] == "invalid_client"
 
 
+# A form each client-authenticating endpoint takes, less its client.
+CLIENT_ENDPOINTS = {
+    "/token": {"grant_type": "client_credentials"},
+    "/revoke": {"token": "x"},
+    "/introspect": {"token": "x"},
+}
+
+
+@pytest.mark.parametrize("path", CLIENT_ENDPOINTS)
+async def test_a_nul_in_a_form_parameter_is_invalid_request_never_a_500(client, path):
+    # The audit: client_id=a%00b reached PostgreSQL, whose text cannot hold NUL (a 500).
+    for extra in ({"client_id": "a\x00b", "client_secret": "x"}, {"client_id": "a\x00b"}):
+        response = await client.post(path, data={**CLIENT_ENDPOINTS[path], **extra})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", CLIENT_ENDPOINTS)
+async def test_a_basic_client_id_that_cannot_be_registered_is_a_counted_unknown_client(
+    client, settings, secrets, path
+):
+    for _ in range(settings.rate_limit_client_auth_failures):
+        response = await client.post(
+            path, data=CLIENT_ENDPOINTS[path], headers=basic("a\x00b", "x")
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "invalid_client"
+        assert response.headers["www-authenticate"].startswith("Basic ")
+    # Counted like any unknown client: the address is locked out, even with a real secret.
+    locked = await client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic("service", secrets["service"]),
+    )
+    assert locked.status_code == 429
+
+
 def test_client_secrets_are_stored_only_as_a_keyed_hash(settings, secrets):
     with db_session(settings.database_url) as session:
         stored = session.query(Client).filter_by(client_id="service").one().secret_hash

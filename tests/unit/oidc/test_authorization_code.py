@@ -261,6 +261,18 @@ async def test_max_age_zero_is_satisfied_by_the_sign_in_it_asked_for(client, sec
     assert (await decode(client, tokens.json()["id_token"])).claims["auth_time"] == int(clock()) - 1
 
 
+async def test_max_age_zero_asks_for_the_password_even_in_the_second_of_the_sign_in(
+    client, secrets
+):
+    # OpenID Connect Core 3.1.2.1: max_age=0 is prompt=login, though the age in whole
+    # seconds is 0.
+    await webapp_code(client, secrets, Pkce())  # the clock stands still
+    page = await client.get(authorize_url("spa", SPA, Pkce(), max_age="0"))
+    assert page.status_code == 200 and 'name="password"' in page.text
+    silent = await client.get(authorize_url("spa", SPA, Pkce(), max_age="0", prompt="none"))
+    assert callback_params(silent)["error"] == "login_required"
+
+
 async def test_the_consent_answer_checks_the_session_like_the_request_did(client, clock):
     url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
     page = await sign_in(client, url)
@@ -439,6 +451,9 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         ({"prompt": "none login"}, "invalid_request"),
         ({"nonce": "n" * 513}, "invalid_request"),
         ({"max_age": "\u00b2"}, "invalid_request"),  # a digit to str.isdigit, not to int()
+        ({"nonce": "a\x00b"}, "invalid_request"),  # RFC 6749 Appendix A: no parameter holds NUL
+        ({"login_hint": "\x00"}, "invalid_request"),
+        ({"x\x00": "1"}, "invalid_request"),
     ],
     ids=[
         "plain",
@@ -449,6 +464,9 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         "bad-prompt",
         "long-nonce",
         "superscript-max-age",
+        "nul-in-nonce",
+        "nul-in-login-hint",
+        "nul-in-a-name",
     ],
 )
 async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(client, params, error):
@@ -468,6 +486,8 @@ async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(clien
         ("native", "http://localhost:5000/callback"),
         ("native", "http://[::1/callback"),
         ("native", "http://evil.example@127.0.0.1:5000/callback"),
+        ("a\x00b", SPA),  # was a 500 on PostgreSQL, whose text cannot hold NUL
+        ("spa", SPA + "\x00"),
     ],
     ids=[
         "unknown-client",
@@ -478,6 +498,8 @@ async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(clien
         "localhost",
         "bad-ipv6-literal",
         "loopback-with-user-information",
+        "nul-in-client-id",
+        "nul-in-redirect-uri",
     ],
 )
 async def test_an_untrusted_request_is_an_error_page_never_a_redirect(
@@ -494,6 +516,31 @@ async def test_the_longest_nonce_allowed_is_stored_and_returned(client, secrets)
     params = await webapp_code(client, secrets, pkce, nonce="n" * 512)
     tokens = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
     assert (await decode(client, tokens.json()["id_token"])).claims["nonce"] == "n" * 512
+
+
+async def test_a_nul_in_a_signed_in_request_is_refused_before_a_code_is_stored(client, secrets):
+    await webapp_code(client, secrets, Pkce())
+    # The audit: the nonce went to the code's row, a 500 on PostgreSQL.
+    url = authorize_url("spa", SPA, Pkce(), nonce="a\x00b", state="keep")
+    back = callback_params(await client.get(url))
+    assert back["error"] == "invalid_request" and back["state"] == "keep"
+    posted = await client.post("/authorize", data=dict(parse_qsl(url.removeprefix("/authorize?"))))
+    assert posted.status_code == 303 and "error=invalid_request" in posted.headers["location"]
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [{"nonce": ""}, {"max_age": ""}, {"prompt": "", "login_hint": "", "state": ""}],
+    ids=["nonce", "max-age", "prompt-login-hint-state"],
+)
+async def test_parameters_sent_without_a_value_are_treated_as_omitted(client, secrets, empty):
+    # RFC 6749 3.1, as at the token endpoint: an empty max_age is no error, an empty nonce
+    # no "nonce" claim.
+    await webapp_code(client, secrets, Pkce())
+    pkce = Pkce()
+    params = callback_params(await client.get(authorize_url("spa", SPA, pkce, **empty)))
+    tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert "nonce" not in (await decode(client, tokens.json()["id_token"])).claims
 
 
 async def test_the_authorization_request_may_be_a_form_post(client, secrets):
@@ -554,6 +601,22 @@ async def test_a_failed_sign_in_says_the_same_whether_or_not_the_user_exists(cli
     assert wrong.status_code == unknown.status_code == 400
     assert "Incorrect username or password." in wrong.text
     assert wrong.text.replace("alice", "X") == unknown.text.replace("nobody", "X")
+
+
+async def test_a_nul_in_the_sign_in_form_is_refused_alike_for_every_user(client):
+    # RFC 6749 Appendix A: usernames and passwords hold no NUL; refused before any lookup.
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    answers = set()
+    for username, password in [
+        ("alice", "guess\x00guess"),
+        ("nobody", "guess\x00guess"),
+        ("ali\x00ce", "wonderland1"),
+    ]:
+        response = await submit_login(client, page, username, password)
+        assert response.status_code == 400 and "set-cookie" not in response.headers
+        assert response.json()["error"] == "invalid_request"
+        answers.add(response.text)
+    assert len(answers) == 1
 
 
 async def test_the_sign_in_page_and_the_password_grant_share_the_login_throttle(client):

@@ -142,3 +142,13 @@ async def test_parameters_without_a_value_are_treated_as_omitted():
 
 async def test_empty_body_is_an_empty_form():
     assert await read_form(make_request(Body())) == {}
+
+
+@pytest.mark.parametrize(
+    "raw", [b"client_id=a%00b", b"password=x%00y", b"scope=read\x00", b"a%00b=1", b"state=%00"]
+)
+async def test_a_parameter_with_a_nul_is_invalid_request(raw):
+    # RFC 6749 Appendix A: no parameter's syntax admits NUL (and PostgreSQL text cannot hold it).
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(make_request(Body(raw)))
+    assert caught.value.status_code == 400

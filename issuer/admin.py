@@ -1,6 +1,10 @@
-"""What the account scripts do: create users and clients in the configured database."""
+"""What the account scripts do: create users and clients in the configured database, from
+arguments checked by the argparse types here."""
 
-from typing import Any
+import argparse
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from issuer.accounts.passwords import PasswordHasher, check_password_policy
 from issuer.accounts.users import UserRepository
@@ -51,3 +55,30 @@ def create_client(
 def client_exists(settings: Settings, client_id: str) -> bool:
     with open_database(settings) as engine:
         return ClientRepository(make_sessions(engine)).get(client_id) is not None
+
+
+# A client's TTL can only shorten the issuer's (the grant takes the smaller), so it takes the
+# bounds of ISSUER_ACCESS_TOKEN_TTL itself, read from the setting rather than copied.
+_ACCESS_TOKEN_TTL: TypeAdapter[int] = TypeAdapter(
+    Annotated[(int, *Settings.model_fields["access_token_ttl"].metadata)]
+)
+
+
+def text_argument(value: str) -> str:
+    """argparse type of a text argument that is stored: argv bytes that are not UTF-8 arrive
+    as surrogate escapes, which no database can store."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {value!r}") from None
+    return value
+
+
+def access_token_ttl_argument(value: str) -> int:
+    """argparse type of --access-token-ttl: whole seconds, within ISSUER_ACCESS_TOKEN_TTL's
+    bounds (a larger number would not even fit the database column)."""
+    try:
+        return _ACCESS_TOKEN_TTL.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].lower()
+        raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from None

@@ -10,7 +10,12 @@ import sys
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import client_exists, create_client
+from issuer.admin import (
+    access_token_ttl_argument,
+    client_exists,
+    create_client,
+    text_argument,
+)
 from issuer.oauth.clients import GRANT_TYPES, ClientError
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
@@ -21,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("client_id")
+    parser.add_argument("client_id", type=text_argument)
     parser.add_argument(
         "--grant",
         action="append",
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--redirect-uri",
+        type=text_argument,
         action="append",
         default=[],
         metavar="URI",
@@ -41,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--post-logout-redirect-uri",
+        type=text_argument,
         action="append",
         default=[],
         metavar="URI",
@@ -51,10 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="ask the user to approve the requested scopes (remembered per scope set)",
     )
-    parser.add_argument("--scope", default="", help='allowed scopes, e.g. "read write"')
-    parser.add_argument("--audience", action="append", default=[], help="`aud` of its tokens")
+    parser.add_argument(
+        "--scope", type=text_argument, default="", help='allowed scopes, e.g. "read write"'
+    )
+    parser.add_argument(
+        "--audience", type=text_argument, action="append", default=[], help="`aud` of its tokens"
+    )
     parser.add_argument(
         "--resource-server",
+        type=text_argument,
         action="append",
         default=[],
         metavar="AUD",
@@ -62,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         "issued for AUD (repeatable)",
     )
     parser.add_argument("--public", action="store_true", help="a public client (no secret)")
-    parser.add_argument("--name", default="", help="a display name")
-    parser.add_argument("--access-token-ttl", type=int, help="shorter access token TTL, seconds")
+    parser.add_argument("--name", type=text_argument, default="", help="a display name")
+    parser.add_argument(
+        "--access-token-ttl",
+        type=access_token_ttl_argument,
+        help="shorter access token TTL, seconds",
+    )
     parser.add_argument(
         "--exist-ok", action="store_true", help="succeed without changes if the client exists"
     )

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError
-from issuer.admin import create_user
+from issuer.admin import create_user, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
@@ -17,7 +17,10 @@ from issuer.storage.schema import SchemaMismatch
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+        try:
+            return sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes
+            raise PasswordPolicyError("the password is not valid UTF-8") from None
     password = getpass.getpass("Password: ")
     if getpass.getpass("Repeat password: ") != password:
         raise PasswordPolicyError("the passwords do not match")
@@ -26,9 +29,11 @@ def read_password(from_stdin: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("username")
-    parser.add_argument("--email")
-    parser.add_argument("--scope", default="", help='space-separated scopes, e.g. "read write"')
+    parser.add_argument("username", type=text_argument)
+    parser.add_argument("--email", type=text_argument)
+    parser.add_argument(
+        "--scope", type=text_argument, default="", help='space-separated scopes, e.g. "read write"'
+    )
     parser.add_argument(
         "--password-stdin",
         action="store_true",

@@ -81,6 +81,8 @@ class FileKeyStore(KeySetStore):
             for record in manifest.published:
                 try:
                     pems[record.kid] = (self.directory / f"{record.kid}.pem").read_bytes()
+                except FileNotFoundError:
+                    continue  # reported by `load`, as the database store does
                 except OSError as exc:
                     raise KeySetError(f"cannot read key {record.kid}: {exc.strerror}") from exc
         return Snapshot(manifest, version, pems)

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+# 3000-01-01 UTC: far beyond any real key, far below what dates (and the waits added) hold.
+_LAST_TIMESTAMP = 32_503_680_000
+
 
 class KeySetError(Exception):
     """The key set is missing, malformed or breaks an invariant."""
@@ -68,6 +71,14 @@ class KeyRecord:
     retiring_at: int | None = None
     retired_at: int | None = None
     revoked: bool = False
+
+    def __post_init__(self) -> None:
+        # Times are printed and added to: one outside what a date can hold would fail there,
+        # with an error that is not a KeySetError (and so not reported as a broken key set).
+        for name in ("created_at", "activated_at", "retiring_at", "retired_at"):
+            value = getattr(self, name)
+            if value is not None and not _is_timestamp(value):
+                raise KeySetError(f"invalid key set: {name} of {self.kid} is {value!r}")
 
     @property
     def published(self) -> bool:
@@ -271,13 +282,14 @@ def _record_from_dict(item: dict[str, Any]) -> KeyRecord:
     return KeyRecord(
         kid=kid,
         state=KeyState(item["state"]),
-        created_at=int(item["created_at"]),
-        activated_at=_optional_int(item.get("activated_at")),
-        retiring_at=_optional_int(item.get("retiring_at")),
-        retired_at=_optional_int(item.get("retired_at")),
+        created_at=item["created_at"],
+        activated_at=item.get("activated_at"),
+        retiring_at=item.get("retiring_at"),
+        retired_at=item.get("retired_at"),
         revoked=bool(item.get("revoked", False)),
     )
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _is_timestamp(value: object) -> bool:
+    """Whole unix seconds from 1970 up to the year 3000 (JSON also parses 1e300, Infinity)."""
+    return type(value) is int and 0 <= value <= _LAST_TIMESTAMP

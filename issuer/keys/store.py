@@ -2,9 +2,10 @@
 
 `KeySetStore` holds what every backend shares: generating keys, applying the lifecycle steps of
 `issuer.keys.model` under the backend's exclusive lock, encrypting private keys with the
-passphrase, and loading a consistent snapshot into `LoadedKeys` (signing key and JWKS body,
-built once per change). Backends: `issuer.keys.files.FileKeyStore` (a keys directory, flock)
-and `issuer.keys.database.DatabaseKeyStore` (tables, a database row lock).
+passphrase (no change is made unless every stored key opens with it), and loading a consistent
+snapshot into `LoadedKeys` (signing key and JWKS body, built once per change). Backends:
+`issuer.keys.files.FileKeyStore` (a keys directory, flock) and
+`issuer.keys.database.DatabaseKeyStore` (tables, a database row lock).
 """
 
 import contextlib
@@ -39,7 +40,8 @@ KeyFactory = Callable[[int], RSAKey]
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent read of the key set: states, version and the PEMs of published keys."""
+    """A consistent read of the key set: states, version and the stored PEMs of published
+    keys (a missing one is absent)."""
 
     manifest: KeyManifest
     version: Version
@@ -102,10 +104,14 @@ class KeySetStore(ABC):
         return self._read(with_pems=False).manifest
 
     def generate(self, key_size: int = 2048) -> KeyManifest | None:
-        """Create an active and a next key; `None` when a key set exists (nothing changes)."""
+        """Create an active and a next key; `None` when a key set exists (nothing changes),
+        `KeySetError` if that set does not open with the passphrase."""
         _check_key_size(key_size)
         with self._exclusive():
             if self.exists():
+                # Nothing to write, but a passphrase that does not open the set is reported
+                # now rather than by the issuer that starts with it.
+                self._writable_manifest()
                 return None
             active, upcoming = self._new_key(key_size), self._new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
@@ -120,7 +126,7 @@ class KeySetStore(ABC):
 
     def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
         """What `rotate` would do now, without changing anything."""
-        return rotation_step(self.read_manifest(), _PLANNED_KID, self._now(), policy, force)
+        return rotation_step(self._writable_manifest(), _PLANNED_KID, self._now(), policy, force)
 
     def rotate(self, policy: RotationPolicy, force: bool = False, key_size: int = 2048) -> Step:
         """One rotation step (see `issuer.keys.model.rotation_step`); raises `UnsafeRotation`."""
@@ -129,7 +135,7 @@ class KeySetStore(ABC):
         )
 
     def plan_revocation(self, kid: str) -> Step:
-        return revocation(self.read_manifest(), kid, _PLANNED_KID, self._now())
+        return revocation(self._writable_manifest(), kid, _PLANNED_KID, self._now())
 
     def revoke(self, kid: str, key_size: int = 2048) -> Step:
         """Unpublish `kid` at once and delete its private key."""
@@ -158,14 +164,12 @@ class KeySetStore(ABC):
             raise KeySetError("set ISSUER_KEYS_PASSPHRASE to the passphrase to encrypt with")
         with self._exclusive():
             snapshot = self._read(with_pems=True)
-            plain = {kid: pem for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)}
+            # Keys already encrypted must open with this passphrase too: else the set would end
+            # up encrypted with two passphrases, and load with neither.
+            keys = self._open_before_change(snapshot, allow_plaintext=True)
+            plain = [kid for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)]
             if plain:
-                keys = {
-                    kid: self._decode(kid, pem, allow_plaintext=True) for kid, pem in plain.items()
-                }
-                self._commit(
-                    snapshot.manifest, {kid: self._encode(key) for kid, key in keys.items()}
-                )
+                self._commit(snapshot.manifest, {kid: self._encode(keys[kid]) for kid in plain})
         if plain:
             audit.info("key set encrypted in %s: %s", self.describe(), ", ".join(sorted(plain)))
         return sorted(plain)
@@ -173,13 +177,32 @@ class KeySetStore(ABC):
     def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
         _check_key_size(key_size)
         with self._exclusive():
-            current = self.read_manifest()
+            current = self._writable_manifest()
             key = self._new_key(key_size)
             step = make_step(current, key.thumbprint())
             new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
             self._commit(step.manifest, new_pems)
         audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
         return step
+
+    def _writable_manifest(self) -> KeyManifest:
+        """The stored states, for a change (or its plan) once every stored key has opened."""
+        snapshot = self._read(with_pems=True)
+        self._open_before_change(snapshot)
+        return snapshot.manifest
+
+    def _open_before_change(
+        self, snapshot: Snapshot, allow_plaintext: bool = False
+    ) -> dict[str, RSAKey]:
+        """Every stored private key, opened: a change goes ahead only if each opens with our
+        passphrase, else it would add keys the issuer cannot load beside them. (A missing key
+        is left to `load`: revoking it is how an operator repairs the set.)"""
+        try:
+            return {
+                kid: self._decode(kid, pem, allow_plaintext) for kid, pem in snapshot.pems.items()
+            }
+        except KeySetError as exc:
+            raise KeySetError(f"{exc}; the key set in {self.describe()} was not changed") from exc
 
     def _encode(self, key: RSAKey) -> bytes:
         return key.as_pem(private=True, password=self._passphrase)

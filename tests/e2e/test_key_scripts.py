@@ -85,6 +85,57 @@ def test_misuse_gets_a_clear_message_and_exit_code(env, args, code, message):
     assert "Traceback" not in result.stderr
 
 
+def key_files(env: dict[str, str]) -> dict[str, bytes]:
+    directory = Path(env["ISSUER_KEYS_DIR"])
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.name != ".lock"}
+
+
+@pytest.mark.parametrize(
+    ("stored", "given"),
+    [("pp", None), ("pp", "wrong"), (None, "pp")],
+    ids=["no passphrase", "wrong passphrase", "passphrase for an unencrypted set"],
+)
+def test_a_rotation_with_a_passphrase_that_does_not_open_the_keys_is_refused(env, stored, given):
+    # The audit: `rotate_keys.py --force` without the passphrase wrote a plaintext key beside
+    # encrypted ones, printed "changed:" and exited 0.
+    with_passphrase = {"ISSUER_KEYS_PASSPHRASE": stored} if stored else {}
+    assert run_script("generate_keys.py", env={**env, **with_passphrase}).returncode == 0
+    before = key_files(env)
+    # An empty variable is no passphrase, as the issuer reads it.
+    result = run_script(
+        "rotate_keys.py", "--force", env={**env, "ISSUER_KEYS_PASSPHRASE": given or ""}
+    )
+    assert result.returncode == 1, result.stdout
+    assert "ISSUER_KEYS_PASSPHRASE" in result.stderr and "was not changed" in result.stderr
+    assert "Traceback" not in result.stderr and "changed:" not in result.stdout
+    assert key_files(env) == before
+
+
+def test_a_rotation_of_database_keys_with_a_wrong_passphrase_is_refused(tmp_path: Path):
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "pp",
+    }
+    assert run_script("generate_keys.py", env=env).returncode == 0
+    before = run_script("rotate_keys.py", "--status", env=env).stdout
+    result = run_script("rotate_keys.py", "--force", env={**env, "ISSUER_KEYS_PASSPHRASE": "wrong"})
+    assert result.returncode == 1, result.stdout
+    assert "wrong ISSUER_KEYS_PASSPHRASE" in result.stderr and "Traceback" not in result.stderr
+    assert run_script("rotate_keys.py", "--status", env=env).stdout == before
+
+
+def test_status_of_a_manifest_with_an_impossible_time_is_an_error(env):
+    run_script("generate_keys.py", env=env)
+    path = Path(env["ISSUER_KEYS_DIR"]) / "manifest.json"
+    document = json.loads(path.read_text())
+    document["keys"][0]["created_at"] = 1e300
+    path.write_text(json.dumps(document))
+    result = run_script("rotate_keys.py", "--status", env=env)
+    assert result.returncode == 1
+    assert "created_at" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_rotate_without_keys_says_how_to_create_them(env):
     result = run_script("rotate_keys.py", env=env)
     assert result.returncode == 1
@@ -187,6 +238,42 @@ def test_a_bad_setting_is_a_configuration_error_with_exit_2(tmp_path: Path, comm
     assert result.returncode == 2, result.stderr
     assert "invalid configuration" in result.stderr and "access_token_ttl" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# argv bytes that are not UTF-8 arrive as surrogate escapes ("\udcff" is the byte 0xff).
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("create_user.py", ["zed2", "--email", "\udcff@x"], "argument --email: not valid UTF-8"),
+        ("create_user.py", ["z\udcff"], "argument username: not valid UTF-8"),
+        ("create_client.py", ["c1", "--name", "\udcff"], "argument --name: not valid UTF-8"),
+        ("create_client.py", ["c1", "--audience", "\udcff"], "argument --audience: not valid"),
+        ("create_client.py", ["c1", "--redirect-uri", "https://x/\udcff"], "--redirect-uri: not"),
+        ("create_client.py", ["c7", "--access-token-ttl", "9" * 21], "less than or equal to 86400"),
+        ("create_client.py", ["c7", "--access-token-ttl", "86401"], "less than or equal to 86400"),
+        ("create_client.py", ["c7", "--access-token-ttl", "0"], "greater than 0"),
+    ],
+)
+def test_account_scripts_refuse_bad_arguments_with_a_usage_error(tmp_path, script, args, message):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = run_script(script, *args, env=env, stdin="wonderland1\n")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "issuer.db").exists()  # refused before the database was opened
+
+
+def test_a_password_that_is_not_utf8_is_refused_under_a_strict_locale(tmp_path):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada", "--password-stdin"],
+        input=b"wonder\xffland1\n",
+        env={**os.environ, **env, "PYTHONIOENCODING": "utf-8:strict"},
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
 
 
 def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path: Path):

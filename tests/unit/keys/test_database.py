@@ -3,9 +3,10 @@
 import threading
 
 import pytest
+from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from issuer.keys.database import DatabaseKeyStore, SigningKeyRow
+from issuer.keys.database import DatabaseKeyStore, KeySetMeta, SigningKeyRow
 from issuer.keys.model import KeySetError, KeyState, RotationPolicy, UnsafeRotation
 from issuer.keys.ring import KeyRing
 from issuer.storage import schema
@@ -121,3 +122,51 @@ def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine,
     assert states.count(KeyState.ACTIVE) == 1 and states.count(KeyState.NEXT) == 1
     assert len(manifest.keys) == 2 + 4
     assert store.load().signing_kid == manifest.active.kid
+
+
+def contents(engine) -> tuple[list[tuple[object, ...]], int | None]:
+    """Every stored field of every key row, and the version: what "nothing changed" means."""
+    with make_sessions(engine)() as session:
+        keys = [
+            (r.kid, r.state, r.created_at, r.activated_at, r.retiring_at, r.revoked, r.private_pem)
+            for r in session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.kid))
+        ]
+        return keys, session.scalar(select(KeySetMeta.version))
+
+
+def store_unencrypted(engine) -> None:
+    """As a set written before the passphrase was required (or by hand) would be stored."""
+    with make_sessions(engine)() as session:
+        for row in session.scalars(select(SigningKeyRow)):
+            key = RSAKey.import_key(row.private_pem, password=PASSPHRASE)
+            row.private_pem = key.as_pem(private=True)
+        session.commit()
+
+
+CHANGES = {
+    "rotate": lambda store, manifest: store.rotate(POLICY, force=True),
+    "revoke": lambda store, manifest: store.revoke(manifest.active.kid),
+    "generate": lambda store, manifest: store.generate(),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize(
+    "mismatch", ["no passphrase", "wrong passphrase", "passphrase for an unencrypted set"]
+)
+def test_a_passphrase_that_does_not_open_the_set_changes_nothing(
+    store, engine, new_key, mismatch, change
+):
+    # The audit: `ISSUER_KEYS_PASSPHRASE=wrong rotate_keys.py --force` succeeded, adding a key
+    # encrypted with "wrong" beside keys encrypted with the real passphrase.
+    manifest = store.generate()
+    if mismatch == "passphrase for an unencrypted set":
+        store_unencrypted(engine)
+    given = {"no passphrase": None, "wrong passphrase": "not the passphrase"}.get(
+        mismatch, PASSPHRASE
+    )
+    before = contents(engine)
+    with pytest.raises(KeySetError, match="ISSUER_KEYS_PASSPHRASE"):
+        # Without a passphrase the store refuses to open at all.
+        CHANGES[change](DatabaseKeyStore(engine, given, new_key=new_key), manifest)
+    assert contents(engine) == before

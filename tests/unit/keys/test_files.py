@@ -255,3 +255,78 @@ def test_key_set_changes_are_audited(store, clock, caplog):
     assert any("next -> active" in line for line in lines)
     assert any("revoked" in line for line in lines)
     assert all("PRIVATE" not in line for line in lines)
+
+
+def directory_contents(store: FileKeyStore) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in store.directory.iterdir() if p.name != ".lock"}
+
+
+# Each way a store's passphrase can fail to open the stored set: (stored with, given now).
+PASSPHRASE_MISMATCHES = {
+    "no passphrase for an encrypted set": ("correct horse battery", None),
+    "wrong passphrase": ("correct horse battery", "wrong"),
+    "passphrase for an unencrypted set": (None, "correct horse battery"),
+}
+# Every change a script can ask for, and `generate`, which a script runs on an existing set.
+CHANGES = {
+    "rotate": lambda store, manifest: store.rotate(POLICY, force=True),
+    "revoke": lambda store, manifest: store.revoke(manifest.active.kid),
+    "generate": lambda store, manifest: store.generate(),
+    "dry run": lambda store, manifest: store.plan_rotation(POLICY, force=True),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("mismatch", PASSPHRASE_MISMATCHES)
+def test_a_passphrase_that_does_not_open_the_set_changes_nothing(
+    tmp_path, new_key, mismatch, change
+):
+    # The audit: a rotation without the passphrase wrote a plaintext key beside encrypted ones
+    # and exited 0; the issuer could not load the result.
+    stored, given = PASSPHRASE_MISMATCHES[mismatch]
+    directory = tmp_path / "keys"
+    manifest = FileKeyStore(directory, passphrase=stored, new_key=new_key).generate()
+    store = FileKeyStore(directory, passphrase=given, new_key=new_key)
+    before = directory_contents(store)
+    with pytest.raises(KeySetError, match=r"ISSUER_KEYS_PASSPHRASE.*was not changed"):
+        CHANGES[change](store, manifest)
+    assert directory_contents(store) == before
+    assert FileKeyStore(directory, passphrase=stored).load().signing_kid == manifest.active.kid
+
+
+def test_encrypt_refuses_a_passphrase_the_encrypted_keys_do_not_open(store):
+    manifest = store.generate()
+    encrypted = FileKeyStore(store.directory, passphrase="correct horse battery")
+    pem = store.load().signing_key.as_pem(private=True, password="correct horse battery")
+    (store.directory / f"{manifest.active.kid}.pem").write_bytes(pem)  # half encrypted
+    before = directory_contents(store)
+    with pytest.raises(KeySetError, match="wrong ISSUER_KEYS_PASSPHRASE"):
+        FileKeyStore(store.directory, passphrase="wrong").encrypt()
+    assert directory_contents(store) == before  # not encrypted with two passphrases
+    assert encrypted.encrypt() == [manifest.next.kid]
+    assert encrypted.load().signing_kid == manifest.active.kid
+
+
+def test_a_key_whose_private_file_is_lost_can_still_be_revoked(store):
+    manifest = store.generate()
+    (store.directory / f"{manifest.active.kid}.pem").unlink()
+    with pytest.raises(KeySetError, match="missing"):
+        store.load()
+    store.revoke(manifest.active.kid)  # the repair: the next key takes over
+    assert store.load().signing_kid == manifest.next.kid
+
+
+@pytest.mark.parametrize("value", [b"Infinity", b"1e300"])
+def test_keyring_keeps_the_old_set_when_a_manifest_time_is_out_of_range(store, value):
+    # The audit: OverflowError escaped the ring, so the watcher logged it on every poll.
+    manifest = store.generate()
+    ring = KeyRing(store)
+    first = ring.current
+    old = f'"created_at": {manifest.active.created_at}'.encode()
+    store.manifest_path.write_bytes(
+        store.manifest_path.read_bytes().replace(old, b'"created_at": ' + value, 1)
+    )
+    assert not ring.reload_if_changed()
+    assert ring.current is first
+    with pytest.raises(KeySetError, match="created_at"):
+        store.read_manifest()

@@ -133,6 +133,34 @@ def test_unreadable_manifest_is_a_key_set_error(data):
         KeyManifest.from_json(data)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("created_at", "Infinity"),
+        ("created_at", "1e300"),
+        ("created_at", "-Infinity"),
+        ("created_at", "NaN"),
+        ("created_at", "1800000000.5"),
+        ("created_at", '"1800000000"'),
+        ("created_at", "true"),
+        ("created_at", "-1"),
+        ("created_at", str(10**30)),
+        ("activated_at", "1e300"),
+    ],
+)
+def test_a_manifest_time_no_date_can_hold_is_a_key_set_error(field, value):
+    # The audit: Infinity and 1e300 raised OverflowError, which the key watcher and
+    # `rotate_keys.py --status` do not treat as a broken key set.
+    data = (
+        initial_manifest("a", "b", T0)
+        .to_json()
+        .replace(f'"{field}": {T0}'.encode(), f'"{field}": {value}'.encode(), 1)
+    )
+    assert data != initial_manifest("a", "b", T0).to_json()
+    with pytest.raises(KeySetError, match=field):
+        KeyManifest.from_json(data)
+
+
 def test_the_jwks_lifetime_is_short_for_one_max_age_after_a_revocation():
     manifest = initial_manifest("a" * 43, "b" * 43, now=1000)
     assert jwks_lifetime(manifest, 5000, max_age=600, after_revocation=60) == 600

@@ -166,9 +166,10 @@ class AuthorizationEndpoint:
                 raise self.error(request, "login_required", "the user must sign in")
             return NeedsLogin(request)
         scope = self._scope_for(request, user)
-        if request.client.require_consent and (
-            "consent" in request.prompt
-            or not await run_in_threadpool(
+        # `prompt=consent` asks whatever the client's registration (OpenID Connect 3.1.2.1).
+        if "consent" in request.prompt or (
+            request.client.require_consent
+            and not await run_in_threadpool(
                 self._consents.covers, user.id, request.client.client_id, scope
             )
         ):

@@ -305,6 +305,17 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
 
 
+async def test_prompt_consent_asks_any_client_and_a_no_is_access_denied(client):
+    # "spa" is registered without --require-consent: it skips the page unless it asks for it.
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    page = await client.get(authorize_url("spa", SPA, Pkce(), prompt="consent", state="c"))
+    assert page.status_code == 200 and "Allow" in page.text
+    denied = callback_params(_follow(await consent(client, page, "deny")))
+    assert denied["error"] == "access_denied" and denied["state"] == "c"
+    page = await client.get(authorize_url("spa", SPA, Pkce(), prompt="consent"))
+    assert "code" in callback_params(_follow(await consent(client, page, "allow")))
+
+
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_consent_form_is_protected_against_csrf(client, tamper):
     page = await sign_in(client, authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))

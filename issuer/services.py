@@ -143,7 +143,7 @@ async def open_services(
                 throttle, clients, refresh_tokens, revoked, verifier, clock
             ),
             introspection=IntrospectionEndpoint(
-                settings.url, throttle, clients, refresh_tokens, revoked, verifier, clock
+                settings.url, throttle, clients, refresh_tokens, revoked, verifier, users, clock
             ),
             authorization=AuthorizationEndpoint(
                 settings.url, cached_clients, users, Consents(sessions), codes, clock

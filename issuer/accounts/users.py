@@ -98,3 +98,9 @@ class UserRepository:
                 update(User).where(User.id == user_id).values(password_hash=password_hash)
             )
             session.commit()
+
+
+def user_id_of(subject: str) -> int | None:
+    """The user a token's `sub` names: users' subjects are their ids; None for a client's
+    own token (`client:<id>`)."""
+    return int(subject) if subject.isascii() and subject.isdigit() else None

@@ -3,7 +3,8 @@
 Section 4: the answer is only for whom it concerns. An access token is described only to a
 client registered as a resource server for one of its audiences (`--resource-server AUD`)
 or to the client it was issued to; a refresh token only to its own client. Everyone else
-learns `{"active": false}`, exactly what an unknown token gives.
+learns `{"active": false}`, exactly what an unknown token gives. A token of a user who has
+been disabled or deleted is inactive too: it could not be refreshed, nor used at `/userinfo`.
 """
 
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from issuer.accounts.users import UserRepository, user_id_of
 from issuer.limits.throttle import Throttle
 from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.errors import InvalidRequest
@@ -36,9 +38,11 @@ class IntrospectionEndpoint:
         refresh_tokens: RefreshTokenStore,
         revoked: RevokedTokens,
         verifier: Verifier,
+        users: UserRepository,
         clock: Callable[[], float] = time.time,
     ):
         self._issuer = issuer
+        self._users = users
         self._throttle = throttle
         self._clients = clients
         self._refresh_tokens = refresh_tokens
@@ -57,7 +61,7 @@ class IntrospectionEndpoint:
         now = int(self._clock())
         refresh = await run_in_threadpool(self._refresh_tokens.find_usable, token, now)
         if refresh is not None:
-            if refresh.client_id != client.client_id:
+            if refresh.client_id != client.client_id or not await self._may_act(refresh.user_id):
                 return INACTIVE
             # RFC 7662 section 2.2's token_type is an access-token type: omitted here.
             return {
@@ -77,6 +81,9 @@ class IntrospectionEndpoint:
             return INACTIVE
         if await self._revoked.is_revoked(claims.raw["jti"]):
             return INACTIVE
+        user_id = user_id_of(claims.sub)
+        if user_id is not None and not await self._may_act(user_id):
+            return INACTIVE
         body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
         body.update(
             {name: claims.raw[name] for name in _ACCESS_TOKEN_MEMBERS if name in claims.raw}
@@ -84,3 +91,8 @@ class IntrospectionEndpoint:
         if claims.username is not None:
             body["username"] = claims.username
         return body
+
+    async def _may_act(self, user_id: int) -> bool:
+        """Whether the user still exists and is not disabled."""
+        user = await run_in_threadpool(self._users.get_by_id, user_id)
+        return user is not None and not user.disabled

@@ -5,7 +5,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from issuer.accounts.users import UserRepository
+from issuer.accounts.users import UserRepository, user_id_of
 from issuer.oauth.revoked_tokens import RevokedTokens
 from resource_server.errors import InsufficientScope, InvalidToken
 from resource_server.verify import Verifier
@@ -28,9 +28,9 @@ class UserinfoEndpoint:
             raise InvalidToken("the token has been revoked", reason="revoked")
         if "openid" not in claims.scope:
             raise InsufficientScope(("openid",))
-        user = None
-        if claims.sub.isascii() and claims.sub.isdigit():  # clients' own tokens carry "client:<id>"
-            user = await run_in_threadpool(self._users.get_by_id, int(claims.sub))
+        user_id, user = user_id_of(claims.sub), None
+        if user_id is not None:
+            user = await run_in_threadpool(self._users.get_by_id, user_id)
         if user is None or user.disabled:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")
         body: dict[str, Any] = {"sub": claims.sub, "preferred_username": user.username}

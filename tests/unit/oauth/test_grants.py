@@ -524,6 +524,18 @@ async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client
     assert (await introspect(client, secrets, token))["active"] is False
 
 
+async def test_a_disabled_users_tokens_introspect_as_inactive(client, secrets, settings):
+    login = (await password_login(client, "webapp", secrets["webapp"])).json()
+    access, refresh_token = login["access_token"], login["refresh_token"]
+    assert (await introspect(client, secrets, access, as_client="webapp"))["active"] is True
+    with db_session(settings.database_url) as session:
+        session.query(User).filter_by(username="alice").one().disabled = True
+        session.commit()
+    # As refreshing and /userinfo already said: the user can no longer act.
+    for token in (access, refresh_token):
+        assert await introspect(client, secrets, token, as_client="webapp") == {"active": False}
+
+
 async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
     assert set(metadata["grant_types_supported"]) == {

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # "files" (ISSUER_KEYS_DIR) or "database" (shared by replicas; needs the passphrase).
     keys_backend: Literal["files", "database"] = "files"
     # Added to every rotation wait: verifiers' `exp` leeway plus the key-reload poll.
-    rotation_leeway: int = Field(120, ge=0)
+    rotation_leeway: int = Field(120, ge=0, le=86400)
     # Browser sign-in: the name on the sign-in pages, how long a browser stays signed in at
     # the issuer, and how long an authorization code may wait for its exchange (at most 60 s).
     service_name: str = "Token service"

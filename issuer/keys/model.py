@@ -286,8 +286,15 @@ def _record_from_dict(item: dict[str, Any]) -> KeyRecord:
         activated_at=item.get("activated_at"),
         retiring_at=item.get("retiring_at"),
         retired_at=item.get("retired_at"),
-        revoked=bool(item.get("revoked", False)),
+        revoked=_flag(item.get("revoked", False)),
     )
+
+
+def _flag(value: object) -> bool:
+    """A JSON boolean (bool() would read the string "false" as true)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"revoked must be true or false, not {value!r}")
+    return value
 
 
 def _is_timestamp(value: object) -> bool:

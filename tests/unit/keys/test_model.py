@@ -161,6 +161,18 @@ def test_a_manifest_time_no_date_can_hold_is_a_key_set_error(field, value):
         KeyManifest.from_json(data)
 
 
+@pytest.mark.parametrize("value", ['"false"', "0", "null"])
+def test_revoked_must_be_a_json_boolean(value):
+    # bool("false") is True: a hand-edited "false" marked the key revoked.
+    data = (
+        initial_manifest("a", "b", T0)
+        .to_json()
+        .replace(b'"revoked": false', f'"revoked": {value}'.encode(), 1)
+    )
+    with pytest.raises(KeySetError, match="revoked"):
+        KeyManifest.from_json(data)
+
+
 def test_the_jwks_lifetime_is_short_for_one_max_age_after_a_revocation():
     manifest = initial_manifest("a" * 43, "b" * 43, now=1000)
     assert jwks_lifetime(manifest, 5000, max_age=600, after_revocation=60) == 600

@@ -78,10 +78,14 @@ class PasswordHasher:
             self._verify_dummy()
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
 
-    async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
-        """`verify` on the bounded hashing pool; `HashingBusy` when it is full."""
+    def check_capacity(self) -> None:
+        """`HashingBusy` if the hashing pool is full (a caller may ask before other work)."""
         if self._pending >= self._capacity:
             raise HashingBusy("the server is busy verifying passwords; retry shortly")
+
+    async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
+        """`verify` on the bounded hashing pool; `HashingBusy` when it is full."""
+        self.check_capacity()
         self._pending += 1
         try:
             loop = asyncio.get_running_loop()

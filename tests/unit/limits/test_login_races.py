@@ -6,6 +6,7 @@ all got 400, every one hashed, past both the backoff and the per-account cap.
 
 import asyncio
 import dataclasses
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from issuer.accounts.passwords import PasswordHasher, Verification
+from issuer.accounts.passwords import HashingBusy, PasswordHasher, Verification
 from issuer.accounts.users import UserRepository
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
@@ -139,6 +140,33 @@ async def test_guesses_sent_at_once_from_many_addresses_stop_at_the_account_cap(
     assert len(hasher.checked) == 10
     assert await attempt(logins, PASSWORD, "198.51.100.200") == "throttled"  # a new address
     assert await attempt(logins, PASSWORD, "192.0.2.10") == "ok"  # bob is not locked out
+
+
+class GatedHasher(PasswordHasher):
+    """One worker, no queue, and each check held until `gate` opens: a pool kept full."""
+
+    def __init__(self, rounds: int):
+        super().__init__(rounds, workers=1, queue=0)
+        self.gate = threading.Event()
+
+    def verify(self, password: str, stored_hash: str | None) -> Verification:
+        self.gate.wait(10)
+        return super().verify(password, stored_hash)
+
+
+async def test_an_attempt_turned_away_as_busy_is_not_counted(settings, store, users):
+    hasher = GatedHasher(settings.bcrypt_rounds)
+    logins = password_login(settings, store, users, hasher)
+    holding = asyncio.create_task(hasher.verify_async("x", None))
+    await asyncio.sleep(0)  # the one worker is taken
+    for _ in range(settings.login_free_failures + 3):
+        with pytest.raises(HashingBusy):
+            await logins.verify("bob", PASSWORD, "203.0.113.9")
+    hasher.gate.set()
+    await holding
+    # Busy answers spent none of bob's attempts: no backoff holds his right password.
+    assert await attempt(logins, PASSWORD, "203.0.113.9") == "ok"
+    hasher.close()
 
 
 @pytest.mark.parametrize("door", ["password grant", "sign-in page"])

@@ -78,9 +78,3 @@ class Settings(BaseSettings):
             for item in value:
                 ipaddress.ip_network(str(item), strict=False)  # ValueError names a bad entry
         return value
-
-    @field_validator("url")
-    @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        # `iss` must match byte for byte (RFC 8414 section 3.3), so normalise once here.
-        return value.rstrip("/")

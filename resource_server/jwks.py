@@ -137,7 +137,8 @@ class RemoteKeySet:
         self._last_fetch_failed = False
         self._failures = 0
         self._retry_at = -math.inf
-        self._outage_logged: str | None = None
+        # The (state, problem) last logged: an outage is told once, and again when it changes.
+        self._outage_logged: tuple[str, str] | None = None
 
     async def __aenter__(self) -> "RemoteKeySet":
         # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
@@ -366,9 +367,9 @@ class RemoteKeySet:
         self._retry_at = now + delay * random.uniform(0.5, 1.0)  # noqa: S311
         held = self._usable(now)
         state = "keeping" if held else ("none" if self._snapshot is None else "too_old")
-        if state == self._outage_logged:
-            return  # once per state change, not once per failure
-        self._outage_logged = state
+        if (state, problem) == self._outage_logged:
+            return  # once per state or problem, not once per failure
+        self._outage_logged = state, problem
         if held is not None:
             left = held.expires_at + self._policy.stale_if_error - now
             log.warning(

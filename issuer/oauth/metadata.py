@@ -32,9 +32,9 @@ CLAIMS = [
 
 def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
     """The RFC 8414 document; a field with nothing to list is omitted (section 2)."""
-    base = issuer
+    base = issuer.rstrip("/")  # the identifier may end in "/"; the endpoints' URLs do not
     document: dict[str, Any] = {
-        "issuer": base,
+        "issuer": issuer,
         "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/token",
         "userinfo_endpoint": f"{base}/userinfo",

@@ -1,6 +1,7 @@
 """`RemoteKeySet` cache policy, with a fake clock and respx standing in for the issuer."""
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -716,3 +717,24 @@ async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(
     clock.advance(1)
     assert await key_set.key("unknown") is None  # at once: the set it waited for is the answer
     assert route.call_count == 2
+
+
+async def test_an_outage_whose_cause_changes_is_logged_again(respx_mock, key_set, clock, caplog):
+    # The issuer was not up yet; then it answered with metadata naming another issuer (a
+    # trailing "/" apart). The second cause, the one to fix, went unlogged: same state.
+    metadata = respx_mock.get(METADATA_URL)
+    metadata.mock(side_effect=httpx.ConnectError("refused"))
+    with caplog.at_level(logging.WARNING, logger="resource_server.jwks"):
+        for _ in range(3):
+            with contextlib.suppress(KeySetUnavailable):
+                await key_set.key("k1")
+            clock.advance(5)
+        metadata.mock(return_value=httpx.Response(200, json={"issuer": ISSUER + "/"}))
+        for _ in range(3):
+            clock.advance(60)
+            with contextlib.suppress(KeySetUnavailable):
+                await key_set.key("k1")
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 2, failed
+    assert "refused" in failed[0]
+    assert f"metadata names issuer '{ISSUER}/', not '{ISSUER}'" in failed[1]

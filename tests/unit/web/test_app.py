@@ -244,6 +244,19 @@ async def test_metadata_documents_name_the_endpoints(client, path):
     assert metadata["token_endpoint_auth_methods_supported"]
 
 
+async def test_an_issuer_url_ending_in_a_slash_is_the_identifier_exactly(settings):
+    # It was stripped, so the tokens of ISSUER_URL=https://auth.example/ named another issuer
+    # than a resource server given the same value (compose gives both the same) would accept.
+    url = "http://auth.test/"  # http: under https the demo account would stop the start
+    async with running(create_app(settings.model_copy(update={"url": url})), url) as client:
+        metadata = (await client.get("/.well-known/openid-configuration")).json()
+        token = (await login(client, username="johndoe", password="secret123")).json()
+        claims = (await decode(client, token["access_token"])).claims
+    assert metadata["issuer"] == claims["iss"] == url
+    assert metadata["token_endpoint"] == "http://auth.test/token"
+    assert metadata["jwks_uri"] == "http://auth.test/.well-known/jwks.json"
+
+
 async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
     # With a slow hash (cost 14, ~1 s), a JWKS request made during a login must finish first.
     fresh_key_set(tmp_path / "keys")

@@ -135,12 +135,15 @@ class KeySetStore(ABC):
         )
 
     def plan_revocation(self, kid: str) -> Step:
-        return revocation(self._writable_manifest(), kid, _PLANNED_KID, self._now())
+        return revocation(self._writable_manifest(leaving=kid), kid, _PLANNED_KID, self._now())
 
     def revoke(self, kid: str, key_size: int = 2048) -> Step:
-        """Unpublish `kid` at once and delete its private key."""
+        """Unpublish `kid` at once and delete its private key (which need not open: revoking
+        a corrupt key, or one under another passphrase, is how the set is repaired)."""
         return self._apply(
-            lambda manifest, new_kid: revocation(manifest, kid, new_kid, self._now()), key_size
+            lambda manifest, new_kid: revocation(manifest, kid, new_kid, self._now()),
+            key_size,
+            leaving=kid,
         )
 
     def load(self) -> LoadedKeys:
@@ -174,10 +177,15 @@ class KeySetStore(ABC):
             audit.info("key set encrypted in %s: %s", self.describe(), ", ".join(sorted(plain)))
         return sorted(plain)
 
-    def _apply(self, make_step: Callable[[KeyManifest, str], Step], key_size: int) -> Step:
+    def _apply(
+        self,
+        make_step: Callable[[KeyManifest, str], Step],
+        key_size: int,
+        leaving: str | None = None,
+    ) -> Step:
         _check_key_size(key_size)
         with self._exclusive():
-            current = self._writable_manifest()
+            current = self._writable_manifest(leaving)
             key = self._new_key(key_size)
             step = make_step(current, key.thumbprint())
             new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
@@ -185,21 +193,24 @@ class KeySetStore(ABC):
         audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
         return step
 
-    def _writable_manifest(self) -> KeyManifest:
-        """The stored states, for a change (or its plan) once every stored key has opened."""
+    def _writable_manifest(self, leaving: str | None = None) -> KeyManifest:
+        """The stored states, for a change (or its plan) once every stored key that stays
+        (all but `leaving`) has opened."""
         snapshot = self._read(with_pems=True)
-        self._open_before_change(snapshot)
+        self._open_before_change(snapshot, leaving=leaving)
         return snapshot.manifest
 
     def _open_before_change(
-        self, snapshot: Snapshot, allow_plaintext: bool = False
+        self, snapshot: Snapshot, allow_plaintext: bool = False, leaving: str | None = None
     ) -> dict[str, RSAKey]:
-        """Every stored private key, opened: a change goes ahead only if each opens with our
-        passphrase, else it would add keys the issuer cannot load beside them. (A missing key
-        is left to `load`: revoking it is how an operator repairs the set.)"""
+        """Every stored private key but `leaving`, opened: a change goes ahead only if each
+        opens with our passphrase, else it would add keys the issuer cannot load beside them.
+        (A missing key is left to `load`: revoking it is how an operator repairs the set.)"""
         try:
             return {
-                kid: self._decode(kid, pem, allow_plaintext) for kid, pem in snapshot.pems.items()
+                kid: self._decode(kid, pem, allow_plaintext)
+                for kid, pem in snapshot.pems.items()
+                if kid != leaving
             }
         except KeySetError as exc:
             raise KeySetError(f"{exc}; the key set in {self.describe()} was not changed") from exc

@@ -316,6 +316,21 @@ def test_a_key_whose_private_file_is_lost_can_still_be_revoked(store):
     assert store.load().signing_kid == manifest.next.kid
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "another passphrase"])
+def test_a_key_that_does_not_open_can_still_be_revoked_and_nothing_else(store, damage):
+    manifest = store.generate()
+    pem = store.directory / f"{manifest.active.kid}.pem"
+    if damage == "corrupt":
+        pem.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    else:
+        pem.write_bytes(store.load().signing_key.as_pem(private=True, password="other"))
+    with pytest.raises(KeySetError, match="was not changed"):
+        store.rotate(POLICY, force=True)
+    store.plan_revocation(manifest.active.kid)
+    store.revoke(manifest.active.kid)  # the repair: the next key takes over
+    assert store.load().signing_kid == manifest.next.kid
+
+
 @pytest.mark.parametrize("value", [b"Infinity", b"1e300"])
 def test_keyring_keeps_the_old_set_when_a_manifest_time_is_out_of_range(store, value):
     # The audit: OverflowError escaped the ring, so the watcher logged it on every poll.

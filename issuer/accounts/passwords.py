@@ -1,9 +1,11 @@
 """Password hashing (bcrypt behind passlib's CryptContext), run off the event loop."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -78,20 +80,27 @@ class PasswordHasher:
             self._verify_dummy()
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
 
-    def check_capacity(self) -> None:
-        """`HashingBusy` if the hashing pool is full (a caller may ask before other work)."""
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """A place on the bounded hashing pool, held across the caller's own awaits until
+        `verify_in_slot`; `HashingBusy` at once when the pool is full."""
         if self._pending >= self._capacity:
             raise HashingBusy("the server is busy verifying passwords; retry shortly")
+        self._pending += 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
+
+    async def verify_in_slot(self, password: str, stored_hash: str | None) -> Verification:
+        """`verify` on the hashing pool, for a caller holding a `slot`."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
 
     async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
         """`verify` on the bounded hashing pool; `HashingBusy` when it is full."""
-        self.check_capacity()
-        self._pending += 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
-        finally:
-            self._pending -= 1
+        with self.slot():
+            return await self.verify_in_slot(password, stored_hash)
 
     def _verify_dummy(self) -> None:
         self._context.verify(_NEVER_MATCHES, self._dummy_hash)

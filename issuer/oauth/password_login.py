@@ -40,13 +40,13 @@ class PasswordLogin:
         account = normalize_username(username) or username
         await self._throttle.check_login(account, address)
         user = await run_in_threadpool(self._users.get_by_username, username)
-        # A full hashing pool answers 503 before the attempt is counted against the user.
-        self._hasher.check_capacity()
-        # Counted before the hash: guesses sent at once all pass `check_login`, not this.
-        await self._throttle.reserve_login(account, address)
-        verification = await self._hasher.verify_async(
-            password, user.password_hash if user else None
-        )
+        # The hashing slot first: a full pool answers 503 before the attempt is counted.
+        with self._hasher.slot():
+            # Counted before the hash: guesses sent at once all pass `check_login`, not this.
+            await self._throttle.reserve_login(account, address)
+            verification = await self._hasher.verify_in_slot(
+                password, user.password_hash if user else None
+            )
         if user is None or not verification.ok or user.disabled:
             self._metrics.login_failures.labels("bad_credentials").inc()
             log.info("login failed username=%r ip=%s", username, address)

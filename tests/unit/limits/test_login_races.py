@@ -154,17 +154,22 @@ class GatedHasher(PasswordHasher):
         return super().verify(password, stored_hash)
 
 
-async def test_an_attempt_turned_away_as_busy_is_not_counted(settings, store, users):
+async def test_attempts_turned_away_as_busy_are_not_counted(settings, store, users):
+    # Sent at once to a free pool: each must take its hashing slot before it is counted, or
+    # all pass a capacity check, all are counted, and the pool turns all but one away.
     hasher = GatedHasher(settings.bcrypt_rounds)
     logins = password_login(settings, store, users, hasher)
-    holding = asyncio.create_task(hasher.verify_async("x", None))
-    await asyncio.sleep(0)  # the one worker is taken
-    for _ in range(settings.login_free_failures + 3):
-        with pytest.raises(HashingBusy):
-            await logins.verify("bob", PASSWORD, "203.0.113.9")
-    hasher.gate.set()
-    await holding
-    # Busy answers spent none of bob's attempts: no backoff holds his right password.
+
+    async def guess() -> str:
+        try:
+            return await attempt(logins, "wrong-guess", "203.0.113.9")
+        except HashingBusy:
+            return "busy"
+
+    asyncio.get_running_loop().call_later(0.5, hasher.gate.set)  # the one hash then finishes
+    outcomes = Counter(await asyncio.gather(*(guess() for _ in range(8))))
+    assert outcomes == {"wrong": 1, "busy": 7}
+    # One failure counted, not eight: no backoff holds bob's right password.
     assert await attempt(logins, PASSWORD, "203.0.113.9") == "ok"
     hasher.close()
 

@@ -113,18 +113,19 @@ class MemoryStore:
 
 
 # Lua scripts run whole on the server: no other client's command falls between the
-# comparison and the write, however many replicas race.
+# comparison and the write, however many replicas race. A key found without an expiry (left
+# by hand, or by a crash of another writer) gets one: a limit must never hold for ever.
 _INCR_CAPPED = """
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count >= tonumber(ARGV[1]) then
-  return {count + 1, redis.call('PTTL', KEYS[1])}
+if count < tonumber(ARGV[1]) then
+  redis.call('INCR', KEYS[1])
 end
-count = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
-return {count, redis.call('PTTL', KEYS[1])}
+return {count + 1, redis.call('PTTL', KEYS[1])}
 """
 _CLAIM = """
 if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
 return math.max(redis.call('PTTL', KEYS[1]), 1)
 """
 

@@ -193,6 +193,17 @@ async def test_redis_claim_sets_a_mark_only_where_none_is_live(redis_client, pre
     assert 4 < await store.blocked("backoff:1") <= 5
 
 
+async def test_redis_caps_and_claims_give_a_key_left_without_expiry_one(redis_client, prefix):
+    # Such a key never expired: a cap or backoff that held for ever, with Retry-After: 0-1.
+    store = RedisStore(redis_client, prefix)
+    await redis_client.set(f"{prefix}fail:1", 5)
+    await redis_client.set(f"{prefix}backoff:1", 1)
+    assert (await store.incr_capped("fail:1", 60, 2))[0] == 6
+    assert 0 < await redis_client.pttl(f"{prefix}fail:1") <= 60_000
+    assert 29 < await store.claim("backoff:1", 30) <= 30
+    assert 29 < await store.blocked("backoff:1") <= 30
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis"])
 async def test_racing_calls_never_pass_the_cap_or_claim_twice(redis_client, prefix, clock, kind):
     store = MemoryStore(clock=clock) if kind == "memory" else RedisStore(redis_client, prefix)

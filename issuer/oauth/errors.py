@@ -23,6 +23,11 @@ CLIENT_CHALLENGE = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
 _OUTSIDE_CHARSET = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
+def describable(text: str) -> str:
+    """`text` as an `error_description` may hold it: "?" for every other character."""
+    return _OUTSIDE_CHARSET.sub("?", text)
+
+
 class OAuthError(Exception):
     """An error answered with an RFC 6749 section 5.2 JSON body."""
 
@@ -31,8 +36,8 @@ class OAuthError(Exception):
 
     def __init__(self, description: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(description or self.error)
-        # Descriptions may quote the request; what they send back stays in the RFC's charset.
-        self.description = _OUTSIDE_CHARSET.sub("?", description) if description else None
+        # Descriptions may quote the request; what they send back keeps to the RFC's charset.
+        self.description = describable(description) if description else None
         self.headers = headers or {}
 
     def body(self) -> dict[str, str]:

@@ -19,7 +19,7 @@ from issuer.accounts.users import User, UserRepository
 from issuer.oauth import pkce
 from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
-from issuer.oauth.errors import InvalidScope
+from issuer.oauth.errors import InvalidScope, describable
 from issuer.oauth.redirect_uris import matches
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
@@ -99,7 +99,7 @@ class AuthorizationEndpoint:
 
     async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
         """The validated request; `UntrustedRequest` or `AuthorizationError` if it is not."""
-        params, repeated = _parameters(pairs)
+        params, sent, repeated = _parameters(pairs)
         client = await self._client(params.get("client_id"), repeated)
         redirect_uri = params.get("redirect_uri")
         if "redirect_uri" in repeated or not redirect_uri:
@@ -118,7 +118,7 @@ class AuthorizationEndpoint:
         if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
             raise fail("invalid_request", "a parameter is too long")
         # RFC 6749 Appendix A: no parameter's syntax admits NUL (nor can PostgreSQL store one).
-        if any("\x00" in name + value for name, value in params.items()):
+        if any("\x00" in name for name in sent) or any("\x00" in v for v in params.values()):
             raise fail("invalid_request", "a parameter holds a NUL character")
         if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
             raise fail("invalid_request", f"nonce must be at most {MAX_NONCE_LENGTH} characters")
@@ -247,23 +247,26 @@ class AuthorizationEndpoint:
         return held_by_user(request.scope, user.scope_set)
 
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
-        params = {"error": error, "error_description": description, "state": state}
+        params = {"error": error, "error_description": describable(description), "state": state}
         return _with_params(redirect_uri, {**params, "iss": self._issuer})
 
 
-def _parameters(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
-    """The request's parameters and the names sent more than once. As in the token endpoint's
-    forms, a parameter sent without a value is treated as omitted (RFC 6749 3.1)."""
+def _parameters(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[dict[str, str], set[str], set[str]]:
+    """The request's parameters, every name sent, and the names sent more than once. As in
+    the token endpoint's forms, a parameter sent without a value is treated as omitted (RFC
+    6749 3.1)."""
     params: dict[str, str] = {}
-    seen: set[str] = set()
+    sent: set[str] = set()
     repeated: set[str] = set()
     for name, value in pairs:
-        if name in seen:
+        if name in sent:
             repeated.add(name)
-        seen.add(name)
+        sent.add(name)
         if value:
             params[name] = value
-    return params, repeated
+    return params, sent, repeated
 
 
 def after_sign_in(query: str) -> str:

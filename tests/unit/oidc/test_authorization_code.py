@@ -465,6 +465,7 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         ({"nonce": "a\x00b"}, "invalid_request"),  # RFC 6749 Appendix A: no parameter holds NUL
         ({"login_hint": "\x00"}, "invalid_request"),
         ({"x\x00": "1"}, "invalid_request"),
+        ({"x\x00": ""}, "invalid_request"),  # an empty value is omitted, not its name's NUL
     ],
     ids=[
         "plain",
@@ -478,12 +479,20 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         "nul-in-nonce",
         "nul-in-login-hint",
         "nul-in-a-name",
+        "nul-in-a-name-without-value",
     ],
 )
 async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(client, params, error):
     url = authorize_url("spa", SPA, Pkce(), state="keep", **params)
     back = callback_params(await client.get(url))
     assert back["error"] == error and back["state"] == "keep" and back["iss"] == ISSUER
+
+
+async def test_a_redirected_error_description_keeps_to_its_charset(client):
+    # RFC 6749 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E; the repeated name was sent back as sent.
+    url = authorize_url("spa", SPA, Pkce(), state="keep") + "&" + "&".join(["a%22%5C%C3%A9=1"] * 2)
+    back = callback_params(await client.get(url))
+    assert back["error_description"] == "repeated parameter: a???"
 
 
 @pytest.mark.parametrize(

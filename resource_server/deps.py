@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope
 
+from resource_server.content_length import declared_length
 from resource_server.errors import (
     AuthError,
     InsufficientScope,
@@ -144,8 +145,8 @@ def _small_declared_body(scope: Scope) -> bool:
             return False
         if key == b"content-length":
             declared = value
-    # bytes.isdigit() takes ASCII digits only (int() alone would take b" 1" or b"1_0").
-    return declared is not None and declared.isdigit() and int(declared) <= MAX_CHECKED_FORM_BYTES
+    length = declared_length(declared) if declared is not None else None
+    return length is not None and length <= MAX_CHECKED_FORM_BYTES
 
 
 def _names_access_token(urlencoded: bytes) -> bool:

@@ -37,6 +37,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from resource_server.base64url import b64url_decode
+from resource_server.content_length import declared_length
 from resource_server.errors import KeySetUnavailable
 from resource_server.stats import VerifierStats
 
@@ -447,8 +448,8 @@ class RemoteKeySet:
             async with self._client.stream(
                 "GET", url, headers=headers, timeout=self._policy.timeout, follow_redirects=False
             ) as response:
-                declared = response.headers.get("content-length", "")
-                if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                declared = declared_length(response.headers.get("content-length", ""))
+                if declared is not None and declared > limit:
                     raise KeySetDataError(f"response larger than {limit} bytes")
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

@@ -3,9 +3,10 @@ browser's."""
 
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+from resource_server.content_length import declared_length
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 32
@@ -38,16 +39,19 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
     declared = request.headers.get("content-length")
-    # isascii: str.isdigit() accepts digits int() refuses ("²").
-    if declared is not None and (
-        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
-    ):
-        raise RequestTooLarge(f"the request body must be at most {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+    if declared is not None:
+        length = declared_length(declared)
+        if length is None or length > limit:
             raise RequestTooLarge(f"the request body must be at most {limit} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise RequestTooLarge(f"the request body must be at most {limit} bytes")
+    except ClientDisconnect:
+        # Nobody will read the answer; a truncated body is a bad request, not a server error.
+        raise InvalidRequest("the client went away before sending the whole body") from None
     try:
         pairs = parse_qsl(
             bytes(body).decode("utf-8"),

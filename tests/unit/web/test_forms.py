@@ -90,6 +90,34 @@ async def test_declared_length_over_the_limit_is_refused_before_reading():
     assert body.sent == 0
 
 
+@pytest.mark.parametrize(
+    "declared",
+    ["0" * 5000 + "101", "9" * 5000, "1_0", " 10", "\u00b2", ""],
+    ids=["zeros-then-101", "5000-nines", "underscore", "space", "superscript", "empty"],
+)
+async def test_a_declared_length_int_would_refuse_is_413_not_500(declared):
+    # Over 4,300 digits (servers accept leading zeros), int() raised ValueError: a 500.
+    body = Body(b"a=1")
+    with pytest.raises(RequestTooLarge):
+        await read_form(make_request(body, content_length=declared), limit=100)
+    assert body.sent == 0
+
+
+async def test_leading_zeros_in_a_declared_length_are_only_zeros():
+    body = Body(b"a=1")
+    assert await read_form(make_request(body, content_length="0" * 5000 + "3")) == {"a": "1"}
+
+
+async def test_a_client_gone_before_its_whole_body_is_a_bad_request_not_an_error():
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    request = Request(make_request(Body(b"")).scope, gone)
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(request)
+    assert caught.value.status_code == 400
+
+
 async def test_body_at_exactly_the_limit_is_read():
     body = Body(b"a=" + b"x" * 98)
     assert await read_form(make_request(body), limit=100) == {"a": "x" * 98}

@@ -153,3 +153,15 @@ class TcpProxy:
             sink.close()
 
         await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+class SpyProfile:
+    """A PRECIS profile that notes the length of every value it is asked to enforce."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.calls: list[int] = []
+
+    def enforce(self, value: str) -> str:
+        self.calls.append(len(value))
+        return str(self.real.enforce(value))

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 # bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated.
 MAX_PASSWORD_BYTES = 72
+# NFC composes at most four code points into one character of at least one byte: a longer
+# input cannot come within MAX_PASSWORD_BYTES.
+_MAX_PASSWORD_INPUT = 4 * MAX_PASSWORD_BYTES
 # RFC 8265 section 4: passwords are compared in the OpaqueString profile (NFC, non-ASCII
 # spaces as U+0020; control characters such as NUL are not allowed), at creation and login.
 _OPAQUE_STRING = precis_i18n.get_profile("OpaqueString")
@@ -114,7 +117,11 @@ class PasswordHasher:
 
 
 def prepare_password(password: str) -> str | None:
-    """The password as compared (RFC 8265 OpaqueString); None if it has a forbidden character."""
+    """The password as compared (RFC 8265 OpaqueString); None if it has a forbidden character
+    or could never be within `MAX_PASSWORD_BYTES` (so a long one never reaches PRECIS, whose
+    normalisation is quadratic in long runs of combining marks)."""
+    if len(password) > _MAX_PASSWORD_INPUT:
+        return None
     try:
         prepared: str = _OPAQUE_STRING.enforce(password)
     except UnicodeError:
@@ -124,6 +131,8 @@ def prepare_password(password: str) -> str | None:
 
 def check_password_policy(password: str) -> str:
     """The password as it will be hashed; `PasswordPolicyError` if it is not acceptable."""
+    if len(password) > _MAX_PASSWORD_INPUT:
+        raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
     prepared = prepare_password(password)
     if prepared is None:
         raise PasswordPolicyError("password must not contain control characters")

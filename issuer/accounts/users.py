@@ -13,6 +13,10 @@ from issuer.storage.engine import Base
 # After RFC 8265 UsernameCaseMapped (width-mapped, case-folded, NFC): this ASCII subset.
 _USERNAME = re.compile(r"[a-z0-9._@+-]{1,150}")
 _USERNAME_PROFILE = precis_i18n.get_profile("UsernameCaseMapped")
+# A code point maps to at most one of the 150 allowed (and NFC composes at most four into one):
+# anything longer has no spelling, and is refused before PRECIS, whose normalisation is
+# quadratic in long runs of combining marks (64 KB of them held the event loop for a second).
+_MAX_USERNAME_INPUT = 4 * 150
 
 
 def normalize_username(username: str) -> str | None:
@@ -20,6 +24,8 @@ def normalize_username(username: str) -> str | None:
 
     "Alice", "ALICE" and the full-width spelling of "Alice" are all "alice".
     """
+    if len(username) > _MAX_USERNAME_INPUT:
+        return None
     try:
         normalized = _USERNAME_PROFILE.enforce(username)
     except UnicodeError:

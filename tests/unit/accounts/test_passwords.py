@@ -6,7 +6,9 @@ import time
 import bcrypt
 import pytest
 
+from issuer.accounts import passwords as passwords_module
 from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
+from tests.support import SpyProfile
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,21 @@ def test_passwords_are_compared_in_rfc8265_opaquestring_form(hasher):
 def test_policy_refuses_control_characters(password):
     with pytest.raises(PasswordPolicyError, match="control"):
         check_password_policy(password)
+
+
+def test_a_password_too_long_to_fit_never_reaches_precis(monkeypatch, bcrypt_costs):
+    # NFC composes at most four code points into one character: past 4 x 72 a password can
+    # never come within bcrypt's 72 bytes, so it is not normalised (quadratic in long runs of
+    # combining marks) and costs the dummy check like any password that cannot match.
+    spy = SpyProfile(passwords_module._OPAQUE_STRING)
+    monkeypatch.setattr(passwords_module, "_OPAQUE_STRING", spy)
+    hasher = PasswordHasher(rounds=4, workers=1)
+    stored = hasher.hash("correct horse")
+    spy.calls.clear()
+    bcrypt_costs.clear()
+    assert not hasher.verify("\u0300" * 16000 + "\u0316" * 16000, stored).ok
+    assert spy.calls == [] and bcrypt_costs == [4]
+    with pytest.raises(PasswordPolicyError, match="at most 72 bytes"):
+        check_password_policy("x" * 289)
+    assert spy.calls == []
+    hasher.close()

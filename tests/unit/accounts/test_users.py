@@ -2,9 +2,11 @@
 
 import pytest
 
+from issuer.accounts import users as users_module
 from issuer.accounts.users import UserError, UserRepository, normalize_username
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
+from tests.support import SpyProfile
 
 
 @pytest.fixture
@@ -43,3 +45,15 @@ def test_alice_and_Alice_are_one_account(users):
 
 def test_a_name_without_a_normalized_form_finds_nobody(users):
     assert users.get_by_username("a\x00b") is None
+
+
+def test_a_username_too_long_to_have_a_spelling_never_reaches_precis(monkeypatch):
+    # PRECIS normalisation is quadratic in long runs of combining marks: 64 KB of them held
+    # the event loop for about a second per login.
+    spy = SpyProfile(users_module._USERNAME_PROFILE)
+    monkeypatch.setattr(users_module, "_USERNAME_PROFILE", spy)
+    assert normalize_username("a" * 600 + "\u0300") is None
+    assert normalize_username("\u0300" * 16000 + "\u0316" * 16000) is None
+    assert spy.calls == []
+    assert normalize_username("\uff21lice") == "alice"  # full-width A: still normalised
+    assert spy.calls == [5]

@@ -145,6 +145,9 @@ def test_the_proxy_logs_no_query_strings_and_refuses_tokens_in_urls():
             assert variable not in name
         assert "$http_referer" not in name and "$uri" in name
     assert re.search(r"if \(\$arg_access_token\)\s*{\s*return 400;", nginx)
+    # Error lines quote the request line, query included: none below `crit` is written.
+    error_logs = re.findall(r"^\s*error_log\s+\S+\s+(\w+);", nginx, re.MULTILINE)
+    assert error_logs and set(error_logs) <= {"crit", "alert", "emerg"}
 
 
 def leaves_client_addresses_alone(command: list[str]) -> bool:

@@ -13,6 +13,7 @@ from issuer.keys.model import KeySetError
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.observability import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
+        configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         with open_key_store(settings) as store:
             manifest = store.generate(args.key_size)
             where = store.describe()

@@ -21,6 +21,7 @@ from issuer.keys.report import format_time, print_status
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.observability import configure_logging
 
 EXIT_UNSAFE = 3
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(_attach_revoke_value(sys.argv[1:] if argv is None else argv))
     try:
         settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
+        configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         policy = rotation_policy(settings)
         with open_key_store(settings) as store:
             if args.status:

@@ -58,6 +58,17 @@ def test_status_lists_each_key_with_its_times(env):
         assert any(key["kid"] in line and key["state"] in line for line in lines)
 
 
+def test_every_key_change_leaves_an_audit_line(env):
+    # The store logs them to issuer.audit; the scripts set up no logging, so none was written.
+    env = {**env, "ISSUER_LOG_FORMAT": "text"}
+    created = run_script("generate_keys.py", env=env)
+    assert "key set created" in created.stderr
+    rotated = run_script("rotate_keys.py", "--force", env=env)
+    assert rotated.returncode == 0 and "key set changed" in rotated.stderr
+    revoked = run_script("rotate_keys.py", "--revoke", manifest(env)["keys"][0]["kid"], env=env)
+    assert revoked.returncode == 0 and "revoked" in revoked.stderr
+
+
 def test_revoke_drops_the_key_and_explains_the_effect(env):
     run_script("generate_keys.py", env=env)
     active = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "active")

@@ -30,9 +30,11 @@ run: $(STAMP)
 		--exist-ok
 	trap 'kill 0' INT TERM; \
 	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
+	ISSUER_URL=$${ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)} \
 	ISSUER_CORS_ORIGINS=$${ISSUER_CORS_ORIGINS:-'["http://127.0.0.1:$(RS_PORT)"]'} \
 	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) --no-proxy-headers & \
 	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
+	RS_ISSUER_URL=$${RS_ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)} \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) --no-proxy-headers & \
 	wait
 

@@ -21,8 +21,8 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
     env = {
         "ISSUER_PORT": str(issuer_port),
         "RS_PORT": str(rs_port),
-        "ISSUER_URL": issuer_url,
-        "RS_ISSUER_URL": issuer_url,
+        # No ISSUER_URL or RS_ISSUER_URL: `make run` derives both from ISSUER_PORT (they
+        # stayed at :8000, where the resource server then looked for keys in vain).
         "ISSUER_KEYS_DIR": str(tmp_path / "keys"),
         "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
         "ISSUER_BCRYPT_ROUNDS": "4",

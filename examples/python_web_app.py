@@ -28,7 +28,8 @@ oauth.register(
     "issuer",
     client_id=os.environ.get("GALLERY_CLIENT_ID", "gallery"),
     client_secret=os.environ["GALLERY_SECRET"],
-    server_metadata_url=f"{ISSUER}/.well-known/openid-configuration",
+    # OpenID Connect Discovery 4: the identifier without a trailing "/", then the well-known path.
+    server_metadata_url=f"{ISSUER.rstrip('/')}/.well-known/openid-configuration",
     client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
 )
 

@@ -21,10 +21,13 @@ atomically with the comparison against the limits: guesses sent at once cannot a
 check that no failure has yet been recorded against.
 """
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from issuer.limits.counters import CounterStore
@@ -67,6 +70,32 @@ class Throttle:
     def __init__(self, store: CounterStore, policy: ThrottlePolicy):
         self._store = store
         self._policy = policy
+        # Per (account, address): a semaphore and how many attempts hold or await it.
+        self._turns: dict[tuple[str, str], tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def login_turn(self, username: str, address: str) -> AsyncIterator[None]:
+        """Held from an attempt's first check until it is judged: at most `free_failures` of
+        one account from one address are judged at once in this process, and the rest wait.
+
+        Attempts are counted before they are judged (`reserve_login`), so right passwords sent
+        at once would otherwise refuse each other. With no more in flight than the free
+        attempts, the ones in flight never fill the count themselves: each attempt finds what
+        its predecessors left, cleared by a success, or standing after failures (then one
+        more starts the backoff and the rest are refused, as when sent one after another).
+        """
+        key = _short(username), _bucket(address)
+        if key not in self._turns:
+            self._turns[key] = asyncio.Semaphore(max(1, self._policy.free_failures)), [0]
+        semaphore, waiting = self._turns[key]
+        waiting[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._turns[key]
 
     async def check_address(self, address: str) -> None:
         """Every request: the address's window limit, and its client-authentication lock."""

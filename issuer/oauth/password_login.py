@@ -38,20 +38,22 @@ class PasswordLogin:
         """
         # Limits count per account, whatever spelling of the name a guesser sends.
         account = normalize_username(username) or username
-        await self._throttle.check_login(account, address)
-        user = await run_in_threadpool(self._users.get_by_username, username)
-        # The hashing slot first: a full pool answers 503 before the attempt is counted.
-        with self._hasher.slot():
-            # Counted before the hash: guesses sent at once all pass `check_login`, not this.
-            await self._throttle.reserve_login(account, address)
-            verification = await self._hasher.verify_in_slot(
-                password, user.password_hash if user else None
-            )
-        if user is None or not verification.ok or user.disabled:
-            self._metrics.login_failures.labels("bad_credentials").inc()
-            log.info("login failed username=%r ip=%s", username, address)
-            raise InvalidGrant(BAD_CREDENTIALS)
-        await self._throttle.record_success(account, address)
+        async with self._throttle.login_turn(account, address):
+            await self._throttle.check_login(account, address)
+            user = await run_in_threadpool(self._users.get_by_username, username)
+            # The hashing slot first: a full pool answers 503 before the attempt is counted.
+            with self._hasher.slot():
+                # Counted before the hash: guesses sent at once all pass `check_login`.
+                await self._throttle.reserve_login(account, address)
+                verification = await self._hasher.verify_in_slot(
+                    password, user.password_hash if user else None
+                )
+            if user is None or not verification.ok or user.disabled:
+                self._metrics.login_failures.labels("bad_credentials").inc()
+                log.info("login failed username=%r ip=%s", username, address)
+                raise InvalidGrant(BAD_CREDENTIALS)
+            # Within the turn: the next attempt in line finds the count cleared.
+            await self._throttle.record_success(account, address)
         if verification.new_hash is not None:
             await run_in_threadpool(
                 self._users.update_password_hash, user.id, verification.new_hash

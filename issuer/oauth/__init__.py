@@ -12,5 +12,6 @@ pieces the sign-in flow (`issuer.oidc`) builds on.
 - `refresh_tokens`: rotation with reuse detection; `revoked_tokens`: the revoked-`jti` list;
 - `revocation` (RFC 7009), `introspection` (RFC 7662), `metadata` (RFC 8414 and OpenID
   Connect Discovery);
+- `parameters`: a request's parameters as RFC 6749 reads them (form or query string);
 - `errors`: every refusal as a value with its RFC 6749 code and status.
 """

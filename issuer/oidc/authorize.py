@@ -20,6 +20,7 @@ from issuer.oauth import pkce
 from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope, describable
+from issuer.oauth.parameters import read_parameters
 from issuer.oauth.redirect_uris import matches
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
@@ -99,7 +100,8 @@ class AuthorizationEndpoint:
 
     async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
         """The validated request; `UntrustedRequest` or `AuthorizationError` if it is not."""
-        params, sent, repeated = _parameters(pairs)
+        parameters = read_parameters(pairs)
+        params, repeated = parameters.values, parameters.repeated
         client = await self._client(params.get("client_id"), repeated)
         redirect_uri = params.get("redirect_uri")
         if "redirect_uri" in repeated or not redirect_uri:
@@ -117,8 +119,7 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
         if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
             raise fail("invalid_request", "a parameter is too long")
-        # RFC 6749 Appendix A: no parameter's syntax admits NUL (nor can PostgreSQL store one).
-        if any("\x00" in name for name in sent) or any("\x00" in v for v in params.values()):
+        if parameters.holds_nul:
             raise fail("invalid_request", "a parameter holds a NUL character")
         if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
             raise fail("invalid_request", f"nonce must be at most {MAX_NONCE_LENGTH} characters")
@@ -234,7 +235,7 @@ class AuthorizationEndpoint:
         user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
         return None if user is None or user.disabled else user
 
-    async def _client(self, client_id: str | None, repeated: set[str]) -> Client:
+    async def _client(self, client_id: str | None, repeated: frozenset[str]) -> Client:
         if not client_id or "client_id" in repeated:
             raise UntrustedRequest("the request must name its client_id, once")
         client = await self._clients.get(client_id)
@@ -249,24 +250,6 @@ class AuthorizationEndpoint:
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
         params = {"error": error, "error_description": describable(description), "state": state}
         return _with_params(redirect_uri, {**params, "iss": self._issuer})
-
-
-def _parameters(
-    pairs: Iterable[tuple[str, str]],
-) -> tuple[dict[str, str], set[str], set[str]]:
-    """The request's parameters, every name sent, and the names sent more than once. As in
-    the token endpoint's forms, a parameter sent without a value is treated as omitted (RFC
-    6749 3.1)."""
-    params: dict[str, str] = {}
-    sent: set[str] = set()
-    repeated: set[str] = set()
-    for name, value in pairs:
-        if name in sent:
-            repeated.add(name)
-        sent.add(name)
-        if value:
-            params[name] = value
-    return params, sent, repeated
 
 
 def after_sign_in(query: str) -> str:

@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 
 from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+from issuer.oauth.parameters import read_parameters
 from resource_server.content_length import declared_length
 
 MAX_FORM_BYTES = 64 * 1024
@@ -16,20 +17,12 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
     """The form's parameters; 400 for anything that is not a well-formed form, repeats a
     parameter or holds a NUL, 413 if huge."""
-    form: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in await read_form_pairs(request, limit):
-        if name in seen:
-            raise InvalidRequest(f"parameter {name!r} is repeated")
-        seen.add(name)
-        # RFC 6749 Appendix A: no parameter's syntax admits NUL (nor can PostgreSQL store it);
-        # refused before any lookup, so the answer is the same whoever the username names.
-        if "\x00" in name or "\x00" in value:
-            raise InvalidRequest("a parameter holds a NUL character")
-        # "Parameters sent without a value MUST be treated as if they were omitted."
-        if value:
-            form[name] = value
-    return form
+    parameters = read_parameters(await read_form_pairs(request, limit))
+    if parameters.repeated:
+        raise InvalidRequest(f"parameter {min(parameters.repeated)!r} is repeated")
+    if parameters.holds_nul:  # before any lookup: the same answer whoever a username names
+        raise InvalidRequest("a parameter holds a NUL character")
+    return parameters.values
 
 
 async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list[tuple[str, str]]:

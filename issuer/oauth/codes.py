@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from issuer.oauth import pkce
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.refresh_tokens import AccessTokenRef
 from issuer.storage.engine import Base
@@ -69,12 +70,24 @@ class Issued:
 
 
 class CodeReused(InvalidGrant):
-    """A used code came back: what its first use issued is to be revoked (by its client)."""
+    """A used code came back: what its first use issued is to be revoked, if the request
+    proves it comes from the code's own client (`sent_by_its_client`)."""
 
-    def __init__(self, issued: Issued | None, client_id: str):
+    def __init__(self, issued: Issued | None, client_id: str, redirect_uri: str, challenge: str):
         super().__init__("authorization code was already used")
         self.issued = issued
-        self.client_id = client_id
+        self._bindings = client_id, redirect_uri, challenge
+
+    def sent_by_its_client(self, client_id: str, redirect_uri: str, verifier: str) -> bool:
+        """Whether the replay carries every binding of the code, its PKCE verifier included:
+        anyone may name a public client, but only the app that asked for the code holds the
+        verifier. A code seen in a log or a Referer must not let a stranger end the session."""
+        own_client, own_redirect_uri, challenge = self._bindings
+        return (
+            client_id == own_client
+            and redirect_uri == own_redirect_uri
+            and pkce.verifies(verifier, challenge)
+        )
 
 
 class AuthorizationCodes:
@@ -165,4 +178,4 @@ class AuthorizationCodes:
         issued = None
         if row.access_jti is not None and row.access_expires_at is not None:
             issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
-        return CodeReused(issued, row.client_id)
+        return CodeReused(issued, row.client_id, row.redirect_uri, row.code_challenge)

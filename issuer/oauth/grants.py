@@ -164,9 +164,10 @@ class TokenEndpoint:
         try:
             body: dict[str, Any] = await run_in_threadpool(self._codes.redeem, code, now, issue)
         except CodeReused as exc:
-            # Only the code's own client revokes: anyone may name a public client, but a code
-            # seen in a log or a Referer must not let a stranger end the user's session.
-            if exc.issued is not None and exc.client_id == client.client_id:
+            revoked = exc.issued is not None and exc.sent_by_its_client(
+                client.client_id, redirect_uri, verifier
+            )
+            if revoked and exc.issued is not None:
                 revoke = [exc.issued.access]
                 if exc.issued.family_id is not None:
                     revoke += await run_in_threadpool(
@@ -174,7 +175,8 @@ class TokenEndpoint:
                     )
                 await self._revoked.revoke(revoke, now)
             log.warning(
-                "authorization code reuse; its tokens revoked client_id=%s ip=%s",
+                "authorization code reuse; its tokens %s client_id=%s ip=%s",
+                "revoked" if revoked else "kept (the replay did not prove the code's client)",
                 client.client_id,
                 request.ip,
             )

@@ -381,6 +381,29 @@ async def test_a_stranger_replaying_a_used_code_revokes_nothing(client, secrets,
     assert refreshed.status_code == 200, refreshed.text
 
 
+async def test_naming_a_public_client_is_not_enough_to_revoke_what_its_code_issued(client):
+    native, pkce = "http://127.0.0.1:54321/callback", Pkce()
+    params = callback_params(await sign_in(client, authorize_url("native", native, pkce)))
+    first = (await exchange(client, params["code"], pkce, native, client_id="native")).json()
+
+    async def refresh_works() -> bool:
+        data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+        refreshed = await client.post("/token", data={**data, "client_id": "native"})
+        if refreshed.status_code == 200:
+            first["refresh_token"] = refreshed.json()["refresh_token"]
+        return refreshed.status_code == 200
+
+    # A stranger with the code from a log, the client's id and its redirect URI, not the
+    # app's PKCE verifier.
+    stranger = await exchange(client, params["code"], Pkce(), native, client_id="native")
+    assert stranger.json()["error"] == "invalid_grant"
+    assert await refresh_works()
+    # The app itself sending the code again (every binding, its verifier too) revokes.
+    again = await exchange(client, params["code"], pkce, native, client_id="native")
+    assert again.json()["error"] == "invalid_grant"
+    assert not await refresh_works()
+
+
 async def test_a_refreshed_token_keeps_the_identity_scopes_for_userinfo(client, secrets):
     pkce = Pkce()
     params = await webapp_code(client, secrets, pkce, scope="openid email read")

@@ -251,6 +251,8 @@ class TokenEndpoint:
                 if requested
                 else tuple(s for s in parse_scope(grant.scope) if s in allowed)
             )
+            if grant.scope and not scope:  # an empty scope cannot say it differs (RFC 6749 5.1)
+                raise InvalidGrant("the user or client no longer holds any scope of this grant")
             issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
             return issued, AccessTokenRef(issued.jti, issued.expires_at)
 

@@ -245,7 +245,14 @@ class AuthorizationEndpoint:
 
     def _scope_for(self, request: AuthorizationRequest, user: User) -> tuple[str, ...]:
         # API scopes only as far as the user holds them (narrowed, RFC 6749 3.3).
-        return held_by_user(request.scope, user.scope_set)
+        scope = held_by_user(request.scope, user.scope_set)
+        if request.scope and not scope:
+            # The token answer would have to say its scope differs (RFC 6749 5.1), and an
+            # empty scope cannot be said: nothing asked for can be granted.
+            raise self.error(
+                request, "access_denied", "the user holds none of the requested scopes"
+            )
+        return scope
 
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
         params = {"error": error, "error_description": describable(description), "state": state}

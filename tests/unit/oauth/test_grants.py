@@ -359,6 +359,22 @@ async def test_disabled_users_refresh_fails(client, settings):
     assert (await refresh(client, token)).json()["error"] == "invalid_grant"
 
 
+async def test_a_refresh_that_would_leave_no_scope_is_refused_and_the_token_kept(client, settings):
+    token = (await password_login(client, scope="read")).json()["refresh_token"]
+
+    def give_alice(scopes: str) -> None:
+        with db_session(settings.database_url) as session:
+            session.query(User).filter_by(username="alice").one().scopes = scopes
+            session.commit()
+
+    give_alice("write")
+    refused = await refresh(client, token)
+    # A token with no scope could not say that it differs from the grant's (RFC 6749 5.1).
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    give_alice("read write")
+    assert (await refresh(client, token)).json()["scope"] == "read"
+
+
 @pytest.mark.parametrize(
     ("form", "status", "error"),
     [

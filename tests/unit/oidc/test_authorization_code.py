@@ -338,6 +338,23 @@ def _follow(response: httpx.Response) -> httpx.Response:
     return httpx.Response(302, headers={"location": response.headers["location"]})
 
 
+async def test_api_scopes_are_narrowed_to_the_users_and_nothing_left_is_access_denied(
+    client, secrets, settings
+):
+    create_user(settings, "bob", "builder-12")  # holds no API scope
+    pkce = Pkce()
+    url = authorize_url("webapp", WEBAPP, pkce, scope="openid read")
+    params = callback_params(await sign_in(client, url, "bob", "builder-12"))
+    tokens = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert tokens.json()["scope"] == "openid"  # it differs from the request, so it is said
+    # Nothing of what was asked can be granted, and an empty scope cannot be said (RFC 6749
+    # 5.1): the answer is a refusal, not a token without scope.
+    refused = callback_params(
+        await client.get(authorize_url("webapp", WEBAPP, Pkce(), scope="read"))
+    )
+    assert refused["error"] == "access_denied" and refused["iss"] == ISSUER
+
+
 # -- codes -------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from issuer.oauth.revoked_tokens import RevokedTokens
 from issuer.oauth.tokens import TokenSigner
 from issuer.oidc.authorize import AuthorizationEndpoint
 from issuer.oidc.consents import Consents
+from issuer.oidc.id_token_hints import IdTokenHints
 from issuer.oidc.logout import Logout
 from issuer.oidc.sessions import BrowserSessions
 from issuer.oidc.userinfo import UserinfoEndpoint
@@ -102,6 +103,7 @@ async def open_services(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
         revoked = RevokedTokens(sessions)
+        hints = IdTokenHints(settings.url, keyring)
         # RSA signing releases the GIL: signing threads keep the loop free and use every core.
         threads = settings.signing_threads
         signing_pool = None
@@ -146,13 +148,13 @@ async def open_services(
                 settings.url, throttle, clients, refresh_tokens, revoked, verifier, users, clock
             ),
             authorization=AuthorizationEndpoint(
-                settings.url, cached_clients, users, Consents(sessions), codes, clock
+                settings.url, cached_clients, users, Consents(sessions), codes, hints, clock
             ),
             logins=logins,
             throttle=throttle,
             browser_sessions=BrowserSessions(sessions, settings.session_ttl, clock),
             userinfo=UserinfoEndpoint(verifier, revoked, users),
-            logout=Logout(settings.url, keyring, cached_clients),
+            logout=Logout(hints, cached_clients),
             metrics=metrics,
         )
 

@@ -24,6 +24,7 @@ from issuer.oauth.parameters import read_parameters
 from issuer.oauth.redirect_uris import matches
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
+from issuer.oidc.id_token_hints import IdTokenHints
 from issuer.oidc.sessions import SignedIn
 
 PROMPTS = frozenset({"none", "login", "consent"})
@@ -58,6 +59,8 @@ class AuthorizationRequest:
     prompt: frozenset[str]
     max_age: int | None
     login_hint: str
+    # The user an `id_token_hint` names (its `sub`): a session of anyone else does not do.
+    hinted_subject: str | None
     query: str  # the request as received, to come back to after signing in
 
 
@@ -89,6 +92,7 @@ class AuthorizationEndpoint:
         users: UserRepository,
         consents: Consents,
         codes: AuthorizationCodes,
+        hints: IdTokenHints,
         clock: Callable[[], float] = time.time,
     ):
         self._issuer = issuer
@@ -96,6 +100,7 @@ class AuthorizationEndpoint:
         self._users = users
         self._consents = consents
         self._codes = codes
+        self._hints = hints
         self._clock = clock
 
     async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
@@ -146,6 +151,12 @@ class AuthorizationEndpoint:
             scope = grant_scope(params.get("scope"), client.scope_set)
         except InvalidScope as exc:
             raise fail("invalid_scope", exc.description or "invalid scope") from None
+        hinted_subject = None
+        if "id_token_hint" in params:
+            hint = self._hints.read(params["id_token_hint"])
+            if hint is None or hint.subject is None:
+                raise fail("invalid_request", "id_token_hint is not an ID token of this issuer")
+            hinted_subject = hint.subject
         return AuthorizationRequest(
             client=client,
             redirect_uri=redirect_uri,
@@ -156,6 +167,7 @@ class AuthorizationEndpoint:
             prompt=prompt,
             max_age=int(max_age) if max_age is not None else None,
             login_hint=params.get("login_hint", ""),
+            hinted_subject=hinted_subject,
             query=query,
         )
 
@@ -224,13 +236,17 @@ class AuthorizationEndpoint:
         self, request: AuthorizationRequest, signed_in: SignedIn | None
     ) -> User | None:
         """The session's user if the session satisfies the request (OpenID Connect 3.1.2.1:
-        `prompt=login` and a sign-in older than `max_age` both ask for the password)."""
+        `prompt=login` and a sign-in older than `max_age` both ask for the password, and an
+        `id_token_hint` naming someone else asks for a sign-in, or is `login_required` under
+        `prompt=none`)."""
         if signed_in is None or "login" in request.prompt:
             return None
         age = int(self._clock()) - signed_in.auth_time
         # max_age=0 is prompt=login: a sign-in within the same second has a whole-second age
         # of 0, which is not over 0.
         if request.max_age is not None and (request.max_age == 0 or age > request.max_age):
+            return None
+        if request.hinted_subject is not None and request.hinted_subject != str(signed_in.user_id):
             return None
         user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
         return None if user is None or user.disabled else user
@@ -260,12 +276,13 @@ class AuthorizationEndpoint:
 
 
 def after_sign_in(query: str) -> str:
-    """The request to return to once the user has signed in: its `prompt=login` and `max_age`
-    are satisfied by the sign-in that just happened (`max_age=0` would otherwise fail again
-    a second later)."""
+    """The request to return to once the user has signed in: its `prompt=login`, `max_age`
+    and `id_token_hint` are satisfied by the sign-in that just happened (`max_age=0` would
+    otherwise fail again a second later, and a hint naming another user than the one who
+    signed in would ask again for ever: whoever signed in is the answer)."""
     pairs = []
     for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "max_age":
+        if name in ("max_age", "id_token_hint"):
             continue
         if name == "prompt":
             value = " ".join(p for p in value.split() if p != "login")

@@ -22,7 +22,7 @@ from issuer.oidc.authorize import (
     UntrustedRequest,
     after_sign_in,
 )
-from issuer.oidc.logout import LogoutHint
+from issuer.oidc.id_token_hints import IdTokenHint
 from issuer.web.deps import (
     Authorization,
     ClientAddress,
@@ -239,7 +239,7 @@ async def _end_session(
     cookies: Cookies,
     name: str,
     params: dict[str, str | None],
-    hint: LogoutHint | None,
+    hint: IdTokenHint | None,
 ) -> Response:
     await run_in_threadpool(sessions.end, request.cookies.get(cookies.session))
     location = await logout.redirect_after(

@@ -236,6 +236,50 @@ async def test_prompt_none_without_a_session_is_login_required(client):
     assert params["state"] == "s" and params["iss"] == ISSUER
 
 
+async def spa_id_token(client, username="alice", password="wonderland1") -> str:
+    pkce = Pkce()
+    params = callback_params(
+        await sign_in(client, authorize_url("spa", SPA, pkce), username, password)
+    )
+    return (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()["id_token"]
+
+
+async def test_an_id_token_hint_naming_someone_else_asks_for_a_sign_in(client, settings):
+    create_user(settings, "bob", "builder-12")
+    bobs = await spa_id_token(client, "bob", "builder-12")
+    client.cookies.clear()
+    alices = await spa_id_token(client)  # alice is signed in from here on
+
+    # OpenID Connect Core 3.1.2.1: the session is alice's, the app expects bob.
+    silent = callback_params(
+        await client.get(authorize_url("spa", SPA, Pkce(), prompt="none", id_token_hint=bobs))
+    )
+    assert silent["error"] == "login_required" and silent["iss"] == ISSUER
+    page = await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=bobs))
+    assert page.status_code == 200 and 'name="password"' in page.text
+    # Whoever signs in then is the answer (the hint does not ask again for ever).
+    pkce = Pkce()
+    url = authorize_url("spa", SPA, pkce, id_token_hint=bobs)
+    params = callback_params(await sign_in(client, url, "bob", "builder-12"))
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    assert (await decode(client, tokens["id_token"])).claims["sub"] == (
+        await decode(client, bobs)
+    ).claims["sub"]
+
+    # A hint naming the signed-in user (bob now) is answered without a page.
+    same = await client.get(
+        authorize_url("spa", SPA, Pkce(), prompt="none", id_token_hint=tokens["id_token"])
+    )
+    assert "code" in callback_params(same)
+    # Anything but an ID token of ours is a bad request, not a hint to ignore.
+    access = tokens["access_token"]
+    for junk in ("not-a-jwt", access, alices[:-4] + "AAAA"):
+        bad = callback_params(
+            await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=junk))
+        )
+        assert bad["error"] == "invalid_request", junk
+
+
 async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secrets, clock):
     await webapp_code(client, secrets, Pkce())
     assert (await client.get(authorize_url("spa", SPA, Pkce(), prompt="login"))).status_code == 200

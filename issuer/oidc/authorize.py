@@ -128,8 +128,14 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", "a parameter holds a NUL character")
         if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
             raise fail("invalid_request", f"nonce must be at most {MAX_NONCE_LENGTH} characters")
-        if params.get("response_type") != "code":
+        response_type = params.get("response_type")
+        if response_type is None:
+            raise fail("invalid_request", "response_type is required (code)")
+        if response_type != "code":
             raise fail("unsupported_response_type", "response_type must be code")
+        # The code comes back in the query; an app waiting for it elsewhere would never see it.
+        if params.get("response_mode", "query") != "query":
+            raise fail("invalid_request", "response_mode must be query")
         if not client.allows("authorization_code"):
             raise fail("unauthorized_client", "this client may not use the authorization code flow")
         if "request" in params or "request_uri" in params:

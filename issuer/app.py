@@ -20,6 +20,7 @@ from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
+from servicekit.http_errors import HTTP_ERROR_HANDLERS
 from servicekit.observability import RequestContext, configure_logging
 from servicekit.runtime import frozen_heap
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers={**handlers, **AUTH_ERROR_HANDLERS},
+        exception_handlers={**handlers, **AUTH_ERROR_HANDLERS, **HTTP_ERROR_HANDLERS},
     )
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")

@@ -33,6 +33,7 @@ from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
+from servicekit.http_errors import HTTP_ERROR_HANDLERS
 from servicekit.observability import RequestContext, configure_logging, request_histogram
 from servicekit.runtime import frozen_heap
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers=AUTH_ERROR_HANDLERS,
+        exception_handlers={**AUTH_ERROR_HANDLERS, **HTTP_ERROR_HANDLERS},
     )
     # Swagger UI signs in as a public client with PKCE (make run registers it).
     install_docs(

@@ -66,6 +66,17 @@ async def test_users_me_returns_the_tokens_subject(client, rsa_private_key):
     assert isinstance(body["exp"], int)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("POST", "/users/me", 405), ("GET", "/x", 404)]
+)
+async def test_what_routing_refuses_gets_an_error_body_like_every_refusal(
+    client, method, path, status
+):
+    response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+
+
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
 async def test_bearer_scheme_is_case_insensitive(client, rsa_private_key, scheme):
     token = make_token(rsa_private_key, FakeClock(time.time()))

@@ -149,6 +149,23 @@ async def test_error_descriptions_quote_the_request_only_in_their_charset(
     assert response.json()["error_description"] == described
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/token", 405, "POST"),
+        ("GET", "/login", 405, "POST"),  # a browser going back to the sign-in form's address
+        ("DELETE", "/revoke", 405, "POST"),
+        ("GET", "/nowhere", 404, None),
+        ("GET", "/static/nowhere.css", 404, None),
+    ],
+)
+async def test_what_routing_refuses_gets_an_oauth_error_body(client, method, path, status, allow):
+    response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.headers.get("allow") == allow
+    assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+
+
 async def test_json_body_is_refused_with_invalid_request(client):
     response = await client.post("/token", json={"username": "johndoe", "password": "secret123"})
     assert response.status_code == 400

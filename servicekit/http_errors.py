@@ -1,0 +1,22 @@
+"""The answer to a request the routing refuses (no such path, a method the path does not
+take): an OAuth-style error body (RFC 6749 5.2, RFC 6750 3), as every other refusal of both
+services, instead of the framework's `{"detail": ...}`. The status and `Allow` are kept."""
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+_DESCRIPTIONS = {404: "there is no such endpoint", 405: "this endpoint does not take this method"}
+
+
+async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    description = _DESCRIPTIONS.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        {"error": "invalid_request", "error_description": description},
+        exc.status_code,
+        exc.headers,
+    )
+
+
+HTTP_ERROR_HANDLERS = {HTTPException: http_error}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth import pkce
 from issuer.oauth.errors import InvalidGrant
-from issuer.oauth.refresh_tokens import AccessTokenRef
+from issuer.oauth.revoked_tokens import AccessTokenRef
 from issuer.storage.engine import Base
 from issuer.storage.lookup_keys import lookup_key
 

@@ -32,13 +32,8 @@ from issuer.oauth.errors import (
     UnsupportedGrantType,
 )
 from issuer.oauth.password_login import PasswordLogin
-from issuer.oauth.refresh_tokens import (
-    AccessTokenRef,
-    FamilyRevoked,
-    RefreshGrant,
-    RefreshTokenStore,
-)
-from issuer.oauth.revoked_tokens import RevokedTokens
+from issuer.oauth.refresh_tokens import FamilyRevoked, RefreshGrant, RefreshTokenStore
+from issuer.oauth.revoked_tokens import AccessTokenRef, RevokedTokens
 from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_scope
 from issuer.oauth.tokens import IssuedToken, TokenSigner
 
@@ -168,12 +163,12 @@ class TokenEndpoint:
                 client.client_id, redirect_uri, verifier
             )
             if revoked and exc.issued is not None:
-                revoke = [exc.issued.access]
-                if exc.issued.family_id is not None:
-                    revoke += await run_in_threadpool(
+                if exc.issued.family_id is None:
+                    await self._revoked.revoke([exc.issued.access], now)
+                else:  # the family's first token holds the code's access token
+                    await run_in_threadpool(
                         self._refresh_tokens.revoke_family, exc.issued.family_id, now
                     )
-                await self._revoked.revoke(revoke, now)
             log.warning(
                 "authorization code reuse; its tokens %s client_id=%s ip=%s",
                 "revoked" if revoked else "kept (the replay did not prove the code's client)",
@@ -260,8 +255,7 @@ class TokenEndpoint:
             issued, successor = await run_in_threadpool(
                 self._refresh_tokens.rotate, token, client.client_id, now, issue
             )
-        except FamilyRevoked as exc:
-            await self._revoked.revoke(exc.access_tokens, now)
+        except FamilyRevoked:  # its access tokens were revoked with it
             log.warning(
                 "refresh token reuse; session revoked client_id=%s ip=%s",
                 client.client_id,

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Integer, String, and_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
+from issuer.oauth.revoked_tokens import AccessTokenRef, revoke_in
 from issuer.storage.engine import Base
 from issuer.storage.lookup_keys import lookup_key
 
@@ -67,12 +68,6 @@ class RefreshGrant:
     user_id: int
     scope: str
     family_expires_at: int
-
-
-@dataclass(frozen=True)
-class AccessTokenRef:
-    jti: str
-    expires_at: int
 
 
 class FamilyRevoked(InvalidGrant):
@@ -220,14 +215,16 @@ class RefreshTokenStore:
             )
 
     def revoke_family(self, family_id: str, now: int) -> list[AccessTokenRef]:
-        """Revoke every token of a family; return its access tokens that are still live."""
+        """Revoke every token of a family and the access tokens issued with them; return
+        those access tokens that are still live."""
         with self._sessions() as session:
             _lock_family(session, family_id, now)
             error = self._revoke_locked_family(session, family_id, now)
         return error.access_tokens
 
     def _revoke_locked_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
-        """Revoke a family whose lock `session` holds, and commit."""
+        """Revoke a family whose lock `session` holds, its access tokens in the same
+        transaction (never the family without them), and commit."""
         session.execute(
             update(RefreshFamily)
             .where(RefreshFamily.family_id == family_id, RefreshFamily.revoked_at.is_(None))
@@ -243,8 +240,10 @@ class RefreshTokenStore:
                 RefreshToken.family_id == family_id, RefreshToken.access_expires_at > now
             )
         ).all()
+        access_tokens = [AccessTokenRef(jti, exp) for jti, exp in live]
+        revoke_in(session, access_tokens, now)
         session.commit()
-        return FamilyRevoked([AccessTokenRef(jti, exp) for jti, exp in live])
+        return FamilyRevoked(access_tokens)
 
     def _add(self, session: Session, grant: RefreshGrant, access: AccessTokenRef, now: int) -> str:
         token = secrets.token_urlsafe(32)

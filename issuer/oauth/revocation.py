@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from issuer.limits.throttle import Throttle
 from issuer.oauth.client_auth import ClientAuthenticator
 from issuer.oauth.errors import InvalidGrant, InvalidRequest
-from issuer.oauth.refresh_tokens import AccessTokenRef, RefreshTokenStore
-from issuer.oauth.revoked_tokens import RevokedTokens
+from issuer.oauth.refresh_tokens import RefreshTokenStore
+from issuer.oauth.revoked_tokens import AccessTokenRef, RevokedTokens
 from resource_server.errors import InvalidToken
 from resource_server.verify import Verifier
 
@@ -49,11 +49,8 @@ class RevocationEndpoint:
         if refresh is not None:
             if refresh.client_id != client.client_id:
                 raise InvalidGrant("the token was issued to another client")
-            live = await run_in_threadpool(
-                self._refresh_tokens.revoke_family, refresh.family_id, now
-            )
             # Section 2.1: access tokens of the same grant are invalidated too.
-            await self._revoked.revoke(live, now)
+            await run_in_threadpool(self._refresh_tokens.revoke_family, refresh.family_id, now)
             log.info("refresh token revoked client_id=%s ip=%s", client.client_id, ip)
             return
         try:

@@ -5,12 +5,21 @@ The database is the record, shared by every replica: a revocation is written the
 deleted as new ones arrive). Only `/introspect` asks, with one primary-key lookup.
 """
 
+from dataclasses import dataclass
+
 from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from issuer.oauth.refresh_tokens import AccessTokenRef
 from issuer.storage.engine import Base, insert_ignoring_conflicts
+
+
+@dataclass(frozen=True)
+class AccessTokenRef:
+    """An access token as far as revoking it goes: its `jti`, and when it expires anyway."""
+
+    jti: str
+    expires_at: int
 
 
 class RevokedAccessToken(Base):
@@ -36,9 +45,7 @@ class RevokedTokens:
 
     def _store(self, tokens: list[AccessTokenRef], now: int) -> None:
         with self._sessions() as session:
-            session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
-            rows = [{"jti": token.jti, "expires_at": token.expires_at} for token in tokens]
-            insert_ignoring_conflicts(session, RevokedAccessToken, rows)
+            revoke_in(session, tokens, now)
             session.commit()
 
     def _find(self, jti: str) -> bool:
@@ -47,3 +54,16 @@ class RevokedTokens:
                 select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == jti)
             )
         return found is not None
+
+
+def revoke_in(session: Session, tokens: list[AccessTokenRef], now: int) -> None:
+    """Record `tokens` as revoked in `session`'s transaction (the caller commits), so that a
+    revocation made with other changes (a refresh family's) stands or falls with them."""
+    session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now))
+    live = [
+        {"jti": token.jti, "expires_at": token.expires_at}
+        for token in tokens
+        if token.expires_at > now
+    ]
+    if live:
+        insert_ignoring_conflicts(session, RevokedAccessToken, live)

@@ -6,14 +6,16 @@ import time
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from issuer.oauth import refresh_tokens
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.refresh_tokens import (
-    AccessTokenRef,
     FamilyRevoked,
     RefreshGrant,
     RefreshTokenStore,
 )
+from issuer.oauth.revoked_tokens import AccessTokenRef, RevokedTokens
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
 
@@ -23,11 +25,16 @@ TRIALS = 50
 
 
 @pytest.fixture
-def store(database_url):
+def sessions(database_url):
     engine = make_engine(database_url)
     prepare(engine)
-    yield RefreshTokenStore(make_sessions(engine), 30 * DAY, 7 * DAY)
+    yield make_sessions(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def store(sessions):
+    return RefreshTokenStore(sessions, 30 * DAY, 7 * DAY)
 
 
 def issue(_: RefreshGrant) -> tuple[None, AccessTokenRef]:
@@ -53,6 +60,28 @@ def test_rotation_spends_the_token_and_hands_out_its_successor(store):
     assert rotate(store, rt1)
     with pytest.raises(FamilyRevoked):
         rotate(store, rt0)
+
+
+def test_a_replay_revokes_the_family_and_its_access_tokens_together(store, sessions, monkeypatch):
+    revoked = RevokedTokens(sessions)
+    rt0 = login(store)
+    rt1 = rotate(store, rt0)
+
+    def failing(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("the connection dropped"))
+
+    # The audit: the family was committed revoked before its access tokens were written, so
+    # a failure in between left them active for good (a second replay found only the family).
+    monkeypatch.setattr(refresh_tokens, "revoke_in", failing)
+    with pytest.raises(OperationalError):
+        rotate(store, rt0)
+    assert store.find_usable(rt1, NOW) is not None  # all or nothing: nothing
+    monkeypatch.undo()
+    with pytest.raises(FamilyRevoked) as replay:
+        rotate(store, rt0)
+    jtis = {token.jti for token in replay.value.access_tokens}
+    assert "a0" in jtis and len(jtis) == 2  # the login's and the rotation's
+    assert all(revoked._find(jti) for jti in jtis)
 
 
 def at_once(*calls: Callable[[], object]) -> list[object]:

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 print_status(store.read_manifest(), policy)
                 return 0
             if args.encrypt:
+                if args.dry_run:
+                    plain = store.plan_encryption()
+                    print(f"would encrypt (dry run): {', '.join(plain) or 'nothing'}")
+                    return 0
                 encrypted = store.encrypt()
                 print(
                     f"encrypted: {', '.join(encrypted)}" if encrypted else "all keys were encrypted"

@@ -139,7 +139,7 @@ class KeyManifest:
         try:
             doc = json.loads(data)
             records = tuple(_record_from_dict(item) for item in doc["keys"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise KeySetError(f"unreadable key manifest: {exc}") from exc
         return cls(records)
 

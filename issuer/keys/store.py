@@ -111,7 +111,7 @@ class KeySetStore(ABC):
             if self.exists():
                 # Nothing to write, but a passphrase that does not open the set is reported
                 # now rather than by the issuer that starts with it.
-                self._writable_manifest()
+                self._open_before_change(self._read(with_pems=True))
                 return None
             active, upcoming = self._new_key(key_size), self._new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
@@ -125,8 +125,10 @@ class KeySetStore(ABC):
         return manifest
 
     def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
-        """What `rotate` would do now, without changing anything."""
-        return rotation_step(self._writable_manifest(), _PLANNED_KID, self._now(), policy, force)
+        """What `rotate` would do now, without changing anything (refused alike)."""
+        return self._plan(
+            lambda manifest, kid: rotation_step(manifest, kid, self._now(), policy, force)
+        )
 
     def rotate(self, policy: RotationPolicy, force: bool = False, key_size: int = 2048) -> Step:
         """One rotation step (see `issuer.keys.model.rotation_step`); raises `UnsafeRotation`."""
@@ -135,7 +137,9 @@ class KeySetStore(ABC):
         )
 
     def plan_revocation(self, kid: str) -> Step:
-        return revocation(self._writable_manifest(leaving=kid), kid, _PLANNED_KID, self._now())
+        return self._plan(
+            lambda manifest, new_kid: revocation(manifest, kid, new_kid, self._now()), leaving=kid
+        )
 
     def revoke(self, kid: str, key_size: int = 2048) -> Step:
         """Unpublish `kid` at once and delete its private key (which need not open: revoking
@@ -161,7 +165,11 @@ class KeySetStore(ABC):
             public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
         )
 
-    def encrypt(self) -> list[str]:
+    def plan_encryption(self) -> list[str]:
+        """The kids `encrypt` would re-write, without changing anything (refused alike)."""
+        return self.encrypt(dry_run=True)
+
+    def encrypt(self, dry_run: bool = False) -> list[str]:
         """Re-write every private key encrypted with the passphrase; the kids changed."""
         if self._passphrase is None:
             raise KeySetError("set ISSUER_KEYS_PASSPHRASE to the passphrase to encrypt with")
@@ -171,6 +179,8 @@ class KeySetStore(ABC):
             # up encrypted with two passphrases, and load with neither.
             keys = self._open_before_change(snapshot, allow_plaintext=True)
             plain = [kid for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)]
+            if dry_run:
+                return sorted(plain)
             if plain:
                 self._commit(snapshot.manifest, {kid: self._encode(keys[kid]) for kid in plain})
         if plain:
@@ -185,20 +195,39 @@ class KeySetStore(ABC):
     ) -> Step:
         _check_key_size(key_size)
         with self._exclusive():
-            current = self._writable_manifest(leaving)
+            snapshot = self._read(with_pems=True)
+            self._open_before_change(snapshot, leaving=leaving)
             key = self._new_key(key_size)
-            step = make_step(current, key.thumbprint())
+            step = make_step(snapshot.manifest, key.thumbprint())
             new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
+            self._check_loadable(step.manifest, {*snapshot.pems, *new_pems}, leaving)
             self._commit(step.manifest, new_pems)
         audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
         return step
 
-    def _writable_manifest(self, leaving: str | None = None) -> KeyManifest:
-        """The stored states, for a change (or its plan) once every stored key that stays
-        (all but `leaving`) has opened."""
+    def _plan(
+        self, make_step: Callable[[KeyManifest, str], Step], leaving: str | None = None
+    ) -> Step:
         snapshot = self._read(with_pems=True)
         self._open_before_change(snapshot, leaving=leaving)
-        return snapshot.manifest
+        step = make_step(snapshot.manifest, _PLANNED_KID)
+        self._check_loadable(step.manifest, {*snapshot.pems, _PLANNED_KID}, leaving)
+        return step
+
+    def _check_loadable(self, manifest: KeyManifest, stored: set[str], leaving: str | None) -> None:
+        """Refuse a change after which the issuer could not load the set: it would keep
+        serving (and signing with) the one before, a revoked key included, while the script
+        reported the change made. Revoking a key whose private part is missing is the repair,
+        and goes ahead."""
+        missing = sorted(r.kid for r in manifest.published if r.kid not in stored)
+        repairing = leaving is not None and leaving not in stored
+        if missing and not repairing:
+            raise KeySetError(
+                f"the private key of {', '.join(missing)} is missing, so the issuer could not "
+                f"load the key set after this change (it would keep the one before); revoke "
+                f"{missing[0]} first, or restore its file; the key set in {self.describe()} "
+                "was not changed"
+            )
 
     def _open_before_change(
         self, snapshot: Snapshot, allow_plaintext: bool = False, leaving: str | None = None

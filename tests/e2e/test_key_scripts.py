@@ -46,6 +46,19 @@ def test_dry_run_shows_the_step_and_changes_nothing(env):
     assert manifest(env) == before
 
 
+def test_encrypt_dry_run_names_the_keys_and_encrypts_nothing(env):
+    run_script("generate_keys.py", env=env)
+    pems = sorted(Path(env["ISSUER_KEYS_DIR"]).glob("*.pem"))
+    before = {pem: pem.read_bytes() for pem in pems}
+    encrypting = {**env, "ISSUER_KEYS_PASSPHRASE": "correct horse battery"}
+    result = run_script("rotate_keys.py", "--encrypt", "--dry-run", env=encrypting)
+    assert result.returncode == 0, result.stderr
+    assert "would encrypt (dry run)" in result.stdout
+    assert all(pem.stem in result.stdout for pem in pems)
+    # The audit: it encrypted them, and an issuer without the passphrase could not reload.
+    assert {pem: pem.read_bytes() for pem in pems} == before
+
+
 def test_status_lists_each_key_with_its_times(env):
     run_script("generate_keys.py", env=env)
     result = run_script("rotate_keys.py", "--status", env=env)

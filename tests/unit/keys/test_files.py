@@ -316,6 +316,28 @@ def test_a_key_whose_private_file_is_lost_can_still_be_revoked(store):
     assert store.load().signing_kid == manifest.next.kid
 
 
+def test_no_change_is_made_that_the_issuer_could_not_load_a_revocation_included(store):
+    # The audit: with another published key's file lost, `--revoke` of the active key said
+    # "revoked", while the issuer could not load the new set and kept signing with the old key.
+    manifest = store.generate()
+    lost = manifest.next.kid
+    (store.directory / f"{lost}.pem").unlink()
+    before = directory_contents(store)
+    for change in (
+        lambda: store.revoke(manifest.active.kid),
+        lambda: store.plan_revocation(manifest.active.kid),  # --dry-run says the same
+        lambda: store.rotate(POLICY, True),
+        lambda: store.plan_rotation(POLICY, True),
+    ):
+        with pytest.raises(KeySetError, match=f"revoke {lost} first.*was not changed"):
+            change()
+        assert directory_contents(store) == before
+    store.revoke(lost)  # the repair goes ahead
+    assert store.load().signing_kid == manifest.active.kid
+    store.revoke(manifest.active.kid)  # and then the revocation that was asked for
+    assert manifest.active.kid not in store.load().public_keys
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "another passphrase"])
 def test_a_key_that_does_not_open_can_still_be_revoked_and_nothing_else(store, damage):
     manifest = store.generate()
@@ -329,6 +351,13 @@ def test_a_key_that_does_not_open_can_still_be_revoked_and_nothing_else(store, d
     store.plan_revocation(manifest.active.kid)
     store.revoke(manifest.active.kid)  # the repair: the next key takes over
     assert store.load().signing_kid == manifest.next.kid
+
+
+def test_a_deeply_nested_manifest_is_an_unreadable_key_set(store):
+    store.generate()
+    store.manifest_path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(KeySetError, match="unreadable key manifest"):
+        store.read_manifest()
 
 
 @pytest.mark.parametrize("value", [b"Infinity", b"1e300"])

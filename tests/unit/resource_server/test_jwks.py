@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gzip
 import itertools
 import json
 import logging
@@ -397,6 +398,23 @@ async def test_oversized_jwks_response_is_refused(
     respx_mock.get(JWKS_URL).respond(content=body, headers={"Content-Type": "application/json"})
     with pytest.raises(KeySetUnavailable):
         await key_set.key("k1")
+
+
+async def test_a_compressed_jwks_response_is_refused_before_it_is_inflated(
+    respx_mock, metadata_route, key_set, rsa_private_key
+):
+    # A small gzip body that inflates past the size limit: counting after inflating a chunk
+    # at a time let it take memory on every retry.
+    bomb = gzip.compress(
+        b" " * (8 * 1024 * 1024) + json.dumps(jwks((rsa_private_key, "k1"))).encode()
+    )
+    route = respx_mock.get(JWKS_URL).respond(
+        content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    assert route.calls.last.request.headers["accept-encoding"] == "identity"
+    assert key_set.status().last_fetch_failed
 
 
 async def test_unavailable_before_the_first_success_with_retry_after(respx_mock, key_set, clock):

@@ -76,7 +76,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open everything the issuer needs; everything opened is closed again, also on failure."""
     async with contextlib.AsyncExitStack() as resources:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.database_timeout)
         resources.callback(engine.dispose)
         await run_in_threadpool(prepare, engine)
         sessions = make_sessions(engine)

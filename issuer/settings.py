@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     url: str = "http://127.0.0.1:8000"
     keys_dir: Path = Path("keys")
     database_url: str = "sqlite:///./issuer.db"
+    # The longest a request waits on PostgreSQL (connecting, a statement, a lock) before it
+    # is answered 503; seconds.
+    database_timeout: float = Field(5.0, gt=0, le=300)
     access_token_ttl: int = Field(900, gt=0, le=86400)
     # Refresh tokens: a session's absolute lifetime, and how long one may lie unused.
     refresh_token_ttl: int = Field(30 * 86400, gt=0)

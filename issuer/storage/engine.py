@@ -2,11 +2,12 @@
 
 import contextlib
 import logging
+import math
 import os
 import stat
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -18,11 +19,28 @@ class Base(DeclarativeBase):
     """Declarative base of the issuer's tables."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets settings that make it safe under concurrent use."""
+def make_engine(url: str, timeout: float | None = None) -> Engine:
+    """An engine for `url`; SQLite gets settings that make it safe under concurrent use.
+
+    `timeout` (seconds) bounds every wait on a PostgreSQL server, for a service that must
+    answer 503 rather than hang: connecting, a statement, a lock, an unanswered packet, and a
+    free pooled connection. The statement that times out is cancelled by the server and its
+    transaction rolled back, so nothing is half done. Scripts and migrations pass none.
+    Statement parameters are never put in error messages (they hold hashes and token ids).
+    """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if timeout is None:
+            return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            pool_timeout=timeout,
+            connect_args=_postgres_timeouts(url, timeout),
+        )
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
     _create_private(engine.url.database)
 
     @event.listens_for(engine, "connect")
@@ -43,6 +61,25 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _postgres_timeouts(url: str, timeout: float) -> dict[str, Any]:
+    milliseconds = max(1, round(timeout * 1000))
+    # Server options given in the URL (a search_path) are kept: these are added to them.
+    given = make_url(url).query.get("options", "")
+    options = [given] if isinstance(given, str) and given else []
+    options += [f"-c statement_timeout={milliseconds}", f"-c lock_timeout={milliseconds}"]
+    return {
+        "connect_timeout": max(2, math.ceil(timeout)),  # libpq's unit and minimum
+        "options": " ".join(options),
+        # A server gone without a word (no RST): sent data unacknowledged, or a silent idle
+        # connection, ends the connection instead of waiting on it for ever.
+        "tcp_user_timeout": milliseconds,
+        "keepalives": 1,
+        "keepalives_idle": max(1, math.ceil(timeout)),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+    }
 
 
 def _create_private(path: str | None) -> None:

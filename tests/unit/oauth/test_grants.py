@@ -11,6 +11,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import text
 
 from issuer.accounts.users import User
 from issuer.admin import create_client, create_user
@@ -18,7 +19,7 @@ from issuer.app import create_app
 from issuer.builders import open_database
 from issuer.oauth.clients import Client, ClientError, ClientRepository
 from issuer.settings import Settings
-from issuer.storage.engine import make_sessions
+from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_decode
 from tests.support import FakeClock, TcpProxy, db_session, fresh_key_set, running
 
@@ -627,3 +628,30 @@ async def test_a_database_outage_is_503_with_retry_after_and_consumes_nothing(
         await proxy.start()  # the database is back: the refresh token was not consumed
         assert (await refresh(client, refresh_token)).status_code == 200
         await proxy.cut()
+
+
+async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgres_url, tmp_path):
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=fresh_key_set(tmp_path / "keys"),
+        database_url=postgres_url,
+        bcrypt_rounds=4,
+        keys_poll_interval=60,
+        database_timeout=1,
+    )
+    create_user(settings, "alice", "wonderland1", scope="read")
+    create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
+    holder = make_engine(postgres_url)  # another transaction holds the tables the grant needs
+    async with running(create_app(settings), ISSUER) as client:
+        with holder.connect() as holding:
+            holding.execute(
+                text("BEGIN; LOCK TABLE users, refresh_tokens IN ACCESS EXCLUSIVE MODE")
+            )
+            started = asyncio.get_running_loop().time()
+            answer = await password_login(client)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "temporarily_unavailable"
+            assert asyncio.get_running_loop().time() - started < 5
+            holding.rollback()
+        assert (await password_login(client)).status_code == 200
+    holder.dispose()

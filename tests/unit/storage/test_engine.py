@@ -1,9 +1,14 @@
-"""The engine: SQLite files are private to their owner, like the keys."""
+"""The engine: SQLite files are private to their owner, like the keys; a service's waits on
+PostgreSQL are bounded."""
 
 import logging
+import socket
 import stat
+import time
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from issuer.storage.engine import make_engine
 
@@ -33,3 +38,37 @@ def test_an_existing_database_keeps_its_mode_and_a_readable_one_is_named(tmp_pat
     with caplog.at_level(logging.WARNING, logger="issuer.storage.engine"):
         make_engine(f"sqlite:///{path}").dispose()
     assert caplog.text == ""
+
+
+def test_a_postgres_server_that_never_answers_is_an_error_within_the_timeout(postgres_url):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # the handshake completes in the kernel; nothing ever answers
+    port = silent.getsockname()[1]
+    engine = make_engine(postgres_url.replace(":5432/", f":{port}/"), timeout=1)
+    started = time.monotonic()
+    with pytest.raises(OperationalError), engine.connect():
+        pass
+    assert time.monotonic() - started < 10  # libpq's connect_timeout: 2 s at least
+    silent.close()
+
+
+def test_a_lock_held_elsewhere_is_an_error_within_the_timeout_and_the_url_options_stay(
+    postgres_url,
+):
+    engine = make_engine(postgres_url, timeout=0.5)
+    holder = make_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id integer)"))
+    with holder.connect() as holding:
+        holding.execute(text("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="timeout"), engine.connect() as waiting:
+            waiting.execute(text("SELECT * FROM t"))
+        assert time.monotonic() - started < 5
+        holding.rollback()
+    with engine.connect() as connection:  # the test's own schema: the URL's search_path kept
+        assert connection.execute(text("SHOW search_path")).scalar() == postgres_url.split("%3D")[1]
+        assert connection.execute(text("SHOW statement_timeout")).scalar() == "500ms"
+    engine.dispose()
+    holder.dispose()

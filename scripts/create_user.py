@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordPolicyError
-from issuer.accounts.users import UserError
+from issuer.accounts.users import UserError, normalize_username
 from issuer.admin import create_user, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
@@ -58,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, PasswordPolicyError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # The name as stored and as it signs in (case-folded, NFKC): `Alice` is `alice`.
+    name = normalize_username(args.username) or args.username
     if created:
-        print(f"created user {args.username!r}")
+        print(f"created user {name!r}")
     else:
-        print(f"user {args.username!r} already exists; nothing changed")
+        print(f"user {name!r} already exists; nothing changed")
     return 0
 
 

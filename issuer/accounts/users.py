@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, too_long
 
 # After RFC 8265 UsernameCaseMapped (width-mapped, case-folded, NFC): this ASCII subset.
 _USERNAME = re.compile(r"[a-z0-9._@+-]{1,150}")
@@ -90,6 +90,8 @@ class UserRepository:
             password_hash=password_hash,
             scopes=" ".join(scopes),
         )
+        if fields := too_long(user):
+            raise UserError(f"too long for a user: {', '.join(fields)}")
         with self._sessions() as session:
             session.add(user)
             try:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from issuer.oauth.redirect_uris import RedirectUriError, check_registrable
 from issuer.oauth.scopes import format_scope, parse_scope
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, too_long
 
 GRANT_TYPES = ("authorization_code", "password", "client_credentials", "refresh_token")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,100}")
@@ -171,6 +171,8 @@ class ClientRepository:
             post_logout_redirect_uris=" ".join(dict.fromkeys(post_logout_redirect_uris)),
             require_consent=require_consent,
         )
+        if fields := too_long(client):
+            raise ClientError(f"too long for a client: {', '.join(fields)}")
         with self._sessions() as session:
             session.add(client)
             try:

@@ -19,6 +19,18 @@ class Base(DeclarativeBase):
     """Declarative base of the issuer's tables."""
 
 
+def too_long(row: Base) -> list[str]:
+    """The columns of `row` holding text longer than their declared length: PostgreSQL
+    refuses such a row and SQLite would store it, so it is refused before either sees it."""
+    return [
+        column.name
+        for column in row.__table__.columns
+        if isinstance(length := getattr(column.type, "length", None), int)
+        and isinstance(value := getattr(row, column.key), str)
+        and len(value) > length
+    ]
+
+
 def make_engine(url: str, timeout: float | None = None) -> Engine:
     """An engine for `url`; SQLite gets settings that make it safe under concurrent use.
 

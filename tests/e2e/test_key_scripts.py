@@ -216,6 +216,22 @@ def test_scripts_refuse_an_older_schema_and_name_the_command(postgres_url):
     assert user.returncode == 1 and "make migrate" in user.stderr
 
 
+def test_create_user_names_the_account_as_it_signs_in(tmp_path: Path):
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+    }
+    created = run_script(
+        "create_user.py", "Alice", "--password-stdin", env=env, stdin="wonderland1\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created user 'alice'" in created.stdout
+    again = run_script(
+        "create_user.py", "ALICE", "--password-stdin", "--exist-ok", env=env, stdin="wonderland1\n"
+    )
+    assert "user 'alice' already exists" in again.stdout
+
+
 # Every script that opens the database, with arguments that would otherwise succeed.
 DATABASE_SCRIPTS = [
     ("migrate.py",),

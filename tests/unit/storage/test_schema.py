@@ -8,9 +8,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from issuer.accounts.users import UserError
-from issuer.admin import create_user
+from issuer.admin import create_client, create_user
 from issuer.app import create_app
 from issuer.models import Base
+from issuer.oauth.clients import ClientError
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
@@ -140,6 +141,19 @@ def test_duplicate_username_is_a_clean_error(tmp_path, database_url):
     create_user(settings, "alice", "wonderland1")
     with pytest.raises(UserError, match="already exists"):
         create_user(settings, "alice", "another-one")
+
+
+def test_values_longer_than_their_columns_are_refused_alike_on_both_databases(
+    tmp_path, database_url
+):
+    # The audit: PostgreSQL refused them with a raw error quoting the password hash, SQLite
+    # stored them.
+    settings = Settings(keys_dir=tmp_path / "keys", database_url=database_url)
+    with pytest.raises(UserError, match="too long for a user: email"):
+        create_user(settings, "bob", "builder-12", email="b" * 321)
+    with pytest.raises(ClientError, match="too long for a client: name"):
+        create_client(settings, "reports", ("client_credentials",), name="n" * 201)
+    create_user(settings, "bob", "builder-12", email="b" * 320)  # the longest is fine
 
 
 def test_0003_gives_every_refresh_token_family_its_row_and_folds_usernames(engine):

@@ -11,6 +11,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+_TEN_YEARS = 10 * 365 * 86400
+
+
 class Settings(BaseSettings):
     """Issuer configuration; tests pass values directly instead of using the environment."""
 
@@ -24,8 +27,8 @@ class Settings(BaseSettings):
     database_timeout: float = Field(5.0, gt=0, le=300)
     access_token_ttl: int = Field(900, gt=0, le=86400)
     # Refresh tokens: a session's absolute lifetime, and how long one may lie unused.
-    refresh_token_ttl: int = Field(30 * 86400, gt=0)
-    refresh_token_idle_ttl: int = Field(7 * 86400, gt=0)
+    refresh_token_ttl: int = Field(30 * 86400, gt=0, le=_TEN_YEARS)
+    refresh_token_idle_ttl: int = Field(7 * 86400, gt=0, le=_TEN_YEARS)
     audience: str = "api"
     jwks_max_age: int = Field(600, ge=0, le=86400)
     # The JWKS max-age served for one jwks_max_age after a key is revoked (an incident).
@@ -68,7 +71,7 @@ class Settings(BaseSettings):
     # Browser sign-in: the name on the sign-in pages, how long a browser stays signed in at
     # the issuer, and how long an authorization code may wait for its exchange (at most 60 s).
     service_name: str = "Token service"
-    session_ttl: int = Field(8 * 3600, gt=0)
+    session_ttl: int = Field(8 * 3600, gt=0, le=_TEN_YEARS)
     authorization_code_ttl: int = Field(60, gt=0, le=60)
 
     @field_validator("trusted_proxies", mode="before")

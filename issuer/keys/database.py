@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from issuer.keys.model import KeyManifest, KeyRecord, KeySetError, KeyState
 from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
-from issuer.storage.engine import Base, make_sessions
+from issuer.storage.engine import Base, UnixTime, make_sessions
 
 
 class SigningKeyRow(Base):
@@ -24,10 +24,10 @@ class SigningKeyRow(Base):
 
     kid: Mapped[str] = mapped_column(String(128), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(Integer)
-    activated_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    retiring_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    retired_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[int] = mapped_column(UnixTime)
+    activated_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
+    retiring_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
+    retired_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     # Encrypted PKCS#8; NULL once the key is retired.
     private_pem: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from issuer.oauth import pkce
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, UnixTime
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
@@ -35,16 +35,16 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(String(MAX_NONCE_LENGTH), nullable=True)
     scope: Mapped[str] = mapped_column(String(2000))
     user_id: Mapped[int] = mapped_column(Integer)
-    auth_time: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[int] = mapped_column(Integer)
+    auth_time: Mapped[int] = mapped_column(UnixTime)
+    created_at: Mapped[int] = mapped_column(UnixTime)
     # When the row may go: the code's own end while it is unused; once used, the end of the
     # access token it issued, so that a replay until then (the code's own client arriving
     # after a thief) still revokes what the thief got. Bounded: never the refresh lifetime.
-    expires_at: Mapped[int] = mapped_column(Integer, index=True)
-    used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_at: Mapped[int] = mapped_column(UnixTime, index=True)
+    used_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
     # What the first use issued, revoked if the code comes back.
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    access_expires_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    access_expires_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
     family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef, revoke_in
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, UnixTime
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
@@ -35,9 +35,9 @@ class RefreshFamily(Base):
     family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[int] = mapped_column(Integer, index=True)
-    created_at: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[int] = mapped_column(UnixTime)
+    updated_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
 
 
 class RefreshToken(Base):
@@ -51,12 +51,12 @@ class RefreshToken(Base):
     scope: Mapped[str] = mapped_column(String(2000), default="")
     # The access token issued with this refresh token, revoked with the family on reuse.
     access_jti: Mapped[str] = mapped_column(String(64))
-    access_expires_at: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[int] = mapped_column(Integer)
-    idle_expires_at: Mapped[int] = mapped_column(Integer)
-    family_expires_at: Mapped[int] = mapped_column(Integer)
-    used_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    access_expires_at: Mapped[int] = mapped_column(UnixTime)
+    created_at: Mapped[int] = mapped_column(UnixTime)
+    idle_expires_at: Mapped[int] = mapped_column(UnixTime)
+    family_expires_at: Mapped[int] = mapped_column(UnixTime)
+    used_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ deleted as new ones arrive). Only `/introspect` asks, with one primary-key looku
 
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, delete, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from issuer.storage.engine import Base, insert_ignoring_conflicts
+from issuer.storage.engine import Base, UnixTime, insert_ignoring_conflicts
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class RevokedAccessToken(Base):
     __tablename__ = "revoked_access_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    expires_at: Mapped[int] = mapped_column(UnixTime, index=True)
 
 
 class RevokedTokens:

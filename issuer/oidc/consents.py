@@ -3,7 +3,7 @@
 from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from issuer.storage.engine import Base, insert_ignoring_conflicts
+from issuer.storage.engine import Base, UnixTime, insert_ignoring_conflicts
 
 
 class Consent(Base):
@@ -13,7 +13,7 @@ class Consent(Base):
     client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     # The granted scope set, sorted and space-separated.
     scope: Mapped[str] = mapped_column(String(2000), primary_key=True)
-    granted_at: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[int] = mapped_column(UnixTime)
 
 
 class Consents:

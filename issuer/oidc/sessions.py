@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from issuer.storage.engine import Base
+from issuer.storage.engine import Base, UnixTime
 from issuer.storage.lookup_keys import lookup_key
 
 
@@ -18,9 +18,9 @@ class BrowserSession(Base):
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, index=True)
-    auth_time: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    auth_time: Mapped[int] = mapped_column(UnixTime)
+    created_at: Mapped[int] = mapped_column(UnixTime)
+    expires_at: Mapped[int] = mapped_column(UnixTime, index=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 import stat
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 class Base(DeclarativeBase):
     """Declarative base of the issuer's tables."""
+
+
+# A Unix time in seconds: 64-bit on PostgreSQL, whose INTEGER ends in January 2038 (a 30-day
+# refresh token issued from December 2037 would not fit); SQLite's INTEGER is 64-bit already.
+UnixTime = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def too_long(row: Base) -> list[str]:

@@ -11,3 +11,18 @@ def test_a_rotation_leeway_beyond_a_day_is_refused():
     assert Settings(rotation_leeway=86400).rotation_leeway == 86400
     with pytest.raises(ValidationError, match="rotation_leeway"):
         Settings(rotation_leeway=10**20)
+
+
+@pytest.mark.parametrize("name", ["refresh_token_ttl", "refresh_token_idle_ttl", "session_ttl"])
+def test_lifetimes_are_bounded_to_ten_years(name):
+    # The audit: ISSUER_REFRESH_TOKEN_TTL=400000000 passed, then every login answered 500.
+    assert getattr(Settings(**{name: 10 * 365 * 86400}), name) == 10 * 365 * 86400
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: 400_000_000})
+
+
+def test_database_timeout_is_positive_and_bounded():
+    assert Settings().database_timeout == 5
+    for bad in (0, -1, 301):
+        with pytest.raises(ValidationError, match="database_timeout"):
+            Settings(database_timeout=bad)

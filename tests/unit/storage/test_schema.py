@@ -52,7 +52,7 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(engine):
         assert compare_metadata(context, Base.metadata) == []
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
 def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
     schema.upgrade(engine, start)
     with engine.begin() as connection:
@@ -73,7 +73,21 @@ def test_every_revision_is_covered_by_the_tests():
 
     revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
     # A new migration must be added to the parametrization above (its predecessor as start).
-    assert revisions == {"0001", "0002", "0003", "0004"}
+    assert revisions == {"0001", "0002", "0003", "0004", "0005"}
+
+
+def test_times_past_january_2038_are_stored_and_earlier_rows_kept(engine):
+    schema.upgrade(engine, "0004")
+    row = "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (:jti, :at)"
+    with engine.begin() as connection:
+        connection.execute(text(row), {"jti": "before", "at": 2**31 - 1})
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text(row), {"jti": "after", "at": 2**31 + 86400})
+        stored = dict(
+            connection.execute(text("SELECT jti, expires_at FROM revoked_access_tokens")).all()
+        )
+    assert stored == {"before": 2**31 - 1, "after": 2**31 + 86400}
 
 
 def test_prepare_creates_an_empty_database(engine):

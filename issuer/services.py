@@ -85,6 +85,7 @@ async def open_services(
         hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_workers, settings.hash_queue)
         resources.callback(hasher.close)
         users = UserRepository(sessions)
+        hasher.expect_stored(await run_in_threadpool(users.hash_costs))
         if settings.url.startswith("https://"):
             await run_in_threadpool(refuse_demo_account, users, hasher)
         redis_client = connect_redis(settings.redis_url)

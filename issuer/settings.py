@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 _TEN_YEARS = 10 * 365 * 86400
 
 

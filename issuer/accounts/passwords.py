@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 from collections.abc import Iterator
@@ -41,13 +42,22 @@ class Verification:
     new_hash: str | None = None
 
 
+# The most a failed check is padded to, in bcrypt runs at the current cost: stored hashes far
+# costlier than the setting are a configuration error (named at start), not a reason to let
+# every wrong password cost hundreds of runs.
+MAX_PADDING_RUNS = 16
+
+
 class PasswordHasher:
-    """Hashes and verifies passwords; verification always costs at least one full bcrypt run
-    at the current cost."""
+    """Hashes and verifies passwords. A failed verification costs the same work whatever the
+    account: at least one bcrypt run at the current cost, and as much as a check of the
+    costliest stored hash (`expect_cost`), so that neither an unknown user nor an account
+    hashed at another cost answers at another speed."""
 
     def __init__(self, rounds: int, workers: int | None = None, queue: int = 64):
         self._context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
         self._rounds = rounds
+        self._highest_cost = rounds
         self.workers = workers or os.cpu_count() or 1
         # Past workers + queue waiting verifications, callers are turned away at once.
         self._capacity = self.workers + queue
@@ -60,28 +70,60 @@ class PasswordHasher:
     def hash(self, password: str) -> str:
         return str(self._context.hash(check_password_policy(password)))
 
+    def expect_stored(self, costs: dict[int, int]) -> None:
+        """The stored hashes' costs (accounts at each): pad to the costliest, and name the
+        accounts hashed at another cost than the setting (each is re-hashed at the current
+        cost at its next successful login)."""
+        for cost in costs:
+            self.expect_cost(cost)
+        other = {cost: n for cost, n in sorted(costs.items()) if cost != self._rounds}
+        if other:
+            log.warning(
+                "password hashes at another bcrypt cost than ISSUER_BCRYPT_ROUNDS=%d: %s; each "
+                "is re-hashed at its next login, and until then every failed login is padded "
+                "to a check at cost %d (at most %d runs) so that none tells an account apart",
+                self._rounds,
+                ", ".join(f"{n} at cost {cost}" for cost, n in other.items()),
+                self._highest_cost,
+                MAX_PADDING_RUNS,
+            )
+
+    def expect_cost(self, cost: int) -> None:
+        """A stored hash is at bcrypt `cost`: failed checks are padded to what it costs."""
+        if cost > self._highest_cost:
+            self._highest_cost = cost
+
     def verify(self, password: str, stored_hash: str | None) -> Verification:
-        """Check `password`; whatever makes it fail, the work done is at least one full bcrypt
-        run at the current cost."""
+        """Check `password`; whatever makes it fail, the work done is the same (see the
+        class). A correct password re-hashes at the current cost (`new_hash`)."""
         prepared = prepare_password(password)
         # A password that cannot match (no user, a forbidden character such as NUL, over 72
         # bytes, which bcrypt would truncate) is checked against the dummy hash instead, so
         # nothing about the account shows in the time the answer takes.
         if stored_hash is None or prepared is None or _too_long(prepared):
-            self._verify_dummy()
+            self._pad(spent=0.0)
             return Verification(ok=False)
         try:
+            cost = self._cost(stored_hash)
             ok, new_hash = self._context.verify_and_update(prepared, stored_hash)
-            cheaper = self._cost(stored_hash) < self._rounds
         except ValueError:
             log.error("stored password hash is unreadable; treating as a failed login")
-            self._verify_dummy()  # as long as any other failure takes
+            self._pad(spent=0.0)  # as long as any other failure takes
             return Verification(ok=False)
-        if cheaper:
-            # A hash made before the cost was raised would answer sooner than an unknown user,
-            # naming the account until its next login re-hashes it: it pays for the dummy too.
-            self._verify_dummy()
+        self.expect_cost(cost)
+        spent = 2.0 ** (cost - self._rounds)  # in runs at the current cost
+        if not ok or spent < 1:
+            # A hash made before the cost was raised would answer a right password sooner,
+            # and a wrong one sooner than an unknown user: it pays for the difference.
+            self._pad(spent)
         return Verification(ok=bool(ok), new_hash=new_hash if ok else None)
+
+    def _pad(self, spent: float) -> None:
+        """Dummy runs at the current cost up to a check of the costliest hash; at least one
+        when less than one was spent."""
+        target = min(2 ** (self._highest_cost - self._rounds), MAX_PADDING_RUNS)
+        for _ in range(max(math.ceil(target - spent), 1 if spent < 1 else 0)):
+            self._verify_dummy()
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:

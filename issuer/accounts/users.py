@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime
 
 import precis_i18n
-from sqlalchemy import Boolean, DateTime, Integer, String, select, update
+from sqlalchemy import Boolean, DateTime, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -68,6 +68,15 @@ class UserRepository:
             return None
         with self._sessions() as session:
             return session.scalar(select(User).where(User.username == normalized))
+
+    def hash_costs(self) -> dict[int, int]:
+        """How many accounts have a bcrypt hash ("$2b$12$...") at each cost."""
+        cost = func.substr(User.password_hash, 5, 2)
+        with self._sessions() as session:
+            rows = session.execute(
+                select(cost, func.count()).where(User.password_hash.like("$2_$__$%")).group_by(cost)
+            ).all()
+        return {int(c): n for c, n in rows if c.isdigit()}
 
     def get_by_id(self, user_id: int) -> User | None:
         with self._sessions() as session:

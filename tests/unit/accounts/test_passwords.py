@@ -99,6 +99,31 @@ def test_a_hash_below_the_current_cost_is_no_cheaper_to_check_than_an_unknown_us
     assert work["current"] == work["unknown"], work  # one run: no second hash when current
 
 
+def test_a_hash_above_the_current_cost_makes_every_failure_cost_as_much(bcrypt_costs, caplog):
+    # The audit: at cost 4, a wrong password for erin (hashed at 11 by a script run with
+    # another setting) took 149 ms, for an unknown user 28 ms.
+    costly, hasher = PasswordHasher(rounds=6, workers=1), PasswordHasher(rounds=4, workers=1)
+    stored = {"current": hasher.hash("correct horse"), "costlier": costly.hash("correct horse")}
+    hasher.expect_stored({4: 10, 6: 1})  # as the issuer finds them in the database at start
+    assert "1 at cost 6" in caplog.text and "ISSUER_BCRYPT_ROUNDS=4" in caplog.text
+
+    def work(password: str, stored_hash: str | None) -> int:
+        bcrypt_costs.clear()
+        hasher.verify(password, stored_hash)
+        return sum(2**cost for cost in bcrypt_costs)
+
+    failures = {
+        "unknown": work("wrong horse", None),
+        "current": work("wrong horse", stored["current"]),
+        "costlier": work("wrong horse", stored["costlier"]),
+        "nul": work("wrong\x00horse", stored["current"]),
+    }
+    assert set(failures.values()) == {2**6}, failures
+    assert work("correct horse", stored["current"]) == 2**4  # a success is not padded
+    costly.close()
+    hasher.close()
+
+
 def test_unreadable_stored_hash_is_a_failed_login_at_the_usual_cost(bcrypt_costs):
     hasher = PasswordHasher(rounds=4, workers=1)
     bcrypt_costs.clear()  # the dummy hash made at start

@@ -57,3 +57,10 @@ def test_a_username_too_long_to_have_a_spelling_never_reaches_precis(monkeypatch
     assert spy.calls == []
     assert normalize_username("\uff21lice") == "alice"  # full-width A: still normalised
     assert spy.calls == [5]
+
+
+def test_hash_costs_counts_the_accounts_at_each_bcrypt_cost(users):
+    for name, cost in (("ann", 4), ("bea", 4), ("cal", 12)):
+        users.create(name, f"$2b${cost:02d}$" + "a" * 53)
+    users.create("dee", "not-a-bcrypt-hash")
+    assert users.hash_costs() == {4: 2, 12: 1}

@@ -146,7 +146,16 @@ async def open_services(
                 throttle, clients, refresh_tokens, revoked, verifier, clock
             ),
             introspection=IntrospectionEndpoint(
-                settings.url, throttle, clients, refresh_tokens, revoked, verifier, users, clock
+                settings.url,
+                throttle,
+                clients,
+                refresh_tokens,
+                revoked,
+                verifier,
+                users,
+                ClientRepository(sessions),
+                settings.default_client_id,
+                clock,
             ),
             authorization=AuthorizationEndpoint(
                 settings.url, cached_clients, users, Consents(sessions), codes, hints, clock

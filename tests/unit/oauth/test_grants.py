@@ -553,6 +553,26 @@ async def test_a_disabled_users_tokens_introspect_as_inactive(client, secrets, s
         assert await introspect(client, secrets, token, as_client="webapp") == {"active": False}
 
 
+@pytest.mark.parametrize("gone", ["disabled", "deleted"])
+async def test_a_disabled_or_deleted_clients_tokens_introspect_as_inactive(
+    client, secrets, settings, gone
+):
+    spa = (await password_login(client, "spa")).json()["access_token"]
+    alice = {"username": "alice", "password": "wonderland1"}
+    anonymous = (await client.post("/token", data=alice)).json()["access_token"]
+    assert (await introspect(client, secrets, spa))["active"] is True
+    with db_session(settings.database_url) as session:
+        row = session.query(Client).filter_by(client_id="spa").one()
+        if gone == "disabled":
+            row.disabled = True
+        else:
+            session.delete(row)
+        session.commit()
+    assert await introspect(client, secrets, spa) == {"active": False}
+    # A token issued with no client at all names no client that could be gone.
+    assert (await introspect(client, secrets, anonymous))["active"] is True
+
+
 async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
     assert set(metadata["grant_types_supported"]) == {

@@ -20,6 +20,7 @@ install: $(STAMP)
 # --no-proxy-headers: the client's address is the TCP peer unless ISSUER_TRUSTED_PROXIES says
 # otherwise; uvicorn's own X-Forwarded-For handling would let any local client forge it.
 # DEMO ACCOUNT: johndoe / secret123 is created here (and only here) for the README's curl flow.
+run: export ISSUER_LOG_FORMAT ?= text
 run: $(STAMP)
 	$(BIN)/python scripts/generate_keys.py
 	echo 'secret123' | $(BIN)/python scripts/create_user.py johndoe \
@@ -54,7 +55,7 @@ TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# The fast tier: no real processes, no browser (well under a minute).
+# The fast tier: no real processes, no browser (one to two minutes).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not e2e and not browser"
 

@@ -4,6 +4,7 @@ Create a user, get a token, call /users/me, rotate keys, show old and new tokens
 verifying, revoke the old key, show the old token's 401. Nothing outside a temp dir changes.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -42,7 +43,8 @@ def kid_of(token: str) -> str:
     return str(json.loads(b64url_decode(token.split(".")[0]))["kid"])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)  # --help, and no stray flags
     with tempfile.TemporaryDirectory(prefix="oauth-demo-") as tmp:
         issuer_port, rs_port = free_port(), free_port()
         issuer_url = f"http://127.0.0.1:{issuer_port}"

@@ -16,6 +16,9 @@ RUN pip install . \
     && chmod 700 /data/keys
 
 USER app
+# Where the image keeps its state unless told otherwise (compose uses PostgreSQL and the
+# database key store instead); /app is not writable by this user.
+ENV ISSUER_KEYS_DIR=/data/keys ISSUER_DATABASE_URL=sqlite:////data/db/issuer.db
 EXPOSE 8000 8001
 # Granian (the production server; `make run` uses uvicorn). It never takes client addresses
 # from forwarding headers: the issuer reads them itself (ISSUER_TRUSTED_PROXIES).

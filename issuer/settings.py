@@ -6,6 +6,7 @@ Data only: `issuer.services` builds engines, stores and services from it.
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +73,24 @@ class Settings(BaseSettings):
     service_name: str = "Token service"
     session_ttl: int = Field(8 * 3600, gt=0, le=_TEN_YEARS)
     authorization_code_ttl: int = Field(60, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _issuer_identifier(cls, value: str) -> str:
+        # RFC 8414 section 2: a URL with no query or fragment; kept exactly as written (it is
+        # `iss`), so its scheme must already be in the lower case browsers and verifiers use.
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a malformed port
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not value.startswith(("http://", "https://")) or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL with a host (scheme in lower case)"
+            )
+        if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+            raise ValueError("must have no query, fragment or user information (RFC 8414)")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -46,7 +46,7 @@ class BrowserCookies:
         prefix = "__Host-" if self.secure else "issuer_"
         self.session = f"{prefix}session"
         self.csrf = f"{prefix}csrf"
-        self._origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer_url))
+        self._origin = web_origin(issuer_url)
         self._session_ttl = session_ttl
 
     def set_session(self, response: Response, session_id: str) -> None:
@@ -90,6 +90,18 @@ class BrowserCookies:
             return False
         cookie, sent = request.cookies.get(self.csrf, ""), form.get("csrf_token", "")
         return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
+
+
+def web_origin(url: str) -> str:
+    """The origin a browser sends for pages under `url` (RFC 6454 section 6.1): scheme and
+    host in lower case, the port only when it is not the scheme's default."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme.lower()}://{host}{port}"
 
 
 def page(

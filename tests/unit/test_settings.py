@@ -26,3 +26,29 @@ def test_database_timeout_is_positive_and_bounded():
     for bad in (0, -1, 301):
         with pytest.raises(ValidationError, match="database_timeout"):
             Settings(database_timeout=bad)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000", "https://idp.example.com/", "https://idp.example.com:443/tenant"],
+)
+def test_an_issuer_url_is_kept_exactly(url):
+    assert Settings(url=url).url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTPS://idp.example.com",  # iss is compared exactly: written as verifiers write it
+        "ftp://idp.example.com",
+        "https://",
+        "idp.example.com",
+        "https://idp.example.com/?tenant=1",
+        "https://idp.example.com/#top",
+        "https://admin@idp.example.com",
+        "https://idp.example.com:port",
+    ],
+)
+def test_an_issuer_url_that_is_not_an_issuer_identifier_is_refused(url):
+    with pytest.raises(ValidationError, match="url"):
+        Settings(url=url)

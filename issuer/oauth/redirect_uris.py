@@ -8,9 +8,12 @@ listens on whatever port the OS gives it.
 """
 
 import ipaddress
+import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MAX_LENGTH = 2000
+# A loopback host (checked apart) and, if any, a port without leading zeros.
+_LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
 
 
 class RedirectUriError(ValueError):
@@ -46,17 +49,17 @@ def matches(requested: str, registered: list[str]) -> bool:
 
 
 def _without_loopback_port(uri: str) -> str | None:
-    """The loopback URI with its port left out; None for anything else (only the port of a
-    loopback URI may vary: not its user information, which the host was rebuilt without)."""
+    """The loopback URI with its port left out; None for anything else. Only the port may
+    vary, and only as a port: 1-65535 in decimal. Nothing `urlsplit` would forgive (spaces,
+    tabs, `HTTP:`, an empty port) is, since the URI is redirected to as it was sent."""
+    if not uri.startswith("http://") or not uri.isascii() or not uri.isprintable() or " " in uri:
+        return None
     parts = _split(uri)
-    if parts is None or parts.scheme != "http" or not _is_loopback_ip(parts.hostname):
+    if parts is None or not _is_loopback_ip(parts.hostname) or "#" in uri:
         return None
-    if "#" in uri or "@" in parts.netloc:
-        return None
-    try:
-        parts.port  # noqa: B018 - raises for a malformed port
-    except ValueError:
-        return None
+    port = _LOOPBACK_NETLOC.fullmatch(parts.netloc)
+    if port is None or (port.group(1) is not None and int(port.group(1)) > 65535):
+        return None  # user information, a port that is not one
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 

@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         if args.exist_ok and client_exists(settings, args.client_id):
-            print(f"client {args.client_id!r} already exists; nothing changed")
+            # On stderr: a script capturing the secret (`| tail -1`) gets nothing, not this.
+            print(f"client {args.client_id!r} already exists; nothing changed", file=sys.stderr)
             return 0
         created = create_client(
             settings,

@@ -38,16 +38,16 @@ TIMES = {
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, columns in TIMES.items():
-        for column in columns:
-            op.alter_column(table, column, type_=sa.BigInteger(), existing_type=sa.Integer())
+    _retype(sa.Integer(), sa.BigInteger())
 
 
 def downgrade() -> None:
+    _retype(sa.BigInteger(), sa.Integer())
+
+
+def _retype(existing: sa.types.TypeEngine[int], wanted: sa.types.TypeEngine[int]) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, columns in TIMES.items():
         for column in columns:
-            op.alter_column(table, column, type_=sa.Integer(), existing_type=sa.BigInteger())
+            op.alter_column(table, column, type_=wanted, existing_type=existing)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
 
 from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
@@ -56,15 +55,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
     for router in (oauth.router, sign_in.router, userinfo.router, discovery.router, health.router):
         app.include_router(router)
-    app.add_middleware(RequestContext, histogram=metrics.requests)
-
-    def context(handler: ASGIApp) -> ASGIApp:
-        return RequestContext(handler, histogram=metrics.requests)
-
+    app.in_context(lambda inner: RequestContext(inner, histogram=metrics.requests))
     # The hot routes skip the framework (see servicekit.front and issuer.web.hot).
-    app.front("GET", "/.well-known/jwks.json", hot.jwks, context)
-    app.front("POST", "/token", hot.token(handlers[Exception]), context)
-    app.front("GET", "/healthz", hot.healthz, context)
+    app.front("GET", "/.well-known/jwks.json", hot.jwks)
+    app.front("POST", "/token", hot.token(handlers[Exception]))
+    app.front("GET", "/healthz", hot.healthz)
     if settings.cors_origins:
         # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
         # /userinfo; Swagger UI), never credentials (cookies) across origins.

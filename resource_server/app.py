@@ -33,7 +33,7 @@ from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
-from servicekit.http_errors import HTTP_ERROR_HANDLERS
+from servicekit.http_errors import HTTP_ERROR_HANDLERS, unexpected_error
 from servicekit.observability import RequestContext, configure_logging, request_histogram
 from servicekit.runtime import frozen_heap
 
@@ -71,7 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers={**AUTH_ERROR_HANDLERS, **HTTP_ERROR_HANDLERS},
+        exception_handlers={
+            **AUTH_ERROR_HANDLERS,
+            **HTTP_ERROR_HANDLERS,
+            Exception: unexpected_error,
+        },
     )
     # Swagger UI signs in as a public client with PKCE (make run registers it).
     install_docs(
@@ -101,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = make_registry(stats)
     histogram = request_histogram(registry, "rs")
-    app.add_middleware(RequestContext, histogram=histogram)
+    app.in_context(lambda inner: RequestContext(inner, histogram=histogram))
     if settings.cors_origins:
         # Browser apps call the API with a bearer token, never with cookies. Requests with an
         # Origin go through this stack, not the front, so the CORS answers stay complete.
@@ -146,12 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if status.usable else 503)
 
-    def context(handler: ASGIApp) -> ASGIApp:
-        return RequestContext(handler, histogram=histogram)
-
     # The hot routes skip the framework (servicekit.front): same functions, same answers.
-    app.front("GET", "/users/me", users_me_front(), context)
-    app.front("GET", "/healthz", HEALTHY, context)
+    app.front("GET", "/users/me", users_me_front())
+    app.front("GET", "/healthz", HEALTHY)
     return app
 
 

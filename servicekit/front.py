@@ -8,14 +8,17 @@ so the answers are the same: status, headers and body.
 
 The front takes only plain requests: a request with an `Origin` header goes the full way, so
 CORS stays in one place (CORSMiddleware); other methods, `HEAD` and other paths go the full
-way too. Each handler runs inside the same `RequestContext` as the full stack (request id in
-and out, the latency histogram by route template).
+way too. The app's request context (`in_context`: request id in and out, the latency
+histogram by route template) wraps both ways, outside everything else: CORS preflights and
+the answer to an unexpected error carry the request id too.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,26 +29,44 @@ class FrontedFastAPI(FastAPI):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self._front: dict[tuple[str, str], ASGIApp] = {}
+        self._entry: ASGIApp = self._dispatch
 
-    def front(
-        self, method: str, path: str, handler: ASGIApp, context: Callable[[ASGIApp], ASGIApp]
-    ) -> None:
-        """Answer plain `method path` requests with `handler`, wrapped in `context` (the
-        app's `RequestContext`); the route registered for `path` must answer alike."""
+    def in_context(self, context: Callable[[ASGIApp], ASGIApp]) -> None:
+        """Run every request, front or full way, inside `context` (the app's
+        `RequestContext`), outermost."""
+        self._entry = context(self._dispatch)
+
+    def front(self, method: str, path: str, handler: ASGIApp) -> None:
+        """Answer plain `method path` requests with `handler`; the route registered for
+        `path` must answer alike."""
         route = _route(self.routes, path)
 
         async def routed(scope: Scope, receive: Receive, send: Send) -> None:
             scope["route"] = route  # the metrics' route template, as the router sets it
             await handler(scope, receive, send)
 
-        self._front[(method, path)] = context(routed)
+        self._front[(method, path)] = routed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             handler = self._front.get((scope["method"], scope["path"]))
             if handler is not None and not _has_origin(scope["headers"]):
                 scope["app"] = self
-                await handler(scope, receive, send)
+                try:
+                    await handler(scope, receive, send)
+                except Exception as exc:
+                    # Answered as the full way answers it, by the app's handler for the
+                    # unexpected (the front is outside the framework's error middleware).
+                    fallback = self.exception_handlers.get(Exception)
+                    if fallback is None:
+                        raise
+                    response = fallback(Request(scope, receive), exc)
+                    if inspect.isawaitable(response):
+                        response = await response
+                    await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

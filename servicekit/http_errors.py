@@ -1,11 +1,16 @@
 """The answer to a request the routing refuses (no such path, a method the path does not
 take): an OAuth-style error body (RFC 6749 5.2, RFC 6750 3), as every other refusal of both
-services, instead of the framework's `{"detail": ...}`. The status and `Allow` are kept."""
+services, instead of the framework's `{"detail": ...}`. The status and `Allow` are kept.
+And the answer to an unexpected error: `500 {"error": "server_error"}`, its details in the
+log only (the issuer maps its own errors first, in `issuer.web.errors`)."""
+
+import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+log = logging.getLogger(__name__)
 _DESCRIPTIONS = {404: "there is no such endpoint", 405: "this endpoint does not take this method"}
 
 
@@ -20,3 +25,8 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 HTTP_ERROR_HANDLERS = {HTTPException: http_error}
+
+
+async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"error": "server_error"}, 500)

@@ -25,9 +25,10 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 _HANDLER_MARK = "_oauth_service_handler"
+_MAX_LOGGED_PATH = 256
 _STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))
 
 
@@ -143,7 +144,8 @@ def _incoming_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             # Only a short, plain id is echoed into logs and headers: no log injection.
-            return value.decode() if _SAFE_ID.match(value) else None
+            # fullmatch: "$" would also let a trailing newline through.
+            return value.decode() if _SAFE_ID.fullmatch(value) else None
     return None
 
 
@@ -173,7 +175,8 @@ JsonFormatter.converter = time.gmtime
 
 
 class DropQueryString(logging.Filter):
-    """Cut the query string from uvicorn's access lines: it may carry a token or a secret.
+    """Cut the query string from uvicorn's access lines: it may carry a token or a secret;
+    and cut a long path short: the client chooses it, and its length.
 
     Uvicorn logs `'%s - "%s %s HTTP/%s" %d'` with the arguments (client address, method,
     path with query string, HTTP version, status); only the path can hold a `?`.
@@ -181,9 +184,14 @@ class DropQueryString(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and any(isinstance(a, str) and "?" in a for a in args):
-            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) else a for a in args)
+        if isinstance(args, tuple) and any(isinstance(a, str) for a in args):
+            record.args = tuple(_loggable_path(a) if isinstance(a, str) else a for a in args)
         return True
+
+
+def _loggable_path(value: str) -> str:
+    value = value.split("?", 1)[0]
+    return value if len(value) <= _MAX_LOGGED_PATH else value[:_MAX_LOGGED_PATH] + "..."
 
 
 def configure_logging(fmt: str, level: str = "INFO") -> None:
@@ -198,7 +206,17 @@ def configure_logging(fmt: str, level: str = "INFO") -> None:
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level)
-    # On the logger, not a handler: it holds whatever handlers uvicorn's config gave it.
+    # Uvicorn's own lines (start-up, errors, access) through this handler too: one format,
+    # and the request id on each access line (logged while the request's context is set).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        for own in list(logger.handlers):
+            logger.removeHandler(own)
+        logger.propagate = True
+    # On the logger, not a handler, so that it holds whatever handles the lines.
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, DropQueryString) for f in access.filters):
         access.addFilter(DropQueryString())
+    # httpx logs every request's URL at INFO, user information (a password) included.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,5 +1,7 @@
 """No log line carries a bearer token, even with uvicorn's access log on."""
 
+import json
+
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -40,3 +42,36 @@ def test_a_token_in_the_url_is_refused_and_never_logged(
     # ...and no line carries the token, nor any part of it.
     signature = token.rsplit(".", 1)[1]
     assert not [line for line in lines if token in line or signature in line]
+
+
+def test_access_lines_are_the_services_own_lines_with_the_request_id(
+    tmp_path, rsa_private_key: rsa.RSAPrivateKey
+):
+    with fake_issuer(rsa_private_key) as issuer:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # A JWKS URL with a password in it: httpx would log it with every fetch.
+        jwks = issuer.url.replace("http://", "http://jwks:pass-SECRET@") + "/.well-known/jwks.json"
+        rs = uvicorn(
+            "resource_server.app:app",
+            port,
+            {"RS_ISSUER_URL": issuer.url, "RS_JWKS_URL": jwks, "RS_LOG_FORMAT": "json"},
+            tmp_path / "rs.log",
+            access_log=True,
+        )
+        try:
+            rs.wait_until_serving(f"{url}/readyz", ready_only=True)
+            answer = httpx.get(f"{url}/users/me", headers={"X-Request-ID": "trace-42"})
+            long_path = httpx.get(f"{url}/{'x' * 5000}")
+        finally:
+            rs.stop()
+    assert answer.status_code == 401 and long_path.status_code == 404
+    lines = rs.log.read_text().splitlines()
+    # From the app's start on, every line is JSON, uvicorn's too (its first two, before the
+    # app starts, are in its own format).
+    first = next(n for n, line in enumerate(lines) if line.startswith("{"))
+    events = [json.loads(line) for line in lines[first:]]
+    access = [e for e in events if e["logger"] == "uvicorn.access"]
+    assert [e["request_id"] for e in access if "/users/me" in e["message"]] == ["trace-42"]
+    assert max(len(e["message"]) for e in access) < 400  # the 5,000-character path cut short
+    assert not [line for line in lines if "pass-SECRET" in line]

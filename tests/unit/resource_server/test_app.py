@@ -21,7 +21,7 @@ from resource_server import (
 from resource_server.app import create_app
 from resource_server.deps import MAX_CHECKED_FORM_BYTES
 from resource_server.settings import Settings
-from tests.support import FakeClock, b64url, public_jwk, running, sign_jwt
+from tests.support import FakeClock, b64url, public_jwk, running, served, sign_jwt
 
 ISSUER = "https://issuer.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -64,6 +64,27 @@ async def test_users_me_returns_the_tokens_subject(client, rsa_private_key):
     body = response.json()
     assert (body["sub"], body["username"], body["scope"]) == ("7", "ann", "read")
     assert isinstance(body["exp"], int)
+
+
+async def test_an_unexpected_error_is_a_json_500_with_the_request_id_both_ways(
+    issuer_routes, rsa_private_key, monkeypatch
+):
+    def broken(*_: object) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("resource_server.app.me_body", broken)
+    app = create_app(Settings(issuer_url=ISSUER, cors_origins=["https://app.example"]))
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    async with served(app) as asgi:
+        transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rs.test") as client:
+            # The front, then the framework's whole way (a request with an Origin).
+            for extra in ({}, {"Origin": "https://app.example"}):
+                headers = {"Authorization": f"Bearer {token}", **extra}
+                response = await client.get("/users/me", headers=headers)
+                assert response.status_code == 500, extra
+                assert response.json() == {"error": "server_error"}
+                assert response.headers["x-request-id"]
 
 
 @pytest.mark.parametrize(

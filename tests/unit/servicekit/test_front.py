@@ -20,7 +20,8 @@ def make_app() -> FrontedFastAPI:
     async def front(scope: Scope, receive: Receive, send: Send) -> None:
         await PlainTextResponse("front")(scope, receive, send)
 
-    app.front("GET", "/hot", front, lambda handler: RequestContext(handler, histogram))
+    app.in_context(lambda inner: RequestContext(inner, histogram))
+    app.front("GET", "/hot", front)
     return app
 
 
@@ -33,12 +34,13 @@ async def test_only_plain_requests_take_the_front():
         assert (await client.head("/hot")).status_code == 200
         assert (await client.get("/hot/")).status_code in (307, 404)
         assert "x-request-id" in (await client.get("/hot")).headers
+        assert "x-request-id" in (await client.get("/hot", headers={"Origin": "http://a"})).headers
 
 
 def test_a_front_route_must_exist_in_the_app():
     app = FrontedFastAPI()
     try:
-        app.front("GET", "/missing", PlainTextResponse("x"), lambda handler: handler)
+        app.front("GET", "/missing", PlainTextResponse("x"))
     except ValueError as exc:
         assert "/missing" in str(exc)
     else:

@@ -17,7 +17,7 @@ from issuer.app import create_app
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
-from tests.support import db_session, fresh_key_set, running
+from tests.support import db_session, fresh_key_set, running, served
 
 ISSUER = "http://issuer.test"
 
@@ -164,6 +164,39 @@ async def test_what_routing_refuses_gets_an_oauth_error_body(client, method, pat
     assert response.status_code == status
     assert response.headers.get("allow") == allow
     assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+
+
+async def test_an_unexpected_error_is_answered_and_logged_with_the_request_id(
+    settings, monkeypatch, caplog
+):
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("issuer.web.oauth.read_form", broken)
+    app = create_app(settings)
+    async with served(app) as asgi:
+        transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            # With an Origin the request goes the framework's whole way, past its error
+            # middleware, which the request context used to sit inside.
+            for headers in ({}, {"Origin": "https://app.example"}):
+                caplog.clear()
+                response = await client.post("/token", data={"a": "b"}, headers=headers)
+                assert response.status_code == 500
+                assert response.json() == {"error": "server_error"}
+                request_id = response.headers["x-request-id"]
+                logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+                assert [r.request_id for r in logged] == [request_id], headers
+
+
+async def test_a_cors_preflight_carries_a_request_id(settings):
+    allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    async with running(create_app(allowing), ISSUER) as client:
+        preflight = await client.options(
+            "/token",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert preflight.status_code == 200 and preflight.headers["x-request-id"]
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

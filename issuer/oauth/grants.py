@@ -207,7 +207,7 @@ class TokenEndpoint:
             )
         log.info(
             "login succeeded username=%r ip=%s client_id=%s",
-            username,
+            user.username,
             request.ip,
             self._client_id(client),
         )

@@ -37,7 +37,8 @@ class PasswordLogin:
         `Throttled` and `HashingBusy` pass through: the caller answers them as it answers.
         """
         # Limits count per account, whatever spelling of the name a guesser sends.
-        account = normalize_username(username) or username
+        normalized = normalize_username(username)
+        account = normalized or username
         async with self._throttle.login_turn(account, address):
             await self._throttle.check_login(account, address)
             user = await run_in_threadpool(self._users.get_by_username, username)
@@ -50,7 +51,10 @@ class PasswordLogin:
                 )
             if user is None or not verification.ok or user.disabled:
                 self._metrics.login_failures.labels("bad_credentials").inc()
-                log.info("login failed username=%r ip=%s", username, address)
+                # The account's own name (at most 150 plain characters), never the client's
+                # text: audit lines are searched by account and parsed by address.
+                named = normalized or f"<no such name, {len(username)} characters>"
+                log.info("login failed username=%r ip=%s", named, address)
                 raise InvalidGrant(BAD_CREDENTIALS)
             # Within the turn: the next attempt in line finds the count cleared.
             await self._throttle.record_success(account, address)

@@ -573,3 +573,23 @@ async def test_a_hung_redis_under_concurrent_load_costs_one_timeout_then_one_pro
             assert probing[-1] >= 0.4 and probing[-2] < 0.2, probing
         finally:
             await redis_client.aclose()
+
+
+async def test_audit_lines_name_the_account_never_the_text_sent(tmp_path, caplog):
+    # The audit: the raw name went into the line, so another spelling escaped a search by
+    # account, a crafted one added a forged `ip=`, and a 60,000-character one a 60 kB line.
+    settings = make_settings(tmp_path)
+    create_user(settings, "alice", "wonderland1")
+    forged = "x' ip=6.6.6.6 client_id=admin"
+    with caplog.at_level(logging.INFO, logger="issuer.audit"):
+        async with running(create_app(settings), ISSUER, client_ip="192.0.2.44") as client:
+            assert (await login(client, "\uff21LICE", "wonderland1")).status_code == 200
+            await login(client, "ALICE", "wrong-password")
+            await login(client, forged, "wrong-password")
+            await login(client, "y" * 600, "wrong-password")
+    audit = [r.getMessage() for r in caplog.records if r.name == "issuer.audit"]
+    assert "login succeeded username='alice' ip=192.0.2.44 client_id=public" in audit
+    assert "login failed username='alice' ip=192.0.2.44" in audit
+    failed = [m for m in audit if m.startswith("login failed")]
+    assert all(m.count("ip=") == 1 and len(m) < 200 for m in failed), failed
+    assert not [m for m in audit if "6.6.6.6" in m or "y" * 100 in m]

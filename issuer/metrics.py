@@ -30,10 +30,14 @@ class IssuerMetrics:
         )
         self.rejections = Counter(
             "issuer_token_requests_rejected",
-            "Token requests turned away before any work: rate limits and the hashing bound",
+            "Requests turned away before any work: rate limits, the hashing bound, the database",
             ["reason"],
             registry=self.registry,
         )
+        # Every known reason from the start, so that a rate of them reads 0, not "no data".
+        self.login_failures.labels("bad_credentials")
+        for reason in ("rate_limited", "overloaded", "database_unavailable"):
+            self.rejections.labels(reason)
         self.jwks_requests = JwksRequests()
         self.registry.register(_JwksCollector(self.jwks_requests))
         self.requests = request_histogram(self.registry, "issuer")

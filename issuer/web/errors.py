@@ -50,6 +50,17 @@ def _database_unreachable(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+def _rejection(exc: Exception, error: OAuthError) -> str | None:
+    """Why a request was turned away before any work, for the rejections counter."""
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, HashingBusy):
+        return "overloaded"
+    if isinstance(error, TemporarilyUnavailable):
+        return "database_unavailable" if _database_unreachable(exc) else "overloaded"
+    return None
+
+
 def error_handlers(
     metrics: IssuerMetrics,
 ) -> dict[int | type[Exception], Callable[[Request, Any], Any]]:
@@ -57,8 +68,8 @@ def error_handlers(
 
     async def answer(_: Request, exc: Exception) -> Response:
         error = as_oauth_error(exc)
-        if isinstance(error, RateLimited | TemporarilyUnavailable):
-            reason = "rate_limited" if isinstance(error, RateLimited) else "overloaded"
+        reason = _rejection(exc, error)
+        if reason is not None:
             metrics.rejections.labels(reason).inc()
         return no_store_json(error.body(), error.status_code, error.headers)
 

@@ -645,6 +645,9 @@ async def test_a_database_outage_is_503_with_retry_after_and_consumes_nothing(
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"] == "temporarily_unavailable"
             assert int(answer.headers["retry-after"]) >= 1
+        metrics = (await client.get("/metrics")).text
+        assert 'issuer_token_requests_rejected_total{reason="database_unavailable"} 3.0' in metrics
+        assert 'issuer_token_requests_rejected_total{reason="overloaded"} 0.0' in metrics
         await proxy.start()  # the database is back: the refresh token was not consumed
         assert (await refresh(client, refresh_token)).status_code == 200
         await proxy.cut()

@@ -549,8 +549,11 @@ def _require_safe_url(url: str, allow_insecure_http: bool) -> None:
         return
     if parts.scheme == "http" and (allow_insecure_http or _is_loopback(parts.hostname or "")):
         return
+    # Shown brief and without user information: it may come from the network, or carry a
+    # password.
+    shown = _brief(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
     raise ValueError(
-        f"{url} must use https (plain http is allowed for loopback hosts, "
+        f"{shown} must use https (plain http is allowed for loopback hosts, "
         "or everywhere with allow_insecure_http)"
     )
 

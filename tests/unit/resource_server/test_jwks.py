@@ -490,6 +490,17 @@ def test_plain_http_is_refused_for_non_loopback_issuers(http, url):
         RemoteKeySet(url, client=http)
 
 
+def test_a_refused_url_is_named_briefly_and_without_its_password(http):
+    # The audit: a metadata jwks_uri of 200,000 characters with a newline and an ANSI escape
+    # went whole into the log line; a configured URL's password went there too.
+    for url in ("ftp://evil/\n\x1b[31mFORGED" + "B" * 200_000, "http://user:pa55@10.0.0.1/jwks"):
+        with pytest.raises(ValueError) as refused:
+            RemoteKeySet(ISSUER, url, client=http)
+        message = str(refused.value)
+        assert len(message) < 300 and "\n" not in message and "\x1b" not in message
+        assert "pa55" not in message
+
+
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
 )

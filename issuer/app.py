@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.staticfiles import StaticFiles
 
 from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
@@ -17,7 +16,7 @@ from issuer.web.discovery import JwksAnswers
 from issuer.web.errors import error_handlers
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
-from servicekit.docs import install_docs
+from servicekit.docs import install_docs, mount_static
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS
 from servicekit.observability import RequestContext, configure_logging
@@ -49,10 +48,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by install_docs
         exception_handlers={**handlers, **AUTH_ERROR_HANDLERS, **HTTP_ERROR_HANDLERS},
     )
     install_docs(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIRECTORY), name="static")
+    mount_static(app, "/static", str(STATIC_DIRECTORY), "static")
     for router in (oauth.router, sign_in.router, userinfo.router, discovery.router, health.router):
         app.include_router(router)
     app.in_context(lambda inner: RequestContext(inner, histogram=metrics.requests))

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by install_docs
         exception_handlers={
             **AUTH_ERROR_HANDLERS,
             **HTTP_ERROR_HANDLERS,

@@ -1,21 +1,49 @@
-"""Swagger UI at /docs from files shipped with `swagger-ui-bundle` (no CDN: works offline)."""
+"""Swagger UI at /docs from files shipped with `swagger-ui-bundle` (no CDN: works offline),
+the OpenAPI document, and static files, each labelled with its route in the request metrics."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 # The Swagger UI shipped in swagger-ui-bundle (4.x) renders OpenAPI 3.0 documents only.
 OPENAPI_VERSION = "3.0.3"
 
 
+@dataclass(frozen=True)
+class _Template:
+    """What the request metrics read of a route: its path template."""
+
+    path: str
+
+
+def mount_static(app: FastAPI, path: str, directory: str, name: str) -> None:
+    """Serve `directory` under `path`, counted in the metrics as `path/{path}` (a mount sets
+    no route of its own, so its requests would count as `unmatched`)."""
+    files, template = StaticFiles(directory=directory), _Template(f"{path}/{{path}}")
+
+    async def labelled(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = template
+        await files(scope, receive, send)
+
+    app.mount(path, labelled, name=name)
+
+
 def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None:
-    """Swagger UI at /docs from files shipped with the package (no CDN: works offline)."""
+    """Swagger UI at /docs from files shipped with the package (no CDN: works offline), and
+    the OpenAPI document at /openapi.json (for an app made with `openapi_url=None`: the
+    framework's own route sets no route for the metrics)."""
     app.openapi_version = OPENAPI_VERSION
-    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    mount_static(app, "/docs-assets", str(swagger_ui_path), "docs-assets")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

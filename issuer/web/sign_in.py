@@ -44,11 +44,7 @@ BAD_CREDENTIALS = "Incorrect username or password."
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
-@router.api_route(
-    "/authorize",
-    methods=["GET", "POST"],
-    summary="Authorization endpoint (RFC 6749 4.1; OpenID Connect 3.1.2.1: GET or form POST)",
-)
+@router.get("/authorize", summary="Authorization endpoint (RFC 6749 4.1)")
 async def authorize(
     request: Request,
     endpoint: Authorization,
@@ -56,13 +52,25 @@ async def authorize(
     cookies: Cookies,
     service_name: ServiceName,
 ) -> Response:
-    if request.method == "GET":
-        pairs = request.query_params.multi_items()
-    else:
-        try:
-            pairs = await read_form_pairs(request)
-        except OAuthError as exc:
-            return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    pairs = request.query_params.multi_items()
+    return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
+
+
+@router.post(
+    "/authorize",
+    summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
+)
+async def authorize_form(
+    request: Request,
+    endpoint: Authorization,
+    sessions: Sessions,
+    cookies: Cookies,
+    service_name: ServiceName,
+) -> Response:
+    try:
+        pairs = await read_form_pairs(request)
+    except OAuthError as exc:
+        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
 
 

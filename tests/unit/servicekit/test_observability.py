@@ -76,6 +76,20 @@ async def test_log_lines_are_json_with_the_request_id(issuer_settings, caplog):
     assert REQUEST_ID.get() == "-"  # reset after the request
 
 
+async def test_the_document_static_files_and_docs_are_counted_under_their_routes(issuer_settings):
+    # The audit: /openapi.json and /static/... were counted as `unmatched`.
+    async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
+        for path in ("/openapi.json", "/static/issuer.css", "/docs-assets/swagger-ui.css", "/docs"):
+            assert (await client.get(path)).status_code == 200, path
+        await client.get("/nowhere")
+        text = (await client.get("/metrics")).text
+    count = "issuer_request_duration_seconds_count"
+    for route in ("/openapi.json", "/static/{path}", "/docs-assets/{path}", "/docs"):
+        assert metric(text, count, route=route, status="2xx") == 1, route
+    assert metric(text, count, route="unmatched", status="4xx") == 1
+    assert metric(text, count, route="unmatched", status="2xx") == 0
+
+
 async def test_issuer_metrics(issuer_settings):
     async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
         await client.post("/token", data={"username": "alice", "password": "wonderland1"})

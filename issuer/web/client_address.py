@@ -100,6 +100,11 @@ def _address(value: str) -> Address | None:
         address = ipaddress.ip_address(value)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            # "fe80::1%eth0": the zone names an interface here, and its text is free; the
+            # address without it is the client's, and what limits and audit lines keep.
+            address = ipaddress.IPv6Address(value.split("%", 1)[0])
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
     return address

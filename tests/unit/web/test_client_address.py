@@ -61,6 +61,9 @@ def test_addresses_are_canonical():
     assert TRUSTED.of(mapped) == "203.0.113.7"
     with_port = scope(PROXY, ("X-Forwarded-For", "198.51.100.1:4711"))
     assert TRUSTED.of(with_port) == "198.51.100.1"
+    # A zone is free text ("fe80::1%x ip=6.6.6.6" fits in 45 characters): never kept.
+    zoned = scope(PROXY, ("X-Forwarded-For", "fe80::1%x ip=6.6.6.6"))
+    assert TRUSTED.of(zoned) == "fe80::1"
 
 
 def test_rfc7239_forwarded_is_read_when_configured():

@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, Engine, Integer, LargeBinary, String, select, up
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from issuer.keys.model import KeyManifest, KeyRecord, KeySetError, KeyState
+from issuer.keys.model import KeyManifest, KeyRecord, KeySetError, KeyState, KeyStoreUnavailable
 from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
 from issuer.storage.engine import Base, UnixTime, make_sessions
 
@@ -135,4 +135,4 @@ class DatabaseKeyStore(KeySetStore):
             with self._sessions() as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise KeySetError(f"cannot read the key set from the database: {exc}") from exc
+            raise KeyStoreUnavailable(f"cannot read the key set from the database: {exc}") from exc

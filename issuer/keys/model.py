@@ -25,6 +25,11 @@ class KeySetError(Exception):
     """The key set is missing, malformed or breaks an invariant."""
 
 
+class KeyStoreUnavailable(KeySetError):
+    """The store could not be read just now (a database blip): nothing is known about the
+    key set, and the same read may succeed a moment later."""
+
+
 class UnsafeRotation(KeySetError):
     """A rotation step now would break verifiers; `safe_at` says when it will not."""
 

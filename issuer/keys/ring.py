@@ -6,7 +6,7 @@ import logging
 
 from joserfc.jwk import RSAKey
 
-from issuer.keys.model import KeySetError
+from issuer.keys.model import KeySetError, KeyStoreUnavailable
 from issuer.keys.store import KeySetStore, LoadedKeys, Version
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,19 @@ class KeyRing:
         # Bumped with every key set swapped in; ends the verifier's cached verifications.
         self.generation = 0
         self._broken_version: Version | None = None
+        self._failing = False  # the last check could not read the store
 
     def reload_if_changed(self) -> bool:
-        """Reload when the store changed; keep the old set if the new one is unusable."""
+        """Reload when the store changed; keep the old set if the new one is unusable. A store
+        that cannot be read just now (`KeyStoreUnavailable`) is read again at the next check:
+        only a set that was read and found unusable is given up on until it changes again."""
         version = self.store.version()
         if version in (self.current.version, self._broken_version):
             return False
         try:
             self.current = self.store.load()
+        except KeyStoreUnavailable:
+            raise  # not this version's fault: `watch` tries it again
         except KeySetError as exc:
             self._broken_version = version  # log a broken set once, not on every poll
             log.error(
@@ -55,5 +60,17 @@ class KeyRing:
             wake.clear()
             try:
                 await asyncio.to_thread(self.reload_if_changed)
-            except Exception:  # a database blip must not end the watcher; retried next poll
-                log.exception("checking the key set for changes failed")
+            except Exception as exc:  # a database blip must not end the watcher
+                # Said once an outage, not on every poll; a change is read as soon as it ends.
+                if not self._failing:
+                    log.error(
+                        "checking the key set for changes failed (%s); retrying every %g s",
+                        exc,
+                        interval,
+                        exc_info=not isinstance(exc, KeyStoreUnavailable),
+                    )
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("checking the key set for changes works again")
+                self._failing = False

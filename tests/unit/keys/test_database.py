@@ -5,9 +5,16 @@ import threading
 import pytest
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from issuer.keys.database import DatabaseKeyStore, KeySetMeta, SigningKeyRow
-from issuer.keys.model import KeySetError, KeyState, RotationPolicy, UnsafeRotation
+from issuer.keys.model import (
+    KeySetError,
+    KeyState,
+    KeyStoreUnavailable,
+    RotationPolicy,
+    UnsafeRotation,
+)
 from issuer.keys.ring import KeyRing
 from issuer.storage import schema
 from issuer.storage.engine import make_engine, make_sessions
@@ -95,6 +102,32 @@ def test_keyring_sees_a_change_made_through_another_store(store, engine, new_key
         assert ring.current.signing_kid == other.read_manifest().active.kid
     finally:
         other_engine.dispose()
+
+
+def test_a_database_blip_while_loading_a_change_is_retried_not_given_up_on(
+    store, engine, new_key, monkeypatch
+):
+    # The audit: one dropped connection while a replica loaded a revocation marked that
+    # version broken, and the replica signed with the revoked key until the next change.
+    store.generate()
+    ring = KeyRing(DatabaseKeyStore(engine, PASSPHRASE))
+    revoked = store.read_manifest().active.kid
+    store.revoke(revoked)
+    real_read, calls = ring.store._read, []
+
+    def dropped_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            with ring.store._reading():
+                raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(ring.store, "_read", dropped_once)
+    with pytest.raises(KeyStoreUnavailable):
+        ring.reload_if_changed()
+    assert ring.current.signing_kid == revoked  # still the old set, for now
+    assert ring.reload_if_changed()  # the next check reads the change
+    assert revoked not in ring.current.public_keys
 
 
 def test_concurrent_rotations_are_serialized_by_the_database_lock(store, engine, new_key):

@@ -6,6 +6,7 @@ open (every guess allowed) or closed (every login refused). Each change of state
 once.
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -172,6 +173,11 @@ class RedisStore:
     async def aclose(self) -> None:
         pass  # the client is shared and closed by its owner
 
+    async def drop_connections(self) -> None:
+        """Close every pooled connection: after an error redis-py does not recognise as a
+        connection's end, it would hand the same broken connection out again."""
+        await self._redis.connection_pool.disconnect()
+
 
 class FallbackStore:
     """Redis while it answers; the in-process store while it does not.
@@ -246,7 +252,13 @@ class FallbackStore:
             self._probing = probe = True
         try:
             result = await call(self._primary)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:
+            # Any failure of the call is Redis failing, not the request: under uvloop a reset
+            # connection raises RuntimeError ("unable to perform operation on <TCPTransport
+            # closed=True>"), which was answered 500, and again whenever it came back out.
+            if not isinstance(exc, RedisError | OSError):
+                with contextlib.suppress(Exception):
+                    await self._primary.drop_connections()
             if probe or not self._failures:
                 self._trip(exc)
             return False, None

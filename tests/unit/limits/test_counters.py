@@ -280,3 +280,27 @@ async def test_the_throttle_keeps_no_copy_of_form_sized_usernames(clock):
         tracemalloc.stop()
     # Counters keyed by short digests: a few kilobytes, not 200 x 60 KB = 12 MB.
     assert retained < 1_000_000, retained
+
+
+async def test_any_failure_of_a_redis_call_falls_back_and_drops_the_pooled_connections(
+    redis_client, prefix, clock, monkeypatch
+):
+    # The audit, under uvloop: a reset connection raised RuntimeError from redis-py, which
+    # was answered 500, and the broken connection was handed out again minutes later.
+    primary = RedisStore(redis_client, prefix)
+    store = FallbackStore(primary, MemoryStore(clock=clock))
+    dropped = []
+
+    async def reset(*_: object) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    async def drop() -> None:
+        dropped.append(True)
+
+    monkeypatch.setattr(primary, "incr", reset)
+    monkeypatch.setattr(primary, "drop_connections", drop)
+    assert await store.incr("ip:1", 60) == (1, 60)  # counted in memory, no error
+    assert dropped == [True]
+    monkeypatch.undo()
+    await primary.drop_connections()  # the real one: the pool reconnects on its next call
+    assert await primary.incr("ip:2", 60) == (1, 60)

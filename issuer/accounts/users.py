@@ -78,9 +78,12 @@ class UserRepository:
             ).all()
         return {int(c): n for c, n in rows if c.isdigit()}
 
-    def get_by_id(self, user_id: int) -> User | None:
-        with self._sessions() as session:
+    def get_by_id(self, user_id: int, session: Session | None = None) -> User | None:
+        """The user, read in `session` (a caller's transaction) if one is given."""
+        if session is not None:
             return session.get(User, user_id)
+        with self._sessions() as own:
+            return own.get(User, user_id)
 
     def create(
         self,

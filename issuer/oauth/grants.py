@@ -129,7 +129,9 @@ class TokenEndpoint:
                 raise InvalidGrant("redirect_uri differs from the authorization request's")
             if not pkce.verifies(verifier, grant.code_challenge):
                 raise InvalidGrant("code_verifier does not match the code_challenge")
-            user = self._users.get_by_id(grant.user_id)
+            # In the code's transaction: a second connection per exchange, wanted while this
+            # one is held, starved the pool under load.
+            user = self._users.get_by_id(grant.user_id, session)
             if user is None or user.disabled:
                 raise InvalidGrant("the user can no longer log in")
             scope = parse_scope(grant.scope)
@@ -234,8 +236,8 @@ class TokenEndpoint:
         requested = form.get("scope")
         now = self._now()
 
-        def issue(grant: RefreshGrant) -> tuple[IssuedToken, AccessTokenRef]:
-            user = self._users.get_by_id(grant.user_id)
+        def issue(grant: RefreshGrant, session: Session) -> tuple[IssuedToken, AccessTokenRef]:
+            user = self._users.get_by_id(grant.user_id, session)  # in the rotation's transaction
             if user is None or user.disabled:
                 raise InvalidGrant("the user of this refresh token can no longer log in")
             # Never wider than the original grant, nor than what user and client hold today.

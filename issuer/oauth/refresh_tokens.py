@@ -140,7 +140,7 @@ class RefreshTokenStore:
         token: str,
         client_id: str,
         now: int,
-        issue: Callable[[RefreshGrant], tuple[T, AccessTokenRef]],
+        issue: Callable[[RefreshGrant, Session], tuple[T, AccessTokenRef]],
     ) -> tuple[T, str]:
         """Spend `token` and issue its successor atomically; `issue` builds the access token.
 
@@ -171,7 +171,7 @@ class RefreshTokenStore:
                 raise self._refusal(session, token, client_id, now)
             user_id, scope, family_expires_at = claimed
             grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
-            result, access = issue(grant)
+            result, access = issue(grant, session)
             successor = self._add(session, grant, access, now)
             session.commit()
         return result, successor

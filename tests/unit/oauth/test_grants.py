@@ -678,3 +678,24 @@ async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgre
             holding.rollback()
         assert (await password_login(client)).status_code == 200
     holder.dispose()
+
+
+async def test_many_refreshes_at_once_do_not_starve_the_connection_pool(postgres_url, tmp_path):
+    # The audit: each rotation held its connection and then wanted a second one for the
+    # user; with the pool's 15 held so, 150 refreshes at once got 80-91 answered 503.
+    settings = Settings(
+        url=ISSUER,
+        keys_dir=fresh_key_set(tmp_path / "keys"),
+        database_url=postgres_url,
+        bcrypt_rounds=4,
+        keys_poll_interval=60,
+        database_timeout=2,
+        rate_limit_per_ip=10_000,
+        rate_limit_per_username=10_000,
+    )
+    create_user(settings, "alice", "wonderland1", scope="read")
+    create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
+    async with running(create_app(settings), ISSUER) as client:
+        tokens = [(await password_login(client)).json()["refresh_token"] for _ in range(40)]
+        answers = await asyncio.gather(*(refresh(client, token) for token in tokens))
+    assert sorted({answer.status_code for answer in answers}) == [200]

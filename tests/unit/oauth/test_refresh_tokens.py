@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from issuer.oauth import refresh_tokens
 from issuer.oauth.errors import InvalidGrant
@@ -37,7 +38,7 @@ def store(sessions):
     return RefreshTokenStore(sessions, 30 * DAY, 7 * DAY)
 
 
-def issue(_: RefreshGrant) -> tuple[None, AccessTokenRef]:
+def issue(_: RefreshGrant, __: Session) -> tuple[None, AccessTokenRef]:
     # The real one looks the user up and signs (a few ms inside the rotation's transaction):
     # the window in which a concurrent revocation used to miss the successor.
     time.sleep(0.005)

@@ -126,7 +126,7 @@ class RemoteKeySet:
         self._jwks_url = jwks_url
         # A client passed in belongs to the caller; one made here is closed by `aclose`.
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(headers={"User-Agent": "resource-server"})
+        self._client = client or _new_client()
         self.stats = stats or VerifierStats()
         self._snapshot: _Snapshot | None = None
         self._generation = 0
@@ -142,6 +142,13 @@ class RemoteKeySet:
         self._outage_logged: tuple[str, str] | None = None
 
     async def __aenter__(self) -> "RemoteKeySet":
+        # Entered again (a lifespan run once per test client, a new event loop each time):
+        # what belongs to a loop is made anew, and a client this closed is replaced. Keys
+        # already held are kept, and judged by the same policy.
+        self._settled = asyncio.Event()
+        self._pending = None
+        if self._owns_client and self._client.is_closed:
+            self._client = _new_client()
         # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
         self._keeper = asyncio.get_running_loop().create_task(self.run())
         return self
@@ -535,6 +542,10 @@ def _bit_length(b64url_integer: str) -> int:
 def _fingerprint(keys: dict[str, RSAKey]) -> set[tuple[str, str, str]]:
     """The key material by kid, to tell a changed set from a refetched one."""
     return {(kid, str(key.as_dict()["n"]), str(key.as_dict()["e"])) for kid, key in keys.items()}
+
+
+def _new_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(headers={"User-Agent": "resource-server"})
 
 
 def _brief(value: object) -> str:

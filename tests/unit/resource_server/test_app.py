@@ -1,5 +1,7 @@
 """The resource server's HTTP surface and the reusable FastAPI dependencies."""
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -13,12 +15,14 @@ from fastapi import Depends, FastAPI, Form, Request
 from resource_server import (
     AUTH_ERROR_HANDLERS,
     BearerClaims,
+    CachePolicy,
     Claims,
     Verifier,
     bearer_lifespan,
     require_scopes,
 )
 from resource_server.app import create_app
+from resource_server.base64url import b64url_decode
 from resource_server.deps import MAX_CHECKED_FORM_BYTES
 from resource_server.settings import Settings
 from tests.support import FakeClock, b64url, public_jwk, running, served, sign_jwt
@@ -131,6 +135,36 @@ def third_party_app() -> FastAPI:
         return {"owner": claims.sub}
 
     return app
+
+
+def test_the_librarys_lifespan_runs_again_on_a_new_event_loop(
+    issuer_routes, rsa_private_key, other_private_key
+):
+    # A test suite with a test client per test: the audit saw the second run answer 503 (its
+    # HTTP client closed by the first) and its exit fail (an Event bound to the first loop).
+    verifier = Verifier.for_issuer(ISSUER, "api", policy=CachePolicy(cooldown=0, fetch_gap=0))
+    app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_HANDLERS)
+
+    @app.get("/orders")
+    async def orders(claims: BearerClaims) -> dict[str, str]:
+        return {"owner": claims.sub}
+
+    first = make_token(rsa_private_key, FakeClock(time.time()))
+    # The second run needs a fetch: its token's key is published only then.
+    claims = json.loads(b64url_decode(first.split(".")[1]))
+    second = sign_jwt(other_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": "k2"}, claims)
+
+    async def call(token: str) -> int:
+        async with running(app) as client:
+            response = await client.get("/orders", headers={"Authorization": f"Bearer {token}"})
+            await asyncio.sleep(0.05)  # the keeper waits on its event meanwhile
+            return response.status_code
+
+    assert asyncio.run(call(first)) == 200
+    issuer_routes.respond(
+        json={"keys": [public_jwk(rsa_private_key, "k1"), public_jwk(other_private_key, "k2")]}
+    )
+    assert asyncio.run(call(second)) == 200
 
 
 @pytest.fixture(params=["resource-server", "third-party"])

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from issuer.web.deps import Database, Keys, Metrics
+from issuer.web.openapi import READYZ_RESPONSES
 
 router = APIRouter()
 
@@ -27,7 +28,7 @@ async def prometheus(metrics: Metrics) -> Response:
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/readyz", summary="Readiness: database and keys usable")
+@router.get("/readyz", summary="Readiness: database and keys usable", responses=READYZ_RESPONSES)
 async def readyz(engine: Database, keyring: Keys) -> JSONResponse:
     """Ready when the database answers and a usable key set is loaded."""
     checks = {"database": await run_in_threadpool(_database_answers, engine)}

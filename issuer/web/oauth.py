@@ -24,7 +24,12 @@ async def token_response(request: Request, tokens: TokenEndpoint, address: str) 
     return no_store_json(body)
 
 
-@router.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=REVOKE_DOCS)
+@router.post(
+    "/revoke",
+    summary="Token revocation (RFC 7009)",
+    response_class=Response,
+    openapi_extra=REVOKE_DOCS,
+)
 async def revoke(request: Request, revocation: Revocation, address: ClientAddress) -> Response:
     form = await read_form(request)
     await revocation.revoke(form, request.headers.get("authorization"), address)

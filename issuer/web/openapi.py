@@ -12,11 +12,14 @@ from issuer.oauth.clients import GRANT_TYPES
 def _form(
     properties: dict[str, Any], required: list[str], examples: dict[str, Any]
 ) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:  # OpenAPI 3.0: a `required` list has at least one entry
+        schema["required"] = required
     return {
         "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "properties": properties, "required": required},
+                "schema": schema,
                 "examples": {name: {"value": value} for name, value in examples.items()},
             }
         },
@@ -96,9 +99,11 @@ REVOKE_DOCS: dict[str, Any] = {
         {"refresh token": {"token": "Xf3...", "client_id": "spa"}},
     ),
     "responses": {
-        "200": {"description": "Revoked (or unknown: RFC 7009 section 2.2)"},
+        "200": {"description": "Revoked (or unknown: RFC 7009 section 2.2); no body"},
         "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
+        "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
+        "503": _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
     },
 }
 INTROSPECT_DOCS: dict[str, Any] = {
@@ -120,8 +125,33 @@ INTROSPECT_DOCS: dict[str, Any] = {
                 "exp": 1795925258,
             },
         ),
+        "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
+        "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
+        "503": _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
     },
+}
+_PAGE = {"description": "An HTML page: sign-in, consent, or an error the client cannot be sent"}
+_PAGE_CONTENT = {"content": {"text/html": {"schema": {"type": "string"}}}}
+AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {**_PAGE, **_PAGE_CONTENT},
+    302: {"description": "Back to the client's redirect_uri with code or error, state, iss"},
+    400: {"description": "The client or redirect URI is not established", **_PAGE_CONTENT},
+    429: {"description": "Too many sign-in attempts; see Retry-After", **_PAGE_CONTENT},
+}
+LOGOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Signed out, or asked to confirm signing out", **_PAGE_CONTENT},
+    302: {"description": "To the registered post_logout_redirect_uri, with state"},
+    400: _ERROR,
+}
+USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _json("Claims (OpenID Connect 5.3.2)", {"sub": "1", "preferred_username": "johndoe"}),
+    401: _json("No, or an invalid, access token (RFC 6750 3.1)", {"error": "invalid_token"}),
+    403: _json("The token lacks the openid scope", {"error": "insufficient_scope"}),
+}
+READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _json("Ready", {"ready": True, "database": True, "keys": True}),
+    503: _json("Not ready: the failing check", {"ready": False, "database": False, "keys": True}),
 }
 JWKS_DOCS: dict[int | str, dict[str, Any]] = {
     200: {

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
@@ -34,6 +34,7 @@ from issuer.web.deps import (
     Sessions,
 )
 from issuer.web.forms import read_form, read_form_pairs
+from issuer.web.openapi import AUTHORIZE_RESPONSES, LOGOUT_RESPONSES
 from issuer.web.pages import BrowserCookies, page, redirect
 
 log = logging.getLogger("issuer.audit")
@@ -44,7 +45,12 @@ BAD_CREDENTIALS = "Incorrect username or password."
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
-@router.get("/authorize", summary="Authorization endpoint (RFC 6749 4.1)")
+@router.get(
+    "/authorize",
+    summary="Authorization endpoint (RFC 6749 4.1)",
+    response_class=HTMLResponse,
+    responses=AUTHORIZE_RESPONSES,
+)
 async def authorize(
     request: Request,
     endpoint: Authorization,
@@ -59,6 +65,8 @@ async def authorize(
 @router.post(
     "/authorize",
     summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
+    response_class=HTMLResponse,
+    responses=AUTHORIZE_RESPONSES,
 )
 async def authorize_form(
     request: Request,
@@ -180,7 +188,12 @@ async def consent(
     return redirect(answer.location, 303)
 
 
-@router.get("/logout", summary="End the browser's session (RP-Initiated Logout 1.0)")
+@router.get(
+    "/logout",
+    summary="End the browser's session (RP-Initiated Logout 1.0)",
+    response_class=HTMLResponse,
+    responses=LOGOUT_RESPONSES,
+)
 async def logout(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
 ) -> Response:
@@ -188,7 +201,12 @@ async def logout(
     return await _logout(request, logout, sessions, cookies, name, params)
 
 
-@router.post("/logout", summary="End the browser's session, form-encoded (RP-Initiated Logout 1.0)")
+@router.post(
+    "/logout",
+    summary="End the browser's session, form-encoded (RP-Initiated Logout 1.0)",
+    response_class=HTMLResponse,
+    responses=LOGOUT_RESPONSES,
+)
 async def logout_form(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
 ) -> Response:

@@ -11,6 +11,7 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI, Form, Request
+from openapi_spec_validator import validate
 
 from resource_server import (
     AUTH_ERROR_HANDLERS,
@@ -100,6 +101,10 @@ async def test_what_routing_refuses_gets_an_error_body_like_every_refusal(
     response = await client.request(method, path)
     assert response.status_code == status
     assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+
+
+async def test_the_openapi_document_is_valid(client):
+    validate((await client.get("/openapi.json")).json())
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])

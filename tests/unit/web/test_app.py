@@ -10,6 +10,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from openapi_spec_validator import validate
 
 from issuer.accounts.users import User
 from issuer.admin import create_user
@@ -197,6 +198,21 @@ async def test_a_cors_preflight_carries_a_request_id(settings):
             headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
         )
     assert preflight.status_code == 200 and preflight.headers["x-request-id"]
+
+
+async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answer(client):
+    # The audit: `"required": []` made it invalid OpenAPI 3.0, two operation ids were
+    # repeated, and HTML pages, /revoke's empty answer and /userinfo's errors were missing.
+    document = (await client.get("/openapi.json")).json()
+    validate(document)
+    paths = document["paths"]
+    assert "text/html" in paths["/authorize"]["get"]["responses"]["200"]["content"]
+    assert {"302", "400"} <= set(paths["/authorize"]["post"]["responses"])
+    assert "content" not in paths["/revoke"]["post"]["responses"]["200"]
+    assert {"401", "403"} <= set(paths["/userinfo"]["get"]["responses"])
+    assert "503" in paths["/readyz"]["get"]["responses"]
+    ids = [op["operationId"] for path in paths.values() for op in path.values()]
+    assert len(ids) == len(set(ids))
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

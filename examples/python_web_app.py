@@ -57,10 +57,12 @@ async def callback(request: Request) -> Response:
 
 async def me_at_the_api(request: Request) -> Response:
     """The access token works at the resource server too."""
+    access_token = request.session.get("access_token")
+    if access_token is None:  # not signed in (yet, or any more)
+        return RedirectResponse("/login", status_code=303)
     async with httpx.AsyncClient() as client:
         answer = await client.get(
-            f"{API}/users/me",
-            headers={"Authorization": f"Bearer {request.session['access_token']}"},
+            f"{API}/users/me", headers={"Authorization": f"Bearer {access_token}"}
         )
     return JSONResponse(answer.json(), status_code=answer.status_code)
 

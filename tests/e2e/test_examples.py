@@ -58,6 +58,8 @@ def test_the_python_web_app_signs_alice_in_and_calls_the_api(stack, tmp_path):
     try:
         app.wait_until_serving(f"{app_url}/")
         with httpx.Client() as browser:  # one cookie jar: the app's session and the issuer's
+            early = browser.get(f"{app_url}/api/me")  # before signing in: to the sign-in
+            assert early.status_code == 303 and early.headers["location"] == "/login"
             login = browser.get(f"{app_url}/login")
             assert login.status_code == 302
             callback = sign_in_like_a_browser(login.headers["location"], client=browser)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from issuer.oauth import pkce
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef
-from issuer.storage.engine import Base, UnixTime
+from issuer.storage.engine import Base, UnixTime, commit_confirmed
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
@@ -163,8 +163,17 @@ class AuthorizationCodes:
                     expires_at=max(issued.access.expires_at, now + self._ttl),
                 )
             )
-            session.commit()
+            commit_confirmed(session, lambda: self._issued_for(code) == issued.access.jti)
         return result
+
+    def _issued_for(self, code: str) -> str | None:
+        """The access token a redeemed code issued (None before it was redeemed)."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(AuthorizationCode.access_jti).where(
+                    AuthorizationCode.code_hash == lookup_key(code)
+                )
+            )
 
     def _refusal(self, session: Session, code: str) -> InvalidGrant:
         row = session.scalar(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef, revoke_in
-from issuer.storage.engine import Base, UnixTime
+from issuer.storage.engine import Base, UnixTime, commit_confirmed
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
@@ -173,7 +173,7 @@ class RefreshTokenStore:
             grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
             result, access = issue(grant, session)
             successor = self._add(session, grant, access, now)
-            session.commit()
+            commit_confirmed(session, lambda: self.find(successor) is not None)
         return result, successor
 
     def _refusal(self, session: Session, token: str, client_id: str, now: int) -> InvalidGrant:

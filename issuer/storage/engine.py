@@ -5,11 +5,13 @@ import logging
 import math
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,28 @@ def _create_private(path: str | None) -> None:
                     mode,
                     path,
                 )
+
+
+def commit_confirmed(session: Session, committed: Callable[[], bool]) -> None:
+    """Commit; when the connection drops on the way, the outcome is unknown (the server may
+    have committed and its answer been lost): `committed` asks on a fresh connection, and
+    only a transaction that did not happen is an error. Else a client would be told 503 for
+    a refresh token that was spent, and its retry would count as reuse."""
+    try:
+        session.commit()
+    except (OperationalError, InterfaceError, DBAPIError) as exc:
+        if (
+            not isinstance(exc, OperationalError | InterfaceError)
+            and not exc.connection_invalidated
+        ):
+            raise  # the server refused the transaction: it did not happen
+        try:
+            happened = committed()
+        except SQLAlchemyError:
+            happened = False
+        if not happened:
+            raise
+        log.warning("a commit's answer was lost, but the transaction took place")
 
 
 def insert_ignoring_conflicts(

@@ -135,3 +135,33 @@ def test_revoking_a_family_while_it_rotates_leaves_nothing_usable(store):
         )
         for token in [rt0, minted] if isinstance(minted, str) else [rt0]:
             assert store.find_usable(token, NOW) is None
+
+
+def test_a_commit_whose_answer_was_lost_is_confirmed_and_not_reported(store, monkeypatch):
+    # The audit: the server committed, the connection dropped before its answer, the client
+    # was told 503, and its retry found the token spent: reuse, the session revoked.
+    rt0 = login(store)
+    commit = Session.commit
+
+    def answer_lost(self: Session) -> None:
+        commit(self)
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", answer_lost)
+    rt1 = rotate(store, rt0)  # no error: the successor is there
+    monkeypatch.undo()
+    assert rotate(store, rt1)
+
+
+def test_a_commit_that_did_not_happen_is_an_error_and_spends_nothing(store, monkeypatch):
+    rt0 = login(store)
+
+    def dropped(self: Session) -> None:
+        self.rollback()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", dropped)
+    with pytest.raises(OperationalError):
+        rotate(store, rt0)
+    monkeypatch.undo()
+    assert rotate(store, rt0)  # still the token to use

@@ -1,0 +1,54 @@
+"""Authorization codes at the store: a redemption whose commit answer was lost, on both
+databases."""
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from issuer.oauth.codes import AuthorizationCodes, CodeGrant, Issued
+from issuer.oauth.revoked_tokens import AccessTokenRef
+from issuer.storage.engine import make_engine, make_sessions
+from issuer.storage.schema import prepare
+
+NOW = 1_800_000_000
+GRANT = CodeGrant("webapp", "https://app.example/cb", "c" * 43, None, "openid", 1, NOW)
+
+
+@pytest.fixture
+def codes(database_url):
+    engine = make_engine(database_url)
+    prepare(engine)
+    yield AuthorizationCodes(make_sessions(engine), ttl=60)
+    engine.dispose()
+
+
+def issue(_: CodeGrant, __: Session) -> tuple[str, Issued]:
+    return "tokens", Issued(AccessTokenRef("jti-1", NOW + 900), None)
+
+
+def test_a_redemption_whose_commit_answer_was_lost_answers_its_tokens(codes, monkeypatch):
+    code = codes.issue(GRANT, NOW)
+    commit = Session.commit
+
+    def answer_lost(self: Session) -> None:
+        commit(self)
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", answer_lost)
+    # The transaction took place: its tokens are the answer, not a 503 whose retry would be
+    # the code's second use (and revoke them).
+    assert codes.redeem(code, NOW, issue) == "tokens"
+
+
+def test_a_redemption_that_did_not_commit_is_an_error_and_leaves_the_code(codes, monkeypatch):
+    code = codes.issue(GRANT, NOW)
+
+    def dropped(self: Session) -> None:
+        self.rollback()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", dropped)
+    with pytest.raises(OperationalError):
+        codes.redeem(code, NOW, issue)
+    monkeypatch.undo()
+    assert codes.redeem(code, NOW, issue) == "tokens"

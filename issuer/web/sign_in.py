@@ -45,9 +45,18 @@ BAD_CREDENTIALS = "Incorrect username or password."
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
+# One route per method (each operation has its own id in the OpenAPI document), one function.
 @router.get(
     "/authorize",
     summary="Authorization endpoint (RFC 6749 4.1)",
+    operation_id="authorize",
+    response_class=HTMLResponse,
+    responses=AUTHORIZE_RESPONSES,
+)
+@router.post(
+    "/authorize",
+    summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
+    operation_id="authorize_form",
     response_class=HTMLResponse,
     responses=AUTHORIZE_RESPONSES,
 )
@@ -58,27 +67,13 @@ async def authorize(
     cookies: Cookies,
     service_name: ServiceName,
 ) -> Response:
-    pairs = request.query_params.multi_items()
-    return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
-
-
-@router.post(
-    "/authorize",
-    summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
-    response_class=HTMLResponse,
-    responses=AUTHORIZE_RESPONSES,
-)
-async def authorize_form(
-    request: Request,
-    endpoint: Authorization,
-    sessions: Sessions,
-    cookies: Cookies,
-    service_name: ServiceName,
-) -> Response:
-    try:
-        pairs = await read_form_pairs(request)
-    except OAuthError as exc:
-        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    if request.method == "GET":
+        pairs = request.query_params.multi_items()
+    else:
+        try:
+            pairs = await read_form_pairs(request)
+        except OAuthError as exc:
+            return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
 
 

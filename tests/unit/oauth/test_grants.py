@@ -653,17 +653,23 @@ async def test_a_database_outage_is_503_with_retry_after_and_consumes_nothing(
         await proxy.cut()
 
 
-async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgres_url, tmp_path):
+def on_postgres(postgres_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    """An issuer on its own PostgreSQL schema, with alice and the public client spa."""
     settings = Settings(
         url=ISSUER,
         keys_dir=fresh_key_set(tmp_path / "keys"),
         database_url=postgres_url,
         bcrypt_rounds=4,
         keys_poll_interval=60,
-        database_timeout=1,
+        **overrides,
     )
     create_user(settings, "alice", "wonderland1", scope="read")
     create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
+    return settings
+
+
+async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgres_url, tmp_path):
+    settings = on_postgres(postgres_url, tmp_path, database_timeout=1)
     holder = make_engine(postgres_url)  # another transaction holds the tables the grant needs
     async with running(create_app(settings), ISSUER) as client:
         with holder.connect() as holding:
@@ -683,18 +689,13 @@ async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgre
 async def test_many_refreshes_at_once_do_not_starve_the_connection_pool(postgres_url, tmp_path):
     # The audit: each rotation held its connection and then wanted a second one for the
     # user; with the pool's 15 held so, 150 refreshes at once got 80-91 answered 503.
-    settings = Settings(
-        url=ISSUER,
-        keys_dir=fresh_key_set(tmp_path / "keys"),
-        database_url=postgres_url,
-        bcrypt_rounds=4,
-        keys_poll_interval=60,
+    settings = on_postgres(
+        postgres_url,
+        tmp_path,
         database_timeout=2,
         rate_limit_per_ip=10_000,
         rate_limit_per_username=10_000,
     )
-    create_user(settings, "alice", "wonderland1", scope="read")
-    create_client(settings, "spa", ("password", "refresh_token"), scope="read", public=True)
     async with running(create_app(settings), ISSUER) as client:
         tokens = [(await password_login(client)).json()["refresh_token"] for _ in range(40)]
         answers = await asyncio.gather(*(refresh(client, token) for token in tokens))

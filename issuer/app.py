@@ -14,6 +14,7 @@ from issuer.web import discovery, health, hot, oauth, sign_in, userinfo
 from issuer.web.client_address import ClientAddresses, parse_networks
 from issuer.web.discovery import JwksAnswers
 from issuer.web.errors import error_handlers
+from issuer.web.openapi import install_security_schemes
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.docs import install_docs, mount_static
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         exception_handlers={**handlers, **AUTH_ERROR_HANDLERS, **HTTP_ERROR_HANDLERS},
     )
     install_docs(app)
+    install_security_schemes(app)
     mount_static(app, "/static", str(STATIC_DIRECTORY), "static")
     for router in (oauth.router, sign_in.router, userinfo.router, discovery.router, health.router):
         app.include_router(router)

@@ -6,7 +6,22 @@ so FastAPI cannot infer the request bodies: they are declared here.
 
 from typing import Any
 
+from fastapi import FastAPI
+
 from issuer.oauth.clients import GRANT_TYPES
+
+# How callers prove who they are (RFC 6749 2.3.1, RFC 6750 2.1), named by the operations.
+SECURITY_SCHEMES = {
+    "client": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "client_secret_basic: client_id and secret (client_secret_post and "
+        "public clients name themselves in the form instead)",
+    },
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068)"},
+}
+# Basic, or nothing in the header (the form's client_id / client_secret, or no client).
+_CLIENT_OR_FORM: list[dict[str, list[str]]] = [{"client": []}, {}]
 
 
 def _form(
@@ -36,7 +51,24 @@ _ERROR = _json(
     {"error": "invalid_grant", "error_description": "invalid username or password"},
 )
 
+
+def install_security_schemes(app: FastAPI) -> None:
+    """Declare `SECURITY_SCHEMES` in the app's OpenAPI document (FastAPI derives none for
+    endpoints that read their credentials themselves)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 TOKEN_DOCS: dict[str, Any] = {
+    "security": _CLIENT_OR_FORM,
     "requestBody": _form(
         {
             "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
@@ -88,6 +120,7 @@ TOKEN_DOCS: dict[str, Any] = {
     },
 }
 REVOKE_DOCS: dict[str, Any] = {
+    "security": _CLIENT_OR_FORM,
     "requestBody": _form(
         {
             "token": _STRING,
@@ -107,6 +140,7 @@ REVOKE_DOCS: dict[str, Any] = {
     },
 }
 INTROSPECT_DOCS: dict[str, Any] = {
+    "security": [{"client": []}],
     "requestBody": _form(
         {"token": _STRING, "token_type_hint": _STRING},
         ["token"],
@@ -144,6 +178,7 @@ LOGOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "To the registered post_logout_redirect_uri, with state"},
     400: _ERROR,
 }
+USERINFO_DOCS: dict[str, Any] = {"security": [{"bearer": []}]}
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: _json("Claims (OpenID Connect 5.3.2)", {"sub": "1", "preferred_username": "johndoe"}),
     401: _json("No, or an invalid, access token (RFC 6750 3.1)", {"error": "invalid_token"}),

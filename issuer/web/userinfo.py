@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from issuer.web.deps import Userinfo
-from issuer.web.openapi import USERINFO_RESPONSES
+from issuer.web.openapi import USERINFO_DOCS, USERINFO_RESPONSES
 from issuer.web.responses import no_store_json
 from resource_server.deps import bearer_token
 
@@ -17,12 +17,14 @@ router = APIRouter()
     summary="Claims about the signed-in user (OIDC 5.3)",
     operation_id="userinfo",
     responses=USERINFO_RESPONSES,
+    openapi_extra=USERINFO_DOCS,
 )
 @router.post(
     "/userinfo",
     summary="Claims about the signed-in user, by POST (OIDC 5.3)",
     operation_id="userinfo_by_post",
     responses=USERINFO_RESPONSES,
+    openapi_extra=USERINFO_DOCS,
 )
 async def userinfo(request: Request, endpoint: Userinfo) -> Response:
     return no_store_json(await endpoint.claims(bearer_token(request)))

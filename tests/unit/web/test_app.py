@@ -213,6 +213,10 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     assert "503" in paths["/readyz"]["get"]["responses"]
     ids = [op["operationId"] for path in paths.values() for op in path.values()]
     assert len(ids) == len(set(ids))
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["client"]["scheme"] == "basic" and schemes["bearer"]["scheme"] == "bearer"
+    assert {"client": []} in paths["/introspect"]["post"]["security"]
+    assert paths["/userinfo"]["post"]["security"] == [{"bearer": []}]
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

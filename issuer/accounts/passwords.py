@@ -77,16 +77,22 @@ class PasswordHasher:
         for cost in costs:
             self.expect_cost(cost)
         other = {cost: n for cost, n in sorted(costs.items()) if cost != self._rounds}
-        if other:
-            log.warning(
-                "password hashes at another bcrypt cost than ISSUER_BCRYPT_ROUNDS=%d: %s; each "
-                "is re-hashed at its next login, and until then every failed login is padded "
-                "to a check at cost %d (at most %d runs) so that none tells an account apart",
-                self._rounds,
-                ", ".join(f"{n} at cost {cost}" for cost, n in other.items()),
-                self._highest_cost,
-                MAX_PADDING_RUNS,
-            )
+        if not other:
+            return
+        hidden = self._rounds + MAX_PADDING_RUNS.bit_length() - 1  # the costliest padded to
+        log.warning(
+            "password hashes at another bcrypt cost than ISSUER_BCRYPT_ROUNDS=%d: %s; each is "
+            "re-hashed at its next login, and until then every failed login is padded to a "
+            "check at cost %d%s",
+            self._rounds,
+            ", ".join(f"{n} at cost {cost}" for cost, n in other.items()),
+            min(self._highest_cost, hidden),
+            ""
+            if self._highest_cost <= hidden
+            else f" (at most {MAX_PADDING_RUNS} runs): a wrong password for an account above "
+            f"cost {hidden} still answers more slowly than for an unknown user; set "
+            "ISSUER_BCRYPT_ROUNDS to the cost the accounts were made with",
+        )
 
     def expect_cost(self, cost: int) -> None:
         """A stored hash is at bcrypt `cost`: failed checks are padded to what it costs."""

@@ -124,6 +124,15 @@ def test_a_hash_above_the_current_cost_makes_every_failure_cost_as_much(bcrypt_c
     hasher.close()
 
 
+def test_hashes_too_costly_to_pad_to_are_named_as_still_telling(caplog):
+    hasher = PasswordHasher(rounds=4, workers=1)
+    hasher.expect_stored({4: 3, 11: 1})
+    hasher.close()
+    warning = caplog.records[-1].getMessage()
+    assert "1 at cost 11" in warning and "check at cost 8" in warning
+    assert "above cost 8 still answers more slowly" in warning
+
+
 def test_unreadable_stored_hash_is_a_failed_login_at_the_usual_cost(bcrypt_costs):
     hasher = PasswordHasher(rounds=4, workers=1)
     bcrypt_costs.clear()  # the dummy hash made at start

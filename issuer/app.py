@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],
+            expose_headers=["X-Request-ID"],  # a browser app may quote it in a report
             max_age=600,
         )
     return app

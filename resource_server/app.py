@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET"],
             allow_headers=["Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],  # a browser app may quote it in a report
             max_age=600,
         )
 

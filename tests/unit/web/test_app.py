@@ -198,6 +198,9 @@ async def test_a_cors_preflight_carries_a_request_id(settings):
             headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
         )
     assert preflight.status_code == 200 and preflight.headers["x-request-id"]
+    async with running(create_app(allowing), ISSUER) as client:
+        jwks = await client.get("/.well-known/jwks.json", headers={"Origin": "https://app.example"})
+    assert jwks.headers["access-control-expose-headers"] == "X-Request-ID"
 
 
 async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answer(client):

@@ -79,11 +79,16 @@ class Settings(BaseSettings):
     def _issuer_identifier(cls, value: str) -> str:
         # RFC 8414 section 2: a URL with no query or fragment; kept exactly as written (it is
         # `iss`), so its scheme must already be in the lower case browsers and verifiers use.
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            # urlsplit would drop a tab or newline silently; `iss` would keep it.
+            raise ValueError("must not hold spaces or control characters")
         try:
             parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises for a malformed port
+            port = parts.port
         except ValueError as exc:
             raise ValueError(f"not a URL: {exc}") from None
+        if port == 0:
+            raise ValueError("port 0 is not a port a browser can reach")
         if not value.startswith(("http://", "https://")) or not parts.hostname:
             raise ValueError(
                 "must be an http:// or https:// URL with a host (scheme in lower case)"

@@ -195,7 +195,9 @@ def _loggable_path(value: str) -> str:
 
 
 def configure_logging(fmt: str, level: str = "INFO") -> None:
-    """Send our logs to stderr as JSON or text; idempotent (replaces its own handler only)."""
+    """Send our logs, and uvicorn's, to stderr as JSON or text; idempotent (replaces its own
+    handler, and takes uvicorn's loggers over: handlers on them, an operator's from
+    `--log-config` included, are removed, so every line has one format and the request id)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _HANDLER_MARK, False):

@@ -31,7 +31,11 @@ def check_registrable(uri: str) -> str:
         raise RedirectUriError(f"a redirect URI must not have a fragment: {uri}")
     if parts.scheme == "https" and parts.hostname:
         return uri
+    # As it will be matched: a loopback URI varies in its port only, so it must be one whose
+    # port can be left out (lower-case scheme, no user information, no port 0).
     if parts.scheme == "http" and _is_loopback_ip(parts.hostname):
+        if _without_loopback_port(uri) is None:
+            raise RedirectUriError(f"not a usable loopback redirect URI: {uri}")
         return uri
     raise RedirectUriError(
         f"a redirect URI must be https, or http on a loopback address (127.0.0.1, [::1]): {uri}"

@@ -47,6 +47,11 @@ def test_an_issuer_url_is_kept_exactly(url):
         "https://idp.example.com/#top",
         "https://admin@idp.example.com",
         "https://idp.example.com:port",
+        "https://idp.example.com ",
+        "https://idp.example.com\n",
+        "https://idp.\texample.com",
+        "https://idp.example.com/a b",
+        "https://idp.example.com:0",
     ],
 )
 def test_an_issuer_url_that_is_not_an_issuer_identifier_is_refused(url):

@@ -31,6 +31,11 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example/c b",
         "http://[::1/cb",
         "https://[evil]/cb",
+        # Loopback URIs that could never match on another port (matching is strict).
+        "HTTP://127.0.0.1/cb",
+        "http://127.0.0.1:/cb",
+        "http://127.0.0.1:0/cb",
+        "http://user@127.0.0.1/cb",
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):

@@ -94,9 +94,8 @@ async def open_services(
         counters = make_store(redis_client, settings.redis_prefix, clock)
         resources.push_async_callback(counters.aclose)
         throttle = Throttle(counters, throttle_policy(settings))
-        cached_clients = CachedClients(
-            ClientRepository(sessions), reserved_id=settings.default_client_id
-        )
+        registered = ClientRepository(sessions, settings.default_client_id)
+        cached_clients = CachedClients(registered, reserved_id=settings.default_client_id)
         clients = ClientAuthenticator(cached_clients, throttle)
         logins = PasswordLogin(users, hasher, throttle, metrics)
         codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
@@ -153,8 +152,7 @@ async def open_services(
                 revoked,
                 verifier,
                 users,
-                ClientRepository(sessions),
-                settings.default_client_id,
+                registered,
                 clock,
             ),
             authorization=AuthorizationEndpoint(
@@ -163,7 +161,7 @@ async def open_services(
             logins=logins,
             throttle=throttle,
             browser_sessions=BrowserSessions(sessions, settings.session_ttl, clock),
-            userinfo=UserinfoEndpoint(verifier, revoked, users),
+            userinfo=UserinfoEndpoint(verifier, revoked, users, registered),
             logout=Logout(hints, cached_clients),
             metrics=metrics,
         )

@@ -118,8 +118,21 @@ def secret_matches(secret: str, stored: str | None) -> bool:
 class ClientRepository:
     """Reads and registers clients."""
 
-    def __init__(self, sessions: sessionmaker[Session]):
+    def __init__(self, sessions: sessionmaker[Session], unregistered_id: str = "public"):
         self._sessions = sessions
+        # The client_id of tokens issued with no client (ISSUER_DEFAULT_CLIENT_ID).
+        self._unregistered_id = unregistered_id
+
+    async def still_serves(self, client_id: str) -> bool:
+        """Whether the client a token was issued to is still registered and enabled (read
+        now, not from the token endpoint's cache); a token issued with no client names none
+        that could be gone. Its tokens no longer introspect active nor open /userinfo."""
+        if client_id == self._unregistered_id:
+            return True
+        if not registrable(client_id):
+            return False
+        client = await run_in_threadpool(self.get, client_id)
+        return client is not None and not client.disabled
 
     def get(self, client_id: str) -> Client | None:
         with self._sessions() as session:

@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts.users import UserRepository, user_id_of
 from issuer.limits.throttle import Throttle
 from issuer.oauth.client_auth import ClientAuthenticator
-from issuer.oauth.clients import ClientRepository, registrable
+from issuer.oauth.clients import ClientRepository
 from issuer.oauth.errors import InvalidRequest
 from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.revoked_tokens import RevokedTokens
 from resource_server.errors import InvalidToken
-from resource_server.verify import Claims, Verifier
+from resource_server.verify import Verifier
 
 INACTIVE: dict[str, Any] = {"active": False}
 # Section 2.2: the members an active access token's answer may carry, copied from its claims.
@@ -42,13 +42,11 @@ class IntrospectionEndpoint:
         verifier: Verifier,
         users: UserRepository,
         registered: ClientRepository,
-        unregistered_client_id: str,
         clock: Callable[[], float] = time.time,
     ):
         self._issuer = issuer
         self._users = users
         self._registered = registered
-        self._unregistered_client_id = unregistered_client_id
         self._throttle = throttle
         self._clients = clients
         self._refresh_tokens = refresh_tokens
@@ -90,7 +88,9 @@ class IntrospectionEndpoint:
         user_id = user_id_of(claims.sub)
         if user_id is not None and not await self._may_act(user_id):
             return INACTIVE
-        if claims.client_id != client.client_id and not await self._client_active(claims):
+        if claims.client_id != client.client_id and not await self._registered.still_serves(
+            claims.client_id
+        ):
             return INACTIVE
         body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
         body.update(
@@ -99,17 +99,6 @@ class IntrospectionEndpoint:
         if claims.username is not None:
             body["username"] = claims.username
         return body
-
-    async def _client_active(self, claims: Claims) -> bool:
-        """Whether the client the token was issued to is still registered and enabled (read
-        now, not from the token endpoint's cache); a token issued with no client (the
-        tutorial's password grant) names none to check."""
-        if claims.client_id == self._unregistered_client_id:
-            return True
-        if not registrable(claims.client_id):
-            return False
-        issued_to = await run_in_threadpool(self._registered.get, claims.client_id)
-        return issued_to is not None and not issued_to.disabled
 
     async def _may_act(self, user_id: int) -> bool:
         """Whether the user still exists and is not disabled."""

@@ -6,16 +6,24 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.users import UserRepository, user_id_of
+from issuer.oauth.clients import ClientRepository
 from issuer.oauth.revoked_tokens import RevokedTokens
 from resource_server.errors import InsufficientScope, InvalidToken
 from resource_server.verify import Verifier
 
 
 class UserinfoEndpoint:
-    def __init__(self, verifier: Verifier, revoked: RevokedTokens, users: UserRepository):
+    def __init__(
+        self,
+        verifier: Verifier,
+        revoked: RevokedTokens,
+        users: UserRepository,
+        clients: ClientRepository,
+    ):
         self._verifier = verifier
         self._revoked = revoked
         self._users = users
+        self._clients = clients
 
     async def claims(self, token: str) -> dict[str, Any]:
         """`sub` and `preferred_username`, and `email` with the `email` scope.
@@ -33,6 +41,8 @@ class UserinfoEndpoint:
             user = await run_in_threadpool(self._users.get_by_id, user_id)
         if user is None or user.disabled:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")
+        if not await self._clients.still_serves(claims.client_id):
+            raise InvalidToken("the token's client is no longer registered", reason="invalid_claim")
         body: dict[str, Any] = {"sub": claims.sub, "preferred_username": user.username}
         if "email" in claims.scope and user.email:
             body["email"] = user.email

@@ -13,9 +13,10 @@ from joserfc.jwk import KeySet
 
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
+from issuer.oauth.clients import Client
 from issuer.oauth.tokens import at_hash
 from issuer.settings import Settings
-from tests.support import FakeClock, fresh_key_set, running
+from tests.support import FakeClock, db_session, fresh_key_set, running
 from tests.unit.oidc.flow import (
     Pkce,
     authorize_url,
@@ -903,6 +904,20 @@ async def test_userinfo_speaks_rfc6750(client, secrets):
     assert 'error="insufficient_scope"' in no_openid.headers["www-authenticate"]
     forged = await client.get("/userinfo", headers={"Authorization": "Bearer a.b.c"})
     assert forged.status_code == 401 and "invalid_token" in forged.headers["www-authenticate"]
+
+
+async def test_userinfo_refuses_a_token_of_a_client_since_disabled(client, settings):
+    # As introspection does: the audit saw /userinfo answer for a disabled client's token.
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    token = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert (await client.get("/userinfo", headers=bearer)).status_code == 200
+    with db_session(settings.database_url) as session:
+        session.query(Client).filter_by(client_id="spa").one().disabled = True
+        session.commit()
+    refused = await client.get("/userinfo", headers=bearer)
+    assert refused.status_code == 401 and "invalid_token" in refused.headers["www-authenticate"]
 
 
 async def test_the_metadata_is_a_complete_openid_provider_document(settings):

@@ -53,6 +53,7 @@ class AuthorizationRequest:
     client: Client
     redirect_uri: str
     scope: tuple[str, ...]
+    scope_asked: bool  # sent by the client, or the client's registered scopes in its place
     state: str | None
     code_challenge: str
     nonce: str | None
@@ -167,6 +168,7 @@ class AuthorizationEndpoint:
             client=client,
             redirect_uri=redirect_uri,
             scope=scope,
+            scope_asked="scope" in params,
             state=state,
             code_challenge=challenge,
             nonce=params.get("nonce"),
@@ -268,7 +270,7 @@ class AuthorizationEndpoint:
     def _scope_for(self, request: AuthorizationRequest, user: User) -> tuple[str, ...]:
         # API scopes only as far as the user holds them (narrowed, RFC 6749 3.3).
         scope = held_by_user(request.scope, user.scope_set)
-        if request.scope and not scope:
+        if request.scope_asked and not scope:
             # The token answer would have to say its scope differs (RFC 6749 5.1), and an
             # empty scope cannot be said: nothing asked for can be granted.
             raise self.error(

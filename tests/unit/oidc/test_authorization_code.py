@@ -398,6 +398,17 @@ async def test_api_scopes_are_narrowed_to_the_users_and_nothing_left_is_access_d
         await client.get(authorize_url("webapp", WEBAPP, Pkce(), scope="read"))
     )
     assert refused["error"] == "access_denied" and refused["iss"] == ISSUER
+    # Nothing asked (the client's registered scopes stand in): nothing to refuse.
+    create_client(
+        settings,
+        "reports",
+        ("authorization_code",),
+        scope="read",
+        redirect_uris=(SPA,),
+        public=True,
+    )
+    unasked = callback_params(await client.get(authorize_url("reports", SPA, Pkce(), scope=None)))
+    assert "code" in unasked
 
 
 # -- codes -------------------------------------------------------------------------------

@@ -160,10 +160,16 @@ class AuthorizationEndpoint:
             raise fail("invalid_scope", exc.description or "invalid scope") from None
         hinted_subject = None
         if "id_token_hint" in params:
-            hint = self._hints.read(params["id_token_hint"])
-            if hint is None or hint.subject is None:
-                raise fail("invalid_request", "id_token_hint is not an ID token of this issuer")
-            hinted_subject = hint.subject
+            raw_hint = params["id_token_hint"]
+            hint = self._hints.read(raw_hint)
+            if hint is not None and hint.subject is not None:
+                hinted_subject = hint.subject
+            elif raw_hint.count(".") == 2:
+                # A JWT we cannot read as ours: most often our own ID token whose key has
+                # since retired. It names nobody the session could be, so the user signs in.
+                hinted_subject = ""
+            else:
+                raise fail("invalid_request", "id_token_hint is not an ID token")
         return AuthorizationRequest(
             client=client,
             redirect_uri=redirect_uri,

@@ -272,13 +272,22 @@ async def test_an_id_token_hint_naming_someone_else_asks_for_a_sign_in(client, s
         authorize_url("spa", SPA, Pkce(), prompt="none", id_token_hint=tokens["id_token"])
     )
     assert "code" in callback_params(same)
-    # Anything but an ID token of ours is a bad request, not a hint to ignore.
-    access = tokens["access_token"]
-    for junk in ("not-a-jwt", access, alices[:-4] + "AAAA"):
-        bad = callback_params(
-            await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=junk))
+    # A JWT that is not a readable ID token of ours (an access token, a forgery, or our own
+    # ID token whose key has since retired) names nobody the session can be: sign in again.
+    for unreadable in (tokens["access_token"], alices[:-4] + "AAAA"):
+        silent = callback_params(
+            await client.get(
+                authorize_url("spa", SPA, Pkce(), prompt="none", id_token_hint=unreadable)
+            )
         )
-        assert bad["error"] == "invalid_request", junk
+        assert silent["error"] == "login_required"
+        page = await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=unreadable))
+        assert page.status_code == 200 and 'name="password"' in page.text
+    # What is not a JWT at all is a bad request, not a hint to ignore.
+    bad = callback_params(
+        await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint="not-a-jwt"))
+    )
+    assert bad["error"] == "invalid_request"
 
 
 async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secrets, clock):

@@ -96,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     print("would change (dry run):" if args.dry_run else "changed:")
     for line in step.changes:
         print(f"  {line}")
+    if step.unloadable:
+        print(
+            f"error: the private key of {', '.join(step.unloadable)} is missing too: until "
+            "each is revoked (or its file restored) the issuer cannot load the key set and "
+            "keeps the one before, the revoked key included",
+            file=sys.stderr,
+        )
+        return 1
     if args.revoke:
         print(
             f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "

@@ -156,6 +156,9 @@ class Step:
     manifest: KeyManifest
     changes: tuple[str, ...]
     new_kid: str | None  # the key to create, if any
+    # Published keys still without a private part after a repair step: until each is revoked
+    # or restored the issuer cannot load the set, and keeps the one before.
+    unloadable: tuple[str, ...] = ()
 
 
 def initial_manifest(active_kid: str, next_kid: str, now: int) -> KeyManifest:

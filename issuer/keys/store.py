@@ -9,6 +9,7 @@ snapshot into `LoadedKeys` (signing key and JWKS body, built once per change). B
 """
 
 import contextlib
+import dataclasses
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -200,7 +201,7 @@ class KeySetStore(ABC):
             key = self._new_key(key_size)
             step = make_step(snapshot.manifest, key.thumbprint())
             new_pems = {key.thumbprint(): self._encode(key)} if step.new_kid is not None else {}
-            self._check_loadable(step.manifest, {*snapshot.pems, *new_pems}, leaving)
+            step = self._check_loadable(step, {*snapshot.pems, *new_pems}, leaving)
             self._commit(step.manifest, new_pems)
         audit.info("key set changed in %s: %s", self.describe(), "; ".join(step.changes))
         return step
@@ -211,23 +212,25 @@ class KeySetStore(ABC):
         snapshot = self._read(with_pems=True)
         self._open_before_change(snapshot, leaving=leaving)
         step = make_step(snapshot.manifest, _PLANNED_KID)
-        self._check_loadable(step.manifest, {*snapshot.pems, _PLANNED_KID}, leaving)
-        return step
+        return self._check_loadable(step, {*snapshot.pems, _PLANNED_KID}, leaving)
 
-    def _check_loadable(self, manifest: KeyManifest, stored: set[str], leaving: str | None) -> None:
+    def _check_loadable(self, step: Step, stored: set[str], leaving: str | None) -> Step:
         """Refuse a change after which the issuer could not load the set: it would keep
         serving (and signing with) the one before, a revoked key included, while the script
-        reported the change made. Revoking a key whose private part is missing is the repair,
-        and goes ahead."""
-        missing = sorted(r.kid for r in manifest.published if r.kid not in stored)
+        reported the change made. Revoking a key whose private part is missing is a repair
+        step and goes ahead; if another key is missing too, the step says so (`unloadable`)."""
+        missing = tuple(sorted(r.kid for r in step.manifest.published if r.kid not in stored))
         repairing = leaving is not None and leaving not in stored
-        if missing and not repairing:
+        if missing and repairing:
+            return dataclasses.replace(step, unloadable=missing)
+        if missing:
             raise KeySetError(
                 f"the private key of {', '.join(missing)} is missing, so the issuer could not "
                 f"load the key set after this change (it would keep the one before); revoke "
                 f"{missing[0]} first, or restore its file; the key set in {self.describe()} "
                 "was not changed"
             )
+        return step
 
     def _open_before_change(
         self, snapshot: Snapshot, allow_plaintext: bool = False, leaving: str | None = None

@@ -46,6 +46,17 @@ def test_dry_run_shows_the_step_and_changes_nothing(env):
     assert manifest(env) == before
 
 
+def test_a_revocation_leaving_another_key_lost_exits_1_and_says_so(env):
+    run_script("generate_keys.py", env=env)
+    keys = manifest(env)["keys"]
+    for key in keys:
+        (Path(env["ISSUER_KEYS_DIR"]) / f"{key['kid']}.pem").unlink()
+    active = next(k["kid"] for k in keys if k["state"] == "active")
+    result = run_script("rotate_keys.py", "--revoke", active, env=env)
+    assert result.returncode == 1
+    assert "changed:" in result.stdout and "cannot load the key set" in result.stderr
+
+
 def test_encrypt_dry_run_names_the_keys_and_encrypts_nothing(env):
     run_script("generate_keys.py", env=env)
     pems = sorted(Path(env["ISSUER_KEYS_DIR"]).glob("*.pem"))

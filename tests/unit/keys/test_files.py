@@ -332,10 +332,23 @@ def test_no_change_is_made_that_the_issuer_could_not_load_a_revocation_included(
         with pytest.raises(KeySetError, match=f"revoke {lost} first.*was not changed"):
             change()
         assert directory_contents(store) == before
-    store.revoke(lost)  # the repair goes ahead
+    assert store.revoke(lost).unloadable == ()  # the repair goes ahead
     assert store.load().signing_kid == manifest.active.kid
     store.revoke(manifest.active.kid)  # and then the revocation that was asked for
     assert manifest.active.kid not in store.load().public_keys
+
+
+def test_a_repair_that_leaves_another_key_lost_says_the_set_is_still_unloadable(store):
+    # The review: with two private files lost, revoking one was accepted silently, and the
+    # issuer went on signing with the previous set.
+    manifest = store.generate()
+    for kid in (manifest.active.kid, manifest.next.kid):
+        (store.directory / f"{kid}.pem").unlink()
+    assert store.plan_revocation(manifest.active.kid).unloadable != ()
+    step = store.revoke(manifest.active.kid)
+    assert step.unloadable == (manifest.next.kid,)
+    assert store.revoke(manifest.next.kid).unloadable == ()  # the last repair
+    assert store.load().signing_kid not in (manifest.active.kid, manifest.next.kid)
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "another passphrase"])

@@ -28,5 +28,20 @@ HTTP_ERROR_HANDLERS = {HTTPException: http_error}
 
 
 async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
+    log_unexpected(exc)
     return JSONResponse({"error": "server_error"}, 500)
+
+
+_LOGGED = "_servicekit_logged"
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """Log an unexpected error once, with its request's id, and mark it so: the framework
+    raises it again after answering, and the request context keeps it from the server, which
+    would log it a second time, without the id (see `RequestContext`)."""
+    log.error("unhandled error", exc_info=exc)
+    setattr(exc, _LOGGED, True)
+
+
+def was_logged(exc: BaseException) -> bool:
+    return bool(getattr(exc, _LOGGED, False))

@@ -24,6 +24,8 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.http_errors import was_logged
+
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
@@ -124,6 +126,12 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered with a 500 and logged with this id already: raised again only so that
+            # the server would log it, a second time and without the id, and drop the
+            # connection. Anything else goes on to the server.
+            if not (status == 500 and was_logged(exc)):
+                raise
         finally:
             self._observe(scope, status, time.perf_counter() - start)
             REQUEST_ID.reset(token)

@@ -46,7 +46,7 @@ ALLOWED = {
         "issuer.metrics",
         "resource_server",
     ),
-    "issuer.web": ("issuer.", "resource_server"),  # everything below, and the services container
+    "issuer.web": ("issuer.", "resource_server", "servicekit"),  # all below, services, plumbing
     "servicekit": (),
 }
 VERIFIER_LIBRARY = {

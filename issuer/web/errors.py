@@ -18,6 +18,7 @@ from issuer.limits.throttle import Throttled
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.errors import OAuthError, RateLimited, ServerError, TemporarilyUnavailable
 from issuer.web.responses import no_store_json
+from servicekit.http_errors import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def as_oauth_error(exc: Exception) -> OAuthError:
         return TemporarilyUnavailable(
             "the service cannot reach its database; retry later", DATABASE_RETRY_AFTER
         )
-    log.error("unhandled error", exc_info=exc)
+    log_unexpected(exc)
     return ServerError()
 
 

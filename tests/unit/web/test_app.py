@@ -190,6 +190,40 @@ async def test_an_unexpected_error_is_answered_and_logged_with_the_request_id(
                 assert [r.request_id for r in logged] == [request_id], headers
 
 
+async def test_an_answered_and_logged_error_is_not_raised_on_to_the_server(settings, monkeypatch):
+    # The review: the server logged each such error a second time, without the request id,
+    # and closed the connection.
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("issuer.web.oauth.read_form", broken)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"a=b", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/token",
+        "raw_path": b"/token",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"origin", b"https://app.example"), (b"host", b"issuer.test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("issuer.test", 80),
+    }
+    async with served(create_app(settings)) as asgi:
+        await asgi(scope, receive, send)  # returns: nothing left for the server to log
+    assert sent[0]["status"] == 500
+
+
 async def test_a_cors_preflight_carries_a_request_id(settings):
     allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})
     async with running(create_app(allowing), ISSUER) as client:

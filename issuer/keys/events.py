@@ -41,7 +41,8 @@ async def listen(client: "aioredis.Redis", prefix: str, wake: asyncio.Event) -> 
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         wake.set()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # under uvloop a reset connection is a RuntimeError too
+            # Polling still finds every change meanwhile; the listener only makes it sooner.
             log.debug("key-set signal listener lost Redis (%s); retrying", exc)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30)

@@ -176,7 +176,9 @@ class RedisStore:
     async def drop_connections(self) -> None:
         """Close every pooled connection: after an error redis-py does not recognise as a
         connection's end, it would hand the same broken connection out again."""
-        await self._redis.connection_pool.disconnect()
+        # Idle ones only: a connection in use (another request's call, the key-change
+        # listener) is its user's to keep or drop.
+        await self._redis.connection_pool.disconnect(inuse_connections=False)
 
 
 class FallbackStore:

@@ -1,0 +1,44 @@
+"""The key-change listener keeps listening whatever its connection raises."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from issuer.keys import events
+
+
+class FlakyRedis:
+    """A Redis client whose first subscription dies as a reset one does under uvloop."""
+
+    def __init__(self) -> None:
+        self.subscriptions = 0
+
+    @contextlib.asynccontextmanager
+    async def pubsub(self) -> AsyncIterator["FlakyRedis"]:
+        self.subscriptions += 1
+        if self.subscriptions == 1:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+        yield self
+
+    async def subscribe(self, _: str) -> None:
+        pass
+
+    async def listen(self) -> AsyncIterator[dict[str, object]]:
+        yield {"type": "message", "data": b"changed"}
+        await asyncio.Event().wait()
+
+
+async def test_the_listener_survives_an_error_that_is_not_redis_own(monkeypatch):
+    real_sleep = asyncio.sleep
+
+    async def no_wait(_: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(events.asyncio, "sleep", no_wait)
+    client, wake = FlakyRedis(), asyncio.Event()
+    listener = asyncio.create_task(events.listen(client, "issuer:", wake))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(wake.wait(), timeout=2)
+    finally:
+        listener.cancel()
+    assert client.subscriptions == 2

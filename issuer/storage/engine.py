@@ -5,6 +5,7 @@ import logging
 import math
 import os
 import stat
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,8 +87,9 @@ def _postgres_timeouts(url: str, timeout: float) -> dict[str, Any]:
     milliseconds = max(1, round(timeout * 1000))
     # Server options given in the URL (a search_path) are kept: these are added to them.
     given = make_url(url).query.get("options", "")
-    options = [given] if isinstance(given, str) and given else []
-    options += [f"-c statement_timeout={milliseconds}", f"-c lock_timeout={milliseconds}"]
+    options = [f"-c statement_timeout={milliseconds}", f"-c lock_timeout={milliseconds}"]
+    if isinstance(given, str) and given:
+        options.append(given)  # after ours: an operator's own timeouts there win
     return {
         "connect_timeout": max(2, math.ceil(timeout)),  # libpq's unit and minimum
         "options": " ".join(options),
@@ -125,6 +127,9 @@ def _create_private(path: str | None) -> None:
                 )
 
 
+_CONFIRMATIONS, _CONFIRMATION_GAP = 4, 0.3
+
+
 def commit_confirmed(session: Session, committed: Callable[[], bool]) -> None:
     """Commit; when the connection drops on the way, the outcome is unknown (the server may
     have committed and its answer been lost): `committed` asks on a fresh connection, and
@@ -138,11 +143,17 @@ def commit_confirmed(session: Session, committed: Callable[[], bool]) -> None:
             and not exc.connection_invalidated
         ):
             raise  # the server refused the transaction: it did not happen
-        try:
-            happened = committed()
-        except SQLAlchemyError:
-            happened = False
-        if not happened:
+        # The server may still be finishing the commit (an fsync, a synchronous replica):
+        # asked a few times over a second before the answer is "it did not happen".
+        for attempt in range(_CONFIRMATIONS):
+            try:
+                if committed():
+                    break
+            except SQLAlchemyError:
+                pass
+            if attempt + 1 < _CONFIRMATIONS:
+                time.sleep(_CONFIRMATION_GAP)
+        else:
             raise
         log.warning("a commit's answer was lost, but the transaction took place")
 

@@ -38,16 +38,18 @@ TIMES = {
 
 
 def upgrade() -> None:
-    _retype(sa.Integer(), sa.BigInteger())
+    _retype(sa.BigInteger())
 
 
 def downgrade() -> None:
-    _retype(sa.BigInteger(), sa.Integer())
+    _retype(sa.Integer())
 
 
-def _retype(existing: sa.types.TypeEngine[int], wanted: sa.types.TypeEngine[int]) -> None:
+def _retype(wanted: sa.types.TypeEngine[int]) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    name = wanted.compile(dialect=op.get_bind().dialect)
     for table, columns in TIMES.items():
-        for column in columns:
-            op.alter_column(table, column, type_=wanted, existing_type=existing)
+        # One statement a table: PostgreSQL rewrites a table once per ALTER TABLE.
+        changes = ", ".join(f"ALTER COLUMN {column} TYPE {name}" for column in columns)
+        op.execute(f"ALTER TABLE {table} {changes}")

@@ -29,12 +29,14 @@ class FrontedFastAPI(FastAPI):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self._front: dict[tuple[str, str], ASGIApp] = {}
-        self._entry: ASGIApp = self._dispatch
+        self._context: Callable[[ASGIApp], ASGIApp] = lambda app: app
+        self._full: ASGIApp = self._framework
 
     def in_context(self, context: Callable[[ASGIApp], ASGIApp]) -> None:
         """Run every request, front or full way, inside `context` (the app's
-        `RequestContext`), outermost."""
-        self._entry = context(self._dispatch)
+        `RequestContext`), outermost; before `front` registers its routes."""
+        self._context = context
+        self._full = context(self._framework)
 
     def front(self, method: str, path: str, handler: ASGIApp) -> None:
         """Answer plain `method path` requests with `handler`; the route registered for
@@ -42,32 +44,33 @@ class FrontedFastAPI(FastAPI):
         route = _route(self.routes, path)
 
         async def routed(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["app"] = self
             scope["route"] = route  # the metrics' route template, as the router sets it
-            await handler(scope, receive, send)
+            try:
+                await handler(scope, receive, send)
+            except Exception as exc:
+                # Answered as the full way answers it, by the app's handler for the
+                # unexpected (the front is outside the framework's error middleware).
+                fallback = self.exception_handlers.get(Exception)
+                if fallback is None:
+                    raise
+                response = fallback(Request(scope, receive), exc)
+                if inspect.isawaitable(response):
+                    response = await response
+                await response(scope, receive, send)
 
-        self._front[(method, path)] = routed
+        # Wrapped here, once: the hot path is this handler and the context, no more frames.
+        self._front[(method, path)] = self._context(routed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._entry(scope, receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             handler = self._front.get((scope["method"], scope["path"]))
             if handler is not None and not _has_origin(scope["headers"]):
-                scope["app"] = self
-                try:
-                    await handler(scope, receive, send)
-                except Exception as exc:
-                    # Answered as the full way answers it, by the app's handler for the
-                    # unexpected (the front is outside the framework's error middleware).
-                    fallback = self.exception_handlers.get(Exception)
-                    if fallback is None:
-                        raise
-                    response = fallback(Request(scope, receive), exc)
-                    if inspect.isawaitable(response):
-                        response = await response
-                    await response(scope, receive, send)
+                await handler(scope, receive, send)
                 return
+        await self._full(scope, receive, send)
+
+    async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
 

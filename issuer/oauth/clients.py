@@ -118,9 +118,10 @@ def secret_matches(secret: str, stored: str | None) -> bool:
 class ClientRepository:
     """Reads and registers clients."""
 
-    def __init__(self, sessions: sessionmaker[Session], unregistered_id: str = "public"):
+    def __init__(self, sessions: sessionmaker[Session], unregistered_id: str | None = None):
         self._sessions = sessions
-        # The client_id of tokens issued with no client (ISSUER_DEFAULT_CLIENT_ID).
+        # The client_id of tokens issued with no client (ISSUER_DEFAULT_CLIENT_ID, given by
+        # the composition root; none for the scripts, which never ask `still_serves`).
         self._unregistered_id = unregistered_id
 
     async def still_serves(self, client_id: str) -> bool:

@@ -13,6 +13,13 @@ from swagger_ui_bundle import swagger_ui_path
 
 # The Swagger UI shipped in swagger-ui-bundle (4.x) renders OpenAPI 3.0 documents only.
 OPENAPI_VERSION = "3.0.3"
+# The pages run Swagger UI's inline script, so no script policy; but no other site may frame
+# them (the issuer's sign-in pages are on the same origin) or sniff their type.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @dataclass(frozen=True)
@@ -47,16 +54,23 @@ def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} - API docs",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
-            oauth2_redirect_url="/docs/oauth2-redirect",
-            init_oauth=init_oauth,
+        return _framed_nowhere(
+            get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title=f"{app.title} - API docs",
+                swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                swagger_css_url="/docs-assets/swagger-ui.css",
+                swagger_favicon_url="/docs-assets/favicon-32x32.png",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+                init_oauth=init_oauth,
+            )
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def oauth2_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _framed_nowhere(get_swagger_ui_oauth2_redirect_html())
+
+
+def _framed_nowhere(response: HTMLResponse) -> HTMLResponse:
+    response.headers.update(PAGE_HEADERS)
+    return response

@@ -139,8 +139,11 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", "response_mode must be query")
         if not client.allows("authorization_code"):
             raise fail("unauthorized_client", "this client may not use the authorization code flow")
-        if "request" in params or "request_uri" in params:
+        # OpenID Connect Core 3.1.2.6 names an error for each way of sending a request object.
+        if "request" in params:
             raise fail("request_not_supported", "request objects are not supported")
+        if "request_uri" in params:
+            raise fail("request_uri_not_supported", "request objects are not supported")
         challenge = params.get("code_challenge")
         if not challenge:
             raise fail("invalid_request", "code_challenge is required (PKCE, S256)")
@@ -206,13 +209,17 @@ class AuthorizationEndpoint:
         return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
 
     async def consent(
-        self, request: AuthorizationRequest, signed_in: SignedIn | None, allow: bool
-    ) -> NeedsLogin | Redirect:
-        """The user's answer on the consent page (a session that no longer satisfies the
-        request, ended or too old for its `prompt` or `max_age`, means signing in again)."""
+        self, request: AuthorizationRequest, signed_in: SignedIn | None, shown_to: str, allow: bool
+    ) -> Decision:
+        """The answer on the consent page shown to the user `shown_to` (their `sub`). A session
+        that no longer satisfies the request (ended, or too old for its `prompt` or `max_age`)
+        means signing in again; one that is now another user's (signed in from another tab)
+        means asking that user: an answer counts only for whom the page was shown to."""
         user = await self._signed_in_user(request, signed_in)
         if user is None or signed_in is None:
             return NeedsLogin(request)
+        if str(user.id) != shown_to:
+            return NeedsConsent(request, user, self._scope_for(request, user))
         if not allow:
             raise self.error(request, "access_denied", "the user denied the request")
         scope = self._scope_for(request, user)

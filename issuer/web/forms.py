@@ -1,5 +1,5 @@
-"""Reading form bodies defensively (RFC 6749 section 3.2): the token endpoint's and the
-browser's."""
+"""Reading request parameters defensively (RFC 6749 sections 3.1 and 3.2): form bodies, the
+token endpoint's and the browser's, and the browser's query strings."""
 
 from urllib.parse import parse_qsl
 
@@ -45,15 +45,25 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
     except ClientDisconnect:
         # Nobody will read the answer; a truncated body is a bad request, not a server error.
         raise InvalidRequest("the client went away before sending the whole body") from None
+    return _pairs(bytes(body), "the request body")
+
+
+def read_query_pairs(request: Request) -> list[tuple[str, str]]:
+    """The query's parameters as sent, in order, read as strictly as a form body (the
+    framework's own reading turns bytes that are not UTF-8 into U+FFFD, which would then be
+    handed back to the client as if it had sent them)."""
+    return _pairs(request.scope.get("query_string", b""), "the query")
+
+
+def _pairs(encoded: bytes, what: str) -> list[tuple[str, str]]:
     try:
-        pairs = parse_qsl(
-            bytes(body).decode("utf-8"),
+        return parse_qsl(
+            encoded.decode("utf-8"),
             keep_blank_values=True,
             errors="strict",
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not valid UTF-8") from None
+        raise InvalidRequest(f"{what} is not valid UTF-8") from None
     except ValueError:
-        raise InvalidRequest(f"the request body has more than {MAX_FIELDS} fields") from None
-    return pairs
+        raise InvalidRequest(f"{what} has more than {MAX_FIELDS} fields") from None

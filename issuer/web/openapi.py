@@ -173,10 +173,27 @@ AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The client or redirect URI is not established", **_PAGE_CONTENT},
     429: {"description": "Too many sign-in attempts; see Retry-After", **_PAGE_CONTENT},
 }
+AUTHORIZE_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    303: {
+        "description": "A valid request: on to GET /authorize with the same parameters. "
+        "Otherwise back to the client's redirect_uri with error, state, iss"
+    },
+    400: AUTHORIZE_RESPONSES[400],
+}
+_BAD_LOGOUT = {"description": "A malformed sign-out request", **_PAGE_CONTENT}
 LOGOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Signed out, or asked to confirm signing out", **_PAGE_CONTENT},
     302: {"description": "To the registered post_logout_redirect_uri, with state"},
-    400: _ERROR,
+    400: _BAD_LOGOUT,
+}
+LOGOUT_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Signed out (the user confirmed)", **_PAGE_CONTENT},
+    303: {
+        "description": "An app's request: on to GET /logout with the same parameters. "
+        "The user's confirmation: to the registered post_logout_redirect_uri, with state"
+    },
+    400: _BAD_LOGOUT,
+    403: {"description": "The confirmation form was not sent from this site", **_PAGE_CONTENT},
 }
 USERINFO_DOCS: dict[str, Any] = {"security": [{"bearer": []}]}
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {

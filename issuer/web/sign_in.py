@@ -13,12 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttled
 from issuer.oauth.errors import InvalidGrant, OAuthError
+from issuer.oauth.parameters import read_parameters
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
     AuthorizationError,
     AuthorizationRequest,
     NeedsConsent,
     NeedsLogin,
+    Redirect,
     UntrustedRequest,
     after_sign_in,
 )
@@ -33,8 +35,13 @@ from issuer.web.deps import (
     ServiceName,
     Sessions,
 )
-from issuer.web.forms import read_form, read_form_pairs
-from issuer.web.openapi import AUTHORIZE_RESPONSES, LOGOUT_RESPONSES
+from issuer.web.forms import read_form, read_form_pairs, read_query_pairs
+from issuer.web.openapi import (
+    AUTHORIZE_FORM_RESPONSES,
+    AUTHORIZE_RESPONSES,
+    LOGOUT_FORM_RESPONSES,
+    LOGOUT_RESPONSES,
+)
 from issuer.web.pages import BrowserCookies, page, redirect
 
 log = logging.getLogger("issuer.audit")
@@ -45,18 +52,11 @@ BAD_CREDENTIALS = "Incorrect username or password."
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
 
-# One route per method (each operation has its own id in the OpenAPI document), one function.
+# One route per method (each operation has its own id in the OpenAPI document).
 @router.get(
     "/authorize",
     summary="Authorization endpoint (RFC 6749 4.1)",
     operation_id="authorize",
-    response_class=HTMLResponse,
-    responses=AUTHORIZE_RESPONSES,
-)
-@router.post(
-    "/authorize",
-    summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
-    operation_id="authorize_form",
     response_class=HTMLResponse,
     responses=AUTHORIZE_RESPONSES,
 )
@@ -67,14 +67,38 @@ async def authorize(
     cookies: Cookies,
     service_name: ServiceName,
 ) -> Response:
-    if request.method == "GET":
-        pairs = request.query_params.multi_items()
-    else:
-        try:
-            pairs = await read_form_pairs(request)
-        except OAuthError as exc:
-            return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    try:
+        pairs = read_query_pairs(request)
+    except OAuthError as exc:
+        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
+
+
+@router.post(
+    "/authorize",
+    summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
+    operation_id="authorize_form",
+    response_class=HTMLResponse,
+    responses=AUTHORIZE_FORM_RESPONSES,
+)
+async def authorize_form(
+    request: Request, endpoint: Authorization, service_name: ServiceName
+) -> Response:
+    """A valid request goes on as the same request by GET. An app's page posts it from its
+    own site, and a cross-site POST carries none of the issuer's SameSite=Lax cookies: the
+    session would go unseen (the user asked to sign in again, `prompt=none` refused) and the
+    page's new CSRF cookie would replace the one of any sign-in form open in another tab.
+    The top-level GET that follows a 303 carries them."""
+    try:
+        pairs = await read_form_pairs(request)
+        auth = await endpoint.parse(pairs, urlencode(pairs))
+    except OAuthError as exc:
+        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+    except UntrustedRequest as exc:
+        return _untrusted(service_name, exc)
+    except AuthorizationError as exc:
+        return redirect(exc.location, 303)
+    return redirect(AUTHORIZE + auth.query, 303)
 
 
 async def _authorize(
@@ -171,14 +195,17 @@ async def consent(
         await limits.check_address(address)
         auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
         signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
-        answer = await endpoint.consent(auth, signed_in, allow=form.get("decision") == "allow")
+        answer = await endpoint.consent(
+            auth, signed_in, form.get("user", ""), allow=form.get("decision") == "allow"
+        )
     except Throttled as exc:
         return _too_many(name, exc)
     except UntrustedRequest as exc:
         return _untrusted(name, exc)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
-    if isinstance(answer, NeedsLogin):  # the session ended or is too old: sign in again
+    if not isinstance(answer, Redirect):
+        # The session ended, is too old, or is now someone else's: ask again, from the start.
         return redirect(AUTHORIZE + query, 303)
     return redirect(answer.location, 303)
 
@@ -192,7 +219,15 @@ async def consent(
 async def logout(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
 ) -> Response:
-    params = {key: request.query_params.get(key) for key in LOGOUT_PARAMETERS}
+    try:
+        parameters = read_parameters(read_query_pairs(request))
+    except OAuthError as exc:
+        return _bad_logout(name, exc.description or exc.error)
+    if parameters.repeated:
+        return _bad_logout(name, f"parameter {min(parameters.repeated)!r} is repeated")
+    if parameters.holds_nul:
+        return _bad_logout(name, "a parameter holds a NUL character")
+    params = {key: parameters.values.get(key) for key in LOGOUT_PARAMETERS}
     return await _logout(request, logout, sessions, cookies, name, params)
 
 
@@ -200,15 +235,21 @@ async def logout(
     "/logout",
     summary="End the browser's session, form-encoded (RP-Initiated Logout 1.0)",
     response_class=HTMLResponse,
-    responses=LOGOUT_RESPONSES,
+    responses=LOGOUT_FORM_RESPONSES,
 )
 async def logout_form(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
 ) -> Response:
-    form = await read_form(request)
+    try:
+        form = await read_form(request)
+    except OAuthError as exc:
+        return _bad_logout(name, exc.description or exc.error)
     params = {key: form.get(key) for key in LOGOUT_PARAMETERS}
-    if "csrf_token" not in form:  # an app's logout request, sent as a form
-        return await _logout(request, logout, sessions, cookies, name, params)
+    if "csrf_token" not in form:
+        # An app's logout request, sent as a form: on as a GET, which carries the issuer's
+        # SameSite=Lax cookies where a cross-site POST carries none (see `authorize_form`).
+        sent = urlencode({key: value for key, value in params.items() if value is not None})
+        return redirect(f"/logout?{sent}" if sent else "/logout", 303)
     # The user's answer on the confirmation page.
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
@@ -235,9 +276,7 @@ async def _logout(
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
     session_id = request.cookies.get(cookies.session)
     signed_in = await run_in_threadpool(sessions.find, session_id)
-    # A cross-site POST carries no SameSite=Lax cookie: a session may exist unseen, so ask.
-    nothing_to_end = signed_in is None and request.method == "GET"
-    if nothing_to_end or logout.may_end_at_once(hint, signed_in):
+    if signed_in is None or logout.may_end_at_once(hint, signed_in):
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
     token, new = cookies.csrf_token(request)
     response = page(
@@ -322,6 +361,7 @@ def _consent_page(
         title="Allow access",
         client_name=decision.request.client.display_name,
         username=decision.user.username,
+        user_id=decision.user.id,
         scopes=[{"name": s, "description": describe_scope(s)} for s in decision.scope],
         form_action="/consent",
         csrf_token=token,
@@ -340,6 +380,17 @@ def _untrusted(service_name: str, exc: UntrustedRequest) -> Response:
         title="Sign-in request refused",
         heading="This sign-in request cannot be completed",
         message=f"The app that sent you here made an invalid request: {exc.description}.",
+    )
+
+
+def _bad_logout(service_name: str, description: str) -> Response:
+    return page(
+        "error.html",
+        400,
+        service_name=service_name,
+        title="Sign-out request refused",
+        heading="This sign-out request cannot be completed",
+        message=f"The app that sent you here made an invalid request: {description}.",
     )
 
 

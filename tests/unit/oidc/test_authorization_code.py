@@ -359,6 +359,23 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
 
 
+async def test_a_consent_answer_counts_only_for_the_user_it_was_shown_to(client, settings):
+    # The audit: alice's open consent page, sent after bob signed in from another tab, gave
+    # a code for bob and stored a consent bob never saw.
+    create_user(settings, "bob", "builder-bob1")
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+    alices = await sign_in(client, url)
+    assert "alice" in alices.text and "Allow" in alices.text
+    await sign_in(client, authorize_url("spa", SPA, Pkce(), prompt="login"), "bob", "builder-bob1")
+    answer = await consent(client, alices, "allow")
+    assert answer.status_code == 303 and answer.headers["location"] == url  # ask again
+    bobs = await client.get(answer.headers["location"])
+    assert bobs.status_code == 200 and "bob" in bobs.text and "Allow" in bobs.text
+    silent = authorize_url("consenting", CONSENTING, Pkce(), scope="openid", prompt="none")
+    assert callback_params(await client.get(silent))["error"] == "consent_required"
+    assert "code" in callback_params(_follow(await consent(client, bobs, "allow")))
+
+
 async def test_prompt_consent_asks_any_client_and_a_no_is_access_denied(client):
     # "spa" is registered without --require-consent: it skips the page unless it asks for it.
     await sign_in(client, authorize_url("spa", SPA, Pkce()))
@@ -688,21 +705,44 @@ async def test_parameters_sent_without_a_value_are_treated_as_omitted(client, se
 
 
 async def test_the_authorization_request_may_be_a_form_post(client, secrets):
+    # It goes on as the same request by GET: a cross-site POST carries none of the issuer's
+    # SameSite=Lax cookies, so the session would go unseen and a CSRF cookie be replaced.
     pkce = Pkce()
     query = authorize_url("spa", SPA, pkce, state="posted").removeprefix("/authorize?")
     form = dict(parse_qsl(query))
-    page = await client.post("/authorize", data=form)
-    assert page.status_code == 200 and 'name="password"' in page.text
-    signed_in = await submit_login(client, page, "alice", "wonderland1")
-    params = callback_params(await client.get(signed_in.headers["location"]))
+    posted = await client.post("/authorize", data=form)
+    assert posted.status_code == 303 and "set-cookie" not in posted.headers
+    assert dict(parse_qsl(posted.headers["location"].removeprefix("/authorize?"))) == form
+    params = callback_params(await sign_in(client, posted.headers["location"]))
     assert params["state"] == "posted"
     tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
     assert tokens.status_code == 200
-    # Signed in now: a posted request gets its code at once (303: the browser follows with GET).
-    answer = await client.post("/authorize", data=dict(parse_qsl(query)))
-    assert answer.status_code == 303 and "code=" in answer.headers["location"]
+    # Errors are answered at once, as by GET: to the client, or on the issuer's own page.
     bad = await client.post("/authorize", data={**form, "code_challenge_method": "plain"})
     assert bad.status_code == 303 and "error=invalid_request" in bad.headers["location"]
+    assert bad.headers["location"].startswith(SPA)
+    unknown = await client.post("/authorize", data={**form, "client_id": "nobody"})
+    assert unknown.status_code == 400 and "cannot be completed" in unknown.text
+
+
+@pytest.mark.parametrize("parameter", ["request", "request_uri"])
+async def test_request_objects_are_refused_with_the_error_named_for_each(client, parameter):
+    url = authorize_url("spa", SPA, Pkce(), **{parameter: "urn:example:x"})
+    # OpenID Connect Core 3.1.2.6: request_not_supported, request_uri_not_supported.
+    assert callback_params(await client.get(url))["error"] == f"{parameter}_not_supported"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["state=%FF%FE", "state=%C3%28", "&".join(["x=1"] * 40)],
+    ids=["non-utf8", "broken-utf8", "too-many-fields"],
+)
+async def test_a_query_that_cannot_be_read_as_sent_is_refused_at_the_issuer(client, query):
+    # The framework's own reading would hand U+FFFD back to the app as its state.
+    url = authorize_url("spa", SPA, Pkce(), state=None)
+    response = await client.get(f"{url}&{query}")
+    assert response.status_code == 400 and "cannot be completed" in response.text
+    assert "location" not in response.headers
 
 
 # -- the sign-in page ----------------------------------------------------------------------
@@ -836,6 +876,7 @@ async def still_signed_in(client) -> bool:
 
 
 CROSS_SITE = {"sec-fetch-site": "cross-site"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 @pytest.mark.parametrize(
@@ -895,18 +936,34 @@ async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):
         "post_logout_redirect_uri": "https://app.example/bye",
         "state": "s2",
     }
-    # A cross-site form post carries no SameSite=Lax cookie: the issuer asks, on its own page.
-    browser_cookies, client.cookies = client.cookies, httpx.Cookies()
-    asked = await client.post("/logout", data=form, headers=CROSS_SITE)
-    assert asked.status_code == 200 and "Sign out?" in asked.text
-    for cookie in client.cookies.jar:  # the page's CSRF cookie, as a browser keeps it
-        browser_cookies.jar.set_cookie(cookie)
-    client.cookies = browser_cookies
+    # On as a GET: a cross-site form post carries no SameSite=Lax cookie, so the session
+    # would go unseen and the page's new CSRF cookie replace that of a form open elsewhere.
+    posted = await client.post("/logout", data=form, headers=CROSS_SITE)
+    assert posted.status_code == 303, posted.text
+    assert "set-cookie" not in posted.headers
+    location = posted.headers["location"]
+    assert location.startswith("/logout?") and dict(parse_qsl(location[8:])) == form
     assert await still_signed_in(client)
-    confirmed = await client.post("/logout", data=hidden_fields(asked.text))
-    assert confirmed.status_code == 303
-    assert confirmed.headers["location"] == "https://app.example/bye?state=s2"
+    out = await client.get(location, headers=CROSS_SITE)  # the hint names the session's user
+    assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s2"
     assert not await still_signed_in(client)
+    bare = await client.post("/logout", content="", headers={**CROSS_SITE, **FORM})
+    assert bare.status_code == 303 and bare.headers["location"] == "/logout"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["state=a&state=b", "post_logout_redirect_uri=https://app.example/bye&state=a%00", "state=%FF"],
+    ids=["repeated", "nul", "non-utf8"],
+)
+async def test_a_malformed_logout_request_is_refused(client, secrets, query):
+    # As /authorize and the token endpoint refuse them: no "last value wins".
+    await signed_in_tokens(client, secrets)
+    refused = await client.get(f"/logout?{query}", headers={"sec-fetch-site": "same-origin"})
+    assert refused.status_code == 400 and "cannot be completed" in refused.text
+    assert "location" not in refused.headers and await still_signed_in(client)
+    posted = await client.post("/logout", content=query, headers={**CROSS_SITE, **FORM})
+    assert posted.status_code == 400 and "cannot be completed" in posted.text
 
 
 # -- userinfo and metadata -------------------------------------------------------------------

@@ -90,6 +90,18 @@ async def test_the_document_static_files_and_docs_are_counted_under_their_routes
     assert metric(text, count, route="unmatched", status="2xx") == 0
 
 
+async def test_the_api_docs_pages_cannot_be_framed(issuer_settings):
+    # The audit: the issuer's Swagger UI, on the sign-in pages' origin, could be framed.
+    for app in (create_issuer(issuer_settings), create_rs(RSSettings(issuer_url=ISSUER))):
+        async with running(app, "http://service.test") as client:
+            for path in ("/docs", "/docs/oauth2-redirect"):
+                page = await client.get(path)
+                assert page.status_code == 200, path
+                assert page.headers["x-frame-options"] == "DENY"
+                assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+                assert page.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_issuer_metrics(issuer_settings):
     async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
         await client.post("/token", data={"username": "alice", "password": "wonderland1"})

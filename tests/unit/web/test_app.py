@@ -244,7 +244,7 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     validate(document)
     paths = document["paths"]
     assert "text/html" in paths["/authorize"]["get"]["responses"]["200"]["content"]
-    assert {"302", "400"} <= set(paths["/authorize"]["post"]["responses"])
+    assert {"303", "400"} <= set(paths["/authorize"]["post"]["responses"])
     assert "content" not in paths["/revoke"]["post"]["responses"]["200"]
     assert {"401", "403"} <= set(paths["/userinfo"]["get"]["responses"])
     assert "503" in paths["/readyz"]["get"]["responses"]

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from resource_server.content_length import declared_length
@@ -116,6 +117,9 @@ async def refuse_token_in_body(request: Request) -> None:
     try:
         # Starlette caches the body on the request, so the route can still read it.
         found = _names_access_token(await request.body())
+    except ClientDisconnect:
+        # Nobody will read the answer; a truncated body is a bad request, not a server error.
+        raise InvalidRequest("the client went away before sending the whole body") from None
     except RuntimeError:
         # The stream is consumed: FastAPI parsed the form already (a route with `Form()`
         # parameters), and `form()` returns that parsed, cached form.

@@ -700,3 +700,19 @@ async def test_many_refreshes_at_once_do_not_starve_the_connection_pool(postgres
         tokens = [(await password_login(client)).json()["refresh_token"] for _ in range(40)]
         answers = await asyncio.gather(*(refresh(client, token) for token in tokens))
     assert sorted({answer.status_code for answer in answers}) == [200]
+
+
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+async def test_two_authorization_headers_are_invalid_request(client, secrets, path):
+    # The audit: the first was used, the second ignored; a proxy reading the other one would
+    # authenticate another client than the issuer did.
+    form = {"grant_type": "client_credentials", "token": "x"}
+    headers = [*basic("service", secrets["service"]).items(), ("Authorization", "Basic Og==")]
+    response = await client.post(path, data=form, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "the request has more than one Authorization header",
+    }
+    one = await client.post(path, data=form, headers=basic("service", secrets["service"]))
+    assert one.status_code != 400

@@ -4,7 +4,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -303,6 +303,48 @@ async def test_a_form_body_is_not_read_before_the_token_unless_small_and_declare
     )
     assert response.status_code == 401
     assert response.json() == {"error_description": "the request carries no bearer token"}
+
+
+async def test_a_client_gone_before_its_form_body_ended_is_a_bad_request(
+    protected, rsa_private_key
+):
+    # The audit: a 500 and an error-level traceback for each such request, anyone's to send.
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    messages = iter(
+        [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {token}".encode()),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"10"),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    app = client._transport.app
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["error"] == "invalid_request"
 
 
 async def test_a_declared_length_of_thousands_of_digits_is_not_converted(protected):

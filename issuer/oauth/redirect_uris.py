@@ -14,6 +14,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 MAX_LENGTH = 2000
 # A loopback host (checked apart) and, if any, a port without leading zeros.
 _LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
+# An https authority as browsers send it back: a host name or IP literal (no user
+# information) and, if any, a port without leading zeros.
+_HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
 
 
 class RedirectUriError(ValueError):
@@ -30,6 +33,10 @@ def check_registrable(uri: str) -> str:
     if "#" in uri:
         raise RedirectUriError(f"a redirect URI must not have a fragment: {uri}")
     if parts.scheme == "https" and parts.hostname:
+        # The code is sent to the URI as registered: one a browser would rewrite (`HTTPS:`),
+        # refuse (port 0 or 99999) or that carries a password is an error found too late.
+        if not _is_plain_https(uri, parts):
+            raise RedirectUriError(f"not a usable https redirect URI: {uri}")
         return uri
     # As it will be matched: a loopback URI varies in its port only, so it must be one whose
     # port can be left out (lower-case scheme, no user information, no port 0).
@@ -66,6 +73,17 @@ def _without_loopback_port(uri: str) -> str | None:
         return None  # user information, a port that is not one
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def _is_plain_https(uri: str, parts: SplitResult) -> bool:
+    authority = _HTTPS_NETLOC.fullmatch(parts.netloc)
+    return (
+        uri.startswith("https://")
+        and uri.isascii()
+        and uri.isprintable()
+        and authority is not None
+        and (authority.group(1) is None or int(authority.group(1)) <= 65535)
+    )
 
 
 def _split(uri: str) -> SplitResult | None:

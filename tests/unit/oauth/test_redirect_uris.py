@@ -11,6 +11,8 @@ from issuer.oauth.redirect_uris import RedirectUriError, check_registrable, matc
     [
         "https://app.example/cb",
         "https://app.example/cb?tenant=1",
+        "https://app.example:8443/cb",
+        "https://[2001:db8::1]/cb",
         "http://127.0.0.1/cb",
         "http://[::1]:8080/cb",
     ],
@@ -36,6 +38,14 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "http://127.0.0.1:/cb",
         "http://127.0.0.1:0/cb",
         "http://user@127.0.0.1/cb",
+        # https URIs a browser would rewrite or refuse, or that carry a password (the audit).
+        "HTTPS://app.example/cb",
+        "https://app.example:99999/cb",
+        "https://app.example:0/cb",
+        "https://app.example:/cb",
+        "https://app.example:0443/cb",
+        "https://user:pw@app.example/cb",
+        "https://app.example/caf\u00e9",
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):

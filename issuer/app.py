@@ -17,6 +17,7 @@ from issuer.web.errors import error_handlers
 from issuer.web.openapi import install_security_schemes
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
+from servicekit.configuration import load_settings
 from servicekit.docs import install_docs, mount_static
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS
@@ -76,4 +77,5 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     return app
 
 
-app = create_app()
+# Built at import for `uvicorn issuer.app:app`: a bad ISSUER_* value ends the process (exit 2).
+app = create_app(load_settings(Settings))

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 _TEN_YEARS = 10 * 365 * 86400
 
@@ -29,19 +31,19 @@ class Settings(BaseSettings):
     # Refresh tokens: a session's absolute lifetime, and how long one may lie unused.
     refresh_token_ttl: int = Field(30 * 86400, gt=0, le=_TEN_YEARS)
     refresh_token_idle_ttl: int = Field(7 * 86400, gt=0, le=_TEN_YEARS)
-    audience: str = "api"
+    audience: str = Field("api", min_length=1)
     jwks_max_age: int = Field(600, ge=0, le=86400)
     # The JWKS max-age served for one jwks_max_age after a key is revoked (an incident).
     jwks_max_age_after_revocation: int = Field(60, ge=0, le=86400)
     # OWASP's floor for bcrypt is 10; tests lower it through this setting, never in code.
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     # RFC 9068 requires `client_id`; tokens from a request that names no client carry this one.
-    default_client_id: str = "public"
+    default_client_id: str = Field("public", min_length=1)
     # How often a running issuer looks for a changed key set on disk, seconds.
-    keys_poll_interval: float = Field(1.0, gt=0, le=60)
+    keys_poll_interval: float = Field(1.0, ge=0.05, le=60)
     # Abuse resistance: limits (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
-    redis_prefix: str = "issuer:"
+    redis_prefix: str = Field("issuer:", min_length=1)
     rate_limit_window: int = Field(60, gt=0)
     rate_limit_per_ip: int = Field(60, gt=0)
     rate_limit_per_client: int = Field(600, gt=0)
@@ -53,11 +55,11 @@ class Settings(BaseSettings):
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     login_free_failures: int = Field(5, ge=0)
     login_backoff_max: int = Field(900, gt=0)
-    hash_workers: int | None = Field(None, gt=0)
+    hash_workers: int | None = Field(None, gt=0, le=256)
     hash_queue: int = Field(64, ge=0)
     # Threads that sign tokens for the grants served on the event loop (default: one per core;
     # 0 signs on the event loop itself).
-    signing_threads: int | None = Field(None, ge=0)
+    signing_threads: int | None = Field(None, ge=0, le=256)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
     # Browser origins allowed to call /token (e.g. the resource server's Swagger UI).
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     rotation_leeway: int = Field(120, ge=0, le=86400)
     # Browser sign-in: the name on the sign-in pages, how long a browser stays signed in at
     # the issuer, and how long an authorization code may wait for its exchange (at most 60 s).
-    service_name: str = "Token service"
+    service_name: str = Field("Token service", min_length=1)
     session_ttl: int = Field(8 * 3600, gt=0, le=_TEN_YEARS)
     authorization_code_ttl: int = Field(60, gt=0, le=60)
 
@@ -95,6 +97,26 @@ class Settings(BaseSettings):
             )
         if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
             raise ValueError("must have no query, fragment or user information (RFC 8414)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "not a SQLAlchemy database URL (sqlite:///... or postgresql+psycopg://...)"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend} is not supported: use SQLite or PostgreSQL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("trusted_proxies", mode="before")

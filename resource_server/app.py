@@ -31,6 +31,7 @@ from resource_server.openapi import (
 from resource_server.settings import Settings
 from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
+from servicekit.configuration import load_settings
 from servicekit.docs import install_docs
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS, unexpected_error
@@ -260,4 +261,5 @@ _JSON_CONTENT_TYPE = (b"content-type", JSON.encode())
 _TAIL = 32
 
 
-app = create_app()
+# Built at import for `uvicorn resource_server.app:app`: a bad RS_* value ends the process.
+app = create_app(load_settings(Settings))

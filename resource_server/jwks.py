@@ -120,9 +120,9 @@ class RemoteKeySet:
         # Only a caller waiting out `fetch_gap` sleeps; tests pass a sleep that moves the clock.
         self._sleep = sleep
         self._allow_insecure = allow_insecure_http
-        _require_safe_url(issuer, allow_insecure_http)
+        require_safe_url(issuer, allow_insecure_http)
         if jwks_url:
-            _require_safe_url(jwks_url, allow_insecure_http)
+            require_safe_url(jwks_url, allow_insecure_http)
         self._jwks_url = jwks_url
         # A client passed in belongs to the caller; one made here is closed by `aclose`.
         self._owns_client = client is None
@@ -443,7 +443,7 @@ class RemoteKeySet:
         if not isinstance(jwks_uri, str):
             raise KeySetDataError("metadata jwks_uri is not a string")
         try:
-            _require_safe_url(jwks_uri, self._allow_insecure)
+            require_safe_url(jwks_uri, self._allow_insecure)
         except ValueError as exc:
             raise KeySetDataError(str(exc)) from exc
         self._jwks_url = jwks_uri
@@ -554,7 +554,8 @@ def _brief(value: object) -> str:
     return text if len(text) <= 100 else f"{text[:97]}..."
 
 
-def _require_safe_url(url: str, allow_insecure_http: bool) -> None:
+def require_safe_url(url: str, allow_insecure_http: bool) -> None:
+    """ValueError unless `url` is https, or plain http where that is allowed (loopback)."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return

@@ -2,10 +2,10 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from resource_server.jwks import CachePolicy
+from resource_server.jwks import CachePolicy, require_safe_url
 
 
 class Settings(BaseSettings):
@@ -15,7 +15,7 @@ class Settings(BaseSettings):
 
     issuer_url: str = "http://127.0.0.1:8000"
     jwks_url: str | None = None
-    audience: str = "api"
+    audience: str = Field("api", min_length=1)
     jwks_min_ttl: float = Field(60, ge=0)
     jwks_max_ttl: float = Field(86400, gt=0)
     jwks_cooldown: float = Field(30, ge=0)
@@ -32,9 +32,17 @@ class Settings(BaseSettings):
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
     # The public client the API docs (Swagger UI) sign in with at the issuer.
-    docs_client_id: str = "api-docs"
+    docs_client_id: str = Field("api-docs", min_length=1)
     # Browser origins allowed to call this API from JavaScript (JSON list).
     cors_origins: list[str] = []
+
+    @model_validator(mode="after")
+    def _safe_urls(self) -> "Settings":
+        # Refused at start, as the key set would refuse them at its first fetch.
+        require_safe_url(self.issuer_url, self.allow_insecure_http)
+        if self.jwks_url is not None:
+            require_safe_url(self.jwks_url, self.allow_insecure_http)
+        return self
 
     def cache_policy(self) -> CachePolicy:
         """The key set's policy from these settings."""

@@ -1,9 +1,15 @@
-"""Bounds of the issuer's settings: a value no wait or date can hold is refused at start."""
+"""Bounds of the services' settings: a value they could not run on is refused at start, with
+one line naming its variable."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
 from issuer.settings import Settings
+from servicekit.configuration import load_settings
 
 
 def test_a_rotation_leeway_beyond_a_day_is_refused():
@@ -57,3 +63,77 @@ def test_an_issuer_url_is_kept_exactly(url):
 def test_an_issuer_url_that_is_not_an_issuer_identifier_is_refused(url):
     with pytest.raises(ValidationError, match="url"):
         Settings(url=url)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("database_url", "nonsense"),
+        ("database_url", "mysql://root@localhost/issuer"),
+        ("redis_url", "redis//localhost:6379/0"),
+        ("redis_url", "localhost:6379"),
+        ("audience", ""),
+        ("default_client_id", ""),
+        ("service_name", ""),
+        ("redis_prefix", ""),
+        ("keys_poll_interval", 1e-9),
+        ("signing_threads", 100_000),
+        ("hash_workers", 100_000),
+    ],
+)
+def test_values_the_issuer_could_not_run_on_are_refused_at_start(name, value):
+    # The audit: each was accepted and then failed later (a traceback at start-up, tokens
+    # with "aud": "", an idle issuer at 81% CPU, minutes starting 100,000 threads).
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///./issuer.db",
+        "sqlite://",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/issuer",
+        "postgresql://issuer@db/issuer",
+    ],
+)
+def test_sqlite_and_postgresql_urls_are_accepted(url):
+    assert Settings(database_url=url).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"RS_ISSUER_URL": "nonsense"}, "RS settings: 'nonsense' must use https"),
+        ({"RS_JWKS_URL": "http://idp.example/jwks"}, "RS settings: 'http://idp.example/jwks'"),
+        ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),
+    ],
+)
+def test_the_resource_server_refuses_a_bad_setting_at_start(monkeypatch, capsys, env, line):
+    from resource_server.settings import Settings as RSSettings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as ended:
+        load_settings(RSSettings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: invalid setting {line}")
+
+
+@pytest.mark.parametrize("module", ["issuer.app", "resource_server.app"])
+def test_a_bad_variable_ends_the_server_with_one_line_naming_it(tmp_path, module):
+    # The audit: uvicorn printed a 40-line traceback ending in the field's name.
+    prefix = "ISSUER" if module == "issuer.app" else "RS"
+    env = {**os.environ, f"{prefix}_LOG_FORMAT": "xml", "PYTHONWARNINGS": "ignore"}
+    ended = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 2
+    assert ended.stderr == (
+        f"error: invalid setting {prefix}_LOG_FORMAT: Input should be 'json' or 'text'\n"
+    )

@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from joserfc.errors import JoseError
@@ -420,15 +420,28 @@ class RemoteKeySet:
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
+        for url in self._metadata_urls():
+            status, _, body = await self._get(url, {"Accept": "application/json"})
+            if status == 200:
+                return self._jwks_url_from(body)
+            if status != 404:
+                raise FetchError(f"metadata endpoint answered {status}")
+        self._jwks_url = f"{self._base}/.well-known/jwks.json"
+        return self._jwks_url
+
+    def _metadata_urls(self) -> list[str]:
+        """Where the metadata may be. RFC 8414 section 3.1 puts the well-known part between
+        the host and the issuer's path; an issuer with a path may instead serve OpenID
+        Connect Discovery's document (section 4), under its path."""
+        parts = urlsplit(self._base)
+        well_known = f"/.well-known/oauth-authorization-server{parts.path}"
+        inserted = urlunsplit((parts.scheme, parts.netloc, well_known, "", ""))
+        if not parts.path:
+            return [inserted]
+        return [inserted, f"{self._base}/.well-known/openid-configuration"]
+
+    def _jwks_url_from(self, body: bytes) -> str:
         default = f"{self._base}/.well-known/jwks.json"
-        status, _, body = await self._get(
-            f"{self._base}/.well-known/oauth-authorization-server", {"Accept": "application/json"}
-        )
-        if status == 404:
-            self._jwks_url = default
-            return default
-        if status != 200:
-            raise FetchError(f"metadata endpoint answered {status}")
         try:
             metadata = json.loads(body)
         except (ValueError, RecursionError) as exc:

@@ -103,6 +103,28 @@ async def test_missing_metadata_falls_back_to_the_well_known_jwks(
     assert route.call_count == 1
 
 
+@pytest.mark.parametrize(
+    "metadata_url",
+    [
+        "https://issuer.test/.well-known/oauth-authorization-server/tenant",  # RFC 8414 3.1
+        "https://issuer.test/tenant/.well-known/openid-configuration",  # OIDC Discovery 4
+    ],
+    ids=["rfc8414", "openid-connect"],
+)
+async def test_an_issuer_with_a_path_is_found_where_the_rfcs_put_its_metadata(
+    respx_mock, http, clock, rsa_private_key, metadata_url
+):
+    # The audit: an RFC 8414 issuer with a path was looked for under its path only, so a
+    # resource server in front of it never found keys.
+    issuer = "https://issuer.test/tenant"
+    respx_mock.get(metadata_url).respond(json={"issuer": issuer, "jwks_uri": JWKS_URL})
+    keys = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
+    respx_mock.get(url__startswith="https://issuer.test/").respond(404)  # anywhere else
+    key_set = RemoteKeySet(issuer, client=http, clock=clock, sleep=clock.sleep)
+    assert await key_set.key("k1") is not None
+    assert keys.call_count == 1
+
+
 async def test_fresh_keys_are_served_from_memory(http, jwks_route, clock):
     key_set = make_key_set(http, clock, revalidate=0)  # isolate from revalidation
     await key_set.key("k1")

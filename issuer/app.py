@@ -63,6 +63,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.front("GET", "/.well-known/jwks.json", hot.jwks)
     app.front("POST", "/token", hot.token(handlers[Exception]))
     app.front("GET", "/healthz", hot.healthz)
+    app.answer_head(
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    )
     if settings.cors_origins:
         # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
         # /userinfo; Swagger UI), never credentials (cookies) across origins.

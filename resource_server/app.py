@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot routes skip the framework (servicekit.front): same functions, same answers.
     app.front("GET", "/users/me", users_me_front())
     app.front("GET", "/healthz", HEALTHY)
+    app.answer_head("/healthz", "/readyz", "/metrics")
     return app
 
 

@@ -7,10 +7,11 @@ document, and for every request the front does not take), and both call the same
 so the answers are the same: status, headers and body.
 
 The front takes only plain requests: a request with an `Origin` header goes the full way, so
-CORS stays in one place (CORSMiddleware); other methods, `HEAD` and other paths go the full
-way too. The app's request context (`in_context`: request id in and out, the latency
-histogram by route template) wraps both ways, outside everything else: CORS preflights and
-the answer to an unexpected error carry the request id too.
+CORS stays in one place (CORSMiddleware); other methods and other paths go the full way too.
+`HEAD` on the routes `answer_head` names is answered as `GET`, without the body. The app's
+request context (`in_context`: request id in and out, the latency histogram by route
+template) wraps both ways, outside everything else: CORS preflights and the answer to an
+unexpected error carry the request id too.
 """
 
 import inspect
@@ -20,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class FrontedFastAPI(FastAPI):
@@ -31,12 +32,19 @@ class FrontedFastAPI(FastAPI):
         self._front: dict[tuple[str, str], ASGIApp] = {}
         self._context: Callable[[ASGIApp], ASGIApp] = lambda app: app
         self._full: ASGIApp = self._framework
+        self._head: set[str] = set()
 
     def in_context(self, context: Callable[[ASGIApp], ASGIApp]) -> None:
         """Run every request, front or full way, inside `context` (the app's
         `RequestContext`), outermost; before `front` registers its routes."""
         self._context = context
         self._full = context(self._framework)
+
+    def answer_head(self, *paths: str) -> None:
+        """Answer `HEAD` on these `GET` routes as `GET`, without the body (RFC 9110 9.3.2):
+        uptime probes and caches ask with it. Only routes without side effects: a `HEAD`
+        the user never meant must not, say, end a session."""
+        self._head.update(paths)
 
     def front(self, method: str, path: str, handler: ASGIApp) -> None:
         """Answer plain `method path` requests with `handler`; the route registered for
@@ -68,6 +76,9 @@ class FrontedFastAPI(FastAPI):
             if handler is not None and not _has_origin(scope["headers"]):
                 await handler(scope, receive, send)
                 return
+            if scope["method"] == "HEAD" and scope["path"] in self._head:
+                await self({**scope, "method": "GET"}, receive, _without_body(send))
+                return
         await self._full(scope, receive, send)
 
     async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,6 +102,17 @@ def _find(routes: list[BaseRoute], path: str) -> BaseRoute | None:
         if found is not None:
             return found
     return None
+
+
+def _without_body(send: Send) -> Send:
+    """`send`, with the body left out (the headers, `Content-Length` included, as for GET)."""
+
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headers_only
 
 
 def _has_origin(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -1,12 +1,17 @@
-"""`FrontedFastAPI` takes only plain requests for its front routes; the rest go the full way."""
+"""`FrontedFastAPI` takes only plain requests for its front routes; the rest go the full way.
+`HEAD` is answered on the routes named for it."""
 
 from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from issuer.app import create_app as create_issuer
+from issuer.settings import Settings as IssuerSettings
+from resource_server.app import create_app as create_rs
+from resource_server.settings import Settings as RSSettings
 from servicekit.front import FrontedFastAPI
 from servicekit.observability import RequestContext, request_histogram
-from tests.support import running
+from tests.support import fresh_key_set, running
 
 
 def make_app() -> FrontedFastAPI:
@@ -45,3 +50,48 @@ def test_a_front_route_must_exist_in_the_app():
         assert "/missing" in str(exc)
     else:
         raise AssertionError("a front route without a FastAPI route was accepted")
+
+
+async def test_head_is_answered_as_get_without_the_body_on_the_routes_named():
+    app = FrontedFastAPI()
+
+    @app.get("/probe")
+    async def probe() -> PlainTextResponse:
+        return PlainTextResponse("alive")
+
+    @app.get("/act")
+    async def act() -> PlainTextResponse:  # a GET with an effect: no HEAD
+        return PlainTextResponse("done")
+
+    app.answer_head("/probe")
+    async with running(app) as client:
+        head = await client.head("/probe")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == "5"  # as for GET (RFC 9110 9.3.2)
+        assert (await client.head("/act")).status_code == 405
+        assert (await client.get("/probe")).text == "alive"
+
+
+async def test_the_services_answer_head_on_their_probes_and_documents(tmp_path):
+    # The audit: uptime probes sending HEAD got 405 from every route.
+    issuer = create_issuer(
+        IssuerSettings(
+            keys_dir=fresh_key_set(tmp_path / "keys"),
+            database_url=f"sqlite:///{tmp_path / 'issuer.db'}",
+        )
+    )
+    async with running(issuer) as client:
+        for path in (
+            "/healthz",
+            "/readyz",
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration",
+        ):
+            got, head = await client.get(path), await client.head(path)
+            assert (head.status_code, head.content) == (got.status_code, b""), path
+            assert head.headers["content-length"] == got.headers["content-length"], path
+        for path in ("/authorize", "/logout", "/token"):
+            assert (await client.head(path)).status_code == 405, path
+    async with running(create_rs(RSSettings())) as client:
+        assert (await client.head("/healthz")).status_code == 200
+        assert (await client.head("/users/me")).status_code == 405

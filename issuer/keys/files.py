@@ -5,12 +5,15 @@
     .lock           flock(2) target that serializes writers
 
 Every change runs under the lock in this order: write the new keys' PEMs (atomically), write
-the manifest (atomically; the commit point), then delete private keys the manifest no longer
-needs. A crash at any point leaves the previous or the next manifest, each with its keys.
+the manifest (atomically; the commit point), then delete the private keys of retired keys and
+temporary files of our own writes. A crash at any point leaves the previous or the next
+manifest, each with its keys. Nothing else in the directory is ours to delete: the operator may
+keep other files there.
 """
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import tempfile
@@ -21,10 +24,14 @@ from pathlib import Path
 from issuer.keys.model import KeyManifest, KeySetError
 from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 # kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
 # it is used to build a file name.
 _KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# The temporary files `write_atomic` makes here, left behind only by a crash.
+_OWN_TEMPORARY = re.compile(r"\.(manifest\.json|[A-Za-z0-9_-]{16,128}\.pem)\.[a-z0-9_]+\.tmp")
 
 
 class FileKeyStore(KeySetStore):
@@ -94,14 +101,24 @@ class FileKeyStore(KeySetStore):
         self._delete_unneeded_files(manifest)
 
     def _delete_unneeded_files(self, manifest: KeyManifest) -> None:
-        """Private keys of retired (or never committed) keys, and temporary files of crashes."""
-        needed = {f"{record.kid}.pem" for record in manifest.published}
-        for path in self.directory.iterdir():
-            stale_key = path.suffix == ".pem" and path.name not in needed
-            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
-            if stale_key or stale_tmp:
-                path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        """Private keys of retired keys and temporary files of crashed writes: only files this
+        store made. The change is committed already, so a failure here is a warning (the next
+        change tries again), never a failed change."""
+        retired = {f"{record.kid}.pem" for record in manifest.keys if not record.published}
+        try:
+            for path in list(self.directory.iterdir()):
+                if path.name in retired or _OWN_TEMPORARY.fullmatch(path.name):
+                    _delete(path)
+            _fsync_directory(self.directory)
+        except OSError as exc:
+            log.warning("the key set in %s changed; cleaning up failed: %s", self.directory, exc)
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not delete %s after a key-set change: %s", path, exc.strerror or exc)
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:

@@ -93,6 +93,35 @@ def test_every_key_change_leaves_an_audit_line(env):
     assert revoked.returncode == 0 and "revoked" in revoked.stderr
 
 
+def test_a_rotation_leaves_the_operators_files_and_reports_a_failed_cleanup(env):
+    # The audit: `rotate_keys.py --force` deleted tls.pem and .backup.tmp from the keys dir;
+    # with a directory old.pem there it exited 1 with "Is a directory" although the change
+    # had been committed (no "changed:", no audit line, no announcement).
+    env = {**env, "ISSUER_LOG_FORMAT": "text"}
+    run_script("generate_keys.py", env=env)
+    directory = Path(env["ISSUER_KEYS_DIR"])
+    (directory / "tls.pem").write_text("cert")
+    (directory / ".backup.tmp").write_text("n")
+    (directory / "old.pem").mkdir()
+    result = run_script("rotate_keys.py", "--force", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "changed:" in result.stdout and "key set changed" in result.stderr
+    assert (directory / "tls.pem").read_text() == "cert"
+    assert (directory / ".backup.tmp").read_text() == "n"
+    assert (directory / "old.pem").is_dir()
+    # A retired key's file that cannot be deleted: the change stands, with a warning.
+    retired = manifest(env)["keys"][0]["kid"]
+    revoked = run_script("rotate_keys.py", "--revoke", retired, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    (directory / f"{retired}.pem").mkdir()
+    before = manifest(env)
+    again = run_script("rotate_keys.py", "--force", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "changed:" in again.stdout and manifest(env) != before
+    assert "WARNING" in again.stderr and retired in again.stderr
+    assert "Traceback" not in again.stderr
+
+
 def test_revoke_drops_the_key_and_explains_the_effect(env):
     run_script("generate_keys.py", env=env)
     active = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "active")

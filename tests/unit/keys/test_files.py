@@ -160,15 +160,41 @@ def test_failed_atomic_write_leaves_old_content_and_no_temporary_file(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
-def test_leftovers_of_a_crash_are_cleaned_by_the_next_change(store, clock):
-    store.generate()
-    (store.directory / "orphanorphanorphan1.pem").write_bytes(b"x")
-    (store.directory / ".manifest.json.abc.tmp").write_bytes(b"x")
+def test_temporary_files_of_a_crashed_write_are_cleaned_by_the_next_change(store, clock):
+    first = store.generate()
+    leftovers = [".manifest.json.k2x9_q0a.tmp", f".{first.next.kid}.pem.abcd1234.tmp"]
+    for name in leftovers:
+        (store.directory / name).write_bytes(b"x")
     clock.advance(POLICY.publish_lead)
     store.rotate(POLICY)
-    names = {p.name for p in store.directory.iterdir()}
-    assert "orphanorphanorphan1.pem" not in names
-    assert ".manifest.json.abc.tmp" not in names
+    assert not {p.name for p in store.directory.iterdir()} & set(leftovers)
+
+
+def test_a_change_deletes_no_file_of_the_operator(store):
+    # The audit: a rotation deleted every *.pem the manifest did not name and every .*.tmp,
+    # the operator's certificate and notes among them, and failed on a directory "old.pem".
+    store.generate()
+    mine = {"tls.pem": b"cert", ".backup.tmp": b"n", "operator-backup-2024.pem": b"key"}
+    for name, content in mine.items():
+        (store.directory / name).write_bytes(content)
+    (store.directory / "old.pem").mkdir()
+    store.rotate(POLICY, force=True)
+    for name, content in mine.items():
+        assert (store.directory / name).read_bytes() == content
+    assert (store.directory / "old.pem").is_dir()
+
+
+def test_a_cleanup_failure_after_the_commit_is_a_warning_not_a_failed_change(store, caplog):
+    first = store.generate()
+    store.revoke(first.active.kid)
+    # A retired key's file that cannot be deleted (here: a directory by its name).
+    (store.directory / f"{first.active.kid}.pem").mkdir()
+    step = store.rotate(POLICY, force=True)
+    assert store.read_manifest() == step.manifest  # committed, and reported as made
+    assert store.load().signing_kid == step.manifest.active.kid
+    assert any(
+        r.levelname == "WARNING" and first.active.kid in r.getMessage() for r in caplog.records
+    )
 
 
 def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path, new_key):

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("keys_dir", mode="before")
+    @classmethod
+    def _named_keys_dir(cls, value: object) -> object:
+        # Path("") is the current directory: an emptied variable would put the keys (and
+        # their cleanup) wherever the process happens to run.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a directory (unset it for the default, ./keys)")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_addresses(cls, value: object) -> object:

@@ -2,7 +2,6 @@
 
 import argparse
 import sys
-from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,12 +18,12 @@ from servicekit.observability import configure_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--keys-dir", type=Path, help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
+        "--keys-dir", help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
     )
     parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
     args = parser.parse_args(argv)
     try:
-        settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
+        settings = Settings(**({} if args.keys_dir is None else {"keys_dir": args.keys_dir}))
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         with open_key_store(settings) as store:
             manifest = store.generate(args.key_size)

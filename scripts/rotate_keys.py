@@ -9,7 +9,6 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 
 import argparse
 import sys
-from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--keys-dir", type=Path, help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
+        "--keys-dir", help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
     )
     parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
     action = parser.add_mutually_exclusive_group()
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(_attach_revoke_value(sys.argv[1:] if argv is None else argv))
     try:
-        settings = Settings(**({"keys_dir": args.keys_dir} if args.keys_dir else {}))
+        settings = Settings(**({} if args.keys_dir is None else {"keys_dir": args.keys_dir}))
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         policy = rotation_policy(settings)
         with open_key_store(settings) as store:

@@ -200,6 +200,18 @@ def test_status_of_a_manifest_with_an_impossible_time_is_an_error(env):
     assert "created_at" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("where", ["variable", "option"])
+def test_an_empty_keys_dir_is_a_configuration_error(where):
+    # The audit: an empty ISSUER_KEYS_DIR (or --keys-dir "") was the current directory.
+    env = {"ISSUER_KEYS_DIR": ""} if where == "variable" else {}
+    args = ["--keys-dir", ""] if where == "option" else []
+    for script, *more in (("rotate_keys.py", "--status"), ("generate_keys.py",)):
+        result = run_script(script, *more, *args, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "keys_dir" in result.stderr and "must name a directory" in result.stderr
+    assert not (ROOT / "manifest.json").exists()
+
+
 def test_rotate_without_keys_says_how_to_create_them(env):
     result = run_script("rotate_keys.py", env=env)
     assert result.returncode == 1

@@ -137,3 +137,13 @@ def test_a_bad_variable_ends_the_server_with_one_line_naming_it(tmp_path, module
     assert ended.stderr == (
         f"error: invalid setting {prefix}_LOG_FORMAT: Input should be 'json' or 'text'\n"
     )
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_keys_dir_is_refused(monkeypatch, value):
+    # The audit: ISSUER_KEYS_DIR= was the current directory, keys and cleanup included.
+    monkeypatch.setenv("ISSUER_KEYS_DIR", value)
+    with pytest.raises(ValidationError, match="keys_dir"):
+        Settings()
+    with pytest.raises(ValidationError, match="must name a directory"):
+        Settings(keys_dir=value)

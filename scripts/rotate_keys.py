@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="show each key and change nothing")
     action.add_argument(
-        "--revoke", metavar="KID", help="remove a compromised key from the JWKS now"
+        "--revoke", metavar="KID", type=_kid, help="remove a compromised key from the JWKS now"
     )
     action.add_argument(
         "--encrypt",
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"encrypted: {', '.join(encrypted)}" if encrypted else "all keys were encrypted"
                 )
                 return 0
-            if args.revoke:
+            if args.revoke is not None:
                 step = (
                     store.plan_revocation(args.revoke)
                     if args.dry_run
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if args.revoke:
+    if args.revoke is not None:
         print(
             f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "
             f"its JWKS: at most {settings.jwks_max_age} s (the JWKS max-age) for caches that "
@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             "holding such tokens must log in again."
         )
     return 0
+
+
+def _kid(value: str) -> str:
+    # An empty KID (an unset shell variable) must not fall through to a rotation.
+    if not value:
+        raise argparse.ArgumentTypeError("KID must not be empty")
+    return value
 
 
 def _attach_revoke_value(argv: list[str]) -> list[str]:

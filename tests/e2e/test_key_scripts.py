@@ -139,14 +139,20 @@ def test_revoke_drops_the_key_and_explains_the_effect(env):
         (["--revoke", "no-such-kid-at-all"], 1, "no key"),
         (["--key-size", "1024"], 2, "invalid choice"),
         (["--status", "--revoke", "x"], 2, "not allowed with"),
+        # The audit: `--revoke ""` (an unset variable) rotated, with --force too, and exited 0.
+        (["--revoke", ""], 2, "KID must not be empty"),
+        (["--revoke=", "--force"], 2, "KID must not be empty"),
+        (["--dry-run", "--revoke", ""], 2, "KID must not be empty"),
     ],
 )
 def test_misuse_gets_a_clear_message_and_exit_code(env, args, code, message):
     run_script("generate_keys.py", env=env)
+    before = manifest(env)
     result = run_script("rotate_keys.py", *args, env=env)
     assert result.returncode == code
     assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "change" not in result.stdout
+    assert manifest(env) == before
 
 
 def key_files(env: dict[str, str]) -> dict[str, bytes]:

@@ -22,7 +22,7 @@ def announce(redis_url: str | None, prefix: str) -> None:
     try:
         with redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1) as client:
             client.publish(prefix + CHANNEL, "1")
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, ValueError) as exc:  # ValueError: a malformed URL
         log.warning(
             "could not announce the key-set change over Redis (%s); replicas will "
             "notice it at their next poll",

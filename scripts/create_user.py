@@ -3,6 +3,7 @@
 import argparse
 import getpass
 import sys
+import warnings
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,14 +16,32 @@ from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
 
 
+class NoPassword(Exception):
+    """No password could be read: no terminal to prompt on, end of input or an interrupt."""
+
+
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         try:
             return sys.stdin.readline().rstrip("\r\n")
         except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes
             raise PasswordPolicyError("the password is not valid UTF-8") from None
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != password:
+    try:
+        with warnings.catch_warnings():
+            # Without a terminal getpass warns and reads the password with echo: refuse.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass("Password: ")
+            repeated = getpass.getpass("Repeat password: ")
+    except getpass.GetPassWarning:
+        raise NoPassword(
+            "no terminal to prompt for the password on; give it on standard input with "
+            "--password-stdin"
+        ) from None
+    except EOFError:
+        raise NoPassword("no password given (end of input)") from None
+    except KeyboardInterrupt:
+        raise NoPassword("interrupted; no user created") from None
+    if repeated != password:
         raise PasswordPolicyError("the passwords do not match")
     return password
 
@@ -55,7 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    except (UserError, PasswordPolicyError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
+    except (
+        NoPassword,
+        UserError,
+        PasswordPolicyError,
+        InvalidScope,
+        SchemaMismatch,
+        SQLAlchemyError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # The name as stored and as it signs in (case-folded, NFKC): `Alice` is `alice`.

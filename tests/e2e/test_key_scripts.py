@@ -1,9 +1,13 @@
 """The scripts run for real: messages, exit codes, and two rotations at once."""
 
+import contextlib
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -288,6 +292,77 @@ def test_create_user_names_the_account_as_it_signs_in(tmp_path: Path):
         "create_user.py", "ALICE", "--password-stdin", "--exist-ok", env=env, stdin="wonderland1\n"
     )
     assert "user 'alice' already exists" in again.stdout
+
+
+def test_create_user_without_a_terminal_to_prompt_on_says_so_in_one_line(tmp_path: Path):
+    # The audit: `create_user.py NAME </dev/null` printed a GetPassWarning, "Password input
+    # may be echoed" and an EOFError traceback. (A new session: no terminal of the test's.)
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada"],
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: no terminal to prompt for the password on; give it on standard input with "
+        "--password-stdin"
+    ]
+
+
+def prompted(env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int], None]) -> str:
+    """create_user.py prompting on a terminal (a pty): `answer` at the first prompt; the
+    terminal's text after it."""
+    master, terminal = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"Password: " not in seen:
+            assert select.select([master], [], [], 30)[0], seen
+            seen += os.read(master, 1024)
+        answer(process, master)
+        assert process.wait(30) == 1
+        rest = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal has no process left
+            while chunk := os.read(master, 1024):
+                rest += chunk
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return rest.decode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda process, terminal: os.write(terminal, b"\x04"), "no password given"),  # Ctrl-D
+        (lambda process, terminal: process.send_signal(signal.SIGINT), "interrupted"),  # Ctrl-C
+    ],
+    ids=["end of input", "interrupt"],
+)
+def test_create_user_given_no_password_at_the_prompt_says_so_in_one_line(
+    tmp_path: Path, answer, message
+):
+    # The audit: EOF or Ctrl-C at the prompt ended in a traceback.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    lines = [line for line in prompted(env, answer).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
 # Every script that opens the database, with arguments that would otherwise succeed.

@@ -181,6 +181,10 @@ def check_password_policy(password: str) -> str:
     """The password as it will be hashed; `PasswordPolicyError` if it is not acceptable."""
     if len(password) > _MAX_PASSWORD_INPUT:
         raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
+    if not password:  # PRECIS refuses it too, which would read as a forbidden character
+        raise PasswordPolicyError(
+            f"password is empty; it must be at least {MIN_PASSWORD_LENGTH} characters"
+        )
     prepared = prepare_password(password)
     if prepared is None:
         raise PasswordPolicyError("password must not contain control characters")

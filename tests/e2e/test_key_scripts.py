@@ -294,6 +294,13 @@ def test_create_user_names_the_account_as_it_signs_in(tmp_path: Path):
     assert "user 'alice' already exists" in again.stdout
 
 
+def test_create_user_given_an_empty_password_says_it_is_empty(tmp_path: Path):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = run_script("create_user.py", "ada", "--password-stdin", env=env, stdin="\n")
+    assert result.returncode == 1
+    assert "password is empty" in result.stderr and "control" not in result.stderr
+
+
 def test_create_user_without_a_terminal_to_prompt_on_says_so_in_one_line(tmp_path: Path):
     # The audit: `create_user.py NAME </dev/null` printed a GetPassWarning, "Password input
     # may be echoed" and an EOFError traceback. (A new session: no terminal of the test's.)

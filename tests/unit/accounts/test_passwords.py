@@ -147,6 +147,12 @@ def test_policy_refuses_short_and_truncatable_passwords(password):
         check_password_policy(password)
 
 
+def test_policy_calls_an_empty_password_empty():
+    # The audit: an empty line on --password-stdin "must not contain control characters".
+    with pytest.raises(PasswordPolicyError, match="password is empty; it must be at least 8"):
+        check_password_policy("")
+
+
 async def test_verify_async_runs_on_the_hashing_pool(hasher):
     stored = hasher.hash("correct horse")
     assert (await hasher.verify_async("correct horse", stored)).ok

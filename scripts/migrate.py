@@ -15,7 +15,9 @@ from issuer.storage.schema import SchemaMismatch
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    parser.add_argument(
+        "--revision", type=_revision, default="head", help="target revision (default: head)"
+    )
     args = parser.parse_args(argv)
     try:
         engine = make_engine(Settings().database_url)
@@ -36,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"database schema: {before or '(empty)'} -> {after}")
     return 0
+
+
+def _revision(value: str) -> str:
+    # Alembic meets an empty revision with an AssertionError, not a message.
+    if not value:
+        raise argparse.ArgumentTypeError("a revision must not be empty")
+    return value
 
 
 if __name__ == "__main__":

@@ -456,8 +456,12 @@ def test_a_password_that_is_not_utf8_is_refused_under_a_strict_locale(tmp_path):
     assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
 
 
-def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("revision", "message"),
+    [("0099", "0099"), ("", "revision must not be empty")],  # "": an AssertionError traceback
+)
+def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path, revision, message):
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
-    result = run_script("migrate.py", "--revision", "0099", env=env)
+    result = run_script("migrate.py", "--revision", revision, env=env)
     assert result.returncode == 2, result.stderr
-    assert "0099" in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import TypeAdapter, ValidationError
 
 from issuer.accounts.passwords import PasswordHasher, check_password_policy
-from issuer.accounts.users import UserRepository
+from issuer.accounts.users import UserExists, UserRepository
 from issuer.builders import open_database
 from issuer.oauth.clients import ClientError, ClientRepository, NewClient
 from issuer.oauth.scopes import parse_scope
@@ -23,7 +23,8 @@ def create_user(
     scope: str = "",
     exist_ok: bool = False,
 ) -> bool:
-    """Create a user; False (and no change) if it exists and `exist_ok`."""
+    """Create a user; False (and no change) if it exists and `exist_ok`, found before or
+    at the insert (another creation of the same name may run at once)."""
     check_password_policy(password)
     scopes = parse_scope(scope)
     with open_database(settings) as engine:
@@ -33,6 +34,10 @@ def create_user(
         hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
         try:
             users.create(username, hasher.hash(password), email=email, scopes=scopes)
+        except UserExists:
+            if exist_ok:
+                return False
+            raise
         finally:
             hasher.close()
         return True
@@ -41,7 +46,8 @@ def create_user(
 def create_client(
     settings: Settings, client_id: str, grant_types: tuple[str, ...], **options: Any
 ) -> NewClient:
-    """Register a client (options as `ClientRepository.create`); the secret is shown once."""
+    """Register a client (options as `ClientRepository.create`); the secret is shown once.
+    `ClientExists` if the id is taken, even by a registration that ran at the same time."""
     if client_id == settings.default_client_id:
         # Tokens issued with no client carry this id: a client by that name would own them.
         raise ClientError(

@@ -16,7 +16,7 @@ from issuer.admin import (
     create_client,
     text_argument,
 )
-from issuer.oauth.clients import GRANT_TYPES, ClientError
+from issuer.oauth.clients import GRANT_TYPES, ClientError, ClientExists
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
@@ -90,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         default_grants = ("password", "refresh_token")
     else:
         default_grants = ("client_credentials",)
+    # On stderr: a script capturing the secret (`| tail -1`) gets nothing, not this.
+    exists = f"client {args.client_id!r} already exists; nothing changed"
     try:
         settings = Settings()
         if args.exist_ok and client_exists(settings, args.client_id):
-            # On stderr: a script capturing the secret (`| tail -1`) gets nothing, not this.
-            print(f"client {args.client_id!r} already exists; nothing changed", file=sys.stderr)
+            print(exists, file=sys.stderr)
             return 0
         created = create_client(
             settings,
@@ -113,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    except ClientExists as exc:
+        if not args.exist_ok:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(exists, file=sys.stderr)  # registered by another run since we looked
+        return 0
     except (ClientError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,10 @@ class UserError(ValueError):
     """A user cannot be created as asked."""
 
 
+class UserExists(UserError):
+    """The name is taken (possibly by a creation that raced ours)."""
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -109,7 +113,7 @@ class UserRepository:
             try:
                 session.commit()
             except IntegrityError:
-                raise UserError(f"user {normalized!r} already exists") from None
+                raise UserExists(f"user {normalized!r} already exists") from None
         return user
 
     def update_password_hash(self, user_id: int, password_hash: str) -> None:

@@ -27,6 +27,10 @@ class ClientError(ValueError):
     """A client cannot be registered as asked."""
 
 
+class ClientExists(ClientError):
+    """The client_id is taken (possibly by a registration that raced ours)."""
+
+
 def registrable(client_id: str) -> bool:
     """Whether `client_id` is one a client can be registered under."""
     # fullmatch: "$" would also accept a trailing newline.
@@ -192,7 +196,7 @@ class ClientRepository:
             try:
                 session.commit()
             except IntegrityError:
-                raise ClientError(f"client {client_id!r} already exists") from None
+                raise ClientExists(f"client {client_id!r} already exists") from None
         return NewClient(client, secret)
 
 

@@ -372,6 +372,39 @@ def test_create_user_given_no_password_at_the_prompt_says_so_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
+@pytest.mark.parametrize(
+    ("command", "created"),
+    [
+        (["create_user.py", "racer", "--password-stdin", "--exist-ok"], "created user"),
+        (["create_client.py", "racer", "--exist-ok"], "created confidential client"),
+    ],
+    ids=["user", "client"],
+)
+def test_concurrent_runs_with_exist_ok_all_succeed(database_url, command, created):
+    # The audit: of 6 such runs at once, one said "created" and five "error: ... already
+    # exists" with exit 1 (each had found the name free before inserting).
+    env = {**os.environ, "ISSUER_DATABASE_URL": database_url}
+    assert run_script("migrate.py", env=env).returncode == 0
+    script, *args = command
+    argv = [sys.executable, str(ROOT / "scripts" / script), *args]
+    runs = [
+        subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [run.communicate("wonderland1\n", timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 6, outputs
+    assert sum(created in out for out, _ in outputs) == 1
+    assert sum("already exists; nothing changed" in out + err for out, err in outputs) == 5
+
+
 # Every script that opens the database, with arguments that would otherwise succeed.
 DATABASE_SCRIPTS = [
     ("migrate.py",),

@@ -7,7 +7,6 @@ as a hash: keep it now, it cannot be shown again.
 import argparse
 import sys
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.admin import (
@@ -20,6 +19,7 @@ from issuer.oauth.clients import GRANT_TYPES, ClientError, ClientExists
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         default_grants = ("client_credentials",)
     # On stderr: a script capturing the secret (`| tail -1`) gets nothing, not this.
     exists = f"client {args.client_id!r} already exists; nothing changed"
+    settings = load_settings(Settings)
     try:
-        settings = Settings()
         if args.exist_ok and client_exists(settings, args.client_id):
             print(exists, file=sys.stderr)
             return 0
@@ -111,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
             post_logout_redirect_uris=tuple(args.post_logout_redirect_uri),
             require_consent=args.require_consent,
         )
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except ClientExists as exc:
         if not args.exist_ok:
             print(f"error: {exc}", file=sys.stderr)

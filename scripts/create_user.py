@@ -5,7 +5,6 @@ import getpass
 import sys
 import warnings
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordPolicyError
@@ -14,6 +13,7 @@ from issuer.admin import create_user, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 
 
 class NoPassword(Exception):
@@ -62,18 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         "--exist-ok", action="store_true", help="succeed without changes if the user already exists"
     )
     args = parser.parse_args(argv)
+    settings = load_settings(Settings)
     try:
         created = create_user(
-            Settings(),
+            settings,
             args.username,
             read_password(args.password_stdin),
             email=args.email,
             scope=args.scope,
             exist_ok=args.exist_ok,
         )
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except (
         NoPassword,
         UserError,

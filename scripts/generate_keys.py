@@ -3,7 +3,6 @@
 import argparse
 import sys
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.builders import open_key_store
@@ -12,6 +11,7 @@ from issuer.keys.model import KeySetError
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
 
@@ -22,15 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
     args = parser.parse_args(argv)
+    settings = load_settings(
+        Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})
+    )
     try:
-        settings = Settings(**({} if args.keys_dir is None else {"keys_dir": args.keys_dir}))
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         with open_key_store(settings) as store:
             manifest = store.generate(args.key_size)
             where = store.describe()
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except (KeySetError, SchemaMismatch, SQLAlchemyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,13 +4,13 @@ import argparse
 import sys
 
 from alembic.util import CommandError
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +19,12 @@ def main(argv: list[str] | None = None) -> int:
         "--revision", type=_revision, default="head", help="target revision (default: head)"
     )
     args = parser.parse_args(argv)
+    settings = load_settings(Settings)
     try:
-        engine = make_engine(Settings().database_url)
+        engine = make_engine(settings.database_url)
         before = schema.current(engine)
         schema.upgrade(engine, args.revision)
         after = schema.current(engine)
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except CommandError as exc:  # a --revision these migrations cannot reach
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 import argparse
 import sys
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.builders import open_key_store, rotation_policy
@@ -20,6 +19,7 @@ from issuer.keys.report import format_time, print_status
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
 EXIT_UNSAFE = 3
@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="rotate even if verifiers may not hold the next key"
     )
     args = parser.parse_args(_attach_revoke_value(sys.argv[1:] if argv is None else argv))
+    settings = load_settings(
+        Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})
+    )
     try:
-        settings = Settings(**({} if args.keys_dir is None else {"keys_dir": args.keys_dir}))
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         policy = rotation_policy(settings)
         with open_key_store(settings) as store:
@@ -78,9 +80,6 @@ def main(argv: list[str] | None = None) -> int:
                     if args.dry_run
                     else store.rotate(policy, args.force, args.key_size)
                 )
-    except ValidationError as exc:
-        print(f"error: invalid configuration: {exc}", file=sys.stderr)
-        return 2
     except UnsafeRotation as exc:
         print(f"refused: {exc}", file=sys.stderr)
         print(

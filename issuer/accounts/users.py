@@ -43,6 +43,9 @@ class UserExists(UserError):
 
 class User(Base):
     __tablename__ = "users"
+    # Tokens, sessions, consents and codes name a user by id: SQLite must never give a
+    # deleted user's id to a new one (without AUTOINCREMENT it reuses the highest).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True, index=True)

@@ -553,6 +553,31 @@ async def test_a_disabled_users_tokens_introspect_as_inactive(client, secrets, s
         assert await introspect(client, secrets, token, as_client="webapp") == {"active": False}
 
 
+async def test_a_deleted_users_tokens_stay_dead_when_another_user_is_created(
+    client, secrets, settings
+):
+    # The audit: SQLite gave the deleted (highest) user's id to the next user; the tokens,
+    # which name the user by id, came back to life, and the refresh token minted tokens for
+    # the new user.
+    login = (await password_login(client, "webapp", secrets["webapp"])).json()
+    access, refresh_token = login["access_token"], login["refresh_token"]
+    with db_session(settings.database_url) as session:
+        alice = session.query(User).filter_by(username="alice").one().id
+        session.execute(text("DELETE FROM users WHERE username = 'alice'"))  # as operators do
+        session.commit()
+    create_user(settings, "yan", "yan-password-1", scope="read write")
+    for token in (access, refresh_token):
+        assert await introspect(client, secrets, token, as_client="webapp") == {"active": False}
+    refreshed = await client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        headers=basic("webapp", secrets["webapp"]),
+    )
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    with db_session(settings.database_url) as session:
+        assert session.query(User).filter_by(username="yan").one().id > alice
+
+
 @pytest.mark.parametrize("gone", ["disabled", "deleted"])
 async def test_a_disabled_or_deleted_clients_tokens_introspect_as_inactive(
     client, secrets, settings, gone

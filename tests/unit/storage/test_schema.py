@@ -52,7 +52,7 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(engine):
         assert compare_metadata(context, Base.metadata) == []
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005"])
 def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
     schema.upgrade(engine, start)
     with engine.begin() as connection:
@@ -73,7 +73,7 @@ def test_every_revision_is_covered_by_the_tests():
 
     revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
     # A new migration must be added to the parametrization above (its predecessor as start).
-    assert revisions == {"0001", "0002", "0003", "0004", "0005"}
+    assert revisions == {"0001", "0002", "0003", "0004", "0005", "0006"}
 
 
 def test_times_past_january_2038_are_stored_and_earlier_rows_kept(engine):
@@ -213,3 +213,25 @@ def test_0003_refuses_usernames_that_differ_only_in_case_and_changes_nothing(eng
         schema.upgrade(engine)
     assert schema.current(engine) == "0002"
     assert "refresh_token_families" not in inspect(engine).get_table_names()
+
+
+def test_0006_keeps_users_and_gives_no_new_one_the_id_of_a_deleted_one(engine):
+    # The audit: SQLite gave a deleted user's id (the highest) to the next user, who then
+    # inherited its tokens. A user deleted before the migration must not lend its id either.
+    schema.upgrade(engine, "0005")
+    add_user = text(
+        "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+        "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as connection:
+        for name in ("ann", "bea", "cid", "dot"):
+            connection.execute(add_user, {"n": name})
+        connection.execute(
+            text("INSERT INTO browser_sessions VALUES ('h', 4, 1, 1, 1)")  # dot's session
+        )
+        connection.execute(text("DELETE FROM users WHERE username IN ('cid', 'dot')"))
+    schema.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(add_user, {"n": "eve"})
+        users = connection.execute(text("SELECT username, id FROM users ORDER BY id")).all()
+    assert [tuple(row) for row in users] == [("ann", 1), ("bea", 2), ("eve", 5)]

@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(Settings)
     try:
         engine = make_engine(settings.database_url)
-        before = schema.current(engine)
-        schema.upgrade(engine, args.revision)
+        before = schema.upgrade(engine, args.revision)  # as found under the schema lock
         after = schema.current(engine)
     except CommandError as exc:  # a --revision these migrations cannot reach
         print(f"error: {exc}", file=sys.stderr)

@@ -6,10 +6,19 @@ import math
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -78,9 +87,32 @@ def make_engine(url: str, timeout: float | None = None) -> Engine:
         # An explicit BEGIN makes DDL transactional (a migration applies whole or not at all).
         # Write transactions here start with their write, so a concurrent commit can never
         # leave them on a stale snapshot (SQLITE_BUSY_SNAPSHOT); writers queue on the lock.
-        connection.exec_driver_sql("BEGIN")
+        # One that must read before it writes takes the write lock at BEGIN (see exclusive).
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_IMMEDIATE = "issuer_begin_immediate"
+
+
+@contextlib.contextmanager
+def exclusive(engine: Engine, lock_id: int) -> Iterator[Connection]:
+    """A transaction that no other `exclusive(..., lock_id)` on the database runs beside, in
+    any process, and whose reads see everything the one before it committed.
+
+    PostgreSQL: a transaction-level advisory lock on `lock_id`, released at commit or
+    rollback (each statement after it reads afresh under READ COMMITTED). SQLite: the
+    database's write lock, taken at BEGIN (BEGIN IMMEDIATE) before the first read; every
+    other writer waits for it too.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            yield connection
 
 
 def _postgres_timeouts(url: str, timeout: float) -> dict[str, Any]:

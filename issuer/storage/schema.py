@@ -4,6 +4,9 @@ An empty database is migrated to the current schema at start-up (the embedded de
 no extra command); a database at an older revision is refused with the command that migrates
 it, so a new issuer never runs against tables it does not expect. A revision these migrations
 do not know was written by a newer issuer: starting and migrating both refuse it.
+
+Migrating, and deciding whether to, happen under one lock (`SCHEMA_LOCK`), so replicas and
+scripts starting together on an empty database create the schema once, and all go on.
 """
 
 from pathlib import Path
@@ -14,7 +17,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
+from issuer.storage.engine import exclusive
+
 MIGRATE_COMMAND = "make migrate (or: python scripts/migrate.py)"
+# The PostgreSQL advisory lock every issuer and script holds while it changes the schema or
+# decides not to (SQLite: its write lock). Any constant will do if it never changes.
+SCHEMA_LOCK = 1_553_712_009
 
 
 class SchemaMismatch(RuntimeError):
@@ -36,15 +44,23 @@ def head() -> str:
 
 def current(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision(connection)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` in one transaction (all or nothing); `SchemaMismatch`
-    if a newer issuer has already migrated the database past what this one knows."""
-    with engine.begin() as connection:
-        _refuse_newer(MigrationContext.configure(connection).get_current_revision())
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to `revision` in one transaction (all or nothing); return the
+    revision found before. `SchemaMismatch` if a newer issuer has already migrated the
+    database past what this one knows. Two at once run one after the other (the schema lock),
+    the second finding the work done."""
+    with exclusive(engine, SCHEMA_LOCK) as connection:
+        before = _revision(connection)
+        _refuse_newer(before)
         command.upgrade(_config(connection), revision)
+    return before
 
 
 def _refuse_newer(revision: str | None) -> None:
@@ -60,13 +76,26 @@ def _refuse_newer(revision: str | None) -> None:
 def prepare(engine: Engine) -> None:
     """Create the schema in an empty database; refuse an older or unknown one."""
     revision, wanted = current(engine), head()
+    if revision is None:
+        revision = _create_if_empty(engine)
     if revision == wanted:
-        return
-    if revision is None and not inspect(engine).get_table_names():
-        upgrade(engine)
         return
     _refuse_newer(revision)
     raise SchemaMismatch(
         f"the database schema is at revision {revision or '(none)'}, this issuer needs "
         f"{wanted}; migrate it with: {MIGRATE_COMMAND}"
     )
+
+
+def _create_if_empty(engine: Engine) -> str | None:
+    """Migrate an empty database to the head, and return the revision the database is at.
+
+    Replicas and scripts starting together all find it empty: the first to take the schema
+    lock creates the schema, the others wait and then find it made (they looked at it before
+    without the lock, so nobody migrates a database someone else is migrating)."""
+    with exclusive(engine, SCHEMA_LOCK) as connection:
+        revision = _revision(connection)
+        if revision is None and not inspect(connection).get_table_names():
+            command.upgrade(_config(connection), "head")
+            return head()
+        return revision

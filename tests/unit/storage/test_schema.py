@@ -1,5 +1,6 @@
 """Migrations on SQLite and PostgreSQL, and the start-up schema check."""
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
 from tests.support import fresh_key_set, running
+from tests.unit.storage.racer import race
 
 TABLES = {
     "users",
@@ -235,3 +237,29 @@ def test_0006_keeps_users_and_gives_no_new_one_the_id_of_a_deleted_one(engine):
         connection.execute(add_user, {"n": "eve"})
         users = connection.execute(text("SELECT username, id FROM users ORDER BY id")).all()
     assert [tuple(row) for row in users] == [("ann", 1), ("bea", 2), ("eve", 5)]
+
+
+@pytest.mark.parametrize("step", ["prepare", "upgrade"])
+def test_processes_preparing_an_empty_database_at_once_all_succeed(database_url, step):
+    # The audit: four create_user.py on a fresh PostgreSQL database, three failed on a unique
+    # violation creating alembic_version; two issuers started at once, one died; on SQLite one
+    # read "(none)" beside tables another had just made, and refused.
+    processes = 4
+    # Spawned (fork warns in a process with threads), importing little (racer.py).
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    racers = [
+        context.Process(target=race, args=(database_url, step, barrier, results))
+        for _ in range(processes)
+    ]
+    for racer in racers:
+        racer.start()
+    outcomes = [results.get(timeout=60) for _ in racers]
+    for racer in racers:
+        racer.join(timeout=10)
+    assert outcomes == ["ok"] * processes
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    engine.dispose()
+    assert [tuple(row) for row in versions] == [(schema.head(),)]

@@ -18,6 +18,7 @@ from issuer.admin import (
 from issuer.oauth.clients import GRANT_TYPES, ClientError, ClientExists
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
+from issuer.storage.engine import DatabaseFileError
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
@@ -117,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(exists, file=sys.stderr)  # registered by another run since we looked
         return 0
-    except (ClientError, InvalidScope, SchemaMismatch, SQLAlchemyError) as exc:
+    except (
+        ClientError,
+        InvalidScope,
+        DatabaseFileError,
+        SchemaMismatch,
+        SQLAlchemyError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     client = created.client

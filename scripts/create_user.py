@@ -12,6 +12,7 @@ from issuer.accounts.users import UserError, normalize_username
 from issuer.admin import create_user, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
+from issuer.storage.engine import DatabaseFileError
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         UserError,
         PasswordPolicyError,
         InvalidScope,
+        DatabaseFileError,
         SchemaMismatch,
         SQLAlchemyError,
     ) as exc:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.settings import Settings
 from issuer.storage import schema
-from issuer.storage.engine import make_engine
+from issuer.storage.engine import DatabaseFileError, make_engine
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:  # a --revision these migrations cannot reach
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except SchemaMismatch as exc:
+    except (DatabaseFileError, SchemaMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:

@@ -36,6 +36,10 @@ class Base(DeclarativeBase):
 UnixTime = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class DatabaseFileError(OSError):
+    """The SQLite database file cannot be created; the message names it and why."""
+
+
 def too_long(row: Base) -> list[str]:
     """The columns of `row` holding text longer than their declared length: PostgreSQL
     refuses such a row and SQLite would store it, so it is refused before either sees it."""
@@ -56,6 +60,7 @@ def make_engine(url: str, timeout: float | None = None) -> Engine:
     free pooled connection. The statement that times out is cancelled by the server and its
     transaction rolled back, so nothing is half done. Scripts and migrations pass none.
     Statement parameters are never put in error messages (they hold hashes and token ids).
+    A SQLite file that cannot be created is a `DatabaseFileError` naming it and why.
     """
     if not url.startswith("sqlite"):
         if timeout is None:
@@ -142,21 +147,25 @@ def _create_private(path: str | None) -> None:
     """
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    with contextlib.suppress(FileNotFoundError):
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            # Not changed behind the operator's back (a group may be meant to read it), but
-            # one made before files were created private is worth a word.
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-            if mode & 0o077:
-                log.warning(
-                    "the database %s is readable by others (mode %o) and holds password "
-                    "hashes; make it private: chmod 600 %s",
-                    path,
-                    mode,
-                    path,
-                )
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        # Not changed behind the operator's back (a group may be meant to read it), but
+        # one made before files were created private is worth a word.
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            log.warning(
+                "the database %s is readable by others (mode %o) and holds password "
+                "hashes; make it private: chmod 600 %s",
+                path,
+                mode,
+                path,
+            )
+    except OSError as exc:
+        # A missing or unwritable directory: SQLite would fail too, naming neither.
+        raise DatabaseFileError(
+            f"cannot create the database {path}: {exc.strerror or exc}"
+        ) from None
 
 
 _CONFIRMATIONS, _CONFIRMATION_GAP = 4, 0.3

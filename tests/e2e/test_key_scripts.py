@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -502,3 +503,45 @@ def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path, revis
     result = run_script("migrate.py", "--revision", revision, env=env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def without_write_override() -> list[str]:
+    """A command prefix under which a directory of mode 555 cannot be written: none for a
+    user without the privilege, setpriv dropping it for root; a skip where neither works."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root, and no setpriv to drop CAP_DAC_OVERRIDE with")
+    dropped = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={dropped}", f"--bounding-set={dropped}"]
+
+
+@pytest.mark.parametrize("unwritable", ["file", "mode 555"])
+def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_path, unwritable):
+    # The audit: a SQLite database in a directory without write permission gave a traceback.
+    (tmp_path / "a-file").touch()
+    (tmp_path / "read-only").mkdir(mode=0o555)
+    (tmp_path / "read-only").chmod(0o555)
+    prefix, where, cause = [], tmp_path / "a-file" / "new.db", "Not a directory"
+    if unwritable == "mode 555":
+        prefix, where = without_write_override(), tmp_path / "read-only" / "new.db"
+        cause = "Permission denied"
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{where}",
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
+    }
+    for script, *args in DATABASE_SCRIPTS:
+        result = subprocess.run(
+            [*prefix, sys.executable, str(ROOT / "scripts" / script), *args],
+            input="wonderland1\n",
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, (script, result.stderr)
+        assert result.stderr == f"error: cannot create the database {where}: {cause}\n", script
+    assert not where.exists()

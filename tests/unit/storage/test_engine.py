@@ -2,6 +2,7 @@
 PostgreSQL are bounded."""
 
 import logging
+import os
 import socket
 import stat
 import time
@@ -10,7 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from issuer.storage.engine import make_engine
+from issuer.app import create_app
+from issuer.settings import Settings
+from issuer.storage.engine import DatabaseFileError, make_engine
+from tests.support import fresh_key_set, running
 
 
 def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path):
@@ -38,6 +42,46 @@ def test_an_existing_database_keeps_its_mode_and_a_readable_one_is_named(tmp_pat
     with caplog.at_level(logging.WARNING, logger="issuer.storage.engine"):
         make_engine(f"sqlite:///{path}").dispose()
     assert caplog.text == ""
+
+
+def unwritable(tmp_path):
+    """A directory this process cannot create files in; a skip where it can anyway (root)."""
+    directory = tmp_path / "read-only"
+    directory.mkdir(mode=0o555)
+    directory.chmod(0o555)
+    if os.access(directory, os.W_OK):
+        pytest.skip("this process may write a directory of mode 555 (root)")
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("where", "cause"),
+    [
+        ("a-file/issuer.db", "Not a directory"),  # fails alike for root
+        ("missing/issuer.db", "No such file or directory"),
+        ("read-only/issuer.db", "Permission denied"),
+    ],
+)
+def test_a_database_file_that_cannot_be_created_is_an_error_naming_it_and_why(
+    tmp_path, where, cause
+):
+    # The audit: a directory without write permission gave a PermissionError traceback.
+    (tmp_path / "a-file").touch()
+    if where.startswith("read-only"):
+        unwritable(tmp_path)
+    path = tmp_path / where
+    with pytest.raises(DatabaseFileError, match=f"^cannot create the database {path}: {cause}$"):
+        make_engine(f"sqlite:///{path}")
+
+
+async def test_the_issuer_refuses_to_start_on_a_database_it_cannot_create(tmp_path):
+    (tmp_path / "a-file").touch()
+    fresh_key_set(tmp_path / "keys")
+    path = tmp_path / "a-file" / "issuer.db"
+    app = create_app(Settings(keys_dir=tmp_path / "keys", database_url=f"sqlite:///{path}"))
+    with pytest.raises(DatabaseFileError, match=f"{path}: Not a directory"):
+        async with running(app):
+            pass
 
 
 def test_a_postgres_server_that_never_answers_is_an_error_within_the_timeout(postgres_url):

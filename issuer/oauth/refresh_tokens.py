@@ -4,6 +4,10 @@ Each token belongs to a family (one login). Using a token marks it used and issu
 successor in the same transaction; presenting a used token again revokes the whole family,
 since either the client or an attacker holds a stolen copy.
 
+A family ends when none of its tokens can be used again and every access token issued with
+them has expired (until then a replayed token still revokes those); each login deletes a few
+families that have ended, so the tables hold the live sessions and not every login ever.
+
 Every transaction that rotates within a family or revokes it starts by locking the family's
 row. The lock puts them in one order: a revocation sees every successor committed before it
 (a snapshot taken after the lock), and a rotation after a revocation finds the family
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Integer, String, and_, select, update
+from sqlalchemy import ColumnElement, Integer, String, and_, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
@@ -38,6 +42,8 @@ class RefreshFamily(Base):
     created_at: Mapped[int] = mapped_column(UnixTime)
     updated_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
     revoked_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
+    # When its newest token's idle end and access token's expiry have both passed.
+    ends_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True, index=True)
 
 
 class RefreshToken(Base):
@@ -129,11 +135,22 @@ class RefreshTokenStore:
     ) -> tuple[str, str]:
         """`start_family` inside the caller's transaction; the token and its family id."""
         family_id = secrets.token_hex(16)
-        session.add(
-            RefreshFamily(family_id=family_id, client_id=client_id, user_id=user_id, created_at=now)
-        )
         grant = RefreshGrant(family_id, client_id, user_id, scope, now + self._absolute_ttl)
-        return self._add(session, grant, access, now), family_id
+        token, ends_at = self._add(session, grant, access, now)
+        session.add(
+            RefreshFamily(
+                family_id=family_id,
+                client_id=client_id,
+                user_id=user_id,
+                created_at=now,
+                ends_at=ends_at,
+            )
+        )
+        # After the writes: on SQLite a transaction that reads first may find its snapshot
+        # stale when it comes to write.
+        session.flush()
+        _delete_ended_families(session, now)
+        return token, family_id
 
     def rotate(
         self,
@@ -172,7 +189,12 @@ class RefreshTokenStore:
             user_id, scope, family_expires_at = claimed
             grant = RefreshGrant(family_id, client_id, user_id, scope, family_expires_at)
             result, access = issue(grant, session)
-            successor = self._add(session, grant, access, now)
+            successor, ends_at = self._add(session, grant, access, now)
+            session.execute(
+                update(RefreshFamily)
+                .where(RefreshFamily.family_id == family_id)
+                .values(ends_at=ends_at)
+            )
             commit_confirmed(session, lambda: self.find(successor) is not None)
         return result, successor
 
@@ -245,8 +267,13 @@ class RefreshTokenStore:
         session.commit()
         return FamilyRevoked(access_tokens)
 
-    def _add(self, session: Session, grant: RefreshGrant, access: AccessTokenRef, now: int) -> str:
+    def _add(
+        self, session: Session, grant: RefreshGrant, access: AccessTokenRef, now: int
+    ) -> tuple[str, int]:
+        """The family's newest token, and when the family ends with it as its newest (its
+        predecessors' ends come before)."""
         token = secrets.token_urlsafe(32)
+        idle_expires_at = min(now + self._idle_ttl, grant.family_expires_at)
         session.add(
             RefreshToken(
                 token_hash=lookup_key(token),
@@ -257,11 +284,32 @@ class RefreshTokenStore:
                 access_jti=access.jti,
                 access_expires_at=access.expires_at,
                 created_at=now,
-                idle_expires_at=min(now + self._idle_ttl, grant.family_expires_at),
+                idle_expires_at=idle_expires_at,
                 family_expires_at=grant.family_expires_at,
             )
         )
-        return token
+        return token, max(idle_expires_at, access.expires_at)
+
+
+# Families deleted by one login at most: the work a login adds stays small, and logins
+# outnumber the families that end.
+ENDED_FAMILIES_PER_LOGIN = 20
+
+
+def _delete_ended_families(session: Session, now: int) -> None:
+    # Locked as every family is, first; on PostgreSQL two logins at once take different
+    # families (SKIP LOCKED) instead of waiting on, or deadlocking over, the same ones.
+    ended = list(
+        session.scalars(
+            select(RefreshFamily.family_id)
+            .where(RefreshFamily.ends_at <= now)
+            .limit(ENDED_FAMILIES_PER_LOGIN)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ended:
+        session.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(ended)))
+        session.execute(delete(RefreshFamily).where(RefreshFamily.family_id.in_(ended)))
 
 
 def _lock_family(session: Session, family_id: str, now: int) -> None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,9 @@ from issuer.oauth import refresh_tokens
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.refresh_tokens import (
     FamilyRevoked,
+    RefreshFamily,
     RefreshGrant,
+    RefreshToken,
     RefreshTokenStore,
 )
 from issuer.oauth.revoked_tokens import AccessTokenRef, RevokedTokens
@@ -165,3 +168,86 @@ def test_a_commit_that_did_not_happen_is_an_error_and_spends_nothing(store, monk
         rotate(store, rt0)
     monkeypatch.undo()
     assert rotate(store, rt0)  # still the token to use
+
+
+def family_count(sessions) -> int:
+    with sessions() as session:
+        families = session.scalar(select(func.count()).select_from(RefreshFamily))
+        tokens = session.scalar(
+            select(func.count(func.distinct(RefreshToken.family_id))).select_from(RefreshToken)
+        )
+    assert families == tokens  # a family and its tokens go together
+    return int(families or 0)
+
+
+def test_logins_delete_families_that_have_ended_and_nothing_else(sessions):
+    # The audit: every login's and every rotation's row was kept for ever.
+    store = RefreshTokenStore(sessions, 30 * DAY, 100)  # idle for 100 s ends a family
+
+    def login_at(now: int) -> str:
+        access = AccessTokenRef(secrets.token_hex(8), now + 900)
+        return store.start_family(client_id="spa", user_id=1, scope="", access=access, now=now)
+
+    rt0 = login_at(NOW)
+
+    def issue_a1(_: RefreshGrant, __: Session) -> tuple[None, AccessTokenRef]:
+        return None, AccessTokenRef("a1", NOW + 910)
+
+    rt1 = store.rotate(rt0, "spa", NOW + 10, issue_a1)[1]
+    # Idle too long (at NOW + 110), but the access token issued with rt1 lives until NOW + 910:
+    # a replay must still revoke it, so the family stays.
+    login_at(NOW + 500)
+    assert family_count(sessions) == 2
+    with pytest.raises(FamilyRevoked) as replay:
+        store.rotate(rt0, "spa", NOW + 500, issue)
+    assert "a1" in [ref.jti for ref in replay.value.access_tokens]
+    login_at(NOW + 911)  # now it has ended: deleted; the two later logins' families stay
+    assert family_count(sessions) == 2
+    assert store.find(rt1) is None and store.find(rt0) is None
+
+
+def test_a_login_deletes_a_bounded_number_of_ended_families(sessions):
+    store = RefreshTokenStore(sessions, 30 * DAY, 100)
+    ended = refresh_tokens.ENDED_FAMILIES_PER_LOGIN + 5
+    for _ in range(ended):
+        store.start_family(
+            client_id="spa", user_id=1, scope="", access=AccessTokenRef("a", NOW + 1), now=NOW
+        )
+    later = NOW + DAY
+    store.start_family(
+        client_id="spa", user_id=1, scope="", access=AccessTokenRef("b", later), now=later
+    )
+    assert family_count(sessions) == 6
+    store.start_family(
+        client_id="spa", user_id=1, scope="", access=AccessTokenRef("c", later), now=later
+    )
+    assert family_count(sessions) == 2
+
+
+def test_logins_at_once_delete_ended_families_without_failing(sessions):
+    # On PostgreSQL each takes families no other is deleting (SKIP LOCKED): none waits on
+    # another's, none deadlocks.
+    store = RefreshTokenStore(sessions, 30 * DAY, 100)
+    for _ in range(3 * refresh_tokens.ENDED_FAMILIES_PER_LOGIN):
+        store.start_family(
+            client_id="spa", user_id=1, scope="", access=AccessTokenRef("a", NOW + 1), now=NOW
+        )
+    later, errors = NOW + DAY, []
+    barrier = threading.Barrier(4)
+
+    def log_in() -> None:
+        barrier.wait()
+        try:
+            store.start_family(
+                client_id="spa", user_id=1, scope="", access=AccessTokenRef("b", later), now=later
+            )
+        except Exception as exc:  # any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log_in) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert family_count(sessions) == 4  # the four new ones; the ended ones all deleted

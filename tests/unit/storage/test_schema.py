@@ -75,7 +75,7 @@ def test_every_revision_is_covered_by_the_tests():
 
     revisions = {s.revision for s in ScriptDirectory.from_config(schema._config()).walk_revisions()}
     # A new migration must be added to the parametrization above (its predecessor as start).
-    assert revisions == {"0001", "0002", "0003", "0004", "0005", "0006"}
+    assert revisions == {"0001", "0002", "0003", "0004", "0005", "0006", "0007"}
 
 
 def test_times_past_january_2038_are_stored_and_earlier_rows_kept(engine):
@@ -237,6 +237,38 @@ def test_0006_keeps_users_and_gives_no_new_one_the_id_of_a_deleted_one(engine):
         connection.execute(add_user, {"n": "eve"})
         users = connection.execute(text("SELECT username, id FROM users ORDER BY id")).all()
     assert [tuple(row) for row in users] == [("ann", 1), ("bea", 2), ("eve", 5)]
+
+
+def test_0007_gives_each_family_the_end_of_its_newest_token_and_access_token(engine):
+    schema.upgrade(engine, "0006")
+    add_token = text(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, "
+        "access_jti, access_expires_at, created_at, idle_expires_at, family_expires_at) "
+        "VALUES (:h, :f, 'spa', 1, '', :h, :access, 0, :idle, 9000)"
+    )
+    with engine.begin() as connection:
+        for family in ("idle-last", "access-last", "no-tokens"):
+            connection.execute(
+                text(
+                    "INSERT INTO refresh_token_families (family_id, client_id, user_id, "
+                    "created_at) VALUES (:f, 'spa', 1, 7)"
+                ),
+                {"f": family},
+            )
+        for digest, family, access, idle in [
+            ("a", "idle-last", 100, 500),
+            ("b", "idle-last", 200, 800),  # the newest: its idle end is the family's
+            ("c", "access-last", 950, 300),  # an access token outliving every idle end
+        ]:
+            connection.execute(
+                add_token, {"h": digest, "f": family, "access": access, "idle": idle}
+            )
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        ends = dict(
+            connection.execute(text("SELECT family_id, ends_at FROM refresh_token_families")).all()
+        )
+    assert ends == {"idle-last": 800, "access-last": 950, "no-tokens": 7}
 
 
 @pytest.mark.parametrize("step", ["prepare", "upgrade"])

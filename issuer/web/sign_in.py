@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
-from issuer.limits.throttle import Throttled
+from issuer.limits.throttle import Throttle, Throttled
 from issuer.oauth.errors import InvalidGrant, OAuthError
 from issuer.oauth.parameters import read_parameters
 from issuer.oauth.scopes import describe_scope
@@ -137,6 +137,9 @@ async def login(
     name: ServiceName,
 ) -> Response:
     form = await read_form(request)
+    # The token endpoint's limits: per address first (every form read counts, a refused one
+    # too), then per account in `verify`.
+    throttled = await _address_throttled(limits, address)
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
     return_to = form.get("return_to", "")
@@ -151,8 +154,8 @@ async def login(
         return redirect(exc.location, 303)
     username = form.get("username", "")
     try:
-        # The token endpoint's limits: per address first, then per account in `verify`.
-        await limits.check_address(address)
+        if throttled is not None:
+            raise throttled
         user = await logins.verify(username, form.get("password", ""), address)
     except InvalidGrant:
         return _login_page(request, name, cookies, auth, username, BAD_CREDENTIALS, 400)
@@ -188,18 +191,18 @@ async def consent(
     name: ServiceName,
 ) -> Response:
     form = await read_form(request)
+    throttled = await _address_throttled(limits, address)  # every form counts, refused or not
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
+    if throttled is not None:
+        return _too_many(name, throttled)
     query = form.get("request", "")
     try:
-        await limits.check_address(address)
         auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
         signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
         answer = await endpoint.consent(
             auth, signed_in, form.get("user", ""), allow=form.get("decision") == "allow"
         )
-    except Throttled as exc:
-        return _too_many(name, exc)
     except UntrustedRequest as exc:
         return _untrusted(name, exc)
     except AuthorizationError as exc:
@@ -397,6 +400,15 @@ def _bad_logout(service_name: str, description: str) -> Response:
 def _answer_redirect(request: Request, location: str) -> Response:
     """A redirect answering `request`: 303 after a POST, so the browser follows with a GET."""
     return redirect(location, 303 if request.method == "POST" else 302)
+
+
+async def _address_throttled(limits: Throttle, address: str) -> Throttled | None:
+    """The address's limit, counted now and answered when the form has been judged."""
+    try:
+        await limits.check_address(address)
+    except Throttled as exc:
+        return exc
+    return None
 
 
 def _too_many(service_name: str, exc: Throttled) -> Response:

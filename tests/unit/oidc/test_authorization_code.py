@@ -387,6 +387,19 @@ async def test_prompt_consent_asks_any_client_and_a_no_is_access_denied(client):
     assert "code" in callback_params(_follow(await consent(client, page, "allow")))
 
 
+@pytest.mark.parametrize("path", ["/login", "/consent"])
+async def test_every_form_sent_counts_against_the_address_a_refused_one_too(
+    client, settings, path
+):
+    # The audit: forms refused for their CSRF token (or naming an unknown client, a database
+    # lookup each) were never counted, so an address could send them without end.
+    for _ in range(settings.rate_limit_per_ip):
+        refused = await client.post(path, data={"csrf_token": "f" * 40, "request": "x"})
+        assert refused.status_code == 403
+    token = await client.post("/token", data={"username": "alice", "password": "wonderland1"})
+    assert token.status_code == 429  # the same address limit as the token endpoint's
+
+
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_consent_form_is_protected_against_csrf(client, tamper):
     page = await sign_in(client, authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -258,16 +257,20 @@ class FallbackStore:
             # Any failure of the call is Redis failing, not the request: under uvloop a reset
             # connection raises RuntimeError ("unable to perform operation on <TCPTransport
             # closed=True>"), which was answered 500, and again whenever it came back out.
-            if not isinstance(exc, RedisError | OSError):
-                with contextlib.suppress(Exception):
-                    await self._primary.drop_connections()
+            # The pool's idle connections go too: after a restart of Redis each one would fail
+            # once more, and trip the breaker again, as it was handed out.
+            with contextlib.suppress(Exception):
+                await self._primary.drop_connections()
             if probe or not self._failures:
                 self._trip(exc)
             return False, None
         finally:
             if probe:
                 self._probing = False
-        self._recover()
+        # Only the probe closes the breaker: a call that was already waiting when it opened,
+        # answered on a connection that survived, says nothing of the ones that did not.
+        if probe:
+            self._recover()
         return True, result
 
     def _trip(self, exc: Exception) -> None:

@@ -304,3 +304,52 @@ async def test_any_failure_of_a_redis_call_falls_back_and_drops_the_pooled_conne
     monkeypatch.undo()
     await primary.drop_connections()  # the real one: the pool reconnects on its next call
     assert await primary.incr("ip:2", 60) == (1, 60)
+
+
+async def test_a_restart_of_redis_is_one_outage_however_many_stale_connections(
+    redis_client, prefix, clock, monkeypatch, caplog
+):
+    # The audit: after a Redis restart each stale pooled connection failed once, and a call
+    # already waiting when the breaker opened closed it again on answering: eleven
+    # "unavailable" / "reachable again" pairs in 2.6 s, and shared limits flickering off.
+    primary = RedisStore(redis_client, prefix)
+    store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock)
+    answer_waiting, dropped = asyncio.Event(), []
+    real_incr, calls = primary.incr, 0
+
+    async def after_restart(key: str, window: float) -> tuple[int, float]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # on a connection that survived: answers once the breaker is open
+            await answer_waiting.wait()
+            return await real_incr(key, window)
+        if calls <= 4:  # stale connections
+            raise redis.ConnectionError("Connection closed by server.")
+        return await real_incr(key, window)
+
+    async def drop() -> None:
+        dropped.append(True)
+
+    monkeypatch.setattr(primary, "incr", after_restart)
+    monkeypatch.setattr(primary, "drop_connections", drop)
+    with caplog.at_level(logging.INFO, logger="issuer.limits.counters"):
+        waiting = asyncio.create_task(store.incr("ip:1", 60))
+        await asyncio.sleep(0)
+        assert await store.incr("ip:2", 60) == (1, 60)  # fails: trips, counted in memory
+        answer_waiting.set()
+        await waiting  # answered by Redis, but no probe: the breaker stays open
+        assert dropped == [True]  # the idle connections went with the first failure
+        assert await store.incr("ip:3", 60) == (1, 60)  # in memory, Redis not asked
+        assert calls == 2
+        clock.advance(1.1)
+        await store.incr("ip:4", 60)  # the probe, on a stale connection: open again
+        clock.advance(2.1)
+        await store.incr("ip:5", 60)  # the next probe, also stale
+        clock.advance(4.1)
+        await store.incr("ip:6", 60)  # a fresh connection: closed
+        assert int(await redis_client.get(f"{prefix}ip:6")) == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == "issuer.limits.counters"]
+    assert [m.split(" (")[0].split(";")[0] for m in messages] == [
+        "Redis unavailable",
+        "Redis reachable again",
+    ]

@@ -388,9 +388,7 @@ async def test_prompt_consent_asks_any_client_and_a_no_is_access_denied(client):
 
 
 @pytest.mark.parametrize("path", ["/login", "/consent"])
-async def test_every_form_sent_counts_against_the_address_a_refused_one_too(
-    client, settings, path
-):
+async def test_every_form_sent_counts_against_the_address_a_refused_one_too(client, settings, path):
     # The audit: forms refused for their CSRF token (or naming an unknown client, a database
     # lookup each) were never counted, so an address could send them without end.
     for _ in range(settings.rate_limit_per_ip):

@@ -420,25 +420,39 @@ class RemoteKeySet:
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
-        for url in self._metadata_urls():
+        refusal: Exception | None = None
+        for url, own in self._metadata_urls():
             status, _, body = await self._get(url, {"Accept": "application/json"})
-            if status == 200:
-                return self._jwks_url_from(body)
-            if status != 404:
-                raise FetchError(f"metadata endpoint answered {status}")
+            try:
+                if status == 200:
+                    return self._jwks_url_from(body)
+                if status != 404:
+                    raise FetchError(f"metadata endpoint answered {status}")
+            except (FetchError, KeySetDataError) as exc:
+                # A place outside the issuer's path belongs to whatever else the host serves
+                # (a sign-in wall, an app): what it answers says nothing of the issuer.
+                if own:
+                    refusal = refusal or exc
+        if refusal is not None:
+            raise refusal
         self._jwks_url = f"{self._base}/.well-known/jwks.json"
         return self._jwks_url
 
-    def _metadata_urls(self) -> list[str]:
-        """Where the metadata may be. RFC 8414 section 3.1 puts the well-known part between
-        the host and the issuer's path; an issuer with a path may instead serve OpenID
-        Connect Discovery's document (section 4), under its path."""
+    def _metadata_urls(self) -> list[tuple[str, bool]]:
+        """Where the metadata may be, and whether the place is the issuer's own. RFC 8414
+        section 3.1 puts the well-known part between the host and the issuer's path; an
+        issuer with a path may instead serve it under its path (behind a proxy that maps the
+        path to it, as ours), or serve OpenID Connect Discovery's document there (section 4)."""
         parts = urlsplit(self._base)
         well_known = f"/.well-known/oauth-authorization-server{parts.path}"
         inserted = urlunsplit((parts.scheme, parts.netloc, well_known, "", ""))
         if not parts.path:
-            return [inserted]
-        return [inserted, f"{self._base}/.well-known/openid-configuration"]
+            return [(inserted, True)]
+        return [
+            (inserted, False),
+            (f"{self._base}/.well-known/oauth-authorization-server", True),
+            (f"{self._base}/.well-known/openid-configuration", True),
+        ]
 
     def _jwks_url_from(self, body: bytes) -> str:
         default = f"{self._base}/.well-known/jwks.json"

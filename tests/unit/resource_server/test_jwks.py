@@ -107,9 +107,10 @@ async def test_missing_metadata_falls_back_to_the_well_known_jwks(
     "metadata_url",
     [
         "https://issuer.test/.well-known/oauth-authorization-server/tenant",  # RFC 8414 3.1
+        "https://issuer.test/tenant/.well-known/oauth-authorization-server",  # ours, mapped
         "https://issuer.test/tenant/.well-known/openid-configuration",  # OIDC Discovery 4
     ],
-    ids=["rfc8414", "openid-connect"],
+    ids=["rfc8414", "under-the-path", "openid-connect"],
 )
 async def test_an_issuer_with_a_path_is_found_where_the_rfcs_put_its_metadata(
     respx_mock, http, clock, rsa_private_key, metadata_url
@@ -120,6 +121,34 @@ async def test_an_issuer_with_a_path_is_found_where_the_rfcs_put_its_metadata(
     respx_mock.get(metadata_url).respond(json={"issuer": issuer, "jwks_uri": JWKS_URL})
     keys = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
     respx_mock.get(url__startswith="https://issuer.test/").respond(404)  # anywhere else
+    key_set = RemoteKeySet(issuer, client=http, clock=clock, sleep=clock.sleep)
+    assert await key_set.key("k1") is not None
+    assert keys.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        httpx.Response(403),
+        httpx.Response(302, headers={"Location": "/sign-in"}),
+        httpx.Response(200, html="<!doctype html><p>an app</p>"),
+        httpx.Response(200, json={"issuer": "https://issuer.test", "jwks_uri": JWKS_URL}),
+    ],
+    ids=["forbidden", "redirect", "an-app", "another-issuer"],
+)
+async def test_what_the_host_serves_outside_the_issuers_path_does_not_stop_discovery(
+    respx_mock, http, clock, rsa_private_key, root
+):
+    # The review: the first try of the change above made any answer there but 404 final.
+    issuer = "https://issuer.test/tenant"
+    respx_mock.get("https://issuer.test/.well-known/oauth-authorization-server/tenant").mock(
+        return_value=root
+    )
+    own_keys = "https://issuer.test/tenant/keys"
+    respx_mock.get(f"{issuer}/.well-known/oauth-authorization-server").respond(
+        json={"issuer": issuer, "jwks_uri": own_keys}
+    )
+    keys = respx_mock.get(own_keys).respond(json=jwks((rsa_private_key, "k1")))
     key_set = RemoteKeySet(issuer, client=http, clock=clock, sleep=clock.sleep)
     assert await key_set.key("k1") is not None
     assert keys.call_count == 1

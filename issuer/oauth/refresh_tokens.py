@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Integer, String, and_, delete, select, update
+from sqlalchemy import ColumnElement, Integer, String, and_, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
@@ -299,10 +299,16 @@ ENDED_FAMILIES_PER_LOGIN = 20
 def _delete_ended_families(session: Session, now: int) -> None:
     # Locked as every family is, first; on PostgreSQL two logins at once take different
     # families (SKIP LOCKED) instead of waiting on, or deadlocking over, the same ones.
+    # `ends_at` picks the candidates; the tokens decide. An issuer of a version before it,
+    # still serving while replicas are upgraded, rotates without moving `ends_at`.
+    live_token = select(RefreshToken.id).where(
+        RefreshToken.family_id == RefreshFamily.family_id,
+        or_(RefreshToken.idle_expires_at > now, RefreshToken.access_expires_at > now),
+    )
     ended = list(
         session.scalars(
             select(RefreshFamily.family_id)
-            .where(RefreshFamily.ends_at <= now)
+            .where(RefreshFamily.ends_at <= now, ~live_token.exists())
             .limit(ENDED_FAMILIES_PER_LOGIN)
             .with_for_update(skip_locked=True)
         )

@@ -206,6 +206,37 @@ def test_logins_delete_families_that_have_ended_and_nothing_else(sessions):
     assert store.find(rt1) is None and store.find(rt0) is None
 
 
+def test_a_family_rotated_by_an_issuer_before_its_end_was_recorded_is_kept(sessions):
+    # The review: while replicas are upgraded, one of the version before rotates without
+    # moving the family's `ends_at`; its live successor must not be deleted.
+    store = RefreshTokenStore(sessions, 30 * DAY, 100)
+    rt0 = store.start_family(
+        client_id="spa", user_id=1, scope="", access=AccessTokenRef("a0", NOW + 10), now=NOW
+    )
+    family = store.find(rt0)
+    assert family is not None
+    with sessions() as session:  # the older issuer's rotation: the successor alone
+        session.add(
+            RefreshToken(
+                token_hash="successor-of-an-older-issuer",
+                family_id=family.family_id,
+                client_id="spa",
+                user_id=1,
+                scope="",
+                access_jti="a1",
+                access_expires_at=NOW + 100,
+                created_at=NOW + 90,
+                idle_expires_at=NOW + 190,
+                family_expires_at=family.family_expires_at,
+            )
+        )
+        session.commit()
+    store.start_family(
+        client_id="spa", user_id=1, scope="", access=AccessTokenRef("b", NOW + 999), now=NOW + 150
+    )
+    assert family_count(sessions) == 2
+
+
 def test_a_login_deletes_a_bounded_number_of_ended_families(sessions):
     store = RefreshTokenStore(sessions, 30 * DAY, 100)
     ended = refresh_tokens.ENDED_FAMILIES_PER_LOGIN + 5

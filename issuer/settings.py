@@ -112,10 +112,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{backend} is not supported: use SQLite or PostgreSQL")
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", mode="before")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+    def _redis_url(cls, value: object) -> object:
+        if value == "":  # `ISSUER_REDIS_URL=${REDIS_URL:-}` in a compose file: not set
+            return None
+        if isinstance(value, str) and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 

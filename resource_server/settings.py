@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resource_server.jwks import CachePolicy, require_safe_url
@@ -13,6 +13,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RS_", frozen=True)
 
+    # Plain http is always allowed for loopback issuers; elsewhere only when set. (First: the
+    # URLs below are checked against it.)
+    allow_insecure_http: bool = False
     issuer_url: str = "http://127.0.0.1:8000"
     jwks_url: str | None = None
     audience: str = Field("api", min_length=1)
@@ -24,8 +27,6 @@ class Settings(BaseSettings):
     jwks_timeout: float = Field(5, gt=0)
     # How often a held key set is revalidated (a conditional GET); 0 turns it off.
     jwks_revalidate: float = Field(60, ge=0)
-    # Plain http is always allowed for loopback issuers; elsewhere only when set.
-    allow_insecure_http: bool = False
     leeway: int = Field(60, ge=0, le=60)
     max_token_bytes: int = Field(8192, gt=0)
     token_cache_size: int = Field(10_000, ge=0)
@@ -36,13 +37,18 @@ class Settings(BaseSettings):
     # Browser origins allowed to call this API from JavaScript (JSON list).
     cors_origins: list[str] = []
 
-    @model_validator(mode="after")
-    def _safe_urls(self) -> "Settings":
-        # Refused at start, as the key set would refuse them at its first fetch.
-        require_safe_url(self.issuer_url, self.allow_insecure_http)
-        if self.jwks_url is not None:
-            require_safe_url(self.jwks_url, self.allow_insecure_http)
-        return self
+    @field_validator("jwks_url", mode="before")
+    @classmethod
+    def _discovered_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # `RS_JWKS_URL=` in a compose file: not set
+
+    @field_validator("issuer_url", "jwks_url")
+    @classmethod
+    def _safe_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Refused at start, as the key set would refuse it at its first fetch.
+        if value is not None:
+            require_safe_url(value, bool(info.data.get("allow_insecure_http")))
+        return value
 
     def cache_policy(self) -> CachePolicy:
         """The key set's policy from these settings."""

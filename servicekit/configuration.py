@@ -1,11 +1,12 @@
 """Settings read from the environment, refused at start with one line for each bad variable
 (not a traceback naming a field the operator never wrote)."""
 
+import re
 import sys
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -30,6 +31,17 @@ def load_settings(settings: type[SettingsT], **overrides: Any) -> SettingsT:
     try:
         return settings(**overrides)
     except ValidationError as exc:
-        for line in settings_problems(exc, settings):
-            print(f"error: invalid setting {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        problems = settings_problems(exc, settings)
+    except SettingsError as exc:  # a list or object setting that is not JSON
+        problems = [_unparsed(exc, settings)]
+    for line in problems:
+        print(f"error: invalid setting {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _unparsed(exc: SettingsError, settings: type[BaseSettings]) -> str:
+    field = re.search(r'field "(\w+)"', str(exc))
+    if field is None:
+        return str(exc)
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    return f"{prefix}{field.group(1)}".upper() + ': not JSON (a list is written ["a", "b"])'

@@ -14,9 +14,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 MAX_LENGTH = 2000
 # A loopback host (checked apart) and, if any, a port without leading zeros.
 _LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
-# An https authority as browsers send it back: a host name or IP literal (no user
-# information) and, if any, a port without leading zeros.
-_HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
+# An https authority as browsers send it back: a host name (browsers follow `_` in one too)
+# or IP literal, no user information, and, if any, a port without leading zeros.
+_HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
 
 
 class RedirectUriError(ValueError):

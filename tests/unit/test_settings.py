@@ -104,8 +104,9 @@ def test_sqlite_and_postgresql_urls_are_accepted(url):
 @pytest.mark.parametrize(
     ("env", "line"),
     [
-        ({"RS_ISSUER_URL": "nonsense"}, "RS settings: 'nonsense' must use https"),
-        ({"RS_JWKS_URL": "http://idp.example/jwks"}, "RS settings: 'http://idp.example/jwks'"),
+        ({"RS_ISSUER_URL": "nonsense"}, "RS_ISSUER_URL: 'nonsense' must use https"),
+        ({"RS_JWKS_URL": "http://idp.example/jwks"}, "RS_JWKS_URL: 'http://idp.example/jwks'"),
+        ({"RS_CORS_ORIGINS": "http://x.test"}, "RS_CORS_ORIGINS: not JSON"),
         ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),
     ],
 )
@@ -147,3 +148,32 @@ def test_an_empty_keys_dir_is_refused(monkeypatch, value):
         Settings()
     with pytest.raises(ValidationError, match="must name a directory"):
         Settings(keys_dir=value)
+
+
+def test_an_empty_optional_url_is_not_set(monkeypatch):
+    # The review: `ISSUER_REDIS_URL=${REDIS_URL:-}` in a compose file stopped the issuer.
+    from resource_server.settings import Settings as RSSettings
+
+    monkeypatch.setenv("ISSUER_REDIS_URL", "")
+    monkeypatch.setenv("RS_JWKS_URL", "")
+    assert Settings().redis_url is None
+    assert RSSettings().jwks_url is None
+
+
+def test_a_plain_http_issuer_elsewhere_than_loopback_needs_its_setting():
+    from resource_server.settings import Settings as RSSettings
+
+    with pytest.raises(ValidationError, match="issuer_url"):
+        RSSettings(issuer_url="http://idp.example")
+    allowed = RSSettings(issuer_url="http://idp.example", allow_insecure_http=True)
+    assert allowed.issuer_url == "http://idp.example"
+
+
+def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("ISSUER_CORS_ORIGINS", "http://127.0.0.1:5173")
+    with pytest.raises(SystemExit) as ended:
+        load_settings(Settings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: invalid setting ISSUER_CORS_ORIGINS: not JSON (a list is written ["a", "b"])\n'
+    )

@@ -12,6 +12,7 @@ from issuer.oauth.redirect_uris import RedirectUriError, check_registrable, matc
         "https://app.example/cb",
         "https://app.example/cb?tenant=1",
         "https://app.example:8443/cb",
+        "https://my_app.example/cb",  # browsers follow an underscore in a host name
         "https://[2001:db8::1]/cb",
         "http://127.0.0.1/cb",
         "http://[::1]:8080/cb",

@@ -70,7 +70,7 @@ async def authorize(
     try:
         pairs = read_query_pairs(request)
     except OAuthError as exc:
-        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+        return _refused(service_name, exc.description or exc.error)
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
 
 
@@ -93,9 +93,9 @@ async def authorize_form(
         pairs = await read_form_pairs(request)
         auth = await endpoint.parse(pairs, urlencode(pairs))
     except OAuthError as exc:
-        return _untrusted(service_name, UntrustedRequest(exc.description or exc.error))
+        return _refused(service_name, exc.description or exc.error)
     except UntrustedRequest as exc:
-        return _untrusted(service_name, exc)
+        return _refused(service_name, exc.description)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
     return redirect(AUTHORIZE + auth.query, 303)
@@ -115,7 +115,7 @@ async def _authorize(
         signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
         decision = await endpoint.decide(auth, signed_in)
     except UntrustedRequest as exc:
-        return _untrusted(service_name, exc)
+        return _refused(service_name, exc.description)
     except AuthorizationError as exc:
         return _answer_redirect(request, exc.location)
     if isinstance(decision, NeedsLogin):
@@ -144,12 +144,12 @@ async def login(
         return _stale_form(name)
     return_to = form.get("return_to", "")
     if not return_to.startswith(AUTHORIZE):
-        return _untrusted(name, UntrustedRequest("the sign-in form was not sent by this site"))
+        return _refused(name, "the sign-in form was not sent by this site")
     query = return_to.removeprefix(AUTHORIZE)
     try:
         auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
     except UntrustedRequest as exc:
-        return _untrusted(name, exc)
+        return _refused(name, exc.description)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
     username = form.get("username", "")
@@ -204,7 +204,7 @@ async def consent(
             auth, signed_in, form.get("user", ""), allow=form.get("decision") == "allow"
         )
     except UntrustedRequest as exc:
-        return _untrusted(name, exc)
+        return _refused(name, exc.description)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
     if not isinstance(answer, Redirect):
@@ -225,11 +225,11 @@ async def logout(
     try:
         parameters = read_parameters(read_query_pairs(request))
     except OAuthError as exc:
-        return _bad_logout(name, exc.description or exc.error)
+        return _refused(name, exc.description or exc.error, "sign-out")
     if parameters.repeated:
-        return _bad_logout(name, f"parameter {min(parameters.repeated)!r} is repeated")
+        return _refused(name, f"parameter {min(parameters.repeated)!r} is repeated", "sign-out")
     if parameters.holds_nul:
-        return _bad_logout(name, "a parameter holds a NUL character")
+        return _refused(name, "a parameter holds a NUL character", "sign-out")
     params = {key: parameters.values.get(key) for key in LOGOUT_PARAMETERS}
     return await _logout(request, logout, sessions, cookies, name, params)
 
@@ -246,7 +246,7 @@ async def logout_form(
     try:
         form = await read_form(request)
     except OAuthError as exc:
-        return _bad_logout(name, exc.description or exc.error)
+        return _refused(name, exc.description or exc.error, "sign-out")
     params = {key: form.get(key) for key in LOGOUT_PARAMETERS}
     if "csrf_token" not in form:
         # An app's logout request, sent as a form: on as a GET, which carries the issuer's
@@ -375,24 +375,14 @@ def _consent_page(
     return response
 
 
-def _untrusted(service_name: str, exc: UntrustedRequest) -> Response:
+def _refused(service_name: str, description: str, action: str = "sign-in") -> Response:
+    """The error page for a request that cannot be answered at the app's redirect URI."""
     return page(
         "error.html",
         400,
         service_name=service_name,
-        title="Sign-in request refused",
-        heading="This sign-in request cannot be completed",
-        message=f"The app that sent you here made an invalid request: {exc.description}.",
-    )
-
-
-def _bad_logout(service_name: str, description: str) -> Response:
-    return page(
-        "error.html",
-        400,
-        service_name=service_name,
-        title="Sign-out request refused",
-        heading="This sign-out request cannot be completed",
+        title=f"{action.capitalize()} request refused",
+        heading=f"This {action} request cannot be completed",
         message=f"The app that sent you here made an invalid request: {description}.",
     )
 

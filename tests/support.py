@@ -106,6 +106,27 @@ async def served(app: FastAPI) -> AsyncIterator[ASGIApp]:
         yield with_state
 
 
+def http_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], host: str = "testserver"
+) -> Scope:
+    """An HTTP request's ASGI scope, for calling an app as a server would, message by
+    message (a client that goes away, an error after the answer)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": (host, 80),
+    }
+
+
 @contextlib.contextmanager
 def db_session(database_url: str) -> Iterator[Session]:
     """A session on the issuer's database whose engine is disposed afterwards."""

@@ -26,7 +26,7 @@ from resource_server.app import create_app
 from resource_server.base64url import b64url_decode
 from resource_server.deps import MAX_CHECKED_FORM_BYTES
 from resource_server.settings import Settings
-from tests.support import FakeClock, b64url, public_jwk, running, served, sign_jwt
+from tests.support import FakeClock, b64url, http_scope, public_jwk, running, served, sign_jwt
 
 ISSUER = "https://issuer.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -327,22 +327,8 @@ async def test_a_client_gone_before_its_form_body_ended_is_a_bad_request(
         (b"content-type", b"application/x-www-form-urlencoded"),
         (b"content-length", b"10"),
     ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    app = client._transport.app
-    await app(scope, receive, send)
+    app = client._transport.app  # the app as `running` serves it, lifespan state included
+    await app(http_scope("GET", path, headers), receive, send)
     assert sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"] == "invalid_request"
 

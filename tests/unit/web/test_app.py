@@ -18,7 +18,7 @@ from issuer.app import create_app
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.settings import Settings
-from tests.support import db_session, fresh_key_set, running, served
+from tests.support import db_session, fresh_key_set, http_scope, running, served
 
 ISSUER = "http://issuer.test"
 
@@ -205,20 +205,8 @@ async def test_an_answered_and_logged_error_is_not_raised_on_to_the_server(setti
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/token",
-        "raw_path": b"/token",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"origin", b"https://app.example"), (b"host", b"issuer.test")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("issuer.test", 80),
-    }
+    headers = [(b"origin", b"https://app.example"), (b"host", b"issuer.test")]
+    scope = http_scope("POST", "/token", headers, host="issuer.test")
     async with served(create_app(settings)) as asgi:
         await asgi(scope, receive, send)  # returns: nothing left for the server to log
     assert sent[0]["status"] == 500

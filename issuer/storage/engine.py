@@ -178,11 +178,9 @@ def commit_confirmed(session: Session, committed: Callable[[], bool]) -> None:
     a refresh token that was spent, and its retry would count as reuse."""
     try:
         session.commit()
-    except (OperationalError, InterfaceError, DBAPIError) as exc:
-        if (
-            not isinstance(exc, OperationalError | InterfaceError)
-            and not exc.connection_invalidated
-        ):
+    except DBAPIError as exc:
+        lost = isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+        if not lost:
             raise  # the server refused the transaction: it did not happen
         # The server may still be finishing the commit (an fsync, a synchronous replica):
         # asked a few times over a second before the answer is "it did not happen".

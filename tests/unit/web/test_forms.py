@@ -6,6 +6,7 @@ from starlette.types import Message
 
 from issuer.oauth.errors import InvalidRequest, RequestTooLarge
 from issuer.web.forms import MAX_FIELDS, read_form
+from tests.support import http_scope
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -33,20 +34,7 @@ def make_request(
         content_length = sum(len(chunk) for chunk in body.chunks)
     if content_length is not None:
         headers.append((b"content-length", str(content_length).encode()))
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/token",
-        "raw_path": b"/token",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    return Request(scope, body)
+    return Request(http_scope("POST", "/token", headers), body)
 
 
 async def test_well_formed_form_round_trips_decoded():

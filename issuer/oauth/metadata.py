@@ -53,7 +53,7 @@ def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
         "scopes_supported": sorted({*IDENTITY_SCOPES, *scopes}),
         "claims_supported": CLAIMS,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -27,7 +27,9 @@ from issuer.oidc.consents import Consents
 from issuer.oidc.id_token_hints import IdTokenHints
 from issuer.oidc.sessions import SignedIn
 
-PROMPTS = frozenset({"none", "login", "consent"})
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# Each asks for the sign-in page: it is also where the user picks which account to use.
+SIGN_IN_PROMPTS = frozenset({"login", "select_account"})
 MAX_PARAMETER_LENGTH = 2048
 
 
@@ -153,7 +155,9 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", "code_challenge must be 43 base64url characters")
         prompt = frozenset(params.get("prompt", "").split())
         if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
-            raise fail("invalid_request", "prompt must be none, or login and/or consent")
+            raise fail(
+                "invalid_request", "prompt must be none, or any of login, consent, select_account"
+            )
         max_age = params.get("max_age")
         if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
             raise fail("invalid_request", "max_age must be a number of seconds")
@@ -257,10 +261,10 @@ class AuthorizationEndpoint:
         self, request: AuthorizationRequest, signed_in: SignedIn | None
     ) -> User | None:
         """The session's user if the session satisfies the request (OpenID Connect 3.1.2.1:
-        `prompt=login` and a sign-in older than `max_age` both ask for the password, and an
-        `id_token_hint` naming someone else asks for a sign-in, or is `login_required` under
-        `prompt=none`)."""
-        if signed_in is None or "login" in request.prompt:
+        `prompt=login` or `select_account` and a sign-in older than `max_age` ask for the
+        password, and an `id_token_hint` naming someone else asks for a sign-in, or is
+        `login_required` under `prompt=none`)."""
+        if signed_in is None or request.prompt & SIGN_IN_PROMPTS:
             return None
         age = int(self._clock()) - signed_in.auth_time
         # max_age=0 is prompt=login: a sign-in within the same second has a whole-second age
@@ -297,16 +301,17 @@ class AuthorizationEndpoint:
 
 
 def after_sign_in(query: str) -> str:
-    """The request to return to once the user has signed in: its `prompt=login`, `max_age`
-    and `id_token_hint` are satisfied by the sign-in that just happened (`max_age=0` would
-    otherwise fail again a second later, and a hint naming another user than the one who
-    signed in would ask again for ever: whoever signed in is the answer)."""
+    """The request to return to once the user has signed in: its `prompt=login` (or
+    `select_account`), `max_age` and `id_token_hint` are satisfied by the sign-in that just
+    happened (`max_age=0` would otherwise fail again a second later, and a hint naming another
+    user than the one who signed in would ask again for ever: whoever signed in is the
+    answer)."""
     pairs = []
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in ("max_age", "id_token_hint"):
             continue
         if name == "prompt":
-            value = " ".join(p for p in value.split() if p != "login")
+            value = " ".join(p for p in value.split() if p not in SIGN_IN_PROMPTS)
             if not value:
                 continue
         pairs.append((name, value))

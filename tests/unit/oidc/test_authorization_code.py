@@ -302,6 +302,25 @@ async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secre
     assert (await decode(client, tokens["id_token"])).claims["auth_time"] == int(clock())
 
 
+async def test_prompt_select_account_lets_the_user_sign_in_as_another_account(
+    client, secrets, settings
+):
+    # OpenID Connect Core 3.1.2.1 defines it (the audit saw it refused as invalid_request):
+    # the sign-in page is where a user picks the account, and the sign-in satisfies it.
+    create_user(settings, "bob", "builder-bob1")
+    await webapp_code(client, secrets, Pkce())  # alice is signed in
+    pkce = Pkce()
+    url = authorize_url("spa", SPA, pkce, prompt="select_account", state="pick")
+    page = await client.get(url)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    back = await sign_in(client, url, "bob", "builder-bob1")
+    params = callback_params(back)
+    assert params["state"] == "pick"
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/userinfo", headers=bearer)).json()["preferred_username"] == "bob"
+
+
 async def test_max_age_zero_is_satisfied_by_the_sign_in_it_asked_for(client, secrets, clock):
     await webapp_code(client, secrets, Pkce())
     clock.advance(5)
@@ -596,6 +615,8 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         ({"response_mode": "form_post"}, "invalid_request"),
         ({"scope": "openid admin"}, "invalid_scope"),
         ({"prompt": "none login"}, "invalid_request"),
+        ({"prompt": "none select_account"}, "invalid_request"),
+        ({"prompt": "create"}, "invalid_request"),
         ({"nonce": "n" * 513}, "invalid_request"),
         ({"max_age": "\u00b2"}, "invalid_request"),  # a digit to str.isdigit, not to int()
         ({"nonce": "a\x00b"}, "invalid_request"),  # RFC 6749 Appendix A: no parameter holds NUL
@@ -613,6 +634,8 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
         "form-post-mode",
         "unregistered-scope",
         "bad-prompt",
+        "none-with-select-account",
+        "unknown-prompt",
         "long-nonce",
         "superscript-max-age",
         "nul-in-nonce",

@@ -39,7 +39,8 @@ def grant_scope(requested: str | None, allowed: frozenset[str]) -> tuple[str, ..
 IDENTITY_SCOPES = ("openid", "profile", "email")
 # What the consent page says each scope lets an app do.
 SCOPE_DESCRIPTIONS = {
-    "openid": "Sign you in with your account",
+    # The username comes with `openid` (in every token and from /userinfo), so it says so.
+    "openid": "Sign you in with your account and see your username",
     "profile": "See your username",
     "email": "See your email address",
 }

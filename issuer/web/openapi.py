@@ -198,6 +198,7 @@ LOGOUT_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
 USERINFO_DOCS: dict[str, Any] = {"security": [{"bearer": []}]}
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: _json("Claims (OpenID Connect 5.3.2)", {"sub": "1", "preferred_username": "johndoe"}),
+    400: _json("A token in the query or body (RFC 6750 2.2, 2.3)", {"error": "invalid_request"}),
     401: _json("No, or an invalid, access token (RFC 6750 3.1)", {"error": "invalid_token"}),
     403: _json("The token lacks the openid scope", {"error": "insufficient_scope"}),
 }

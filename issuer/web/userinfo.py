@@ -6,7 +6,7 @@ from fastapi.responses import Response
 from issuer.web.deps import Userinfo
 from issuer.web.openapi import USERINFO_DOCS, USERINFO_RESPONSES
 from issuer.web.responses import no_store_json
-from resource_server.deps import bearer_token
+from resource_server.deps import bearer_token, refuse_token_in_body
 
 router = APIRouter()
 
@@ -27,4 +27,7 @@ router = APIRouter()
     openapi_extra=USERINFO_DOCS,
 )
 async def userinfo(request: Request, endpoint: Userinfo) -> Response:
+    # A token in a POST body (RFC 6750 2.2, not offered) is refused, not ignored: ignored, the
+    # client would be told it sent no token at all.
+    await refuse_token_in_body(request)
     return no_store_json(await endpoint.claims(bearer_token(request)))

@@ -365,6 +365,8 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email read")
     page = await sign_in(client, url)
     assert page.status_code == 200 and "Allow" in page.text and "email" in page.text
+    # Every token and /userinfo carry the username with `openid` alone: the page says so.
+    assert "see your username" in page.text
     denied = callback_params(_follow(await consent(client, page, "deny")))
     assert denied["error"] == "access_denied" and denied["iss"] == ISSUER
     page = await client.get(url)
@@ -1015,6 +1017,19 @@ async def test_userinfo_speaks_rfc6750(client, secrets):
     assert 'error="insufficient_scope"' in no_openid.headers["www-authenticate"]
     forged = await client.get("/userinfo", headers={"Authorization": "Bearer a.b.c"})
     assert forged.status_code == 401 and "invalid_token" in forged.headers["www-authenticate"]
+
+
+async def test_userinfo_refuses_a_token_in_the_body_instead_of_ignoring_it(client):
+    # The audit: POST /userinfo with access_token in the form answered "no bearer token".
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    token = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    form = {"access_token": token["access_token"]}
+    for headers in ({}, {"Authorization": f"Bearer {token['access_token']}"}):
+        refused = await client.post("/userinfo", data=form, headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_request"
+        assert "body" in refused.json()["error_description"]
 
 
 async def test_userinfo_refuses_a_token_of_a_client_since_disabled(client, settings):

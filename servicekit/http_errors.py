@@ -2,7 +2,8 @@
 take): an OAuth-style error body (RFC 6749 5.2, RFC 6750 3), as every other refusal of both
 services, instead of the framework's `{"detail": ...}`. The status and `Allow` are kept.
 And the answer to an unexpected error: `500 {"error": "server_error"}`, its details in the
-log only (the issuer maps its own errors first, in `issuer.web.errors`)."""
+log only (the issuer maps its own errors first, in `issuer.web.errors`). No cache keeps any
+of them, as none keeps the token endpoint's own errors (RFC 6749 5.1)."""
 
 import logging
 
@@ -11,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 log = logging.getLogger(__name__)
+# RFC 6749 section 5.1: token responses (and their errors) must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _DESCRIPTIONS = {404: "there is no such endpoint", 405: "this endpoint does not take this method"}
 
 
@@ -20,7 +23,7 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": "invalid_request", "error_description": description},
         exc.status_code,
-        exc.headers,
+        {**NO_STORE, **exc.headers} if exc.headers else NO_STORE,
     )
 
 
@@ -29,7 +32,7 @@ HTTP_ERROR_HANDLERS = {HTTPException: http_error}
 
 async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log_unexpected(exc)
-    return JSONResponse({"error": "server_error"}, 500)
+    return JSONResponse({"error": "server_error"}, 500, NO_STORE)
 
 
 _LOGGED = "_servicekit_logged"

@@ -6,8 +6,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-# RFC 6749 section 5.1: token responses (and their errors) must not be cached.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from servicekit.http_errors import NO_STORE
+
 JSON_MEDIA_TYPE = "application/json"
 
 

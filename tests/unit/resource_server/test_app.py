@@ -90,6 +90,7 @@ async def test_an_unexpected_error_is_a_json_500_with_the_request_id_both_ways(
                 assert response.status_code == 500, extra
                 assert response.json() == {"error": "server_error"}
                 assert response.headers["x-request-id"]
+                assert response.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize(
@@ -101,6 +102,7 @@ async def test_what_routing_refuses_gets_an_error_body_like_every_refusal(
     response = await client.request(method, path)
     assert response.status_code == status
     assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+    assert response.headers["cache-control"] == "no-store"
 
 
 async def test_the_openapi_document_is_valid(client):

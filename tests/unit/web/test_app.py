@@ -165,6 +165,9 @@ async def test_what_routing_refuses_gets_an_oauth_error_body(client, method, pat
     assert response.status_code == status
     assert response.headers.get("allow") == allow
     assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
+    # The audit: GET /token's 405 was the one answer of the token endpoints without no-store.
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
 
 
 async def test_an_unexpected_error_is_answered_and_logged_with_the_request_id(

@@ -127,7 +127,17 @@ class UserRepository:
             session.commit()
 
 
+# A user's subject: the id as `str(id)` writes it, within the id column's range (`Integer`:
+# 32 bits on PostgreSQL, which refuses even to compare it with a larger number).
+_USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+_MAX_USER_ID = 2**31 - 1
+
+
 def user_id_of(subject: str) -> int | None:
     """The user a token's `sub` names: users' subjects are their ids; None for a client's
-    own token (`client:<id>`)."""
-    return int(subject) if subject.isascii() and subject.isdigit() else None
+    own token (`client:<id>`) and for anything no user's id is written as (`007`, or a number
+    too large for the column, which the database answered with an error: a 500)."""
+    if not _USER_SUBJECT.fullmatch(subject):
+        return None
+    user_id = int(subject)
+    return user_id if user_id <= _MAX_USER_ID else None

@@ -3,7 +3,7 @@
 import pytest
 
 from issuer.accounts import users as users_module
-from issuer.accounts.users import UserError, UserRepository, normalize_username
+from issuer.accounts.users import UserError, UserRepository, normalize_username, user_id_of
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
 from tests.support import SpyProfile
@@ -64,3 +64,23 @@ def test_hash_costs_counts_the_accounts_at_each_bcrypt_cost(users):
         users.create(name, f"$2b${cost:02d}$" + "a" * 53)
     users.create("dee", "not-a-bcrypt-hash")
     assert users.hash_costs() == {4: 2, 12: 1}
+
+
+@pytest.mark.parametrize(
+    ("subject", "user_id"),
+    [
+        ("1", 1),
+        (str(2**31 - 1), 2**31 - 1),
+        ("client:reports", None),
+        ("007", None),  # not how an id is written: not user 7
+        ("9" * 30, None),  # signed with our key, it answered /introspect with a 500 on SQLite
+        (str(2**31), None),  # and this one on PostgreSQL
+        ("0", None),
+        ("\u0663", None),  # a digit to str.isdigit, not an id
+        ("", None),
+    ],
+)
+def test_only_a_subject_written_as_a_user_id_names_a_user(users, subject, user_id):
+    assert user_id_of(subject) == user_id
+    if user_id is not None:
+        assert users.get_by_id(user_id) is None  # the database takes it

@@ -21,10 +21,16 @@ CLIENT_CHALLENGE = {"WWW-Authenticate": 'Basic realm="oauth", charset="UTF-8"'}
 
 # RFC 6749 section 5.2: `error_description` holds %x20-21 / %x23-5B / %x5D-7E only.
 _OUTSIDE_CHARSET = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+# A sentence for a developer; what it quotes of the request is cut (a 60 KB `scope` came
+# back whole in the description).
+MAX_DESCRIPTION = 300
 
 
 def describable(text: str) -> str:
-    """`text` as an `error_description` may hold it: "?" for every other character."""
+    """`text` as an `error_description` may hold it: "?" for every other character, and
+    cut to `MAX_DESCRIPTION` characters."""
+    if len(text) > MAX_DESCRIPTION:
+        text = text[: MAX_DESCRIPTION - 3] + "..."
     return _OUTSIDE_CHARSET.sub("?", text)
 
 

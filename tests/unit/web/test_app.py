@@ -132,6 +132,16 @@ async def test_malformed_grant_requests_get_rfc6749_errors(client, form, error):
     assert response.json()["error"] == error
 
 
+async def test_an_error_description_quotes_a_long_request_cut_short(client):
+    # The audit: a 60,000-character scope came back whole in the description.
+    form = {"grant_type": "password", "username": "johndoe", "password": "secret123"}
+    response = await client.post("/token", data={**form, "scope": "x" * 60_000})
+    assert response.json()["error"] == "invalid_scope"
+    described = response.json()["error_description"]
+    assert described.startswith("scope not allowed: xxx") and described.endswith("...")
+    assert len(described) == 300
+
+
 @pytest.mark.parametrize(
     ("content", "described"),
     [

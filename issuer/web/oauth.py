@@ -8,7 +8,8 @@ from issuer.oauth.grants import TokenEndpoint
 from issuer.web.deps import ClientAddress, Introspection, Revocation, Tokens
 from issuer.web.forms import read_form
 from issuer.web.openapi import INTROSPECT_DOCS, REVOKE_DOCS, TOKEN_DOCS
-from issuer.web.responses import NO_STORE, no_store_json
+from issuer.web.responses import no_store_json
+from servicekit.http_errors import NO_STORE
 
 router = APIRouter()
 

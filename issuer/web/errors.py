@@ -64,14 +64,19 @@ def _rejection(exc: Exception, error: OAuthError) -> str | None:
 
 def error_handlers(
     metrics: IssuerMetrics,
+    page_for: Callable[[Request, OAuthError], Response | None] = lambda _request, _error: None,
 ) -> dict[int | type[Exception], Callable[[Request, Any], Any]]:
-    """The `exception_handlers` of the issuer app."""
+    """The `exception_handlers` of the issuer app. `page_for` answers a browser page's
+    refusals (the database down under the sign-in page) with a page of its own."""
 
-    async def answer(_: Request, exc: Exception) -> Response:
+    async def answer(request: Request, exc: Exception) -> Response:
         error = as_oauth_error(exc)
         reason = _rejection(exc, error)
         if reason is not None:
             metrics.rejections.labels(reason).inc()
+        shown = page_for(request, error)
+        if shown is not None:
+            return shown
         return no_store_json(error.body(), error.status_code, error.headers)
 
     # SQLAlchemyError here too: handled inside the app, so the server logs no traceback for an

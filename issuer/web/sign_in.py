@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
@@ -25,6 +26,7 @@ from issuer.oidc.authorize import (
     after_sign_in,
 )
 from issuer.oidc.id_token_hints import IdTokenHint
+from issuer.services import Services
 from issuer.web.deps import (
     Authorization,
     ClientAddress,
@@ -387,6 +389,29 @@ def _refused(service_name: str, description: str, action: str = "sign-in") -> Re
     )
 
 
+def error_page(request: Request, error: OAuthError) -> Response | None:
+    """The page a browser sees for an error raised past these routes' own answers (the
+    database down, a form the server will not read), in place of the token endpoint's JSON;
+    None for every other route."""
+    if request.url.path not in _PAGE_PATHS:
+        return None
+    services: Services = request.state.services
+    if error.status_code == 503:
+        heading, message = "This service is unavailable", "Try again in a moment."
+    else:
+        heading = "This request cannot be completed"
+        message = f"The request was refused: {error.description or error.error}."
+    return page(
+        "error.html",
+        error.status_code,
+        error.headers,
+        service_name=services.settings.service_name,
+        title=heading,
+        heading=heading,
+        message=message,
+    )
+
+
 def _answer_redirect(request: Request, location: str) -> Response:
     """A redirect answering `request`: 303 after a POST, so the browser follows with a GET."""
     return redirect(location, 303 if request.method == "POST" else 302)
@@ -423,3 +448,7 @@ def _stale_form(service_name: str) -> Response:
         message="It was not sent from this site, or it is too old. Go back to the app and "
         "start signing in again.",
     )
+
+
+# Every path above answers browsers (its errors are pages).
+_PAGE_PATHS = frozenset(route.path for route in router.routes if isinstance(route, APIRoute))

@@ -10,11 +10,13 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy.exc import OperationalError
 
 from issuer.admin import create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
 from issuer.oauth.tokens import at_hash
+from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from tests.support import FakeClock, db_session, fresh_key_set, running
 from tests.unit.oidc.flow import (
@@ -834,7 +836,7 @@ async def test_a_nul_in_the_sign_in_form_is_refused_alike_for_every_user(client)
     ]:
         response = await submit_login(client, page, username, password)
         assert response.status_code == 400 and "set-cookie" not in response.headers
-        assert response.json()["error"] == "invalid_request"
+        assert response.headers["content-type"].startswith("text/html")  # a browser's page
         answers.add(response.text)
     assert len(answers) == 1
 
@@ -1000,6 +1002,36 @@ async def test_a_malformed_logout_request_is_refused(client, secrets, query):
     assert "location" not in refused.headers and await still_signed_in(client)
     posted = await client.post("/logout", content=query, headers={**CROSS_SITE, **FORM})
     assert posted.status_code == 400 and "cannot be completed" in posted.text
+
+
+async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, monkeypatch):
+    # The audit: with the database down, /authorize and /login showed a browser the token
+    # endpoint's JSON.
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+
+    def unreachable(*_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(BrowserSessions, "find", unreachable)
+    monkeypatch.setattr(BrowserSessions, "start", unreachable)
+    for response in (
+        await client.get(authorize_url("spa", SPA, Pkce())),
+        await submit_login(client, page, "alice", "wonderland1"),
+    ):
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"] == "5"
+        assert response.headers["cache-control"] == "no-store"
+        assert "unavailable" in response.text and "x-frame-options" in response.headers
+
+
+async def test_a_form_the_sign_in_page_refuses_to_read_is_answered_with_a_page(client):
+    refused = await client.post("/login", content="{}", headers={"content-type": "text/plain"})
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("text/html")
+    assert "cannot be completed" in refused.text
+    # The token endpoint keeps its JSON.
+    token = await client.post("/token", content="{}", headers={"content-type": "text/plain"})
+    assert token.json()["error"] == "invalid_request"
 
 
 # -- userinfo and metadata -------------------------------------------------------------------

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+# An entity-tag (RFC 9110 section 8.8.3) of visible ASCII: the only kind httpx can send back
+# in If-None-Match (obs-text, %x80-FF, is allowed there, but httpx encodes headers as ASCII).
+_SENDABLE_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
 MIN_RSA_BITS = 2048
 # 2 ** 32 times retry_base is far past any retry_max; the cap keeps the float finite.
 _MAX_BACKOFF_EXPONENT = 32
@@ -352,9 +355,9 @@ class RemoteKeySet:
             self._fetch_failed(reason, str(exc))
             return
         except Exception as exc:
-            # A bug here must neither end the keeper nor reach a caller as a 500.
-            log.exception("JWKS fetch from %s failed unexpectedly", self._issuer)
-            self._fetch_failed(reason, f"{type(exc).__name__}: {exc}")
+            # A bug here must neither end the keeper nor reach a caller as a 500; its
+            # traceback is logged like any failure, once per state change, not every retry.
+            self._fetch_failed(reason, f"unexpected {type(exc).__name__}: {exc}", exc)
             return
         self.stats.fetches[reason, "ok"] += 1
         if self._failures:
@@ -364,7 +367,7 @@ class RemoteKeySet:
         self._last_fetch_failed = False
         self._outage_logged = None
 
-    def _fetch_failed(self, reason: str, problem: str) -> None:
+    def _fetch_failed(self, reason: str, problem: str, error: BaseException | None = None) -> None:
         """Count the failure, schedule the next background retry, and say what is true."""
         self.stats.fetches[reason, "error"] += 1
         self._failures += 1
@@ -386,10 +389,14 @@ class RemoteKeySet:
                 self._issuer,
                 problem,
                 left,
+                exc_info=error,
             )
         elif self._snapshot is None:
             log.warning(
-                "JWKS fetch from %s failed: %s; no key set yet; retrying", self._issuer, problem
+                "JWKS fetch from %s failed: %s; no key set yet; retrying",
+                self._issuer,
+                problem,
+                exc_info=error,
             )
         else:
             log.warning(
@@ -397,6 +404,7 @@ class RemoteKeySet:
                 "limit and no longer used; retrying",
                 self._issuer,
                 problem,
+                exc_info=error,
             )
 
     async def _fetch(self) -> None:
@@ -416,7 +424,10 @@ class RemoteKeySet:
         keys = parse_jwks(body)
         if previous is None or _fingerprint(keys) != _fingerprint(previous.keys):
             self._generation += 1
-        self._snapshot = _Snapshot(keys, now, now + ttl, response_headers.get("etag"))
+        etag = response_headers.get("etag")
+        if etag is not None and not _SENDABLE_ETAG.fullmatch(etag):
+            etag = None  # one that cannot be sent back: the next fetch is a full one
+        self._snapshot = _Snapshot(keys, now, now + ttl, etag)
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
@@ -498,7 +509,9 @@ class RemoteKeySet:
                     if len(body) > limit:
                         raise KeySetDataError(f"response larger than {limit} bytes")
                 return response.status_code, response.headers, bytes(body)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # ValueError: a request httpx cannot build, as a header it cannot encode (it raises
+        # UnicodeEncodeError before anything is sent), fails like any other fetch.
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from exc
 
     def _ttl(self, cache_control: str | None) -> float:

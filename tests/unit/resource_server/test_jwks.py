@@ -15,7 +15,7 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from resource_server.errors import KeySetUnavailable
-from resource_server.jwks import CachePolicy, KeySetStatus, RemoteKeySet
+from resource_server.jwks import CachePolicy, FetchError, KeySetStatus, RemoteKeySet
 from tests.support import FakeClock, b64url, public_jwk
 
 ISSUER = "https://issuer.test"
@@ -705,6 +705,75 @@ async def test_revalidation_runs_without_traffic_and_a_304_is_cheap(
     assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
     assert key_set.generation == generation  # same keys: cached verifications stay
     assert await key_set.maintain() == pytest.approx(60)  # the next one, a minute on
+
+
+@pytest.mark.parametrize(
+    "etag",
+    [b'"v1\xe9"', b"v1", b'"v"1"', b'W/"v1\x80"'],
+    ids=["obs-text", "unquoted", "inner-quote", "weak-obs-text"],
+)
+async def test_an_etag_that_cannot_be_sent_back_is_not_kept(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key, caplog, etag
+):
+    # The audit: an ETag holding obs-text (RFC 9110 section 8.8.3 allows %x80-FF) was kept
+    # and sent back in If-None-Match, which httpx cannot encode: every later fetch failed
+    # before it was sent (a traceback each time), so a key the issuer removed kept verifying.
+    route = respx_mock.get(JWKS_URL)
+    route.mock(
+        return_value=httpx.Response(
+            200,
+            json=jwks((rsa_private_key, "k1"), (other_private_key, "k2")),
+            headers=[(b"ETag", etag), (b"Cache-Control", b"max-age=3600")],
+        )
+    )
+    assert await key_set.key("k1") is not None
+    route.mock(return_value=etagged('"v2"', (other_private_key, "k2")))  # k1 is removed
+    clock.advance(60)
+    with caplog.at_level(logging.WARNING, logger="resource_server.jwks"):
+        await key_set.maintain()  # the revalidation: a full fetch, as no ETag is held
+    assert route.call_count == 2
+    assert "If-None-Match" not in route.calls[1].request.headers
+    assert await key_set.key("k1") is None
+    assert not key_set.status().last_fetch_failed
+    assert not caplog.records
+
+
+async def test_a_weak_etag_of_visible_ascii_is_sent_back(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('W/"v1"', (rsa_private_key, "k1")))
+    await key_set.key("k1")
+    clock.advance(60)
+    await key_set.maintain()
+    assert route.calls[1].request.headers["If-None-Match"] == 'W/"v1"'
+
+
+async def test_a_request_that_cannot_be_built_is_a_failed_fetch(key_set):
+    # httpx raises UnicodeEncodeError for a header value it cannot send as ASCII.
+    with pytest.raises(FetchError, match="UnicodeEncodeError"):
+        await key_set._get(JWKS_URL, {"If-None-Match": '"v1\xe9"'})
+
+
+async def test_an_unexpected_error_is_logged_once_with_its_traceback_and_retried(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, caplog
+):
+    # It was logged with a traceback on every attempt; a failed fetch is a failed fetch:
+    # one warning per state change (with the traceback, as it may be a bug), and retries.
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=RuntimeError("a bug"))
+    with caplog.at_level(logging.INFO, logger="resource_server.jwks"):
+        for _ in range(10):
+            clock.advance(61)  # expired, and past the longest backoff
+            await key_set.maintain()
+    assert route.call_count == 11
+    records = [r for r in caplog.records if r.name == "resource_server.jwks"]
+    assert len(records) == 1
+    assert "unexpected RuntimeError: a bug" in records[0].getMessage()
+    assert records[0].exc_info is not None
+    assert await key_set.key("k1") is not None  # the last good set still answers
 
 
 async def test_revalidation_can_be_turned_off(http, jwks_route, clock):

@@ -415,9 +415,14 @@ class RemoteKeySet:
             headers["If-None-Match"] = previous.etag
         status, response_headers, body = await self._get(url, headers)
         now = self._clock()
-        ttl = self._ttl(response_headers.get("cache-control"))
+        cache_control = response_headers.get("cache-control")
         if status == 304 and previous is not None:
-            self._snapshot = _Snapshot(previous.keys, now, now + ttl, previous.etag)
+            # RFC 9111 section 4.3.4: what a 304 does not carry keeps its stored value, so
+            # without a Cache-Control the held set's lifetime stands.
+            lifetime = previous.expires_at - previous.fetched_at
+            if cache_control is not None:
+                lifetime = self._ttl(cache_control)
+            self._snapshot = _Snapshot(previous.keys, now, now + lifetime, previous.etag)
             return
         if status != 200:
             raise FetchError(f"JWKS endpoint answered {status}")
@@ -427,7 +432,7 @@ class RemoteKeySet:
         etag = response_headers.get("etag")
         if etag is not None and not _SENDABLE_ETAG.fullmatch(etag):
             etag = None  # one that cannot be sent back: the next fetch is a full one
-        self._snapshot = _Snapshot(keys, now, now + ttl, etag)
+        self._snapshot = _Snapshot(keys, now, now + self._ttl(cache_control), etag)
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""

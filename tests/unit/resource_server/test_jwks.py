@@ -776,6 +776,37 @@ async def test_an_unexpected_error_is_logged_once_with_its_traceback_and_retried
     assert await key_set.key("k1") is not None  # the last good set still answers
 
 
+@pytest.mark.parametrize(
+    ("cache_control", "refresh_in"),
+    [(None, 0.8 * 1000), ("max-age=500", 0.8 * 500)],
+    ids=["kept", "updated"],
+)
+async def test_a_304_without_cache_control_keeps_the_lifetime(
+    respx_mock, metadata_route, http, clock, rsa_private_key, cache_control, refresh_in
+):
+    # The audit: a 304 without Cache-Control set the lifetime to the 300 s default; RFC 9111
+    # section 4.3.4 keeps the stored response's directives that a 304 does not carry.
+    key_set = make_key_set(http, clock, revalidate=0)  # fetches follow the lifetime
+    headers = {"Cache-Control": cache_control} if cache_control else {}
+    route = respx_mock.get(JWKS_URL).mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json=jwks((rsa_private_key, "k1")),
+                headers={"ETag": '"v1"', "Cache-Control": "max-age=1000"},
+            ),
+            httpx.Response(304, headers={"ETag": '"v1"', **headers}),
+        ]
+    )
+    assert await key_set.maintain() == 0
+    assert await key_set.maintain() == pytest.approx(800)  # refresh ahead at 80 %
+    clock.advance(800)
+    assert await key_set.maintain() == 0  # the refresh: a 304
+    assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
+    assert await key_set.maintain() == pytest.approx(refresh_in)
+    assert key_set.status().fresh
+
+
 async def test_revalidation_can_be_turned_off(http, jwks_route, clock):
     key_set = make_key_set(http, clock, revalidate=0)
     await key_set.maintain()

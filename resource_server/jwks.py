@@ -15,6 +15,8 @@ Policy, in the order a request meets it:
   that answers slowly or trickles its body cannot hold anyone longer than that;
 - a failed fetch keeps the last good set for up to `stale_if_error` past its expiry; background
   retries back off exponentially with jitter; failures are logged once per state change;
+- a JWKS location from the metadata (or the fallback taken without it) is looked up again on
+  the try after a fetch from it fails, so an issuer that moves it is followed;
 - `run()` does the background part alone, so an idle server stays fresh and recovers alone.
 """
 
@@ -126,7 +128,10 @@ class RemoteKeySet:
         require_safe_url(issuer, allow_insecure_http)
         if jwks_url:
             require_safe_url(jwks_url, allow_insecure_http)
-        self._jwks_url = jwks_url
+        self._jwks_url = jwks_url or None
+        self._jwks_url_configured = bool(jwks_url)  # never looked up in the metadata then
+        # The last fetch from a discovered (or fallback) location failed: look it up again.
+        self._rediscover = False
         # A client passed in belongs to the caller; one made here is closed by `aclose`.
         self._owns_client = client is None
         self._client = client or _new_client()
@@ -408,10 +413,32 @@ class RemoteKeySet:
             )
 
     async def _fetch(self) -> None:
-        url = self._jwks_url or await self._discover_jwks_url()
+        known = self._jwks_url
+        rediscover, self._rediscover = self._rediscover, False
+        if known is None:
+            url = await self._discover_jwks_url()
+        elif rediscover:
+            # The issuer may have moved its keys (or its metadata was missing when the
+            # fallback was taken). If the metadata fails now, the location known stays.
+            url = known
+            with contextlib.suppress(FetchError, KeySetDataError):
+                url = await self._discover_jwks_url()
+        else:
+            url = known
+        try:
+            await self._fetch_from(url, conditional=url == known)
+        except BaseException:  # a deadline too
+            # The next try looks the location up again, unless it was configured or this
+            # try just looked (metadata that hangs must not keep a location that answers
+            # from being fetched: the tries alternate).
+            self._rediscover = not (self._jwks_url_configured or known is None or rediscover)
+            raise
+
+    async def _fetch_from(self, url: str, conditional: bool) -> None:
         headers = {"Accept": "application/json"}
         previous = self._snapshot
-        if previous is not None and previous.etag:
+        # An ETag belongs to the location it came from.
+        if conditional and previous is not None and previous.etag:
             headers["If-None-Match"] = previous.etag
         status, response_headers, body = await self._get(url, headers)
         now = self._clock()

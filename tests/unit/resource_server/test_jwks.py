@@ -126,6 +126,97 @@ async def test_an_issuer_with_a_path_is_found_where_the_rfcs_put_its_metadata(
     assert keys.call_count == 1
 
 
+async def test_a_fallback_location_is_looked_up_again_once_it_fails(
+    respx_mock, key_set, clock, rsa_private_key
+):
+    # The audit: metadata was 404 at start-up (a proxy route not deployed yet), so the
+    # well-known fallback was taken, and kept for the process's life: once the issuer
+    # served its metadata and dropped the fallback, every fetch failed until a restart.
+    metadata = respx_mock.get(METADATA_URL).respond(404)
+    fallback = respx_mock.get(f"{ISSUER}/.well-known/jwks.json")
+    fallback.respond(json=jwks((rsa_private_key, "k1")))
+    assert await key_set.key("k1") is not None
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    fallback.respond(404)
+    moved = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
+    clock.advance(60)
+    await key_set.maintain()  # the revalidation fails...
+    assert key_set.status().last_fetch_failed
+    clock.advance(1)  # ...and the retry, after the first backoff, looks the location up
+    await key_set.maintain()
+    assert moved.call_count == 1
+    assert not key_set.status().last_fetch_failed
+    assert metadata.call_count == 2
+
+
+async def test_a_moved_jwks_uri_is_followed(respx_mock, key_set, clock, rsa_private_key):
+    metadata = respx_mock.get(METADATA_URL)
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    old = respx_mock.get(JWKS_URL).respond(
+        json=jwks((rsa_private_key, "k1")), headers={"ETag": '"v1"'}
+    )
+    assert await key_set.key("k1") is not None
+    new_url = f"{ISSUER}/v2/keys"
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": new_url})
+    old.respond(404)
+    new = respx_mock.get(new_url).respond(json=jwks((rsa_private_key, "k1")))
+    for _ in range(3):
+        clock.advance(60)
+        await key_set.maintain()
+    assert new.call_count >= 1
+    assert "If-None-Match" not in new.calls[0].request.headers  # an ETag of the old place
+    assert not key_set.status().last_fetch_failed
+    assert old.call_count == 2  # the first fetch and the failed revalidation
+
+
+async def test_a_configured_jwks_url_is_never_looked_up(respx_mock, http, clock, rsa_private_key):
+    metadata = respx_mock.get(METADATA_URL).respond(
+        json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/elsewhere"}
+    )
+    route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
+    key_set = RemoteKeySet(ISSUER, JWKS_URL, client=http, clock=clock, sleep=clock.sleep)
+    assert await key_set.key("k1") is not None
+    route.respond(503)
+    for _ in range(5):
+        clock.advance(61)
+        await key_set.maintain()
+    assert route.call_count == 6
+    assert metadata.call_count == 0
+
+
+async def test_metadata_failing_on_the_second_look_keeps_the_location_known(
+    respx_mock, http, clock, rsa_private_key
+):
+    # Looking again may only help: metadata that errs or hangs after a failed fetch must not
+    # keep the resource server from the location that still answers.
+    key_set = make_key_set(http, clock, timeout=0.05)
+    metadata = respx_mock.get(METADATA_URL)
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
+    assert await key_set.key("k1") is not None
+    route.respond(502)  # one bad answer
+    clock.advance(60)
+    await key_set.maintain()
+    route.respond(json=jwks((rsa_private_key, "k1")))
+    metadata.respond(500)
+    clock.advance(61)
+    await key_set.maintain()  # looks again, in vain, and fetches from the known location
+    assert (metadata.call_count, route.call_count) == (2, 3)
+    assert not key_set.status().last_fetch_failed
+    route.respond(502)
+    metadata.mock(side_effect=lambda request: hanging())
+    clock.advance(61)
+    await key_set.maintain()
+    route.respond(json=jwks((rsa_private_key, "k1")))
+    clock.advance(61)
+    await key_set.maintain()  # looks again: the metadata hangs past the deadline
+    assert key_set.status().last_fetch_failed
+    clock.advance(61)
+    await key_set.maintain()  # so the next try goes to the known location
+    assert not key_set.status().last_fetch_failed
+    assert (metadata.call_count, route.call_count) == (3, 5)
+
+
 @pytest.mark.parametrize(
     "root",
     [

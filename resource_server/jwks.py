@@ -51,6 +51,9 @@ _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECA
 # in If-None-Match (obs-text, %x80-FF, is allowed there, but httpx encodes headers as ASCII).
 _SENDABLE_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
 MIN_RSA_BITS = 2048
+# A private key's members (RFC 7518 section 6.3.2; `d` is EC's and OKP's too): an entry that
+# has any published its private key, so whoever reads the JWKS can sign with it.
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth")
 # 2 ** 32 times retry_base is far past any retry_max; the cap keeps the float finite.
 _MAX_BACKOFF_EXPONENT = 32
 
@@ -566,17 +569,27 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise KeySetDataError("JWKS has no keys array")
     keys: dict[str, RSAKey] = {}
-    ambiguous: set[str] = set()
+    distrusted: set[str] = set()
     for entry in document["keys"]:
+        if isinstance(entry, dict) and any(member in entry for member in _PRIVATE_MEMBERS):
+            kid = entry.get("kid")
+            log.warning(
+                "JWKS entry with kid %s publishes private key members: the key is compromised "
+                "(anyone can sign with it); skipped, and its kid not trusted",
+                _brief(kid),
+            )
+            if isinstance(kid, str):
+                distrusted.add(kid)  # even if a clean entry repeats it
+            continue
         parsed = _parse_key(entry)
         if parsed is None:
             continue
         kid, key = parsed
         if kid in keys:
-            ambiguous.add(kid)  # two keys under one kid: trust neither
+            distrusted.add(kid)  # two keys under one kid: trust neither
         keys[kid] = key
-    for kid in ambiguous:
-        del keys[kid]
+    for kid in distrusted:
+        keys.pop(kid, None)
     if not keys:
         raise KeySetDataError("JWKS holds no usable RS256 signing key")
     return keys
@@ -597,7 +610,7 @@ def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
     if not isinstance(n, str) or not isinstance(e, str) or _bit_length(n) < MIN_RSA_BITS:
         return None
     try:
-        # Only the public members are taken: a private `d` in a JWKS is never loaded.
+        # Only the public members are taken (an entry with private ones was skipped).
         key = RSAKey.import_key({"kty": "RSA", "n": n, "e": e})
     except (JoseError, ValueError, TypeError):
         return None

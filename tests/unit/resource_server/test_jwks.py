@@ -517,6 +517,58 @@ async def test_unusable_keys_are_skipped_not_fatal(
         assert await key_set.key(kid) is None
 
 
+def leaked_jwk(key: rsa.RSAPrivateKey, kid: str, *members: str) -> dict[str, object]:
+    """`key`'s JWK with the given private members published too (RFC 7518 section 6.3.2)."""
+    numbers = key.private_numbers()
+    values = {
+        "d": numbers.d,
+        "p": numbers.p,
+        "q": numbers.q,
+        "dp": numbers.dmp1,
+        "dq": numbers.dmq1,
+        "qi": numbers.iqmp,
+    }
+
+    def encode(value: int) -> str:
+        return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+    jwk = public_jwk(key, kid)
+    for member in members:
+        jwk[member] = [] if member == "oth" else encode(values[member])
+    return jwk
+
+
+@pytest.mark.parametrize(
+    "members",
+    [("d",), ("d", "p", "q", "dp", "dq", "qi"), ("p", "q"), ("oth",)],
+    ids=["d", "all", "factors", "oth"],
+)
+async def test_a_key_published_with_private_members_is_not_trusted(
+    respx_mock, metadata_route, key_set, rsa_private_key, other_private_key, caplog, members
+):
+    # The audit: an entry carrying d, p and q was used as a signing key, so anyone reading
+    # the JWKS could mint tokens that verified; nothing was logged.
+    respx_mock.get(JWKS_URL).respond(
+        json={
+            "keys": [
+                leaked_jwk(other_private_key, "leaked", *members),
+                # The same kid again without them: the key is still the compromised one.
+                public_jwk(rsa_private_key, "leaked-twice"),
+                leaked_jwk(rsa_private_key, "leaked-twice", *members),
+                public_jwk(rsa_private_key, "good"),
+            ]
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="resource_server.jwks"):
+        assert await key_set.key("good") is not None
+        assert await key_set.key("leaked") is None
+        assert await key_set.key("leaked-twice") is None
+    warnings = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
+    assert len(warnings) == 2  # once per entry in the one fetch, not once per request
+    assert "'leaked'" in warnings[0] and "private key members" in warnings[0]
+    assert "'leaked-twice'" in warnings[1]
+
+
 async def test_two_keys_under_one_kid_are_both_distrusted(
     respx_mock, metadata_route, key_set, rsa_private_key, other_private_key
 ):

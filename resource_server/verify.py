@@ -148,8 +148,10 @@ class Verifier:
         generation = self.key_set.generation
         # Read after the key lookup, which may have waited on the issuer: a token must not
         # outlive its `exp` by that wait.
-        claims = self._validate_claims(payload, int(self._clock()))
-        self._verified.put(token, (claims, generation, float(claims.exp + self._leeway)))
+        claims = self._validate_claims(payload, self._clock())
+        # The raw `exp` (it may be fractional), so a hit ends exactly when `verify` would.
+        expires = float(claims.raw["exp"] + self._leeway)
+        self._verified.put(token, (claims, generation, expires))
         return claims
 
     def remembered(self, token: str) -> Claims | None:
@@ -171,7 +173,7 @@ class Verifier:
         self._verified.drop(token)
         return None
 
-    def _validate_claims(self, payload: bytes, now: int) -> Claims:
+    def _validate_claims(self, payload: bytes, now: float) -> Claims:
         """Every claim rule (RFC 7519 section 4.1, RFC 9068 section 2.2), checked in turn."""
         try:
             claims = orjson.loads(payload)
@@ -203,14 +205,17 @@ class Verifier:
         exp = claims["exp"]
         if not _numeric_date(exp):
             raise _invalid_claim("exp")
-        if exp <= now - self._leeway:
+        # RFC 7519 sections 4.1.4, 4.1.5: against the time itself, not whole seconds (a
+        # fractional exp would last up to 1 s longer). Integer claims are judged as they were
+        # against int(now), the leeway on their side keeping the comparison exact.
+        if exp + self._leeway <= now:
             raise InvalidToken("the token has expired", reason="expired")
         for name in ("nbf", "iat"):  # nbf is optional, iat required; neither in the future
             if name in claims:
                 value = claims[name]
                 if not _numeric_date(value):
                     raise _invalid_claim(name)
-                if value > now + self._leeway:
+                if value - self._leeway > now:
                     raise _invalid_claim(name)
         scope, client_id = claims.get("scope", ""), claims["client_id"]
         if client_id in _BLANK:

@@ -362,6 +362,57 @@ async def test_nbf_within_leeway_is_accepted(verifier, rsa_private_key, clock):
     assert (await verifier.verify(token)).sub == "42"
 
 
+async def test_a_fractional_exp_ends_when_it_says(verifier, rsa_private_key, clock):
+    # The audit: exp was compared with int(now), so exp = T + 10.25 was accepted until T + 11.
+    strict = Verifier(verifier.key_set, ISSUER, "api", leeway=0, clock=clock)
+    exp = int(clock()) + 10.25
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=exp))
+    clock.advance(exp - 0.5 - clock())
+    assert (await strict.verify(token)).exp == int(exp)
+    clock.advance(0.4)  # exp - 0.1: still valid, answered by the cache
+    hits = strict.stats.cache_hits
+    assert (await strict.verify(token)).sub == "42"
+    assert strict.stats.cache_hits == hits + 1
+    clock.advance(0.2)  # exp + 0.1: the cache and a fresh check agree it has expired
+    await assert_rejected(strict, token, "expired")
+    fresh = Verifier(verifier.key_set, ISSUER, "api", leeway=0, clock=clock)
+    await assert_rejected(fresh, token, "expired")
+
+
+async def test_a_fractional_nbf_is_valid_from_when_it_says(verifier, rsa_private_key, clock):
+    # It was refused up to 1 s after it became valid.
+    strict = Verifier(verifier.key_set, ISSUER, "api", leeway=0, clock=clock)
+    nbf = int(clock()) + 10.25
+    token = sign_jwt(rsa_private_key, header(), claims(clock, nbf=nbf))
+    clock.advance(nbf - 0.1 - clock())
+    await assert_rejected(strict, token, "nbf")
+    clock.advance(0.2)
+    assert (await strict.verify(token)).sub == "42"
+
+
+@pytest.mark.parametrize(
+    ("claim", "offset", "valid_from", "valid_until"),
+    [("exp", 0, None, 60), ("nbf", 61, 1, None), ("iat", 61, 1, None)],
+)
+async def test_integer_dates_are_judged_to_the_second_with_leeway_as_before(
+    verifier, rsa_private_key, clock, claim, offset, valid_from, valid_until
+):
+    # Our issuer's claims are integers: their judgement must not move by a fraction.
+    start = clock.now = float(int(clock()))
+    token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: int(start) + offset}))
+    for elapsed in (0, 0.5, 0.999, 1, 59.999, 60, 60.5):
+        clock.now = start + elapsed
+        fresh = Verifier(verifier.key_set, ISSUER, "api", clock=clock)
+        valid = (valid_from is None or elapsed >= valid_from) and (
+            valid_until is None or elapsed < valid_until
+        )
+        if valid:
+            assert (await fresh.verify(token)).sub == "42", elapsed
+        else:
+            with pytest.raises(InvalidToken):
+                await fresh.verify(token)
+
+
 async def test_wrong_issuer_is_rejected(verifier, rsa_private_key, clock):
     token = sign_jwt(rsa_private_key, header(), claims(clock, iss="https://evil.test"))
     await assert_rejected(verifier, token, "another issuer")

@@ -204,7 +204,7 @@ class Verifier:
             raise _invalid_claim("aud")
         exp = claims["exp"]
         if not _numeric_date(exp):
-            raise _invalid_claim("exp")
+            raise _not_a_date("exp")
         # RFC 7519 sections 4.1.4, 4.1.5: against the time itself, not whole seconds (a
         # fractional exp would last up to 1 s longer). Integer claims are judged as they were
         # against int(now), the leeway on their side keeping the comparison exact.
@@ -214,7 +214,7 @@ class Verifier:
             if name in claims:
                 value = claims[name]
                 if not _numeric_date(value):
-                    raise _invalid_claim(name)
+                    raise _not_a_date(name)
                 if value - self._leeway > now:
                     raise _invalid_claim(name)
         scope, client_id = claims.get("scope", ""), claims["client_id"]
@@ -253,6 +253,15 @@ def _numeric_date(value: object) -> bool:
 
 def _invalid_claim(claim: str) -> InvalidToken:
     return InvalidToken(_claim_problem(claim), reason="invalid_claim")
+
+
+def _not_a_date(claim: str) -> InvalidToken:
+    """A date claim of the wrong type or range: said so, not that the token is not yet valid."""
+    return InvalidToken(
+        f"the token's {claim} claim must be a NumericDate: a JSON number of magnitude at most "
+        "2**53 - 1",
+        reason="invalid_claim",
+    )
 
 
 def _read_header(token: str) -> str:

@@ -423,7 +423,9 @@ async def test_a_signed_exp_too_large_to_write_back_is_401_not_500(client, rsa_p
     for _ in range(2):  # the second time through the cached-answer path
         response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
-        assert response.json()["error_description"] == "the token's exp claim is invalid"
+        assert response.json()["error_description"].startswith(
+            "the token's exp claim must be a NumericDate"
+        )
 
 
 async def test_an_oversized_token_header_is_refused_before_parsing(client):

@@ -318,7 +318,7 @@ async def test_expired_token_is_rejected(verifier, rsa_private_key, clock):
 async def test_an_exp_beyond_json_exact_integers_is_invalid(verifier, rsa_private_key, clock, exp):
     # 2**64 verified, and /users/me then failed to write it back: a 500.
     token = sign_jwt(rsa_private_key, header(), claims(clock, exp=exp))
-    await assert_rejected(verifier, token, "exp claim is invalid")
+    await assert_rejected(verifier, token, "exp claim must be a NumericDate")
 
 
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
@@ -328,6 +328,27 @@ async def test_an_nbf_or_iat_beyond_json_exact_integers_is_invalid(
     token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: -1e300}))
     with pytest.raises(InvalidToken, match=claim):
         await verifier.verify(token)
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("nbf", "0"), ("iat", True), ("nbf", -(2**60)), ("nbf", None), ("exp", "1"), ("iat", [])],
+    ids=["nbf-string", "iat-bool", "nbf-huge", "nbf-null", "exp-string", "iat-list"],
+)
+async def test_a_date_claim_of_the_wrong_type_says_so(
+    verifier, rsa_private_key, clock, claim, value
+):
+    # The audit: nbf "0", iat true and nbf -2**60 were described as "the token is not valid
+    # yet (nbf/iat is in the future)".
+    payload = {**claims(clock), claim: value}  # a null nbf kept, not dropped
+    token = sign_jwt(rsa_private_key, header(), payload)
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert caught.value.reason == "invalid_claim"
+    assert caught.value.description == (
+        f"the token's {claim} claim must be a NumericDate: a JSON number of magnitude at most "
+        "2**53 - 1"
+    )
 
 
 async def test_expiry_is_judged_after_waiting_for_the_issuers_keys(

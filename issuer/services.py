@@ -7,6 +7,7 @@ store exactly as the issuer does. Nothing else in the issuer builds engines or s
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -48,6 +49,8 @@ from issuer.storage.redis_client import connect_redis
 from issuer.storage.schema import prepare
 from resource_server.verify import Verifier
 from servicekit.threads import WorkerThreads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,14 @@ async def open_services(
         )
 
 
+# Stopping a background task is bounded: redis-py's pub/sub can swallow a cancellation that
+# lands while it subscribes (its issues 2028 and 2551), and a shutdown then waited for ever
+# (a start that failed to bind its port never exited, SIGTERM included). It is cancelled again
+# until it ends, for a few seconds, then left behind.
+STOP_ATTEMPTS = 30
+STOP_INTERVAL = 0.1
+
+
 def _run_in_background(
     resources: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None]
 ) -> None:
@@ -174,7 +185,14 @@ def _run_in_background(
     task = asyncio.get_running_loop().create_task(work)
 
     async def cancel() -> None:
-        task.cancel()
+        for _ in range(STOP_ATTEMPTS):
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_INTERVAL)
+            if task.done():
+                break
+        else:
+            log.warning("a background task (%s) did not stop; leaving it", task.get_coro())
+            return
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -132,6 +132,8 @@ async def open_services(
             metrics=metrics,
             clock=clock,
         )
+        metadata = MetadataCache(settings.url, sessions)
+        await run_in_threadpool(metadata.rebuild)
         wake = asyncio.Event()
         _run_in_background(resources, keyring.watch(settings.keys_poll_interval, wake))
         if redis_client is not None:
@@ -142,7 +144,7 @@ async def open_services(
             settings=settings,
             engine=engine,
             keyring=keyring,
-            metadata=MetadataCache(settings.url, sessions),
+            metadata=metadata,
             tokens=tokens,
             revocation=RevocationEndpoint(
                 throttle, clients, refresh_tokens, revoked, verifier, clock

@@ -2,16 +2,20 @@
 OpenID Connect Discovery 1.0 provider metadata."""
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.accounts.users import User
 from issuer.oauth.clients import GRANT_TYPES, Client
 from issuer.oauth.scopes import IDENTITY_SCOPES
+
+log = logging.getLogger(__name__)
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -62,7 +66,14 @@ def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
 
 
 class MetadataCache:
-    """The serialized document, rebuilt at most once a minute (scopes come from the database)."""
+    """The serialized document, rebuilt at most once a minute (scopes come from the database).
+
+    Built once at start-up; while the database cannot be read, the document built before is
+    served (its scopes change rarely, and a resource server starting meanwhile still finds the
+    keys through it) and the next try is `RETRY_AFTER_FAILURE` seconds away.
+    """
+
+    RETRY_AFTER_FAILURE = 5.0
 
     def __init__(
         self,
@@ -87,11 +98,21 @@ class MetadataCache:
         return self._body
 
     def rebuild(self) -> bytes:
-        with self._sessions() as session:
-            values = [
-                *session.scalars(select(User.scopes)),
-                *session.scalars(select(Client.scopes)),
-            ]
+        try:
+            with self._sessions() as session:
+                values = [
+                    *session.scalars(select(User.scopes)),
+                    *session.scalars(select(Client.scopes)),
+                ]
+        except SQLAlchemyError as exc:
+            if not self._body:
+                raise
+            log.warning(
+                "serving the server metadata built before: the database cannot be read (%s)",
+                exc.__class__.__name__,
+            )
+            self._built_at = self._clock() - self._max_age + self.RETRY_AFTER_FAILURE
+            return self._body
         scopes = sorted({scope for value in values for scope in value.split()})
         self._body = json.dumps(metadata_document(self._issuer, scopes)).encode()
         self._built_at = self._clock()

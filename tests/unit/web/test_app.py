@@ -11,12 +11,14 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from openapi_spec_validator import validate
+from sqlalchemy.exc import OperationalError
 
 from issuer.accounts.users import User
 from issuer.admin import create_user
 from issuer.app import create_app
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
+from issuer.oauth.metadata import MetadataCache
 from issuer.settings import Settings
 from tests.support import db_session, fresh_key_set, http_scope, running, served
 
@@ -449,3 +451,15 @@ async def test_the_jwks_max_age_is_short_for_one_max_age_after_a_revocation(sett
         assert max_age(await client.get("/.well-known/jwks.json")) == 60
         clock.advance(2)  # ...then the usual lifetime again
         assert max_age(await client.get("/.well-known/jwks.json")) == 600
+
+
+async def test_the_metadata_is_built_at_start_up(client, monkeypatch):
+    # The audit: an issuer whose database went away after it started answered its first
+    # metadata request 503, so a resource server starting then found no keys.
+    def unreachable(*_: object) -> bytes:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(MetadataCache, "rebuild", unreachable)
+    for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+        response = await client.get(path)
+        assert response.status_code == 200 and response.json()["jwks_uri"]

@@ -11,6 +11,9 @@ from issuer.keys.store import KeySetStore, LoadedKeys, Version
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("issuer.audit")
+# No version found broken yet: not None, which is a version too (the store has no key set,
+# its directory or manifest deleted), and was taken as already reported.
+_NONE_BROKEN = object()
 
 
 class KeyRing:
@@ -21,7 +24,7 @@ class KeyRing:
         self.current: LoadedKeys = store.load()
         # Bumped with every key set swapped in; ends the verifier's cached verifications.
         self.generation = 0
-        self._broken_version: Version | None = None
+        self._broken_version: Version | object | None = _NONE_BROKEN
         self._failing = False  # the last check could not read the store
 
     def reload_if_changed(self) -> bool:

@@ -1,7 +1,9 @@
 """Key files: creation, atomic writes, crash safety, encryption, rotation, change detection."""
 
 import contextlib
+import logging
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -268,9 +270,25 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     assert ring.current is first
 
 
-def test_key_set_changes_are_audited(store, clock, caplog):
-    import logging
+@pytest.mark.parametrize("removed", ["directory", "manifest"])
+def test_keyring_reports_a_key_set_that_went_away_once(store, caplog, removed):
+    # The audit: `rm -rf` of the keys dir under a running issuer was never logged.
+    store.generate()
+    ring = KeyRing(store)
+    first = ring.current
+    if removed == "directory":
+        shutil.rmtree(store.directory)
+    else:
+        store.manifest_path.unlink()
+    with caplog.at_level(logging.ERROR, logger="issuer.keys.ring"):
+        assert not ring.reload_if_changed()
+        assert not ring.reload_if_changed()
+    assert ring.current is first  # still signing with the set it holds
+    reports = [r for r in caplog.records if "cannot be loaded" in r.getMessage()]
+    assert len(reports) == 1 and str(store.directory) in reports[0].getMessage()
 
+
+def test_key_set_changes_are_audited(store, clock, caplog):
     with caplog.at_level(logging.INFO, logger="issuer.audit"):
         first = store.generate()
         clock.advance(POLICY.publish_lead)

@@ -79,9 +79,9 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open everything the issuer needs; everything opened is closed again, also on failure."""
     async with contextlib.AsyncExitStack() as resources:
+        await run_in_threadpool(_prepare_schema, settings.database_url)
         engine = make_engine(settings.database_url, settings.database_timeout)
         resources.callback(engine.dispose)
-        await run_in_threadpool(prepare, engine)
         sessions = make_sessions(engine)
         keyring = KeyRing(key_store(settings, engine))
         metrics.watch_keyring(keyring)
@@ -170,6 +170,17 @@ async def open_services(
             logout=Logout(hints, cached_clients),
             metrics=metrics,
         )
+
+
+def _prepare_schema(database_url: str) -> None:
+    """Create the schema in an empty database (or refuse an older one) without the requests'
+    timeout, as the scripts do: replicas starting beside one creating the schema wait for it
+    however long it takes (under the 5 s statement timeout they gave up, a traceback)."""
+    engine = make_engine(database_url)
+    try:
+        prepare(engine)
+    finally:
+        engine.dispose()
 
 
 # Stopping a background task is bounded: redis-py's pub/sub can swallow a cancellation that

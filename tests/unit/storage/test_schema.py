@@ -1,6 +1,8 @@
 """Migrations on SQLite and PostgreSQL, and the start-up schema check."""
 
 import multiprocessing
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,35 @@ async def test_issuer_refuses_to_start_on_an_older_schema(tmp_path: Path, databa
     with pytest.raises(schema.SchemaMismatch, match="0001"):
         async with running(app):
             pass
+
+
+def _hold_schema_lock(url: str, seconds: float, held: threading.Event) -> None:
+    """What a process creating the schema does to everyone else: hold its lock a while."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": schema.SCHEMA_LOCK})
+        held.set()
+        time.sleep(seconds)
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": schema.SCHEMA_LOCK})
+    engine.dispose()
+
+
+async def test_an_issuer_starting_while_another_creates_the_schema_waits_for_it(
+    tmp_path: Path, postgres_url
+):
+    # The audit: an issuer started beside a migration holding the schema lock longer than
+    # ISSUER_DATABASE_TIMEOUT failed with QueryCanceled (statement timeout) instead of waiting.
+    fresh_key_set(tmp_path / "keys")
+    settings = Settings(keys_dir=tmp_path / "keys", database_url=postgres_url, database_timeout=0.5)
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_schema_lock, args=(postgres_url, 1.5, held))
+    holder.start()
+    try:
+        assert held.wait(10)
+        async with running(create_app(settings)) as client:
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        holder.join()
 
 
 def test_a_schema_newer_than_the_issuer_is_refused(engine):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -15,6 +16,8 @@ needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None,
     reason="docker-compose not installed (.ci/run installs it)",
 )
+needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 
 
 def compose_config(directory: Path) -> subprocess.CompletedProcess[str]:
@@ -145,9 +148,96 @@ def test_the_proxy_logs_no_query_strings_and_refuses_tokens_in_urls():
             assert variable not in name
         assert "$http_referer" not in name and "$uri" in name
     assert re.search(r"if \(\$arg_access_token\)\s*{\s*return 400;", nginx)
-    # Error lines quote the request line, query included: none below `crit` is written.
-    error_logs = re.findall(r"^\s*error_log\s+\S+\s+(\w+);", nginx, re.MULTILINE)
-    assert error_logs and set(error_logs) <= {"crit", "alert", "emerg"}
+
+
+def test_the_proxy_writes_the_errors_that_take_routes_down():
+    """A failed upstream answer and a replica taken out (`warn`) are written, and nothing is
+    written to disk, so bodies (passwords) stay in memory and large ones add no lines."""
+    nginx = NGINX_CONF.read_text()
+    assert directives(nginx, "error_log") == ["/dev/stderr warn"]
+    body_limit = nginx_size(only(directives(nginx, "client_max_body_size")))
+    assert nginx_size(only(directives(nginx, "client_body_buffer_size"))) >= body_limit
+    assert directives(nginx, "proxy_max_temp_file_size") == ["0"]
+
+
+def test_one_failed_answer_does_not_take_a_replica_out():
+    servers = directives(NGINX_CONF.read_text(), "server")
+    assert len(servers) == 2
+    for server in servers:
+        max_fails = re.search(r"max_fails=(\d+)", server)
+        assert max_fails and int(max_fails.group(1)) >= 2, server
+
+
+def test_the_proxy_reads_the_largest_header_the_issuer_sends():
+    """The issuer echoes a request into `Location` (a form, or a request-target Granian keeps
+    under 64 KiB), every byte percent-encoded at worst; nginx must read it whole."""
+    from issuer.web.forms import MAX_FORM_BYTES
+
+    nginx = NGINX_CONF.read_text()
+    state = "/" * MAX_FORM_BYTES  # each byte comes back as %2F
+    query = urlencode(
+        {
+            "error": "invalid_request",
+            "error_description": "a parameter is too long",
+            "state": state,
+            "iss": "https://issuer.example.com/" + "x" * 200,
+        }
+    )
+    location = f"https://app.example.com/callback?{query}"
+    other_headers = 1024
+    buffer = nginx_size(only(directives(nginx, "proxy_buffer_size")))
+    assert len(location) + other_headers <= buffer
+    # nginx's own rule for the sizes (`nginx -t` refuses anything else).
+    busy = nginx_size(only(directives(nginx, "proxy_busy_buffers_size")))
+    count, size = only(directives(nginx, "proxy_buffers")).split()
+    assert buffer <= busy <= (int(count) - 1) * nginx_size(size)
+
+
+@needs_nginx
+def test_the_proxy_config_passes_nginx_t(tmp_path: Path):
+    # The replicas' names resolve only on the compose network; nothing is connected to.
+    conf = re.sub(r"issuer-(\d):8000", r"127.0.0.\1:8000", NGINX_CONF.read_text())
+    (tmp_path / "nginx.conf").write_text(conf)
+    (tmp_path / "logs").mkdir()
+    result = subprocess.run(
+        [
+            "nginx",
+            "-t",
+            "-e",
+            "stderr",
+            "-p",
+            f"{tmp_path}/",
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-g",
+            f"pid {tmp_path}/nginx.pid;",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def directives(conf: str, name: str) -> list[str]:
+    """The values of every `name` directive in an nginx config (comments skipped)."""
+    lines = [line.split("#", 1)[0] for line in conf.splitlines()]
+    return [
+        " ".join(value.split())
+        for value in re.findall(rf"(?:^|[{{;]|\s){name}\s+([^;{{]+);", "\n".join(lines))
+    ]
+
+
+def only(values: list[str]) -> str:
+    assert len(values) == 1, values
+    return values[0]
+
+
+def nginx_size(value: str) -> int:
+    units = {"k": 1024, "m": 1024 * 1024}
+    if value[-1].lower() in units:
+        return int(value[:-1]) * units[value[-1].lower()]
+    return int(value)
 
 
 def leaves_client_addresses_alone(command: list[str]) -> bool:

@@ -193,6 +193,24 @@ def test_the_proxy_reads_the_largest_header_the_issuer_sends():
     assert buffer <= busy <= (int(count) - 1) * nginx_size(size)
 
 
+def test_a_replica_that_does_not_answer_is_given_up_in_time():
+    """Not nginx's 60 s: a frozen replica costs a request 15 s, then (GET, HEAD) the other
+    replica answers; a POST once sent is never sent again (it may have taken effect)."""
+    from issuer.settings import Settings
+
+    nginx = NGINX_CONF.read_text()
+    database_timeout = Settings.model_fields["database_timeout"].default
+    assert nginx_seconds(only(directives(nginx, "proxy_connect_timeout"))) <= 5
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        timeout = nginx_seconds(only(directives(nginx, name)))
+        assert 3 * database_timeout <= timeout < 60, name
+    retried = only(directives(nginx, "proxy_next_upstream")).split()
+    assert {"error", "timeout"} <= set(retried)
+    # invalid_header: the other replica would send the same answer and fail as well.
+    assert "non_idempotent" not in retried and "invalid_header" not in retried
+    assert "http_503" not in retried  # the issuer's own back-pressure answer
+
+
 @needs_nginx
 def test_the_proxy_config_passes_nginx_t(tmp_path: Path):
     # The replicas' names resolve only on the compose network; nothing is connected to.
@@ -231,6 +249,13 @@ def directives(conf: str, name: str) -> list[str]:
 def only(values: list[str]) -> str:
     assert len(values) == 1, values
     return values[0]
+
+
+def nginx_seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60}
+    match = re.fullmatch(r"(\d+)(ms|s|m)?", value)
+    assert match, value
+    return int(match.group(1)) * units[match.group(2) or "s"]
 
 
 def nginx_size(value: str) -> int:

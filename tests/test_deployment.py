@@ -211,10 +211,34 @@ def test_a_replica_that_does_not_answer_is_given_up_in_time():
     assert "http_503" not in retried  # the issuer's own back-pressure answer
 
 
+REAL_IP_LINES = re.compile(
+    r"^(\s*)# ((?:set_real_ip_from|real_ip_header|real_ip_recursive) .*;)$", re.M
+)
+
+
+@needs_compose
+def test_the_real_ip_lines_name_the_gateway_host_connections_come_from(project):
+    """Behind a TLS proxy on the host, nginx believes its X-Forwarded-For from the compose
+    network's gateway (where Docker delivers host connections from), by the issuer's rule."""
+    shutil.copy(project / ".env.example", project / ".env")
+    config = yaml.safe_load(compose_config(project).stdout)
+    (network,) = config["networks"]["default"]["ipam"]["config"]
+    lines = [line for _, line in REAL_IP_LINES.findall(NGINX_CONF.read_text())]
+    assert lines == [
+        f"set_real_ip_from {network['gateway']};",
+        "real_ip_header X-Forwarded-For;",
+        "real_ip_recursive on;",
+    ]
+
+
 @needs_nginx
-def test_the_proxy_config_passes_nginx_t(tmp_path: Path):
+@pytest.mark.parametrize("real_ip", [False, True], ids=["as-shipped", "real-ip-lines-on"])
+def test_the_proxy_config_passes_nginx_t(tmp_path: Path, real_ip: bool):
     # The replicas' names resolve only on the compose network; nothing is connected to.
     conf = re.sub(r"issuer-(\d):8000", r"127.0.0.\1:8000", NGINX_CONF.read_text())
+    if real_ip:
+        conf, count = REAL_IP_LINES.subn(r"\1\2", conf)
+        assert count == 3
     (tmp_path / "nginx.conf").write_text(conf)
     (tmp_path / "logs").mkdir()
     result = subprocess.run(

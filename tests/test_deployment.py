@@ -193,6 +193,14 @@ def test_the_proxy_reads_the_largest_header_the_issuer_sends():
     assert buffer <= busy <= (int(count) - 1) * nginx_size(size)
 
 
+def test_nginx_takes_every_request_line_granian_takes():
+    """Granian answers 414 to a request-target of 65,535 bytes or more (measured, 2.x); nginx
+    must not refuse a shorter one first (a form-sent authorization request goes on as a GET)."""
+    count, size = only(directives(NGINX_CONF.read_text(), "large_client_header_buffers")).split()
+    longest_line = len("GET ") + 65_534 + len(" HTTP/1.1\r\n")
+    assert int(count) >= 1 and nginx_size(size) >= longest_line
+
+
 def test_a_replica_that_does_not_answer_is_given_up_in_time():
     """Not nginx's 60 s: a frozen replica costs a request 15 s, then (GET, HEAD) the other
     replica answers; a POST once sent is never sent again (it may have taken effect)."""

@@ -137,6 +137,23 @@ def test_only_the_proxy_reports_client_addresses(project):
     assert "X-Forwarded-For $remote_addr" in nginx
 
 
+@pytest.mark.parametrize("client", ["203.0.113.7", "2001:db8::7"])
+def test_the_proxy_sets_forwarded_the_issuer_reads_as_it_sets_x_forwarded_for(client):
+    """A client's own `Forwarded` never reaches an issuer told to read that header."""
+    from issuer.web.client_address import ClientAddresses, parse_networks
+
+    nginx = NGINX_CONF.read_text()
+    assert "proxy_set_header Forwarded $forwarded_for;" in directives_text(nginx)
+    block = re.search(r"map \$remote_addr \$forwarded_for \{(.*?)\}", nginx, re.S)
+    assert block
+    entries = dict(re.findall(r"^\s*(\S+)\s+'([^']*)';", block.group(1), re.M))
+    value = entries["~:"] if ":" in client else entries["default"]
+    header = value.replace("$remote_addr", client)
+    addresses = ClientAddresses(parse_networks(["172.30.0.10"]), "forwarded")
+    scope = {"client": ("172.30.0.10", 40000), "headers": [(b"forwarded", header.encode())]}
+    assert addresses.of(scope) == client
+
+
 def test_the_proxy_logs_no_query_strings_and_refuses_tokens_in_urls():
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     formats = dict(re.findall(r"log_format\s+(\w+)\s+((?:'[^']*'\s*)+);", nginx))
@@ -276,6 +293,12 @@ def directives(conf: str, name: str) -> list[str]:
         " ".join(value.split())
         for value in re.findall(rf"(?:^|[{{;]|\s){name}\s+([^;{{]+);", "\n".join(lines))
     ]
+
+
+def directives_text(conf: str) -> str:
+    """The config without comments, each directive's whitespace collapsed."""
+    lines = [line.split("#", 1)[0] for line in conf.splitlines()]
+    return " ".join(" ".join(lines).split())
 
 
 def only(values: list[str]) -> str:

@@ -196,6 +196,14 @@ def test_the_proxy_logs_no_query_strings_and_leaves_tokens_in_urls_to_the_issuer
     assert directives(userinfo.group(1), "proxy_pass") == ["http://issuers"]
 
 
+def test_metrics_are_not_served_through_the_proxy():
+    """Scraped per replica on the compose network; through the proxy they would be public and
+    alternate between replicas. The API docs stay public."""
+    nginx = directives_text(NGINX_CONF.read_text())
+    assert "location = /metrics { return 404; }" in nginx
+    assert "/docs" not in nginx and "/openapi.json" not in nginx
+
+
 # Every status nginx itself answers here: a request it cannot read (400, 494: a header too
 # large), take (408, 411, 413, 414, 501, 505) or route (404), its own failure (500), and no
 # replica answering (502, 504).

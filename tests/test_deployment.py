@@ -1,5 +1,6 @@
 """The compose deployment stays valid, takes its secrets from .env, and runs our commands."""
 
+import ipaddress
 import json
 import re
 import shutil
@@ -57,6 +58,24 @@ def test_compose_file_passes_docker_compose_config_with_the_env_file(project):
     env = services["issuer-1"]["environment"]
     assert env["ISSUER_KEYS_BACKEND"] == "database"
     assert env["ISSUER_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+@needs_compose
+def test_long_running_services_restart_and_no_container_can_take_the_proxy_address(project):
+    shutil.copy(project / ".env.example", project / ".env")
+    config = yaml.safe_load(compose_config(project).stdout)
+    services = config["services"]
+    for name, service in services.items():
+        one_shot = name in ("migrate", "keys")
+        assert service.get("restart") == (None if one_shot else "unless-stopped"), name
+    (network,) = config["networks"]["default"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(network["subnet"])
+    dynamic = ipaddress.ip_network(network["ip_range"])
+    assert dynamic.subnet_of(subnet)
+    fixed = [services["proxy"]["networks"]["default"]["ipv4_address"], network["gateway"]]
+    for address in map(ipaddress.ip_address, fixed):
+        assert address in subnet and address not in dynamic
+    assert [name for name, service in services.items() if "networks" in service] == ["proxy"]
 
 
 @needs_compose

@@ -136,6 +136,34 @@ def test_the_wheel_holds_every_file_of_the_packages(tmp_path: Path):
     assert "issuer/web/templates/login.html" in tracked
 
 
+def test_the_build_context_is_only_what_the_dockerfile_copies():
+    """Keys, databases, .env and the virtualenv never reach the Docker daemon."""
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"  # everything out, then back in only what is copied
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        source
+        for line in re.findall(r"^COPY\s+(.+)$", dockerfile, re.MULTILINE)
+        for source in line.split()[:-1]
+    }
+    assert copied == {
+        "pyproject.toml",
+        "README.md",
+        "issuer",
+        "resource_server",
+        "servicekit",
+        "scripts",
+    }
+    assert {f"!{source}" for source in copied} == {p for p in patterns if p.startswith("!")}
+    # Nor inside those (a later pattern wins: these come after the inclusions).
+    for secret in ("**/*.pem", "**/*.db", "**/.env", "**/__pycache__"):
+        assert secret in patterns[len(copied) + 1 :], secret
+
+
 def test_image_runs_as_a_non_root_user():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "\nUSER app" in dockerfile

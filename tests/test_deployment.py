@@ -307,21 +307,26 @@ def test_one_failed_answer_does_not_take_a_replica_out():
 
 
 def test_the_proxy_reads_the_largest_header_the_issuer_sends():
-    """The issuer echoes a request into `Location` (a form, or a request-target Granian keeps
-    under 64 KiB), every byte percent-encoded at worst; nginx must read it whole."""
-    from issuer.web.forms import MAX_FORM_BYTES
+    """The issuer echoes a browser request into `Location` (a sign-in's way back, a POST
+    turned GET, `state` in an error redirect), and refuses one longer than
+    `MAX_REQUEST_LENGTH` as sent on; nginx must read the largest such header whole."""
+    from issuer.oauth.errors import MAX_DESCRIPTION
+    from issuer.oauth.redirect_uris import MAX_LENGTH as MAX_REDIRECT_URI
+    from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 
     nginx = NGINX_CONF.read_text()
-    state = "/" * MAX_FORM_BYTES  # each byte comes back as %2F
+    # A registered redirect URI whose query comes back re-encoded, every byte tripled.
+    redirect_uri = "https://app.example.com/cb?x=" + "/" * MAX_REDIRECT_URI
+    state = "s" * MAX_REQUEST_LENGTH  # the whole request is at most this, state included
     query = urlencode(
         {
             "error": "invalid_request",
-            "error_description": "a parameter is too long",
+            "error_description": "/" * MAX_DESCRIPTION,
             "state": state,
             "iss": "https://issuer.example.com/" + "x" * 200,
         }
     )
-    location = f"https://app.example.com/callback?{query}"
+    location = f"{urlencode({'u': redirect_uri})}&{query}"
     other_headers = 1024
     buffer = nginx_size(only(directives(nginx, "proxy_buffer_size")))
     assert len(location) + other_headers <= buffer

@@ -31,6 +31,10 @@ PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Each asks for the sign-in page: it is also where the user picks which account to use.
 SIGN_IN_PROMPTS = frozenset({"login", "select_account"})
 MAX_PARAMETER_LENGTH = 2048
+# A browser request (authorization, logout) as it is sent on, percent-encoded: a redirect
+# echoes it (sign-in, a POST turned GET, `state` in an error), and a proxy must read that
+# `Location` whole. An OpenID Connect request without request objects needs far less.
+MAX_REQUEST_LENGTH = 16_384
 
 
 class UntrustedRequest(Exception):
@@ -108,6 +112,9 @@ class AuthorizationEndpoint:
 
     async def parse(self, pairs: Iterable[tuple[str, str]], query: str) -> AuthorizationRequest:
         """The validated request; `UntrustedRequest` or `AuthorizationError` if it is not."""
+        if len(query) > MAX_REQUEST_LENGTH:
+            # Nothing of it is echoed, not even to a registered redirect URI.
+            raise UntrustedRequest(f"the request is over {MAX_REQUEST_LENGTH} characters")
         parameters = read_parameters(pairs)
         params, repeated = parameters.values, parameters.repeated
         client = await self._client(params.get("client_id"), repeated)

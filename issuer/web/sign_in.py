@@ -17,6 +17,7 @@ from issuer.oauth.errors import InvalidGrant, OAuthError
 from issuer.oauth.parameters import read_parameters
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
+    MAX_REQUEST_LENGTH,
     AuthorizationError,
     AuthorizationRequest,
     NeedsConsent,
@@ -233,6 +234,8 @@ async def logout(
     if parameters.holds_nul:
         return _refused(name, "a parameter holds a NUL character", "sign-out")
     params = {key: parameters.values.get(key) for key in LOGOUT_PARAMETERS}
+    if len(_encoded(params)) > MAX_REQUEST_LENGTH:
+        return _refused(name, f"the request is over {MAX_REQUEST_LENGTH} characters", "sign-out")
     return await _logout(request, logout, sessions, cookies, name, params)
 
 
@@ -250,10 +253,12 @@ async def logout_form(
     except OAuthError as exc:
         return _refused(name, exc.description or exc.error, "sign-out")
     params = {key: form.get(key) for key in LOGOUT_PARAMETERS}
+    sent = _encoded(params)
+    if len(sent) > MAX_REQUEST_LENGTH:
+        return _refused(name, f"the request is over {MAX_REQUEST_LENGTH} characters", "sign-out")
     if "csrf_token" not in form:
         # An app's logout request, sent as a form: on as a GET, which carries the issuer's
         # SameSite=Lax cookies where a cross-site POST carries none (see `authorize_form`).
-        sent = urlencode({key: value for key, value in params.items() if value is not None})
         return redirect(f"/logout?{sent}" if sent else "/logout", 303)
     # The user's answer on the confirmation page.
     if not cookies.csrf_ok(request, form):
@@ -410,6 +415,11 @@ def error_page(request: Request, error: OAuthError) -> Response | None:
         heading=heading,
         message=message,
     )
+
+
+def _encoded(params: dict[str, str | None]) -> str:
+    """A logout request's parameters as they are sent on (a 303 to GET) or echoed (`state`)."""
+    return urlencode({key: value for key, value in params.items() if value is not None})
 
 
 def _answer_redirect(request: Request, location: str) -> Response:

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ from issuer.admin import create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
 from issuer.oauth.tokens import at_hash
+from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from tests.support import FakeClock, db_session, fresh_key_set, running
@@ -1023,6 +1024,25 @@ async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, mo
         assert response.headers["retry-after"] == "5"
         assert response.headers["cache-control"] == "no-store"
         assert "unavailable" in response.text and "x-frame-options" in response.headers
+
+
+async def test_a_browser_request_over_the_length_limit_is_refused_at_the_issuer(client):
+    # The audit: the issuer echoed requests of up to 3 x 64 KiB into `Location`, which a
+    # proxy must then read whole (nginx's 4 KiB default answered 502 and took a replica out).
+    within = await client.get(authorize_url("spa", SPA, Pkce(), state="s" * 2000))
+    assert within.status_code == 200 and 'name="password"' in within.text
+    for response in (
+        await client.get(authorize_url("spa", SPA, Pkce(), state="s" * MAX_REQUEST_LENGTH)),
+        await client.post(
+            "/authorize",
+            content=authorize_url("spa", SPA, Pkce(), nonce="n" * 500, state="é" * 6000)[11:],
+            headers=FORM,
+        ),
+        await client.get("/logout?" + urlencode({"state": "s" * MAX_REQUEST_LENGTH})),
+        await client.post("/logout", data={"state": "/" * 6000}),
+    ):
+        assert response.status_code == 400 and "location" not in response.headers
+        assert f"over {MAX_REQUEST_LENGTH} characters" in response.text
 
 
 async def test_a_form_the_sign_in_page_refuses_to_read_is_answered_with_a_page(client):

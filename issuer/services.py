@@ -79,7 +79,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open everything the issuer needs; everything opened is closed again, also on failure."""
     async with contextlib.AsyncExitStack() as resources:
-        await run_in_threadpool(_prepare_schema, settings.database_url)
+        await run_in_threadpool(_prepare_schema, settings.database_url, settings.database_timeout)
         engine = make_engine(settings.database_url, settings.database_timeout)
         resources.callback(engine.dispose)
         sessions = make_sessions(engine)
@@ -172,11 +172,12 @@ async def open_services(
         )
 
 
-def _prepare_schema(database_url: str) -> None:
-    """Create the schema in an empty database (or refuse an older one) without the requests'
-    timeout, as the scripts do: replicas starting beside one creating the schema wait for it
-    however long it takes (under the 5 s statement timeout they gave up, a traceback)."""
-    engine = make_engine(database_url)
+def _prepare_schema(database_url: str, timeout: float) -> None:
+    """Create the schema in an empty database (or refuse an older one) with no bound on its
+    statements and lock waits: replicas starting beside one creating the schema wait for it
+    however long it takes (under the 5 s statement timeout they gave up, a traceback). A
+    server that does not answer still fails the start in `timeout`."""
+    engine = make_engine(database_url, timeout, bound_statements=False)
     try:
         prepare(engine)
     finally:

@@ -52,13 +52,15 @@ def too_long(row: Base) -> list[str]:
     ]
 
 
-def make_engine(url: str, timeout: float | None = None) -> Engine:
+def make_engine(url: str, timeout: float | None = None, *, bound_statements: bool = True) -> Engine:
     """An engine for `url`; SQLite gets settings that make it safe under concurrent use.
 
     `timeout` (seconds) bounds every wait on a PostgreSQL server, for a service that must
     answer 503 rather than hang: connecting, a statement, a lock, an unanswered packet, and a
     free pooled connection. The statement that times out is cancelled by the server and its
     transaction rolled back, so nothing is half done. Scripts and migrations pass none.
+    Without `bound_statements`, statements and lock waits take as long as they take (the
+    issuer waiting at start for another process creating the schema); the rest is bounded.
     Statement parameters are never put in error messages (they hold hashes and token ids).
     A SQLite file that cannot be created is a `DatabaseFileError` naming it and why.
     """
@@ -70,7 +72,7 @@ def make_engine(url: str, timeout: float | None = None) -> Engine:
             pool_pre_ping=True,
             hide_parameters=True,
             pool_timeout=timeout,
-            connect_args=_postgres_timeouts(url, timeout),
+            connect_args=_postgres_timeouts(url, timeout, bound_statements),
         )
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
@@ -120,11 +122,13 @@ def exclusive(engine: Engine, lock_id: int) -> Iterator[Connection]:
             yield connection
 
 
-def _postgres_timeouts(url: str, timeout: float) -> dict[str, Any]:
+def _postgres_timeouts(url: str, timeout: float, bound_statements: bool) -> dict[str, Any]:
     milliseconds = max(1, round(timeout * 1000))
     # Server options given in the URL (a search_path) are kept: these are added to them.
     given = make_url(url).query.get("options", "")
-    options = [f"-c statement_timeout={milliseconds}", f"-c lock_timeout={milliseconds}"]
+    options = []
+    if bound_statements:
+        options = [f"-c statement_timeout={milliseconds}", f"-c lock_timeout={milliseconds}"]
     if isinstance(given, str) and given:
         options.append(given)  # after ours: an operator's own timeouts there win
     return {

@@ -97,6 +97,34 @@ def test_a_postgres_server_that_never_answers_is_an_error_within_the_timeout(pos
     silent.close()
 
 
+async def test_the_issuer_start_on_a_server_that_never_answers_fails_within_the_timeout(
+    tmp_path, postgres_url
+):
+    # The schema is prepared with no bound on statements (it waits for another process
+    # creating it), but connecting stays bounded: a silent server must not hang the start.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    url = postgres_url.replace(":5432/", f":{silent.getsockname()[1]}/")
+    fresh_key_set(tmp_path / "keys")
+    app = create_app(Settings(keys_dir=tmp_path / "keys", database_url=url, database_timeout=1))
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        async with running(app):
+            pass
+    assert time.monotonic() - started < 10
+    silent.close()
+
+
+def test_an_engine_without_statement_bounds_lets_statements_and_lock_waits_run(postgres_url):
+    engine = make_engine(postgres_url, timeout=0.5, bound_statements=False)
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW statement_timeout")).scalar() == "0"
+        assert connection.execute(text("SHOW lock_timeout")).scalar() == "0"
+    # Connecting is still bounded: see the silent server above.
+    engine.dispose()
+
+
 def test_a_lock_held_elsewhere_is_an_error_within_the_timeout_and_the_url_options_stay(
     postgres_url,
 ):

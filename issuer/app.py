@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                     "jwks": JwksAnswers(services, clock),
                 }
 
-    handlers = error_handlers(metrics, sign_in.error_page)
+    handlers = error_handlers(metrics, sign_in.error_pages(settings.service_name))
     app = FrontedFastAPI(
         title="OAuth 2.0 token issuer",
         lifespan=lifespan,

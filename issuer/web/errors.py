@@ -64,7 +64,7 @@ def _rejection(exc: Exception, error: OAuthError) -> str | None:
 
 def error_handlers(
     metrics: IssuerMetrics,
-    page_for: Callable[[Request, OAuthError], Response | None] = lambda _request, _error: None,
+    page_for: Callable[[Request, OAuthError], Response | None],
 ) -> dict[int | type[Exception], Callable[[Request, Any], Any]]:
     """The `exception_handlers` of the issuer app. `page_for` answers a browser page's
     refusals (the database down under the sign-in page) with a page of its own."""

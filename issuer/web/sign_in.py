@@ -3,7 +3,7 @@ and `/logout` (GET and POST, with its confirmation page). Decisions live in `iss
 this module renders and redirects."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
@@ -27,7 +27,6 @@ from issuer.oidc.authorize import (
     after_sign_in,
 )
 from issuer.oidc.id_token_hints import IdTokenHint
-from issuer.services import Services
 from issuer.web.deps import (
     Authorization,
     ClientAddress,
@@ -394,27 +393,33 @@ def _refused(service_name: str, description: str, action: str = "sign-in") -> Re
     )
 
 
-def error_page(request: Request, error: OAuthError) -> Response | None:
-    """The page a browser sees for an error raised past these routes' own answers (the
-    database down, a form the server will not read), in place of the token endpoint's JSON;
-    None for every other route."""
-    if request.url.path not in _PAGE_PATHS:
-        return None
-    services: Services = request.state.services
-    if error.status_code == 503:
-        heading, message = "This service is unavailable", "Try again in a moment."
-    else:
-        heading = "This request cannot be completed"
-        message = f"The request was refused: {error.description or error.error}."
-    return page(
-        "error.html",
-        error.status_code,
-        error.headers,
-        service_name=services.settings.service_name,
-        title=heading,
-        heading=heading,
-        message=message,
-    )
+def error_pages(service_name: str) -> Callable[[Request, OAuthError], Response | None]:
+    """What these routes answer for an error raised past their own answers (the database
+    out of reach, a form the server will not read): a page, not the token endpoint's JSON.
+    None for any other route (the route as matched, so a root path or a raw query cannot
+    mislead it; the fronted /token has none)."""
+
+    def error_page(request: Request, error: OAuthError) -> Response | None:
+        if getattr(request.scope.get("route"), "path", None) not in _PAGE_PATHS:
+            return None
+        if error.status_code == 503:
+            heading, message = "This service is unavailable", "Try again in a moment."
+        elif error.status_code >= 500:
+            heading, message = "Something went wrong", "Try again, or go back to the app."
+        else:
+            heading = "This request cannot be completed"
+            message = f"The request was refused: {error.description or error.error}."
+        return page(
+            "error.html",
+            error.status_code,
+            error.headers,
+            service_name=service_name,
+            title=heading,
+            heading=heading,
+            message=message,
+        )
+
+    return error_page
 
 
 def _encoded(params: dict[str, str | None]) -> str:

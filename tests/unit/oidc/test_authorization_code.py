@@ -1045,6 +1045,16 @@ async def test_a_browser_request_over_the_length_limit_is_refused_at_the_issuer(
         assert f"over {MAX_REQUEST_LENGTH} characters" in response.text
 
 
+async def test_a_sign_in_page_that_fails_unexpectedly_says_so_on_a_page(client, monkeypatch):
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(BrowserSessions, "find", broken)
+    response = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in response.text and "server_error" not in response.text
+
+
 async def test_a_form_the_sign_in_page_refuses_to_read_is_answered_with_a_page(client):
     refused = await client.post("/login", content="{}", headers={"content-type": "text/plain"})
     assert refused.status_code == 400 and refused.headers["content-type"].startswith("text/html")

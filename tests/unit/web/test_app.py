@@ -463,3 +463,29 @@ async def test_the_metadata_is_built_at_start_up(client, monkeypatch):
     for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
         response = await client.get(path)
         assert response.status_code == 200 and response.json()["jwks_uri"]
+
+
+@pytest.mark.parametrize(
+    ("root_path", "query"), [("", b"x=%FF"), ("", b"x=\xff"), ("/auth", b"")], ids=str
+)
+async def test_a_sign_in_page_refusal_is_a_page_whatever_its_path_and_query(
+    settings, root_path, query
+):
+    # The review: the page was chosen by request.url.path, which decoding a raw \xff in the
+    # query made raise inside the error handler, and which a root path hid.
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"text/plain"), (b"host", b"testserver")]
+    scope = {**http_scope("POST", root_path + "/login", headers), "query_string": query}
+    scope["root_path"] = root_path
+    async with served(create_app(settings)) as asgi:
+        await asgi(scope, receive, send)
+    start = sent[0]
+    assert start["status"] == 400
+    assert (b"content-type", b"text/html; charset=utf-8") in start["headers"]

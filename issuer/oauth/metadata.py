@@ -93,8 +93,18 @@ class MetadataCache:
     def stale(self) -> bool:
         return self._clock() - self._built_at >= self._max_age
 
+    def claim_rebuild(self) -> bool:
+        """Whether this caller should `rebuild` (in a thread): the document is stale, and
+        no other caller is rebuilding it. Called on the event loop, so while one rebuilds
+        (or its database wait runs out) the others serve the document held."""
+        if not self.stale:
+            return False
+        if self._body:
+            self._built_at = self._clock() - self._max_age + self.RETRY_AFTER_FAILURE
+        return True
+
     def body(self) -> bytes:
-        """The current document; call `rebuild` (in a thread) when `stale`."""
+        """The current document; see `claim_rebuild`."""
         return self._body
 
     def rebuild(self) -> bytes:
@@ -107,11 +117,11 @@ class MetadataCache:
         except SQLAlchemyError as exc:
             if not self._body:
                 raise
+            # Tried again RETRY_AFTER_FAILURE after the claim.
             log.warning(
                 "serving the server metadata built before: the database cannot be read (%s)",
                 exc.__class__.__name__,
             )
-            self._built_at = self._clock() - self._max_age + self.RETRY_AFTER_FAILURE
             return self._body
         scopes = sorted({scope for value in values for scope in value.split()})
         self._body = json.dumps(metadata_document(self._issuer, scopes)).encode()

@@ -78,7 +78,7 @@ async def jwks(request: Request, answers: Jwks) -> Response:
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
 @router.get("/.well-known/openid-configuration", summary="Server metadata (OpenID Discovery path)")
 async def metadata(cache: Metadata) -> Response:
-    body = await run_in_threadpool(cache.rebuild) if cache.stale else cache.body()
+    body = await run_in_threadpool(cache.rebuild) if cache.claim_rebuild() else cache.body()
     return Response(
         body, media_type=JSON_MEDIA_TYPE, headers={"Cache-Control": "public, max-age=3600"}
     )

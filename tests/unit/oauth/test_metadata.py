@@ -42,12 +42,16 @@ def test_an_outage_keeps_the_document_built_before_and_retries_soon(outage):
     assert json.loads(built)["issuer"] == "https://issuer.test"
     outage.down = True
     clock.advance(3600)
-    assert cache.stale and cache.rebuild() == built
-    assert not cache.stale
+    assert cache.claim_rebuild()
+    # The review: every request meanwhile ran its own rebuild, each waiting on the database.
+    assert not cache.claim_rebuild() and cache.body() == built
+    assert cache.rebuild() == built
+    assert not cache.claim_rebuild()
     clock.advance(MetadataCache.RETRY_AFTER_FAILURE)
-    assert cache.stale  # tried again soon, not a minute later
+    assert cache.claim_rebuild()  # tried again soon, not a minute later
     outage.down = False
     assert json.loads(cache.rebuild())["issuer"] == "https://issuer.test"
+    assert not cache.claim_rebuild()
 
 
 def test_with_no_document_built_yet_an_outage_is_an_error(outage):

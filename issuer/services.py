@@ -186,8 +186,10 @@ def _prepare_schema(database_url: str, timeout: float) -> None:
 
 # Stopping a background task is bounded: redis-py's pub/sub can swallow a cancellation that
 # lands while it subscribes (its issues 2028 and 2551), and a shutdown then waited for ever
-# (a start that failed to bind its port never exited, SIGTERM included). It is cancelled again
-# until it ends, for a few seconds, then left behind.
+# (a start that failed to bind its port never exited, SIGTERM included). After a first wait
+# long enough for its own clean-up (closing a connection), it is cancelled again until it
+# ends, for a few seconds, then left behind.
+STOP_GRACE = 1.0
 STOP_ATTEMPTS = 30
 STOP_INTERVAL = 0.1
 
@@ -199,9 +201,9 @@ def _run_in_background(
     task = asyncio.get_running_loop().create_task(work)
 
     async def cancel() -> None:
-        for _ in range(STOP_ATTEMPTS):
+        for attempt in range(STOP_ATTEMPTS):
             task.cancel()
-            await asyncio.wait({task}, timeout=STOP_INTERVAL)
+            await asyncio.wait({task}, timeout=STOP_INTERVAL if attempt else STOP_GRACE)
             if task.done():
                 break
         else:

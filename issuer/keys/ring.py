@@ -58,8 +58,10 @@ class KeyRing:
         """Poll for changes forever: one cheap version check per interval, or when woken."""
         wake = wake or asyncio.Event()
         while True:
+            # asyncio.timeout, not wait_for, which on Python 3.11 can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await wake.wait()
             wake.clear()
             try:
                 await asyncio.to_thread(self.reload_if_changed)

@@ -45,3 +45,23 @@ async def test_a_task_that_does_not_stop_is_left_behind_with_a_warning(monkeypat
         left.cancel()
         await asyncio.wait({left}, timeout=0.1)
     assert stopped == [True]
+
+
+async def test_a_task_cleaning_up_after_its_cancellation_is_given_time_to_finish():
+    # The review: cancelled again every 0.1 s, redis-py's pub/sub had its own clean-up (closing
+    # its connection) cut short.
+    cleaned: list[bool] = []
+
+    async def cleaning_up() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)
+            cleaned.append(True)
+            raise
+
+    resources = contextlib.AsyncExitStack()
+    services._run_in_background(resources, cleaning_up())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(resources.aclose(), timeout=5)
+    assert cleaned == [True]

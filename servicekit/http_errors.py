@@ -23,7 +23,7 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": "invalid_request", "error_description": description},
         exc.status_code,
-        {**NO_STORE, **exc.headers} if exc.headers else NO_STORE,
+        {**NO_STORE, **(exc.headers or {})},
     )
 
 

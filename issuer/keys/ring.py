@@ -7,7 +7,7 @@ import logging
 from joserfc.jwk import RSAKey
 
 from issuer.keys.model import KeySetError, KeyStoreUnavailable
-from issuer.keys.store import KeySetStore, LoadedKeys, Version
+from issuer.keys.store import KeySetStore, LoadedKeys
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("issuer.audit")
@@ -24,7 +24,7 @@ class KeyRing:
         self.current: LoadedKeys = store.load()
         # Bumped with every key set swapped in; ends the verifier's cached verifications.
         self.generation = 0
-        self._broken_version: Version | object | None = _NONE_BROKEN
+        self._broken_version: object = _NONE_BROKEN  # a Version, None, or _NONE_BROKEN
         self._failing = False  # the last check could not read the store
 
     def reload_if_changed(self) -> bool:

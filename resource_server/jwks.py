@@ -15,8 +15,10 @@ Policy, in the order a request meets it:
   that answers slowly or trickles its body cannot hold anyone longer than that;
 - a failed fetch keeps the last good set for up to `stale_if_error` past its expiry; background
   retries back off exponentially with jitter; failures are logged once per state change;
-- a JWKS location from the metadata (or the fallback taken without it) is looked up again on
-  the try after a fetch from it fails, so an issuer that moves it is followed;
+- a JWKS location from the metadata (or the fallback taken without it) is known once a fetch
+  from it succeeds, and looked up again on the try after a fetch from it fails, so an issuer
+  that moves it is followed; an ETag is sent back only to the location it came from, and a
+  304 counts only as the answer to one;
 - `run()` does the background part alone, so an idle server stays fresh and recovers alone.
 """
 
@@ -102,6 +104,7 @@ class _Snapshot:
     fetched_at: float
     expires_at: float
     etag: str | None
+    url: str  # where the set came from: its ETag is that location's
 
 
 class RemoteKeySet:
@@ -131,8 +134,7 @@ class RemoteKeySet:
         require_safe_url(issuer, allow_insecure_http)
         if jwks_url:
             require_safe_url(jwks_url, allow_insecure_http)
-        self._jwks_url = jwks_url or None
-        self._jwks_url_configured = bool(jwks_url)  # never looked up in the metadata then
+        self._configured_url = jwks_url or None  # never looked up in the metadata then
         # The last fetch from a discovered (or fallback) location failed: look it up again.
         self._rediscover = False
         # A client passed in belongs to the caller; one made here is closed by `aclose`.
@@ -416,7 +418,9 @@ class RemoteKeySet:
             )
 
     async def _fetch(self) -> None:
-        known = self._jwks_url
+        # The location known: the one configured, else the one the held set came from (a
+        # location found in the metadata becomes known only once it has answered).
+        known = self._configured_url or (self._snapshot.url if self._snapshot else None)
         rediscover, self._rediscover = self._rediscover, False
         if known is None:
             url = await self._discover_jwks_url()
@@ -429,30 +433,35 @@ class RemoteKeySet:
         else:
             url = known
         try:
-            await self._fetch_from(url, conditional=url == known)
+            await self._fetch_from(url)
         except BaseException:  # a deadline too
             # The next try looks the location up again, unless it was configured or this
-            # try just looked (metadata that hangs must not keep a location that answers
-            # from being fetched: the tries alternate).
-            self._rediscover = not (self._jwks_url_configured or known is None or rediscover)
+            # try just looked (metadata that hangs, or a new location that fails, must not
+            # keep the known location from being fetched: the tries alternate). With none
+            # known, every try looks.
+            self._rediscover = self._configured_url is None and known is not None and not rediscover
             raise
 
-    async def _fetch_from(self, url: str, conditional: bool) -> None:
+    async def _fetch_from(self, url: str) -> None:
         headers = {"Accept": "application/json"}
         previous = self._snapshot
-        # An ETag belongs to the location it came from.
-        if conditional and previous is not None and previous.etag:
-            headers["If-None-Match"] = previous.etag
+        # An ETag names what one location sent: another may use the same one for other keys.
+        if_none_match = previous.etag if previous is not None and previous.url == url else None
+        if if_none_match is not None:
+            headers["If-None-Match"] = if_none_match
         status, response_headers, body = await self._get(url, headers)
         now = self._clock()
         cache_control = response_headers.get("cache-control")
-        if status == 304 and previous is not None:
+        if status == 304:
+            if previous is None or if_none_match is None:
+                # Not the answer to an If-None-Match of ours: it says nothing of the keys.
+                raise FetchError("JWKS endpoint answered 304 to a request without If-None-Match")
             # RFC 9111 section 4.3.4: what a 304 does not carry keeps its stored value, so
             # without a Cache-Control the held set's lifetime stands.
             lifetime = previous.expires_at - previous.fetched_at
             if cache_control is not None:
                 lifetime = self._ttl(cache_control)
-            self._snapshot = _Snapshot(previous.keys, now, now + lifetime, previous.etag)
+            self._snapshot = _Snapshot(previous.keys, now, now + lifetime, if_none_match, url)
             return
         if status != 200:
             raise FetchError(f"JWKS endpoint answered {status}")
@@ -462,7 +471,7 @@ class RemoteKeySet:
         etag = response_headers.get("etag")
         if etag is not None and not _SENDABLE_ETAG.fullmatch(etag):
             etag = None  # one that cannot be sent back: the next fetch is a full one
-        self._snapshot = _Snapshot(keys, now, now + self._ttl(cache_control), etag)
+        self._snapshot = _Snapshot(keys, now, now + self._ttl(cache_control), etag, url)
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
@@ -481,8 +490,7 @@ class RemoteKeySet:
                     refusal = refusal or exc
         if refusal is not None:
             raise refusal
-        self._jwks_url = f"{self._base}/.well-known/jwks.json"
-        return self._jwks_url
+        return f"{self._base}/.well-known/jwks.json"
 
     def _metadata_urls(self) -> list[tuple[str, bool]]:
         """Where the metadata may be, and whether the place is the issuer's own. RFC 8414
@@ -519,7 +527,6 @@ class RemoteKeySet:
             require_safe_url(jwks_uri, self._allow_insecure)
         except ValueError as exc:
             raise KeySetDataError(str(exc)) from exc
-        self._jwks_url = jwks_uri
         return jwks_uri
 
     async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:

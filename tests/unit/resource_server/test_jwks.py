@@ -169,6 +169,58 @@ async def test_a_moved_jwks_uri_is_followed(respx_mock, key_set, clock, rsa_priv
     assert old.call_count == 2  # the first fetch and the failed revalidation
 
 
+async def test_a_moved_jwks_uri_that_fails_at_first_never_gets_the_old_etag(
+    respx_mock, key_set, clock, rsa_private_key, other_private_key
+):
+    # The review: the metadata moved jwks_uri from A to B and B's first answer failed; B was
+    # already the known location, so the next try sent A's ETag to B, and B (its counter-style
+    # ETag the same) answered 304: A's keys were kept as B's.
+    metadata = respx_mock.get(METADATA_URL)
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    old = respx_mock.get(JWKS_URL)
+    old.mock(return_value=etagged('"1"', (rsa_private_key, "k1")))
+    assert await key_set.key("k1") is not None
+    new_url = f"{ISSUER}/v2/keys"
+    metadata.respond(json={"issuer": ISSUER, "jwks_uri": new_url})
+    old.respond(404)
+    answers = iter([httpx.Response(503)])
+
+    def new_keys(request: httpx.Request) -> httpx.Response:
+        if (failure := next(answers, None)) is not None:
+            return failure
+        if request.headers.get("If-None-Match") == '"1"':
+            return httpx.Response(304, headers={"ETag": '"1"'})
+        return etagged('"1"', (other_private_key, "k2"))
+
+    new = respx_mock.get(new_url).mock(side_effect=new_keys)
+    for _ in range(6):  # until B has answered with its keys
+        clock.advance(61)
+        await key_set.maintain()
+        if new.calls and new.calls.last.response.status_code == 200:
+            break
+    assert not any("If-None-Match" in call.request.headers for call in new.calls)
+    assert new.call_count == 2  # the failure, then the keys
+    assert await key_set.key("k2") is not None
+    assert await key_set.key("k1") is None  # A's key, which B does not publish
+
+
+async def test_a_304_to_a_request_without_if_none_match_is_a_failed_fetch(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    # The review: a 304 (from a cache or proxy on the way, say) renewed the held set though
+    # nothing was asked of it; it says nothing of what the issuer publishes now.
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    assert await key_set.key("k1") is not None  # no ETag: nothing to revalidate with
+    route.respond(304, headers={"Cache-Control": "max-age=3600"})
+    clock.advance(61)
+    await key_set.maintain()
+    assert "If-None-Match" not in route.calls[1].request.headers
+    status = key_set.status()
+    assert status.last_fetch_failed
+    assert not status.fresh  # the held set was not renewed
+
+
 async def test_a_configured_jwks_url_is_never_looked_up(respx_mock, http, clock, rsa_private_key):
     metadata = respx_mock.get(METADATA_URL).respond(
         json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/elsewhere"}

@@ -24,6 +24,7 @@ Policy, in the order a request meets it:
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -465,13 +466,29 @@ class RemoteKeySet:
             return
         if status != 200:
             raise FetchError(f"JWKS endpoint answered {status}")
-        keys = parse_jwks(body)
+        keys, compromised = parse_jwks(body)
+        if not keys:
+            # Refused, yet a key it shows compromised must stop verifying now, not when the
+            # held set runs out (stale_if_error): it is exactly the one anyone can sign with.
+            self._distrust(compromised)
+            raise KeySetDataError("JWKS holds no usable RS256 signing key")
         if previous is None or _fingerprint(keys) != _fingerprint(previous.keys):
             self._generation += 1
         etag = response_headers.get("etag")
         if etag is not None and not _SENDABLE_ETAG.fullmatch(etag):
             etag = None  # one that cannot be sent back: the next fetch is a full one
         self._snapshot = _Snapshot(keys, now, now + self._ttl(cache_control), etag, url)
+
+    def _distrust(self, kids: set[str]) -> None:
+        """Drop `kids` (published with their private keys) from the held set; the new
+        generation ends every cached verification."""
+        held = self._snapshot
+        if held is None or kids.isdisjoint(held.keys):
+            return
+        keys = {kid: key for kid, key in held.keys.items() if kid not in kids}
+        # The ETag named the set with them in it: the next fetch is a full one.
+        self._snapshot = dataclasses.replace(held, keys=keys, etag=None)
+        self._generation += 1
 
     async def _discover_jwks_url(self) -> str:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
@@ -567,8 +584,9 @@ class RemoteKeySet:
         return min(max(ttl, policy.min_ttl), policy.max_ttl)
 
 
-def parse_jwks(body: bytes) -> dict[str, RSAKey]:
-    """Usable RSA signature keys by kid; unusable entries are skipped, an empty set refused."""
+def parse_jwks(body: bytes) -> tuple[dict[str, RSAKey], set[str]]:
+    """Usable RSA signature keys by kid (unusable entries skipped, so it may be empty), and
+    the kids of entries published with private members (compromised)."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
@@ -576,7 +594,8 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise KeySetDataError("JWKS has no keys array")
     keys: dict[str, RSAKey] = {}
-    distrusted: set[str] = set()
+    compromised: set[str] = set()
+    duplicated: set[str] = set()
     for entry in document["keys"]:
         if isinstance(entry, dict) and any(member in entry for member in _PRIVATE_MEMBERS):
             kid = entry.get("kid")
@@ -586,20 +605,18 @@ def parse_jwks(body: bytes) -> dict[str, RSAKey]:
                 _brief(kid),
             )
             if isinstance(kid, str):
-                distrusted.add(kid)  # even if a clean entry repeats it
+                compromised.add(kid)  # even if a clean entry repeats it
             continue
         parsed = _parse_key(entry)
         if parsed is None:
             continue
         kid, key = parsed
         if kid in keys:
-            distrusted.add(kid)  # two keys under one kid: trust neither
+            duplicated.add(kid)  # two keys under one kid: trust neither
         keys[kid] = key
-    for kid in distrusted:
+    for kid in compromised | duplicated:
         keys.pop(kid, None)
-    if not keys:
-        raise KeySetDataError("JWKS holds no usable RS256 signing key")
-    return keys
+    return keys, compromised
 
 
 def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:

@@ -14,9 +14,10 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from resource_server.errors import KeySetUnavailable
+from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, FetchError, KeySetStatus, RemoteKeySet
-from tests.support import FakeClock, b64url, public_jwk
+from resource_server.verify import Verifier
+from tests.support import FakeClock, b64url, public_jwk, sign_jwt
 
 ISSUER = "https://issuer.test"
 METADATA_URL = f"{ISSUER}/.well-known/oauth-authorization-server"
@@ -619,6 +620,39 @@ async def test_a_key_published_with_private_members_is_not_trusted(
     assert len(warnings) == 2  # once per entry in the one fetch, not once per request
     assert "'leaked'" in warnings[0] and "private key members" in warnings[0]
     assert "'leaked-twice'" in warnings[1]
+
+
+async def test_a_leaked_key_stops_verifying_even_when_the_set_showing_it_is_refused(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key
+):
+    # The review: the only entry gained private members, so the fetched set had no usable
+    # key and was refused, and the held set, that very key in it, kept verifying tokens
+    # anyone could now sign, for up to stale_if_error (24 h).
+    verifier = Verifier(key_set, ISSUER, "api", clock=clock)
+    now = int(clock())
+
+    def token(jti: str) -> str:
+        claims = {"iss": ISSUER, "aud": "api", "sub": "42", "client_id": "c", "jti": jti}
+        header = {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}
+        return sign_jwt(rsa_private_key, header, {**claims, "iat": now, "exp": now + 3600})
+
+    route = respx_mock.get(JWKS_URL)
+    route.mock(return_value=etagged('"v1"', (rsa_private_key, "k1")))
+    cached = token("seen-before")
+    await verifier.verify(cached)
+    assert verifier.remembered(cached) is not None  # in the verified-token cache
+    route.mock(
+        return_value=httpx.Response(200, json={"keys": [leaked_jwk(rsa_private_key, "k1", "d")]})
+    )
+    clock.advance(60)
+    await key_set.maintain()  # the revalidation: the set is refused...
+    assert key_set.status().last_fetch_failed
+    for refused in (cached, token("minted-with-the-leaked-key")):  # ...and k1 is dropped
+        with pytest.raises(InvalidToken):
+            await verifier.verify(refused)
+    clock.advance(2)
+    await key_set.maintain()  # the retry: the ETag named the set with k1 in it
+    assert "If-None-Match" not in route.calls.last.request.headers
 
 
 async def test_two_keys_under_one_kid_are_both_distrusted(

@@ -568,9 +568,9 @@ class RemoteKeySet:
                     if len(body) > limit:
                         raise KeySetDataError(f"response larger than {limit} bytes")
                 return response.status_code, response.headers, bytes(body)
-        # ValueError: a request httpx cannot build, as a header it cannot encode (it raises
-        # UnicodeEncodeError before anything is sent), fails like any other fetch.
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        # Anything else is unexpected (an ETag httpx could not send is never held): the
+        # catch-all in `_fetch_and_store` logs it with its traceback and retries.
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from exc
 
     def _ttl(self, cache_control: str | None) -> float:

@@ -127,6 +127,20 @@ def http_scope(
     }
 
 
+async def call_asgi(app: ASGIApp, scope: Scope, body: bytes = b"") -> list[dict[str, Any]]:
+    """Call `app` as a server would with one request of `body`; the messages it sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
 @contextlib.contextmanager
 def db_session(database_url: str) -> Iterator[Session]:
     """A session on the issuer's database whose engine is disposed afterwards."""

@@ -20,7 +20,7 @@ from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.oauth.metadata import MetadataCache
 from issuer.settings import Settings
-from tests.support import db_session, fresh_key_set, http_scope, running, served
+from tests.support import call_asgi, db_session, fresh_key_set, http_scope, running, served
 
 ISSUER = "http://issuer.test"
 
@@ -212,18 +212,11 @@ async def test_an_answered_and_logged_error_is_not_raised_on_to_the_server(setti
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("issuer.web.oauth.read_form", broken)
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"a=b", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
     headers = [(b"origin", b"https://app.example"), (b"host", b"issuer.test")]
     scope = http_scope("POST", "/token", headers, host="issuer.test")
     async with served(create_app(settings)) as asgi:
-        await asgi(scope, receive, send)  # returns: nothing left for the server to log
+        # Returns: nothing left for the server to log.
+        sent = await call_asgi(asgi, scope, b"a=b")
     assert sent[0]["status"] == 500
 
 
@@ -473,19 +466,11 @@ async def test_a_sign_in_page_refusal_is_a_page_whatever_its_path_and_query(
 ):
     # The review: the page was chosen by request.url.path, which decoding a raw \xff in the
     # query made raise inside the error handler, and which a root path hid.
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
     headers = [(b"content-type", b"text/plain"), (b"host", b"testserver")]
     scope = {**http_scope("POST", root_path + "/login", headers), "query_string": query}
     scope["root_path"] = root_path
     async with served(create_app(settings)) as asgi:
-        await asgi(scope, receive, send)
+        sent = await call_asgi(asgi, scope, b"{}")
     start = sent[0]
     assert start["status"] == 400
     assert (b"content-type", b"text/html; charset=utf-8") in start["headers"]

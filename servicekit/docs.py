@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 # The Swagger UI shipped in swagger-ui-bundle (4.x) renders OpenAPI 3.0 documents only.
@@ -29,6 +29,11 @@ class _Template:
     path: str
 
 
+# Static files keep their URLs across upgrades: a cache revalidates them (their ETag makes
+# that a 304), so new pages never meet an old stylesheet; their type is never sniffed.
+STATIC_HEADERS = [(b"cache-control", b"no-cache"), (b"x-content-type-options", b"nosniff")]
+
+
 def mount_static(app: FastAPI, path: str, directory: str, name: str) -> None:
     """Serve `directory` under `path`, counted in the metrics as `path/{path}` (a mount sets
     no route of its own, so its requests would count as `unmatched`)."""
@@ -36,7 +41,13 @@ def mount_static(app: FastAPI, path: str, directory: str, name: str) -> None:
 
     async def labelled(scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = template
-        await files(scope, receive, send)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], *STATIC_HEADERS]}
+            await send(message)
+
+        await files(scope, receive, with_headers)
 
     app.mount(path, labelled, name=name)
 

@@ -162,7 +162,7 @@ async def login(
     except InvalidGrant:
         return _login_page(request, name, cookies, auth, username, BAD_CREDENTIALS, 400)
     except Throttled as exc:
-        error = f"Too many attempts. Try again in {exc.retry_seconds} seconds."
+        error = f"Too many attempts. Try again in {_seconds(exc.retry_seconds)}."
         headers = {"Retry-After": str(exc.retry_seconds)}
         return _login_page(request, name, cookies, auth, username, error, 429, headers)
     except HashingBusy:
@@ -449,8 +449,12 @@ def _too_many(service_name: str, exc: Throttled) -> Response:
         service_name=service_name,
         title="Too many requests",
         heading="Too many requests",
-        message=f"Try again in {exc.retry_seconds} seconds.",
+        message=f"Try again in {_seconds(exc.retry_seconds)}.",
     )
+
+
+def _seconds(count: int) -> str:
+    return "1 second" if count == 1 else f"{count} seconds"
 
 
 def _stale_form(service_name: str) -> Response:

@@ -383,6 +383,21 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
 
 
+async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, settings):
+    # The audit: with nothing to list, the page asked "Allow access?" without naming the app.
+    create_client(
+        settings,
+        "bare",
+        ("authorization_code",),
+        redirect_uris=(CONSENTING,),
+        public=True,
+        require_consent=True,
+        name="Bare App",
+    )
+    page = await sign_in(client, authorize_url("bare", CONSENTING, Pkce(), scope=None))
+    assert "Allow" in page.text and "Bare App" in page.text
+
+
 async def test_a_consent_answer_counts_only_for_the_user_it_was_shown_to(client, settings):
     # The audit: alice's open consent page, sent after bob signed in from another tab, gave
     # a code for bob and stored a consent bob never saw.
@@ -792,7 +807,14 @@ async def test_pages_cannot_be_framed_or_cached(client):
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
-    assert (await client.get("/static/issuer.css")).status_code == 200
+    stylesheet = await client.get("/static/issuer.css")
+    assert stylesheet.status_code == 200
+    # The audit: cached by heuristic, an upgrade's pages could meet the old stylesheet.
+    assert stylesheet.headers["cache-control"] == "no-cache"
+    assert stylesheet.headers["x-content-type-options"] == "nosniff"
+    etag = stylesheet.headers["etag"]
+    revalidated = await client.get("/static/issuer.css", headers={"If-None-Match": etag})
+    assert revalidated.status_code == 304
 
 
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)

@@ -127,6 +127,22 @@ async def _authorize(
     return _answer_redirect(request, decision.location)
 
 
+@router.get("/login", include_in_schema=False)
+@router.get("/consent", include_in_schema=False)
+async def form_address(name: ServiceName) -> Response:
+    """The address of a form's answer, opened by itself (typed, reloaded, a bookmark): the
+    routing's 405 JSON, as a page a browser can show."""
+    return page(
+        "error.html",
+        405,
+        {"Allow": "POST"},
+        service_name=name,
+        title="Nothing to show here",
+        heading="There is nothing to show at this address",
+        message="It answers a sign-in form. Go back to the app and sign in from there.",
+    )
+
+
 @router.post("/login", include_in_schema=False)
 async def login(
     request: Request,
@@ -143,7 +159,7 @@ async def login(
     # too), then per account in `verify`.
     throttled = await _address_throttled(limits, address)
     if not cookies.csrf_ok(request, form):
-        return _stale_form(name)
+        return _stale_form(name, form.get("return_to", ""))
     return_to = form.get("return_to", "")
     if not return_to.startswith(AUTHORIZE):
         return _refused(name, "the sign-in form was not sent by this site")
@@ -195,7 +211,7 @@ async def consent(
     form = await read_form(request)
     throttled = await _address_throttled(limits, address)  # every form counts, refused or not
     if not cookies.csrf_ok(request, form):
-        return _stale_form(name)
+        return _stale_form(name, AUTHORIZE + form.get("request", ""))
     if throttled is not None:
         return _too_many(name, throttled)
     query = form.get("request", "")
@@ -457,15 +473,19 @@ def _seconds(count: int) -> str:
     return "1 second" if count == 1 else f"{count} seconds"
 
 
-def _stale_form(service_name: str) -> Response:
+def _stale_form(service_name: str, again: str = "") -> Response:
+    """The page for a form whose CSRF check failed; with `again`, the authorization request
+    the form carried, a link starts it anew (only a path on this site's /authorize)."""
+    link = again if again.startswith(AUTHORIZE) and len(again) > len(AUTHORIZE) else None
+    message = "It was not sent from this site, or it is too old."
     return page(
         "error.html",
         403,
         service_name=service_name,
         title="Form expired",
         heading="This form has expired",
-        message="It was not sent from this site, or it is too old. Go back to the app and "
-        "start signing in again.",
+        message=message if link else f"{message} Go back to the app and start signing in again.",
+        again=link,
     )
 
 

@@ -1,5 +1,7 @@
 """Authorization code + PKCE + OpenID Connect against the issuer app, on both databases."""
 
+import html as html_module
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -815,6 +817,28 @@ async def test_pages_cannot_be_framed_or_cached(client):
     etag = stylesheet.headers["etag"]
     revalidated = await client.get("/static/issuer.css", headers={"If-None-Match": etag})
     assert revalidated.status_code == 304
+
+
+@pytest.mark.parametrize("path", ["/login", "/consent"])
+async def test_a_forms_address_opened_by_itself_is_a_page(client, path):
+    # The audit: Enter in the address bar on /login showed the routing's JSON 405.
+    response = await client.get(path)
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Go back to the app" in response.text
+
+
+async def test_an_expired_sign_in_form_offers_to_start_again(client):
+    # The audit: the page had no way forward, though the form carried the request.
+    page = await client.get(authorize_url("spa", SPA, Pkce(), state="again"))
+    client.cookies.clear()  # as after a browser restart: the form's CSRF cookie is gone
+    expired = await submit_login(client, page, "alice", "wonderland1")
+    assert expired.status_code == 403
+    (link,) = re.findall(r'href="(/authorize\?[^"]*)"', expired.text)
+    again = await client.get(html_module.unescape(link))
+    assert again.status_code == 200 and 'name="password"' in again.text
+    forged = await client.post("/login", data={"return_to": "https://evil.example/"})
+    assert forged.status_code == 403 and "Start again" not in forged.text
 
 
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)

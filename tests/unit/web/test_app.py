@@ -166,7 +166,6 @@ async def test_error_descriptions_quote_the_request_only_in_their_charset(
     ("method", "path", "status", "allow"),
     [
         ("GET", "/token", 405, "POST"),
-        ("GET", "/login", 405, "POST"),  # a browser going back to the sign-in form's address
         ("DELETE", "/revoke", 405, "POST"),
         ("GET", "/nowhere", 404, None),
         ("GET", "/static/nowhere.css", 404, None),

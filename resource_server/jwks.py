@@ -663,6 +663,26 @@ def _brief(value: object) -> str:
     return text if len(text) <= 100 else f"{text[:97]}..."
 
 
+def require_issuer_identifier(value: str) -> None:
+    """ValueError unless `value` can be an issuer identifier (RFC 8414 section 2): an http
+    or https URL with a host and no query, fragment or user information. It is compared
+    exactly (`iss`), so its scheme must already be in the lower case everyone writes."""
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        # urlsplit would drop a tab or newline silently; `iss` would keep it.
+        raise ValueError("must not hold spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if port == 0:
+        raise ValueError("port 0 is not a port a browser can reach")
+    if not value.startswith(("http://", "https://")) or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")
+    if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+        raise ValueError("must have no query, fragment or user information (RFC 8414)")
+
+
 def require_safe_url(url: str, allow_insecure_http: bool) -> None:
     """ValueError unless `url` is https, or plain http where that is allowed (loopback)."""
     parts = urlsplit(url)

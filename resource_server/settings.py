@@ -5,7 +5,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from resource_server.jwks import CachePolicy, require_safe_url
+from resource_server.deps import MAX_HEADER_CHARS
+from resource_server.jwks import CachePolicy, require_issuer_identifier, require_safe_url
 
 
 class Settings(BaseSettings):
@@ -19,16 +20,18 @@ class Settings(BaseSettings):
     issuer_url: str = "http://127.0.0.1:8000"
     jwks_url: str | None = None
     audience: str = Field("api", min_length=1)
-    jwks_min_ttl: float = Field(60, ge=0)
-    jwks_max_ttl: float = Field(86400, gt=0)
-    jwks_cooldown: float = Field(30, ge=0)
-    jwks_stale_if_error: float = Field(86400, ge=0)
+    # Durations are finite: `inf` was taken, and broke the outage warning that counts down.
+    jwks_min_ttl: float = Field(60, ge=0, allow_inf_nan=False)
+    jwks_max_ttl: float = Field(86400, gt=0, allow_inf_nan=False)
+    jwks_cooldown: float = Field(30, ge=0, allow_inf_nan=False)
+    jwks_stale_if_error: float = Field(86400, ge=0, allow_inf_nan=False)
     # The overall deadline of one JWKS fetch, and so the longest a request waits for keys.
-    jwks_timeout: float = Field(5, gt=0)
+    jwks_timeout: float = Field(5, gt=0, allow_inf_nan=False)
     # How often a held key set is revalidated (a conditional GET); 0 turns it off.
-    jwks_revalidate: float = Field(60, ge=0)
+    jwks_revalidate: float = Field(60, ge=0, allow_inf_nan=False)
     leeway: int = Field(60, ge=0, le=60)
-    max_token_bytes: int = Field(8192, gt=0)
+    # At most what the Authorization header may carry at all (`deps.MAX_HEADER_CHARS`).
+    max_token_bytes: int = Field(8192, gt=0, le=MAX_HEADER_CHARS)
     token_cache_size: int = Field(10_000, ge=0)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
@@ -41,6 +44,14 @@ class Settings(BaseSettings):
     @classmethod
     def _discovered_when_empty(cls, value: object) -> object:
         return None if value == "" else value  # `RS_JWKS_URL=` in a compose file: not set
+
+    @field_validator("issuer_url")
+    @classmethod
+    def _issuer_identifier(cls, value: str) -> str:
+        # The only `iss` accepted: one the issuer could not have (a query, user information,
+        # an upper-case scheme) would refuse every token, for ever.
+        require_issuer_identifier(value)
+        return value
 
     @field_validator("issuer_url", "jwks_url")
     @classmethod

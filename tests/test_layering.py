@@ -28,7 +28,8 @@ ALLOWED = {
     "issuer.keys": ("issuer.storage",),
     "issuer.limits": ("issuer.storage",),
     "issuer.metrics": ("issuer.keys", "servicekit"),
-    "issuer.settings": (),
+    # ISSUER_URL is checked by the rule the verifier holds an issuer identifier to.
+    "issuer.settings": ("resource_server",),
     "issuer.oauth": (
         "issuer.accounts",
         "issuer.keys",

@@ -104,7 +104,17 @@ def test_sqlite_and_postgresql_urls_are_accepted(url):
 @pytest.mark.parametrize(
     ("env", "line"),
     [
-        ({"RS_ISSUER_URL": "nonsense"}, "RS_ISSUER_URL: 'nonsense' must use https"),
+        ({"RS_ISSUER_URL": "nonsense"}, "RS_ISSUER_URL: must be an http:// or https:// URL"),
+        ({"RS_ISSUER_URL": "http://idp.example/"}, "RS_ISSUER_URL: 'http://idp.example/' must"),
+        # The audit: issuer URLs no token can carry as `iss` were taken, and the verifier then
+        # refused everything for ever (one logged the password it held).
+        ({"RS_ISSUER_URL": "http://u:pw@127.0.0.1:8000"}, "RS_ISSUER_URL: must have no query"),
+        ({"RS_ISSUER_URL": "http://127.0.0.1:8000?x=1"}, "RS_ISSUER_URL: must have no query"),
+        ({"RS_ISSUER_URL": "HTTP://127.0.0.1:8000"}, "RS_ISSUER_URL: must be an http:// or"),
+        ({"RS_ISSUER_URL": " http://127.0.0.1:8000"}, "RS_ISSUER_URL: must not hold spaces"),
+        ({"RS_ISSUER_URL": "https://"}, "RS_ISSUER_URL: must be an http:// or https:// URL"),
+        ({"RS_JWKS_STALE_IF_ERROR": "inf"}, "RS_JWKS_STALE_IF_ERROR: Input should be a finite"),
+        ({"RS_MAX_TOKEN_BYTES": "100000"}, "RS_MAX_TOKEN_BYTES: Input should be less than or"),
         ({"RS_JWKS_URL": "http://idp.example/jwks"}, "RS_JWKS_URL: 'http://idp.example/jwks'"),
         ({"RS_CORS_ORIGINS": "http://x.test"}, "RS_CORS_ORIGINS: not JSON"),
         ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),

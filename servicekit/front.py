@@ -28,6 +28,9 @@ class FrontedFastAPI(FastAPI):
     """FastAPI whose `front(method, path, handler)` routes skip the framework."""
 
     def __init__(self, **options: Any):
+        # No redirect from `/path/` to `/path`: the framework builds its Location from the
+        # Host header the client sent and echoes the query (an `access_token` too) into it.
+        options.setdefault("redirect_slashes", False)
         super().__init__(**options)
         self._front: dict[tuple[str, str], ASGIApp] = {}
         self._context: Callable[[ASGIApp], ASGIApp] = lambda app: app

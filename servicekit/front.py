@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.observability import COUNTED_METHOD
+
 
 class FrontedFastAPI(FastAPI):
     """FastAPI whose `front(method, path, handler)` routes skip the framework."""
@@ -80,7 +82,8 @@ class FrontedFastAPI(FastAPI):
                 await handler(scope, receive, send)
                 return
             if scope["method"] == "HEAD" and scope["path"] in self._head:
-                await self({**scope, "method": "GET"}, receive, _without_body(send))
+                answered_as_get = {**scope, "method": "GET", COUNTED_METHOD: "HEAD"}
+                await self(answered_as_get, receive, _without_body(send))
                 return
         await self._full(scope, receive, send)
 

@@ -37,6 +37,8 @@ _STATUS_CLASSES = tuple(f"{n}xx" for n in range(10))
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # Other methods are counted as one: a client choosing methods must not choose series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The method a request is counted under when it is answered as another (a HEAD as a GET).
+COUNTED_METHOD = "servicekit.counted_method"
 
 
 class LatencyHistogram(Collector):
@@ -139,7 +141,7 @@ class RequestContext:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         # Bounded series: route templates, known methods and status classes are finite.
         route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
+        method = scope.get(COUNTED_METHOD) or scope["method"]
         self.histogram.observe(
             method if method in METHODS else "other",
             route,

@@ -74,6 +74,30 @@ async def test_head_is_answered_as_get_without_the_body_on_the_routes_named():
         assert (await client.get("/probe")).text == "alive"
 
 
+async def test_a_head_answered_as_get_is_counted_as_head():
+    # The audit: HEAD on /readyz was counted in the request metrics as a GET.
+    app = FrontedFastAPI()
+    histogram = request_histogram(CollectorRegistry(), "t")
+
+    @app.get("/probe")
+    async def probe() -> PlainTextResponse:
+        return PlainTextResponse("alive")
+
+    app.in_context(lambda inner: RequestContext(inner, histogram))
+    app.answer_head("/probe")
+    async with running(app) as client:
+        await client.head("/probe")
+        await client.head("/probe")
+        await client.get("/probe")
+    counts = {
+        sample.labels["method"]: sample.value
+        for metric in histogram.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count") and sample.labels["route"] == "/probe"
+    }
+    assert counts == {"HEAD": 2, "GET": 1}
+
+
 async def test_the_services_answer_head_on_their_probes_and_documents(tmp_path):
     # The audit: uptime probes sending HEAD got 405 from every route.
     issuer = create_issuer(

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from resource_server.jwks import require_issuer_identifier
+from resource_server.settings import require_web_origins
 
 _TEN_YEARS = 10 * 365 * 86400
 
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     service_name: str = Field("Token service", min_length=1)
     session_ttl: int = Field(8 * 3600, gt=0, le=_TEN_YEARS)
     authorization_code_ttl: int = Field(60, gt=0, le=60)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return require_web_origins(value)
 
     @field_validator("url")
     @classmethod

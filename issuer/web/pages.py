@@ -11,11 +11,12 @@ import hmac
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from resource_server.settings import web_origin
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -90,18 +91,6 @@ class BrowserCookies:
             return False
         cookie, sent = request.cookies.get(self.csrf, ""), form.get("csrf_token", "")
         return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
-
-
-def web_origin(url: str) -> str:
-    """The origin a browser sends for pages under `url` (RFC 6454 section 6.1): scheme and
-    host in lower case, the port only when it is not the scheme's default."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    port = "" if parts.port in (None, default) else f":{parts.port}"
-    return f"{parts.scheme.lower()}://{host}{port}"
 
 
 def page(

@@ -187,3 +187,31 @@ def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         'error: invalid setting ISSUER_CORS_ORIGINS: not JSON (a list is written ["a", "b"])\n'
     )
+
+
+@pytest.mark.parametrize(
+    ("origin", "written"),
+    [
+        ("http://app.example/", "(http://app.example)"),
+        ("HTTP://App.Example:80", "(http://app.example)"),
+        ("https://app.example:443", "(https://app.example)"),
+        ("app.example", ""),
+        ("http://app.example/app", "(http://app.example)"),
+    ],
+)
+def test_a_cors_origin_must_be_written_as_browsers_send_it(origin, written):
+    # The audit: these were taken, and the Origin header, compared exactly, never matched.
+    from resource_server.settings import Settings as RSSettings
+
+    for settings in (Settings, RSSettings):
+        with pytest.raises(ValidationError, match="not an origin as browsers send it") as refused:
+            settings(cors_origins=[origin])
+        assert written in str(refused.value)
+
+
+def test_origins_as_browsers_send_them_are_accepted():
+    from resource_server.settings import Settings as RSSettings
+
+    origins = ["*", "http://127.0.0.1:8001", "https://app.example", "http://[::1]:5173"]
+    assert Settings(cors_origins=origins).cors_origins == origins
+    assert RSSettings(cors_origins=origins).cors_origins == origins

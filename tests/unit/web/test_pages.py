@@ -4,7 +4,8 @@ written."""
 import pytest
 from starlette.requests import Request
 
-from issuer.web.pages import BrowserCookies, web_origin
+from issuer.web.pages import BrowserCookies
+from resource_server.settings import web_origin
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from resource_server.jwks import require_issuer_identifier
-from resource_server.settings import require_web_origins
+from resource_server.urls import require_issuer_identifier, require_web_origins
 
 _TEN_YEARS = 10 * 365 * 86400
 

@@ -25,7 +25,6 @@ Policy, in the order a request meets it:
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import math
@@ -45,6 +44,7 @@ from resource_server.base64url import b64url_decode
 from resource_server.content_length import declared_length
 from resource_server.errors import KeySetUnavailable
 from resource_server.stats import VerifierStats
+from resource_server.urls import require_safe_url
 
 log = logging.getLogger(__name__)
 
@@ -661,48 +661,3 @@ def _brief(value: object) -> str:
     """A value from the network, short enough for a log line."""
     text = repr(value)
     return text if len(text) <= 100 else f"{text[:97]}..."
-
-
-def require_issuer_identifier(value: str) -> None:
-    """ValueError unless `value` can be an issuer identifier (RFC 8414 section 2): an http
-    or https URL with a host and no query, fragment or user information. It is compared
-    exactly (`iss`), so its scheme must already be in the lower case everyone writes."""
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        # urlsplit would drop a tab or newline silently; `iss` would keep it.
-        raise ValueError("must not hold spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"not a URL: {exc}") from None
-    if port == 0:
-        raise ValueError("port 0 is not a port a browser can reach")
-    if not value.startswith(("http://", "https://")) or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")
-    if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
-        raise ValueError("must have no query, fragment or user information (RFC 8414)")
-
-
-def require_safe_url(url: str, allow_insecure_http: bool) -> None:
-    """ValueError unless `url` is https, or plain http where that is allowed (loopback)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and (allow_insecure_http or _is_loopback(parts.hostname or "")):
-        return
-    # Shown brief and without user information: it may come from the network, or carry a
-    # password.
-    shown = _brief(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
-    raise ValueError(
-        f"{shown} must use https (plain http is allowed for loopback hosts, "
-        "or everywhere with allow_insecure_http)"
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -1,44 +1,13 @@
 """The resource server's one settings object, read from ``RS_*`` environment variables."""
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resource_server.deps import MAX_HEADER_CHARS
-from resource_server.jwks import CachePolicy, require_issuer_identifier, require_safe_url
-
-
-def web_origin(url: str) -> str:
-    """The origin a browser sends for pages under `url` (RFC 6454 section 6.1): scheme and
-    host in lower case, the port only when it is not the scheme's default."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    port = "" if parts.port in (None, default) else f":{parts.port}"
-    return f"{parts.scheme.lower()}://{host}{port}"
-
-
-def require_web_origins(origins: list[str]) -> list[str]:
-    """`origins` for CORS, each `*` or written as a browser sends it: the Origin header is
-    compared exactly, so `http://app.example/` or `HTTP://App.Example:80` never matched."""
-    for origin in origins:
-        if origin == "*":
-            continue
-        try:
-            expected = web_origin(origin)
-        except ValueError:
-            expected = None
-        if origin != expected or not origin.startswith(("http://", "https://")):
-            written = f" ({expected})" if expected and "://" in origin else ""
-            raise ValueError(
-                f"{origin!r} is not an origin as browsers send it{written}: scheme://host"
-                "[:port] in lower case, no default port, path or trailing slash"
-            )
-    return origins
+from resource_server.jwks import CachePolicy
+from resource_server.urls import require_issuer_identifier, require_safe_url, require_web_origins
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,7 @@ import pytest
 from starlette.requests import Request
 
 from issuer.web.pages import BrowserCookies
-from resource_server.settings import web_origin
+from resource_server.urls import web_origin
 
 
 @pytest.mark.parametrize(

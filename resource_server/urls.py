@@ -1,0 +1,83 @@
+"""URL rules the verifier and the issuer share: issuer identifiers, which URLs may be fetched,
+and the origin a browser sends. Standard library only, so settings load without the network
+stack."""
+
+import ipaddress
+from urllib.parse import urlsplit
+
+
+def web_origin(url: str) -> str:
+    """The origin a browser sends for pages under `url` (RFC 6454 section 6.1): scheme and
+    host in lower case, the port only when it is not the scheme's default."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+def require_web_origins(origins: list[str]) -> list[str]:
+    """`origins` for CORS, each `*` or written as a browser sends it: the Origin header is
+    compared exactly, so `http://app.example/` or `HTTP://App.Example:80` never matched."""
+    for origin in origins:
+        if origin == "*":
+            continue
+        try:
+            expected = web_origin(origin)
+        except ValueError:
+            expected = None
+        if origin != expected or not origin.startswith(("http://", "https://")):
+            written = f" ({expected})" if expected and "://" in origin else ""
+            raise ValueError(
+                f"{origin!r} is not an origin as browsers send it{written}: scheme://host"
+                "[:port] in lower case, no default port, path or trailing slash"
+            )
+    return origins
+
+
+def require_issuer_identifier(value: str) -> None:
+    """ValueError unless `value` can be an issuer identifier (RFC 8414 section 2): an http
+    or https URL with a host and no query, fragment or user information. It is compared
+    exactly (`iss`), so its scheme must already be in the lower case everyone writes."""
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        # urlsplit would drop a tab or newline silently; `iss` would keep it.
+        raise ValueError("must not hold spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if port == 0:
+        raise ValueError("port 0 is not a port a browser can reach")
+    if not value.startswith(("http://", "https://")) or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")
+    if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+        raise ValueError("must have no query, fragment or user information (RFC 8414)")
+
+
+def require_safe_url(url: str, allow_insecure_http: bool) -> None:
+    """ValueError unless `url` is https, or plain http where that is allowed (loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and (allow_insecure_http or _is_loopback(parts.hostname or "")):
+        return
+    # Shown brief and without user information: it may come from the network, or carry a
+    # password.
+    shown = repr(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
+    shown = shown if len(shown) <= 100 else f"{shown[:97]}..."
+    raise ValueError(
+        f"{shown} must use https (plain http is allowed for loopback hosts, "
+        "or everywhere with allow_insecure_http)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -3,9 +3,10 @@ may end at once, and where to send the browser after it ended.
 
 The `id_token_hint` names the client (its `aud`) and the user (its `sub`); it must be an ID
 token this issuer signed, though it may have expired. A `post_logout_redirect_uri` is followed
-only when it is registered for that client, exactly; otherwise the issuer shows its own
-signed-out page. Section 2 requires asking the user when the hint is missing or names someone
-else: another site could otherwise sign the user out by sending the browser here.
+only when it is registered for that client, exactly, and the client is not disabled;
+otherwise the issuer shows its own signed-out page. Section 2 requires asking the user when
+the hint is missing or names someone else: another site could otherwise sign the user out by
+sending the browser here.
 """
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -42,7 +43,10 @@ class Logout:
         if client_id is not None and client_id != hint.client_id:
             return None
         client = await self._clients.get(hint.client_id)
-        if client is None or post_logout_redirect_uri not in client.post_logout_redirect_uri_list:
+        # A disabled client's site is not trusted any more (as /authorize refuses it).
+        if client is None or client.disabled:
+            return None
+        if post_logout_redirect_uri not in client.post_logout_redirect_uri_list:
             return None
         parts = urlsplit(post_logout_redirect_uri)
         pairs = parse_qsl(parts.query, keep_blank_values=True)

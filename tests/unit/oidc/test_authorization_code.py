@@ -232,6 +232,32 @@ async def test_logout_never_redirects_to_an_unregistered_uri(client, secrets):
         assert "location" not in out.headers
 
 
+async def test_logout_never_redirects_to_a_disabled_clients_uri(client, secrets, settings, clock):
+    # A client is disabled when its site can no longer be trusted (a lost domain): /authorize
+    # refuses it, and the browser must not be sent there after signing out either.
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    tokens = (
+        await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    ).json()
+    with db_session(settings.database_url) as session:
+        session.query(Client).filter_by(client_id="webapp").one().disabled = True
+        session.commit()
+    # Another replica (or this one once its few seconds of client cache have passed).
+    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+        replica.cookies = client.cookies
+        out = await replica.get(
+            "/logout",
+            params={
+                "id_token_hint": tokens["id_token"],
+                "post_logout_redirect_uri": "https://app.example/bye",
+                "state": "s1",
+            },
+        )
+    assert out.status_code == 200 and "signed out" in out.text
+    assert "location" not in out.headers
+
+
 # -- prompt, max_age, consent --------------------------------------------------------------
 
 

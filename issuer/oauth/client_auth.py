@@ -84,7 +84,8 @@ async def authenticate(
         ok = client is not None and client.is_public and not require_secret
     else:
         # Always hash, so an unknown client_id costs the same as a wrong secret.
-        ok = secret_matches(credentials.secret, client.secret_hash if client else None)
+        stored = client.secret_hash if client else None
+        ok = secret_matches(credentials.secret, stored, credentials.client_id)
         ok = ok and client is not None
     if client is None or not ok or client.disabled:
         raise InvalidClient("client authentication failed")

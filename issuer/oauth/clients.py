@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -21,6 +22,9 @@ from issuer.storage.engine import Base, too_long
 GRANT_TYPES = ("authorization_code", "password", "client_credentials", "refresh_token")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,100}")
 _SECRET_SCHEME = "hmac-sha256"
+_STORED_SECRET = re.compile(rf"{_SECRET_SCHEME}\$([^$]*)\$([0-9a-f]{{64}})")
+
+log = logging.getLogger(__name__)
 
 
 class ClientError(ValueError):
@@ -110,13 +114,18 @@ def hash_secret(secret: str) -> str:
     return f"{_SECRET_SCHEME}${salt}${digest}"
 
 
-def secret_matches(secret: str, stored: str | None) -> bool:
-    """Constant-time check of `secret` against a stored hash; False for public clients."""
-    scheme, salt, digest = (stored or f"{_SECRET_SCHEME}$$").split("$", 2)
+def secret_matches(secret: str, stored: str | None, client_id: str = "") -> bool:
+    """Constant-time check of `secret` against a stored hash; False for public clients, and
+    for a stored value not in the form `hash_secret` writes (logged: only an operator can
+    mend it, by registering the client again)."""
+    match = _STORED_SECRET.fullmatch(stored) if stored is not None else None
+    if stored is not None and match is None:
+        log.error(
+            "stored secret hash of client %r is unreadable; it cannot authenticate", client_id
+        )
+    salt, digest = match.groups() if match else ("", "")
     candidate = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
-    return (
-        hmac.compare_digest(candidate, digest) and stored is not None and scheme == _SECRET_SCHEME
-    )
+    return hmac.compare_digest(candidate, digest) and match is not None
 
 
 class ClientRepository:

@@ -180,6 +180,28 @@ async def test_disabled_client_is_refused_even_with_the_right_secret(
         )
 
 
+@pytest.mark.parametrize(
+    "stored",
+    ["not a hash", "bcrypt$only-two", "hmac-sha256$salt$d\u00efgest", "", "$$"],
+    ids=["no separator", "other scheme", "non-ascii digest", "empty", "empty parts"],
+)
+async def test_an_unreadable_stored_secret_hash_refuses_the_client_and_says_so(
+    sessions, clients, webapp_secret, stored, caplog
+):
+    # A hash edited by hand or written by another tool: refused as a wrong secret (401), not
+    # an exception (500) on every token request of that client.
+    with sessions.begin() as session:
+        session.execute(
+            update(Client).where(Client.client_id == "webapp").values(secret_hash=stored)
+        )
+    with pytest.raises(InvalidClient) as caught:
+        await authenticate(
+            clients, ClientCredentials("webapp", webapp_secret, "client_secret_basic")
+        )
+    assert_basic_challenge(caught.value)
+    assert "stored secret hash of client 'webapp' is unreadable" in caplog.text
+
+
 async def test_public_client_authenticates_without_a_secret(clients, public_client):
     client = await authenticate(clients, ClientCredentials(public_client, None, "none"))
     assert client.is_public

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
-from issuer.keys.model import KeySetError, UnsafeRotation
+from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
 from issuer.keys.report import format_time, print_status
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             "honour max-age, about a minute for this project's resource servers (they "
             "revalidate the JWKS every RS_JWKS_REVALIDATE seconds). For the next "
             f"{settings.jwks_max_age} s the issuer serves its JWKS with max-age="
-            f"{min(settings.jwks_max_age, settings.jwks_max_age_after_revocation)}. Users "
+            f"{revocation_max_age(settings.jwks_max_age, settings.jwks_max_age_after_revocation)}"
+            ". Users "
             "holding such tokens must log in again."
         )
     return 0

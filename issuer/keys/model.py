@@ -254,7 +254,16 @@ def _retire_overdue(
     return result
 
 
-def jwks_lifetime(manifest: KeyManifest, now: int, max_age: int, after_revocation: int) -> int:
+@dataclass(frozen=True)
+class JwksLifetime:
+    max_age: int
+    # When `max_age` changes next (the end of a revocation's window), or None: never by itself.
+    until: int | None
+
+
+def jwks_lifetime(
+    manifest: KeyManifest, now: int, max_age: int, after_revocation: int
+) -> JwksLifetime:
     """The JWKS `max-age` to serve now: shorter for one `max_age` after a revocation.
 
     Caches that fetched before the revocation keep the revoked key for up to the `max_age`
@@ -263,8 +272,13 @@ def jwks_lifetime(manifest: KeyManifest, now: int, max_age: int, after_revocatio
     """
     revoked_at = manifest.last_revocation
     if revoked_at is not None and now < revoked_at + max_age:
-        return min(max_age, after_revocation)
-    return max_age
+        return JwksLifetime(revocation_max_age(max_age, after_revocation), revoked_at + max_age)
+    return JwksLifetime(max_age, None)
+
+
+def revocation_max_age(max_age: int, after_revocation: int) -> int:
+    """The JWKS `max-age` served during a revocation's window."""
+    return min(max_age, after_revocation)
 
 
 def format_timestamp(timestamp: int) -> str:

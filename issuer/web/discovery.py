@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -18,6 +18,13 @@ from issuer.web.responses import JSON_MEDIA_TYPE
 router = APIRouter()
 
 
+class _Answers(NamedTuple):
+    loaded: LoadedKeys
+    ok: Response
+    not_modified: Response
+    until: int | None  # when the max-age changes (a revocation's window ends), if it will
+
+
 class JwksAnswers:
     """The JWKS responses (200 and 304), built once per key set and `max-age`: a request
     costs a comparison of its `If-None-Match`, never a serialization."""
@@ -26,38 +33,37 @@ class JwksAnswers:
         self._services = services
         self._clock = clock
         self._counts = services.metrics.jwks_requests
-        # (key set, max-age, 200, 304, whether the max-age can change with time)
-        self._built: tuple[LoadedKeys, int, Response, Response, bool] | None = None
+        self._built: _Answers | None = None
 
     def answer(self, if_none_match: str | None) -> Response:
         """The response to a JWKS request carrying `if_none_match` (shared: do not modify)."""
         loaded, built = self._services.keyring.current, self._built
-        # Without a revocation the max-age is fixed: no clock, no recomputation.
-        if built is None or built[0] is not loaded or built[4]:
-            built = self._build(loaded)
+        # The clock is read only while a revocation's shortened max-age lasts.
+        if (
+            built is None
+            or built.loaded is not loaded
+            or (built.until is not None and self._clock() >= built.until)
+        ):
+            built = self._built = self._build(loaded)
         if if_none_match and loaded.jwks.matches(if_none_match):
             self._counts.not_modified += 1
-            return built[3]
+            return built.not_modified
         self._counts.ok += 1
-        return built[2]
+        return built.ok
 
-    def _build(self, loaded: LoadedKeys) -> tuple[LoadedKeys, int, Response, Response, bool]:
+    def _build(self, loaded: LoadedKeys) -> _Answers:
         settings = self._services.settings
-        max_age = jwks_lifetime(
+        lifetime = jwks_lifetime(
             loaded.manifest,
             int(self._clock()),
             settings.jwks_max_age,
             settings.jwks_max_age_after_revocation,
         )
-        built = self._built
-        if built is None or built[0] is not loaded or built[1] != max_age:
-            document = loaded.jwks
-            headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": document.etag}
-            ok = Response(document.body, media_type=JSON_MEDIA_TYPE, headers=headers)
-            not_modified = Response(status_code=304, headers=headers)
-            timed = loaded.manifest.last_revocation is not None
-            built = self._built = (loaded, max_age, ok, not_modified, timed)
-        return built
+        document = loaded.jwks
+        headers = {"Cache-Control": f"public, max-age={lifetime.max_age}", "ETag": document.etag}
+        ok = Response(document.body, media_type=JSON_MEDIA_TYPE, headers=headers)
+        not_modified = Response(status_code=304, headers=headers)
+        return _Answers(loaded, ok, not_modified, lifetime.until)
 
 
 async def _jwks(request: Request) -> JwksAnswers:

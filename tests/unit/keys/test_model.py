@@ -3,6 +3,7 @@
 import pytest
 
 from issuer.keys.model import (
+    JwksLifetime,
     KeyManifest,
     KeyRecord,
     KeySetError,
@@ -175,9 +176,12 @@ def test_revoked_must_be_a_json_boolean(value):
 
 def test_the_jwks_lifetime_is_short_for_one_max_age_after_a_revocation():
     manifest = initial_manifest("a" * 43, "b" * 43, now=1000)
-    assert jwks_lifetime(manifest, 5000, max_age=600, after_revocation=60) == 600
+    assert jwks_lifetime(manifest, 5000, max_age=600, after_revocation=60) == JwksLifetime(
+        600, None
+    )
     revoked = revocation(manifest, "a" * 43, "c" * 43, now=5000).manifest
-    assert jwks_lifetime(revoked, 5000, max_age=600, after_revocation=60) == 60
-    assert jwks_lifetime(revoked, 5599, max_age=600, after_revocation=60) == 60
-    assert jwks_lifetime(revoked, 5600, max_age=600, after_revocation=60) == 600
-    assert jwks_lifetime(revoked, 5000, max_age=30, after_revocation=60) == 30
+    # Short until one max-age has passed, and the answer says when that is.
+    assert jwks_lifetime(revoked, 5000, max_age=600, after_revocation=60) == JwksLifetime(60, 5600)
+    assert jwks_lifetime(revoked, 5599, max_age=600, after_revocation=60) == JwksLifetime(60, 5600)
+    assert jwks_lifetime(revoked, 5600, max_age=600, after_revocation=60) == JwksLifetime(600, None)
+    assert jwks_lifetime(revoked, 5000, max_age=30, after_revocation=60) == JwksLifetime(30, 5030)

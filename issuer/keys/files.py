@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # kids are RFC 7638 thumbprints (base64url); anything else in a manifest is refused before
 # it is used to build a file name.
-_KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # The temporary files `write_atomic` makes here, left behind only by a crash.
 _OWN_TEMPORARY = re.compile(r"\.(manifest\.json|[A-Za-z0-9_-]{16,128}\.pem)\.[a-z0-9_]+\.tmp")
 
@@ -81,7 +81,7 @@ class FileKeyStore(KeySetStore):
             ) from None
         manifest = KeyManifest.from_json(data)
         for record in manifest.keys:
-            if not _KID_PATTERN.match(record.kid):
+            if not _KID_PATTERN.fullmatch(record.kid):
                 raise KeySetError(f"invalid kid in manifest: {record.kid!r}")
         pems = {}
         if with_pems:

@@ -233,11 +233,14 @@ def test_encrypt_rewrites_plaintext_keys_and_keeps_the_key_set(store, new_key):
     assert stat.S_IMODE((store.directory / f"{manifest.active.kid}.pem").stat().st_mode) == 0o600
 
 
-def test_manifest_with_a_path_like_kid_is_refused(store):
+@pytest.mark.parametrize(
+    "kid",
+    [b"../../etc/passwd", b"abcdefghijklmnopq\\n"],
+    ids=["path", "trailing newline"],  # `$` would also match before a final newline
+)
+def test_manifest_with_a_kid_that_is_no_file_name_of_ours_is_refused(store, kid):
     store.generate()
-    data = store.manifest_path.read_bytes().replace(
-        store.read_manifest().active.kid.encode(), b"../../etc/passwd"
-    )
+    data = store.manifest_path.read_bytes().replace(store.read_manifest().active.kid.encode(), kid)
     store.manifest_path.write_bytes(data)
     with pytest.raises(KeySetError, match="invalid kid"):
         store.load()

@@ -119,12 +119,18 @@ class UserRepository:
                 raise UserExists(f"user {normalized!r} already exists") from None
         return user
 
-    def update_password_hash(self, user_id: int, password_hash: str) -> None:
+    def update_password_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
+        """Replace the hash a login just verified (a re-hash at the current cost); a hash
+        changed since is kept. Whether it was replaced."""
         with self._sessions() as session:
-            session.execute(
-                update(User).where(User.id == user_id).values(password_hash=password_hash)
-            )
+            replaced = session.execute(
+                update(User)
+                .where(User.id == user_id, User.password_hash == verified_hash)
+                .values(password_hash=new_hash)
+                .returning(User.id)
+            ).first()
             session.commit()
+        return replaced is not None
 
 
 # A user's subject: the id as `str(id)` writes it, within the id column's range (`Integer`:

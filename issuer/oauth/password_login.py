@@ -60,6 +60,9 @@ class PasswordLogin:
             await self._throttle.record_success(account, address)
         if verification.new_hash is not None:
             await run_in_threadpool(
-                self._users.update_password_hash, user.id, verification.new_hash
+                self._users.update_password_hash,
+                user.id,
+                user.password_hash,
+                verification.new_hash,
             )
         return user

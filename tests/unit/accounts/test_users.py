@@ -84,3 +84,13 @@ def test_only_a_subject_written_as_a_user_id_names_a_user(users, subject, user_i
     assert user_id_of(subject) == user_id
     if user_id is not None:
         assert users.get_by_id(user_id) is None  # the database takes it
+
+
+def test_an_upgraded_hash_replaces_only_the_hash_it_was_verified_against(users):
+    # A login re-hashes a right password at the current cost after checking it; a password
+    # set meanwhile (by an operator, or a future reset) must not be undone by that write.
+    user = users.create("alice", "old-hash")
+    assert users.update_password_hash(user.id, "old-hash", "upgraded")
+    assert users.get_by_username("alice").password_hash == "upgraded"
+    assert not users.update_password_hash(user.id, "old-hash", "stale upgrade")
+    assert users.get_by_username("alice").password_hash == "upgraded"

@@ -17,7 +17,16 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
     """The form's parameters; 400 for anything that is not a well-formed form, repeats a
     parameter or holds a NUL, 413 if huge."""
-    parameters = read_parameters(await read_form_pairs(request, limit))
+    return _single_values(await read_form_pairs(request, limit))
+
+
+def read_query(request: Request) -> dict[str, str]:
+    """The query's parameters, by the rules of `read_form`."""
+    return _single_values(read_query_pairs(request))
+
+
+def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    parameters = read_parameters(pairs)
     if parameters.repeated:
         raise InvalidRequest(f"parameter {min(parameters.repeated)!r} is repeated")
     if parameters.holds_nul:  # before any lookup: the same answer whoever a username names
@@ -55,15 +64,20 @@ def read_query_pairs(request: Request) -> list[tuple[str, str]]:
     return _pairs(request.scope.get("query_string", b""), "the query")
 
 
-def _pairs(encoded: bytes, what: str) -> list[tuple[str, str]]:
+def parse_query(query: str, what: str) -> list[tuple[str, str]]:
+    """A query carried inside a form (the authorization request a sign-in form returns to),
+    read as strictly as the query itself was."""
     try:
-        return parse_qsl(
-            encoded.decode("utf-8"),
-            keep_blank_values=True,
-            errors="strict",
-            max_num_fields=MAX_FIELDS,
-        )
+        return parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
     except UnicodeDecodeError:
         raise InvalidRequest(f"{what} is not valid UTF-8") from None
     except ValueError:
         raise InvalidRequest(f"{what} has more than {MAX_FIELDS} fields") from None
+
+
+def _pairs(encoded: bytes, what: str) -> list[tuple[str, str]]:
+    try:
+        text = encoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{what} is not valid UTF-8") from None
+    return parse_query(text, what)

@@ -4,7 +4,7 @@ this module renders and redirects."""
 
 import logging
 from collections.abc import Callable, Sequence
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,8 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttle, Throttled
-from issuer.oauth.errors import InvalidGrant, OAuthError
-from issuer.oauth.parameters import read_parameters
+from issuer.oauth.errors import InvalidGrant, InvalidRequest, OAuthError
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
     MAX_REQUEST_LENGTH,
@@ -37,7 +36,7 @@ from issuer.web.deps import (
     ServiceName,
     Sessions,
 )
-from issuer.web.forms import read_form, read_form_pairs, read_query_pairs
+from issuer.web.forms import parse_query, read_form, read_form_pairs, read_query, read_query_pairs
 from issuer.web.openapi import (
     AUTHORIZE_FORM_RESPONSES,
     AUTHORIZE_RESPONSES,
@@ -165,7 +164,7 @@ async def login(
         return _refused(name, "the sign-in form was not sent by this site")
     query = return_to.removeprefix(AUTHORIZE)
     try:
-        auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
+        auth = await endpoint.parse(_returned_request(query), query)
     except UntrustedRequest as exc:
         return _refused(name, exc.description)
     except AuthorizationError as exc:
@@ -216,7 +215,7 @@ async def consent(
         return _too_many(name, throttled)
     query = form.get("request", "")
     try:
-        auth = await endpoint.parse(parse_qsl(query, keep_blank_values=True), query)
+        auth = await endpoint.parse(_returned_request(query), query)
         signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
         answer = await endpoint.consent(
             auth, signed_in, form.get("user", ""), allow=form.get("decision") == "allow"
@@ -231,6 +230,15 @@ async def consent(
     return redirect(answer.location, 303)
 
 
+def _returned_request(query: str) -> list[tuple[str, str]]:
+    """The authorization request a sign-in or consent form returns to, read as strictly as
+    `/authorize` read it: one that is not well-formed is no request of ours."""
+    try:
+        return parse_query(query, "the authorization request")
+    except InvalidRequest as exc:
+        raise UntrustedRequest(exc.description or exc.error) from None
+
+
 @router.get(
     "/logout",
     summary="End the browser's session (RP-Initiated Logout 1.0)",
@@ -241,14 +249,10 @@ async def logout(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
 ) -> Response:
     try:
-        parameters = read_parameters(read_query_pairs(request))
+        query = read_query(request)
     except OAuthError as exc:
         return _refused(name, exc.description or exc.error, "sign-out")
-    if parameters.repeated:
-        return _refused(name, f"parameter {min(parameters.repeated)!r} is repeated", "sign-out")
-    if parameters.holds_nul:
-        return _refused(name, "a parameter holds a NUL character", "sign-out")
-    params = {key: parameters.values.get(key) for key in LOGOUT_PARAMETERS}
+    params = {key: query.get(key) for key in LOGOUT_PARAMETERS}
     if len(_encoded(params)) > MAX_REQUEST_LENGTH:
         return _refused(name, f"the request is over {MAX_REQUEST_LENGTH} characters", "sign-out")
     return await _logout(request, logout, sessions, cookies, name, params)

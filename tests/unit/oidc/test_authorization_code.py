@@ -867,6 +867,17 @@ async def test_an_expired_sign_in_form_offers_to_start_again(client):
     assert forged.status_code == 403 and "Start again" not in forged.text
 
 
+async def test_a_sign_in_form_returning_to_a_malformed_request_is_refused(client):
+    # The form's request is read as strictly as /authorize read it: bytes that are not UTF-8
+    # were turned into U+FFFD and handed back to the app in `state`.
+    page = await client.get(authorize_url("spa", SPA, Pkce(), state="s"))
+    form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
+    form["return_to"] = form["return_to"].replace("state=s", "state=%FF")
+    response = await client.post("/login", data=form)
+    assert response.status_code == 400 and "not valid UTF-8" in response.text
+    assert "location" not in response.headers
+
+
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
     page = await client.get(authorize_url("spa", SPA, Pkce()))

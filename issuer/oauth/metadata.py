@@ -12,8 +12,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.accounts.users import User
+from issuer.oauth import pkce
 from issuer.oauth.clients import GRANT_TYPES, Client
 from issuer.oauth.scopes import IDENTITY_SCOPES
+from issuer.oauth.tokens import ALGORITHM
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,14 @@ def metadata_document(issuer: str, scopes: list[str]) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "code_challenge_methods_supported": [pkce.METHOD],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
         "scopes_supported": sorted({*IDENTITY_SCOPES, *scopes}),
         "claims_supported": CLAIMS,
+        # `issuer.oidc.authorize.PROMPTS`, which a test holds this list to (it lives above).
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,

@@ -12,10 +12,11 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from issuer.keys.ring import KeyRing
+from issuer.oauth.tokens import ALGORITHM, ID_TOKEN_TYPE
 from resource_server.base64url import b64url_decode
 
 MAX_HINT_BYTES = 8 * 1024
-_REGISTRY = jws.JWSRegistry(algorithms=["RS256"])
+_REGISTRY = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class IdTokenHints:
         try:
             header = json.loads(b64url_decode(token.split(".", 1)[0]))
             key = self._keyring.current.public_keys.get(header.get("kid", ""))
-            if key is None or header.get("typ") != "JWT":
+            if key is None or header.get("typ") != ID_TOKEN_TYPE:
                 return None
             payload = json.loads(
                 jws.deserialize_compact(token, key, registry=_REGISTRY).payload or b""

@@ -1,11 +1,12 @@
-"""The metadata document's cache: a database outage keeps the document built before."""
+"""The metadata document, and its cache: a database outage keeps the document built before."""
 
 import json
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from issuer.oauth.metadata import MetadataCache
+from issuer.oauth.metadata import MetadataCache, metadata_document
+from issuer.oidc.authorize import PROMPTS
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
 from tests.support import FakeClock
@@ -58,3 +59,10 @@ def test_with_no_document_built_yet_an_outage_is_an_error(outage):
     outage.down = True
     with pytest.raises(OperationalError):
         MetadataCache("https://issuer.test", outage).rebuild()
+
+
+def test_the_document_lists_what_the_authorization_endpoint_accepts():
+    document = metadata_document("https://issuer.example", [])
+    assert set(document["prompt_values_supported"]) == PROMPTS
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]

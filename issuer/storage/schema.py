@@ -9,6 +9,7 @@ Migrating, and deciding whether to, happen under one lock (`SCHEMA_LOCK`), so re
 scripts starting together on an empty database create the schema once, and all go on.
 """
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -27,6 +28,19 @@ SCHEMA_LOCK = 1_553_712_009
 
 class SchemaMismatch(RuntimeError):
     """The database schema is not the one this issuer was built for."""
+
+
+class _DialectChatter(logging.Filter):
+    """Alembic announces its dialect at every look at the version ("Context impl
+    PostgresqlImpl.", "Will assume transactional DDL."): noise on every start and script run.
+    The migrations it runs are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+# On the logger, not a handler, so that it holds whatever handles the lines.
+logging.getLogger("alembic.runtime.migration").addFilter(_DialectChatter())
 
 
 def _config(connection: Connection | None = None) -> Config:

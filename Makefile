@@ -1,4 +1,6 @@
 # The two set-up commands are `make run` and `make test`; everything else is a convenience.
+# bash: `make run` waits for the first of its two services to stop (`wait -n`).
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,7 +31,8 @@ run: $(STAMP)
 	$(BIN)/python scripts/create_client.py api-docs --public --name "API docs" \
 		--scope "openid profile" --redirect-uri http://127.0.0.1:$(RS_PORT)/docs/oauth2-redirect \
 		--exist-ok
-	trap 'kill 0' INT TERM; \
+	# Both stop when either does (a port already taken, say): never half a system.
+	trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
 	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	ISSUER_URL=$${ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)} \
 	ISSUER_CORS_ORIGINS=$${ISSUER_CORS_ORIGINS:-'["http://127.0.0.1:$(RS_PORT)"]'} \
@@ -37,7 +40,9 @@ run: $(STAMP)
 	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	RS_ISSUER_URL=$${RS_ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)} \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) --no-proxy-headers & \
-	wait
+	wait -n; status=$$?; \
+	echo "make run: one service stopped (exit $$status), so the other stops too" >&2; \
+	exit $$status
 
 # A narrated run of the whole story on a temporary keys dir and database.
 demo: $(STAMP)

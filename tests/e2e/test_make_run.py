@@ -1,5 +1,6 @@
 """`make run` as the README shows it: both services, the demo user, the curl flow, Ctrl-C."""
 
+import re
 import signal
 import socket
 import time
@@ -76,3 +77,32 @@ def test_make_run_serves_the_readme_flow_and_ctrl_c_stops_both(tmp_path: Path):
     log = run.log.read_text()
     assert "login failed username='johndoe' ip=127.0.0.1" in log
     assert "198.51." not in log
+
+
+def test_make_run_stops_both_services_when_one_cannot_start(tmp_path: Path):
+    # The audit: with the issuer's port taken, the issuer exited and `make run` went on with
+    # the resource server alone, looking for keys at whatever held the port.
+    issuer_port, rs_port = free_port(), free_port()
+    env = {
+        "ISSUER_PORT": str(issuer_port),
+        "RS_PORT": str(rs_port),
+        "ISSUER_KEYS_DIR": str(tmp_path / "keys"),
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", issuer_port))
+        taken.listen()
+        run = Process(["make", "--no-print-directory", "run"], env, tmp_path / "make-run.log")
+        try:
+            run.popen.wait(timeout=120)
+        finally:
+            run.stop()
+    assert run.popen.returncode != 0
+    deadline = time.monotonic() + 10  # the resource server's graceful shutdown
+    while port_open(rs_port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not port_open(rs_port)
+    log = run.log.read_text()
+    assert "address already in use" in log
+    assert re.search(r"one service stopped \(exit [1-9][0-9]*\), so the other stops too", log)

@@ -1,16 +1,23 @@
-"""What the account scripts do: create users and clients in the configured database, from
-arguments checked by the argparse types here."""
+"""What the account scripts do: create and change users and clients in the configured
+database, from arguments checked by the argparse types here."""
 
 import argparse
+import getpass
+import sys
+import time
+import warnings
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from issuer.accounts.passwords import PasswordHasher, check_password_policy
-from issuer.accounts.users import UserExists, UserRepository
+from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
+from issuer.accounts.users import User, UserError, UserExists, UserRepository
 from issuer.builders import open_database
-from issuer.oauth.clients import ClientError, ClientRepository, NewClient
+from issuer.oauth.clients import Client, ClientError, ClientRepository, NewClient
+from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.scopes import parse_scope
+from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from issuer.storage.engine import make_sessions
 
@@ -41,6 +48,73 @@ def create_user(
         finally:
             hasher.close()
         return True
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    """What signing a user out everywhere ended."""
+
+    sessions: int
+    refresh_families: int
+
+
+def change_user(
+    settings: Settings,
+    username: str,
+    *,
+    disabled: bool | None = None,
+    password: str | None = None,
+) -> tuple[User, SignedOut | None]:
+    """Disable or enable an account, or set its password. Disabling and a new password sign
+    the user out everywhere: browser sessions end, refresh tokens (and the access tokens
+    issued with them) are revoked, so enabling the account again brings none of them back.
+    `UserError` if there is no such user."""
+    if password is not None:
+        check_password_policy(password)
+    with open_database(settings) as engine:
+        sessions = make_sessions(engine)
+        users = UserRepository(sessions)
+        user = users.get_by_username(username)
+        if user is None:
+            raise UserError(f"no user {username!r}")
+        if password is not None:
+            hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
+            try:
+                users.set_password_hash(user.id, hasher.hash(password))
+            finally:
+                hasher.close()
+        if disabled is not None:
+            users.set_disabled(user.id, disabled)
+        if password is None and not disabled:
+            return user, None
+        refresh_tokens = RefreshTokenStore(
+            sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
+        )
+        signed_out = SignedOut(
+            sessions=BrowserSessions(sessions, settings.session_ttl).end_all(user.id),
+            refresh_families=refresh_tokens.revoke_user(user.id, int(time.time())),
+        )
+        return user, signed_out
+
+
+def change_client(
+    settings: Settings, client_id: str, *, disabled: bool | None = None, new_secret: bool = False
+) -> tuple[Client, str | None]:
+    """Disable or enable a client, or give a confidential one a new secret (returned, to be
+    shown once). `ClientError` if there is no such client, or a public one asks a secret."""
+    with open_database(settings) as engine:
+        clients = ClientRepository(make_sessions(engine))
+        client = clients.get(client_id)
+        if client is None:
+            raise ClientError(f"no client {client_id!r}")
+        secret = None
+        if new_secret:
+            if client.is_public:
+                raise ClientError(f"client {client_id!r} is public: it has no secret to replace")
+            secret = clients.new_secret(client_id)
+        if disabled is not None:
+            clients.set_disabled(client_id, disabled)
+        return client, secret
 
 
 def create_client(
@@ -88,3 +162,33 @@ def access_token_ttl_argument(value: str) -> int:
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].lower()
         raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from None
+
+
+class NoPassword(Exception):
+    """No password could be read: no terminal to prompt on, end of input or an interrupt."""
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        try:
+            return sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes
+            raise PasswordPolicyError("the password is not valid UTF-8") from None
+    try:
+        with warnings.catch_warnings():
+            # Without a terminal getpass warns and reads the password with echo: refuse.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass("Password: ")
+            repeated = getpass.getpass("Repeat password: ")
+    except getpass.GetPassWarning:
+        raise NoPassword(
+            "no terminal to prompt for the password on; give it on standard input with "
+            "--password-stdin"
+        ) from None
+    except EOFError:
+        raise NoPassword("no password given (end of input)") from None
+    except KeyboardInterrupt:
+        raise NoPassword("interrupted; nothing changed") from None
+    if repeated != password:
+        raise PasswordPolicyError("the passwords do not match")
+    return password

@@ -1,50 +1,18 @@
 """Create a user in the issuer's database (ISSUER_DATABASE_URL)."""
 
 import argparse
-import getpass
 import sys
-import warnings
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError, normalize_username
-from issuer.admin import create_user, text_argument
+from issuer.admin import NoPassword, create_user, read_password, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from issuer.storage.engine import DatabaseFileError
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
-
-
-class NoPassword(Exception):
-    """No password could be read: no terminal to prompt on, end of input or an interrupt."""
-
-
-def read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        try:
-            return sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes
-            raise PasswordPolicyError("the password is not valid UTF-8") from None
-    try:
-        with warnings.catch_warnings():
-            # Without a terminal getpass warns and reads the password with echo: refuse.
-            warnings.simplefilter("error", getpass.GetPassWarning)
-            password = getpass.getpass("Password: ")
-            repeated = getpass.getpass("Repeat password: ")
-    except getpass.GetPassWarning:
-        raise NoPassword(
-            "no terminal to prompt for the password on; give it on standard input with "
-            "--password-stdin"
-        ) from None
-    except EOFError:
-        raise NoPassword("no password given (end of input)") from None
-    except KeyboardInterrupt:
-        raise NoPassword("interrupted; no user created") from None
-    if repeated != password:
-        raise PasswordPolicyError("the passwords do not match")
-    return password
 
 
 def main(argv: list[str] | None = None) -> int:

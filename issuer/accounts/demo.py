@@ -13,5 +13,6 @@ def refuse_demo_account(users: UserRepository, hasher: PasswordHasher) -> None:
     if user is not None and hasher.verify(DEMO_PASSWORD, user.password_hash).ok:
         raise RuntimeError(
             f"refusing to start: the demo account {DEMO_USERNAME!r} with its published password "
-            "exists and ISSUER_URL is https (production). Delete the user or change its password."
+            "exists and ISSUER_URL is https (production). Disable it (scripts/manage_user.py "
+            f"{DEMO_USERNAME} --disable) or give it a new password (--set-password)."
         )

@@ -119,6 +119,21 @@ class UserRepository:
                 raise UserExists(f"user {normalized!r} already exists") from None
         return user
 
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """A new password, set by an operator."""
+        self._update(user_id, password_hash=password_hash)
+
+    def set_disabled(self, user_id: int, disabled: bool) -> None:
+        """Disable (or enable again) an account: a disabled one cannot sign in, refresh or
+        open /userinfo, and its tokens introspect inactive. Accounts are never deleted, so
+        no new account can take an old one's id (and with it its tokens' `sub`)."""
+        self._update(user_id, disabled=disabled)
+
+    def _update(self, user_id: int, **values: object) -> None:
+        with self._sessions() as session:
+            session.execute(update(User).where(User.id == user_id).values(**values))
+            session.commit()
+
     def update_password_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
         """Replace the hash a login just verified (a re-hash at the current cost); a hash
         changed since is kept. Whether it was replaced."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -151,6 +151,24 @@ class ClientRepository:
     def get(self, client_id: str) -> Client | None:
         with self._sessions() as session:
             return session.scalar(select(Client).where(Client.client_id == client_id))
+
+    def set_disabled(self, client_id: str, disabled: bool) -> None:
+        """Disable (or enable again) a client: a disabled one cannot authenticate or sign
+        users in, and its tokens introspect inactive. Clients are never deleted, so no new
+        registration can take an old one's id (and with it its tokens)."""
+        self._update(client_id, disabled=disabled)
+
+    def new_secret(self, client_id: str) -> str:
+        """Replace a confidential client's secret; the new one is shown once. The old one
+        stops working as soon as each issuer's client cache (a few seconds) has let it go."""
+        secret = secrets.token_urlsafe(32)
+        self._update(client_id, secret_hash=hash_secret(secret))
+        return secret
+
+    def _update(self, client_id: str, **values: object) -> None:
+        with self._sessions() as session:
+            session.execute(update(Client).where(Client.client_id == client_id).values(**values))
+            session.commit()
 
     def create(
         self,

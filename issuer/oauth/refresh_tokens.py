@@ -244,6 +244,19 @@ class RefreshTokenStore:
             error = self._revoke_locked_family(session, family_id, now)
         return error.access_tokens
 
+    def revoke_user(self, user_id: int, now: int) -> int:
+        """Revoke every family of a user (signed out everywhere: a new password, a disabled
+        account) with the access tokens issued with them; how many families there were."""
+        with self._sessions() as session:
+            families = session.scalars(
+                select(RefreshFamily.family_id).where(
+                    RefreshFamily.user_id == user_id, RefreshFamily.revoked_at.is_(None)
+                )
+            ).all()
+        for family_id in families:
+            self.revoke_family(family_id, now)
+        return len(families)
+
     def _revoke_locked_family(self, session: Session, family_id: str, now: int) -> FamilyRevoked:
         """Revoke a family whose lock `session` holds, its access tokens in the same
         transaction (never the family without them), and commit."""

@@ -83,3 +83,14 @@ class BrowserSessions:
                 delete(BrowserSession).where(BrowserSession.id_hash == lookup_key(session_id))
             )
             session.commit()
+
+    def end_all(self, user_id: int) -> int:
+        """End every session of a user (signed out everywhere); how many there were."""
+        with self._sessions() as session:
+            ended = session.execute(
+                delete(BrowserSession)
+                .where(BrowserSession.user_id == user_id)
+                .returning(BrowserSession.id_hash)
+            ).all()
+            session.commit()
+        return len(ended)

@@ -300,6 +300,44 @@ def test_create_user_names_the_account_as_it_signs_in(tmp_path: Path):
     assert "user 'alice' already exists" in again.stdout
 
 
+def test_manage_user_and_manage_client_change_what_create_made(tmp_path: Path):
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+    }
+    stdin = "wonderland1\n"
+    assert (
+        run_script("create_user.py", "alice", "--password-stdin", env=env, stdin=stdin).returncode
+        == 0
+    )
+    disabled = run_script("manage_user.py", "Alice", "--disable", env=env)
+    assert disabled.returncode == 0, disabled.stderr
+    assert "user 'alice' disabled" in disabled.stdout and "signed out everywhere" in disabled.stdout
+    enabled = run_script("manage_user.py", "alice", "--enable", env=env)
+    assert enabled.returncode == 0 and "user 'alice' enabled" in enabled.stdout
+    new = run_script(
+        "manage_user.py",
+        "alice",
+        "--set-password",
+        "--password-stdin",
+        env=env,
+        stdin="curiouser2\n",
+    )
+    assert new.returncode == 0 and "new password" in new.stdout, new.stderr
+    unknown = run_script("manage_user.py", "nobody", "--disable", env=env)
+    assert unknown.returncode == 1 and "error: no user 'nobody'" in unknown.stderr
+    assert run_script("manage_user.py", "alice", env=env).returncode == 2  # no action
+    created = run_script("create_client.py", "reports", "--grant", "client_credentials", env=env)
+    secret = created.stdout.splitlines()[-1]
+    renewed = run_script("manage_client.py", "reports", "--new-secret", env=env)
+    assert renewed.returncode == 0, renewed.stderr
+    assert renewed.stdout.splitlines()[-1] not in (secret, "")  # the new secret, alone, last
+    gone = run_script("manage_client.py", "reports", "--disable", env=env)
+    assert gone.returncode == 0 and "client 'reports' disabled" in gone.stdout
+    for result in (disabled, enabled, new, unknown, renewed, gone):
+        assert "Traceback" not in result.stderr
+
+
 def test_create_user_given_an_empty_password_says_it_is_empty(tmp_path: Path):
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
     result = run_script("create_user.py", "ada", "--password-stdin", env=env, stdin="\n")

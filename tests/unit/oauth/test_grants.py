@@ -13,11 +13,13 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
 
-from issuer.accounts.users import User
-from issuer.admin import create_client, create_user
+from issuer.accounts.passwords import PasswordPolicyError
+from issuer.accounts.users import User, UserError, UserRepository
+from issuer.admin import SignedOut, change_client, change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.builders import open_database
-from issuer.oauth.clients import Client, ClientError, ClientRepository
+from issuer.oauth.clients import Client, ClientError, ClientRepository, secret_matches
+from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_decode
@@ -741,3 +743,73 @@ async def test_two_authorization_headers_are_invalid_request(client, secrets, pa
     }
     one = await client.post(path, data=form, headers=basic("service", secrets["service"]))
     assert one.status_code != 400
+
+
+# -- an operator's changes (scripts/manage_user.py, scripts/manage_client.py) ----------------
+
+
+async def test_disabling_a_user_signs_them_out_everywhere_and_enabling_brings_nothing_back(
+    client, secrets, settings
+):
+    tokens = (await password_login(client)).json()
+    engine = make_engine(settings.database_url)
+    browser = BrowserSessions(make_sessions(engine), settings.session_ttl)
+    alice = UserRepository(make_sessions(engine)).get_by_username("alice")
+    assert alice is not None
+    session_id = browser.start(alice.id)
+    user, signed_out = change_user(settings, "alice", disabled=True)
+    assert user.username == "alice" and signed_out == SignedOut(sessions=1, refresh_families=1)
+    assert (await password_login(client)).json()["error"] == "invalid_grant"
+    assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
+    assert await introspect(client, secrets, tokens["access_token"]) == {"active": False}
+    assert browser.find(session_id) is None
+    # Enabled again, the account signs in; nothing it held before works again.
+    assert change_user(settings, "alice", disabled=False)[1] is None
+    assert (await password_login(client)).status_code == 200
+    assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
+    assert await introspect(client, secrets, tokens["access_token"]) == {"active": False}
+    engine.dispose()
+
+
+async def test_a_new_password_signs_the_user_out_and_only_it_opens_the_account(
+    client, secrets, settings
+):
+    tokens = (await password_login(client)).json()
+    _, signed_out = change_user(settings, "Alice", password="through the looking glass")
+    assert signed_out == SignedOut(sessions=0, refresh_families=1)
+    assert (await password_login(client)).json()["error"] == "invalid_grant"
+    assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
+    form = {"username": "alice", "password": "through the looking glass", "client_id": "spa"}
+    assert (await client.post("/token", data={"grant_type": "password", **form})).status_code == 200
+    with pytest.raises(PasswordPolicyError):
+        change_user(settings, "alice", password="short")
+    with pytest.raises(UserError, match="no user 'nobody'"):
+        change_user(settings, "nobody", disabled=True)
+
+
+def test_a_new_client_secret_replaces_the_old_one(settings, secrets):
+    _, secret = change_client(settings, "webapp", new_secret=True)
+    assert secret is not None and secret != secrets["webapp"]
+    with open_database(settings) as engine:
+        stored = ClientRepository(make_sessions(engine)).get("webapp")
+    assert stored is not None
+    assert secret_matches(secret, stored.secret_hash)
+    assert not secret_matches(secrets["webapp"], stored.secret_hash)
+    with pytest.raises(ClientError, match="public"):
+        change_client(settings, "spa", new_secret=True)
+    with pytest.raises(ClientError, match="no client 'nobody'"):
+        change_client(settings, "nobody", disabled=True)
+
+
+async def test_a_disabled_client_is_refused_and_enabled_again_works(settings, secrets, clock):
+    change_client(settings, "service", disabled=True)
+    form = {"grant_type": "client_credentials"}
+    service = basic("service", secrets["service"])
+    # A new issuer process: a running one notices within its few seconds of client cache.
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        refused = await client.post("/token", data=form, headers=service)
+        assert refused.status_code == 401
+    change_client(settings, "service", disabled=False)
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        issued = await client.post("/token", data=form, headers=service)
+        assert issued.status_code == 200

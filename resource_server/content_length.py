@@ -1,5 +1,10 @@
-"""A `Content-Length` header read without trusting it (RFC 9110 section 8.6)."""
+"""A request body's declared length read without trusting it (RFC 9110 section 8.6), and how
+long its sender may take to send it."""
 
+# The longest a body may take to arrive, from its first read: neither uvicorn nor Granian
+# bounds it, and a client that declares 100 bytes and sends 3 would otherwise hold the
+# request, and a connection, for ever (slowloris).
+BODY_DEADLINE = 10.0
 # Past this a length is "too large" to every caller: no body here comes near 10**18 bytes.
 _HUGE = 10**18
 

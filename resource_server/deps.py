@@ -7,6 +7,7 @@ app = FastAPI(lifespan=bearer_lifespan(verifier), exception_handlers=AUTH_ERROR_
 async def orders(claims: BearerClaims): ...
 """
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
-from resource_server.content_length import declared_length
+from resource_server.content_length import BODY_DEADLINE, declared_length
 from resource_server.errors import (
     AuthError,
     InsufficientScope,
@@ -116,10 +117,15 @@ async def refuse_token_in_body(request: Request) -> None:
         return
     try:
         # Starlette caches the body on the request, so the route can still read it.
-        found = _names_access_token(await request.body())
+        async with asyncio.timeout(BODY_DEADLINE):
+            found = _names_access_token(await request.body())
     except ClientDisconnect:
         # Nobody will read the answer; a truncated body is a bad request, not a server error.
         raise InvalidRequest("the client went away before sending the whole body") from None
+    except TimeoutError:
+        raise InvalidRequest(
+            f"the request body did not arrive within {BODY_DEADLINE:g} seconds"
+        ) from None
     except RuntimeError:
         # The stream is consumed: FastAPI parsed the form already (a route with `Form()`
         # parameters), and `form()` returns that parsed, cached form.

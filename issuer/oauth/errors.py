@@ -62,6 +62,10 @@ class RequestTooLarge(InvalidRequest):
     status_code = 413
 
 
+class RequestTimeout(InvalidRequest):
+    status_code = 408
+
+
 class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401

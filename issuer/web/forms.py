@@ -1,13 +1,14 @@
 """Reading request parameters defensively (RFC 6749 sections 3.1 and 3.2): form bodies, the
 token endpoint's and the browser's, and the browser's query strings."""
 
+import asyncio
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 
-from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+from issuer.oauth.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from issuer.oauth.parameters import read_parameters
-from resource_server.content_length import declared_length
+from resource_server.content_length import BODY_DEADLINE, declared_length
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 32
@@ -47,13 +48,18 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
             raise RequestTooLarge(f"the request body must be at most {limit} bytes")
     body = bytearray()
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise RequestTooLarge(f"the request body must be at most {limit} bytes")
+        async with asyncio.timeout(BODY_DEADLINE):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise RequestTooLarge(f"the request body must be at most {limit} bytes")
     except ClientDisconnect:
         # Nobody will read the answer; a truncated body is a bad request, not a server error.
         raise InvalidRequest("the client went away before sending the whole body") from None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {BODY_DEADLINE:g} seconds"
+        ) from None
     return _pairs(bytes(body), "the request body")
 
 

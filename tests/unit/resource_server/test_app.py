@@ -20,6 +20,7 @@ from resource_server import (
     Claims,
     Verifier,
     bearer_lifespan,
+    deps,
     require_scopes,
 )
 from resource_server.app import create_app
@@ -305,6 +306,40 @@ async def test_a_form_body_is_not_read_before_the_token_unless_small_and_declare
     )
     assert response.status_code == 401
     assert response.json() == {"error_description": "the request carries no bearer token"}
+
+
+async def test_a_form_body_that_stops_arriving_is_refused_after_the_deadline(
+    protected, rsa_private_key, monkeypatch
+):
+    # The audit: a form body declared 10 bytes with 3 sent held /users/me open for good.
+    monkeypatch.setattr(deps, "BODY_DEADLINE", 0.2)
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"abc", "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {token}".encode()),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"10"),
+    ]
+    app = client._transport.app
+    await asyncio.wait_for(app(http_scope("GET", path, headers), receive, send), timeout=5)
+    assert sent[0]["status"] == 400
+    body = json.loads(sent[1]["body"])
+    assert body["error"] == "invalid_request" and "did not arrive" in body["error_description"]
 
 
 async def test_a_client_gone_before_its_form_body_ended_is_a_bad_request(

@@ -473,3 +473,31 @@ async def test_a_sign_in_page_refusal_is_a_page_whatever_its_path_and_query(
     start = sent[0]
     assert start["status"] == 400
     assert (b"content-type", b"text/html; charset=utf-8") in start["headers"]
+
+
+async def test_a_token_request_whose_body_stops_arriving_is_answered_408(settings, monkeypatch):
+    monkeypatch.setattr("issuer.web.forms.BODY_DEADLINE", 0.2)
+    first = True
+
+    async def receive() -> dict:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"grant_type=pass", "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"100"),
+    ]
+    async with served(create_app(settings)) as asgi:
+        await asyncio.wait_for(asgi(http_scope("POST", "/token", headers), receive, send), 5)
+    assert sent[0]["status"] == 408
+    assert (b"cache-control", b"no-store") in sent[0]["headers"]
+    assert b'"error":"invalid_request"' in sent[1]["body"].replace(b" ", b"")

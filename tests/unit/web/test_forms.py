@@ -1,10 +1,14 @@
 """Reading the token endpoint's form defensively: media type, size, encoding, field count."""
 
+import asyncio
+import time
+
 import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from issuer.oauth.errors import InvalidRequest, RequestTooLarge
+from issuer.oauth.errors import InvalidRequest, RequestTimeout, RequestTooLarge
+from issuer.web import forms
 from issuer.web.forms import MAX_FIELDS, read_form
 from tests.support import http_scope
 
@@ -168,3 +172,26 @@ async def test_a_parameter_with_a_nul_is_invalid_request(raw):
     with pytest.raises(InvalidRequest) as caught:
         await read_form(make_request(Body(raw)))
     assert caught.value.status_code == 400
+
+
+async def test_a_body_that_stops_arriving_is_refused_after_the_deadline(monkeypatch):
+    # The audit: `Content-Length: 100` and 3 bytes sent held the request open for good, on
+    # uvicorn and Granian alike (neither bounds a body's arrival).
+    monkeypatch.setattr(forms, "BODY_DEADLINE", 0.2)
+    first = True
+
+    async def receive() -> Message:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"grant_type=pass", "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    headers = [(b"content-type", FORM.encode()), (b"content-length", b"100")]
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout) as caught:
+        await read_form(Request(http_scope("POST", "/token", headers), receive))
+    assert caught.value.status_code == 408 and caught.value.error == "invalid_request"
+    assert "did not arrive within 0.2 seconds" in (caught.value.description or "")
+    assert time.monotonic() - started < 2

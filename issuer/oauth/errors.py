@@ -66,6 +66,10 @@ class RequestTimeout(InvalidRequest):
     status_code = 408
 
 
+class UnsupportedEncoding(InvalidRequest):
+    status_code = 415  # RFC 9110 section 8.4: a content coding the server does not accept
+
+
 class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401

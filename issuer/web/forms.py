@@ -6,7 +6,12 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 
-from issuer.oauth.errors import InvalidRequest, RequestTimeout, RequestTooLarge
+from issuer.oauth.errors import (
+    InvalidRequest,
+    RequestTimeout,
+    RequestTooLarge,
+    UnsupportedEncoding,
+)
 from issuer.oauth.parameters import read_parameters
 from resource_server.content_length import BODY_DEADLINE, declared_length
 
@@ -41,6 +46,10 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
+    # A gzipped body would be read as a form of garbage, a plain one labelled gzip as a form.
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedEncoding("the request body must not be content-encoded")
     declared = request.headers.get("content-length")
     if declared is not None:
         length = declared_length(declared)

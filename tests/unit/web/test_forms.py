@@ -195,3 +195,20 @@ async def test_a_body_that_stops_arriving_is_refused_after_the_deadline(monkeypa
     assert caught.value.status_code == 408 and caught.value.error == "invalid_request"
     assert "did not arrive within 0.2 seconds" in (caught.value.description or "")
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate, gzip", "br"])
+async def test_a_content_encoded_body_is_refused_415_unread(encoding):
+    # The audit: a plain body labelled gzip was taken as a form, a gzipped one said "not UTF-8".
+    body = Body(b"grant_type=client_credentials")
+    request = make_request(body)
+    request.scope["headers"].append((b"content-encoding", encoding.encode()))
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(request)
+    assert caught.value.status_code == 415 and body.sent == 0
+
+
+async def test_an_identity_content_encoding_is_no_encoding():
+    request = make_request(Body(b"grant_type=client_credentials"))
+    request.scope["headers"].append((b"content-encoding", b"Identity"))
+    assert await read_form(request) == {"grant_type": "client_credentials"}

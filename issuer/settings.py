@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     # RFC 9068 requires `client_id`; tokens from a request that names no client carry this one.
     default_client_id: str = Field("public", min_length=1)
-    # How often a running issuer looks for a changed key set on disk, seconds.
+    # How often a running issuer looks for a changed key set (files or database), seconds.
     keys_poll_interval: float = Field(1.0, ge=0.05, le=60)
     # Abuse resistance: limits (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     signing_threads: int | None = Field(None, ge=0, le=256)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
-    # Browser origins allowed to call /token (e.g. the resource server's Swagger UI).
+    # Browser origins allowed to call the issuer from JavaScript (every route; e.g. a browser
+    # app's /token and /userinfo, the resource server's Swagger UI).
     cors_origins: list[str] = []
     # When set, private keys are written encrypted with it (and read with it).
     keys_passphrase: SecretStr | None = None

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    # The name as stored and as it signs in (case-folded, NFKC): `Alice` is `alice`.
+    # The name as stored and as it signs in (RFC 8265 UsernameCaseMapped): `Alice` is `alice`.
     name = normalize_username(args.username) or args.username
     if created:
         print(f"created user {name!r}")

@@ -44,7 +44,7 @@ class RevocationEndpoint:
         if token is None:
             raise InvalidRequest("token is required")
         now = int(self._clock())
-        # token_type_hint only orders the look-ups (section 2.1); both kinds are tried.
+        # token_type_hint is only a hint (RFC 7009 section 2.1): both kinds are always tried.
         refresh = await run_in_threadpool(self._refresh_tokens.find, token)
         if refresh is not None:
             if refresh.client_id != client.client_id:

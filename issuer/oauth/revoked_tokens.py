@@ -2,7 +2,7 @@
 
 The database is the record, shared by every replica: a revocation is written there before
 `/revoke` answers, and nothing is forgotten before the token's `exp` (expired entries are
-deleted as new ones arrive). Only `/introspect` asks, with one primary-key lookup.
+deleted as new ones arrive). `/introspect` and `/userinfo` ask, each with one primary-key lookup.
 """
 
 from dataclasses import dataclass

@@ -18,8 +18,8 @@ from starlette.types import Receive, Scope, Send
 from issuer.services import Services
 from issuer.web.client_address import ClientAddresses
 from issuer.web.discovery import JwksAnswers
-from issuer.web.health import HEALTHY
 from issuer.web.oauth import token_response
+from servicekit.front import HEALTHY
 
 ErrorHandler = Callable[[Request, Any], Awaitable[Response]]
 

@@ -8,6 +8,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from resource_server.deps import MAX_HEADER_CHARS
 from resource_server.jwks import CachePolicy
 from resource_server.urls import require_issuer_identifier, require_safe_url, require_web_origins
+from resource_server.verify import DEFAULT_CACHE_SIZE, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY
+
+# The key set's defaults, named once in `CachePolicy`.
+_POLICY = CachePolicy()
 
 
 class Settings(BaseSettings):
@@ -22,18 +26,18 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     audience: str = Field("api", min_length=1)
     # Durations are finite: `inf` was taken, and broke the outage warning that counts down.
-    jwks_min_ttl: float = Field(60, ge=0, allow_inf_nan=False)
-    jwks_max_ttl: float = Field(86400, gt=0, allow_inf_nan=False)
-    jwks_cooldown: float = Field(30, ge=0, allow_inf_nan=False)
-    jwks_stale_if_error: float = Field(86400, ge=0, allow_inf_nan=False)
+    jwks_min_ttl: float = Field(_POLICY.min_ttl, ge=0, allow_inf_nan=False)
+    jwks_max_ttl: float = Field(_POLICY.max_ttl, gt=0, allow_inf_nan=False)
+    jwks_cooldown: float = Field(_POLICY.cooldown, ge=0, allow_inf_nan=False)
+    jwks_stale_if_error: float = Field(_POLICY.stale_if_error, ge=0, allow_inf_nan=False)
     # The overall deadline of one JWKS fetch, and so the longest a request waits for keys.
-    jwks_timeout: float = Field(5, gt=0, allow_inf_nan=False)
+    jwks_timeout: float = Field(_POLICY.timeout, gt=0, allow_inf_nan=False)
     # How often a held key set is revalidated (a conditional GET); 0 turns it off.
-    jwks_revalidate: float = Field(60, ge=0, allow_inf_nan=False)
-    leeway: int = Field(60, ge=0, le=60)
+    jwks_revalidate: float = Field(_POLICY.revalidate, ge=0, allow_inf_nan=False)
+    leeway: int = Field(MAX_LEEWAY, ge=0, le=MAX_LEEWAY)
     # At most what the Authorization header may carry at all (`deps.MAX_HEADER_CHARS`).
-    max_token_bytes: int = Field(8192, gt=0, le=MAX_HEADER_CHARS)
-    token_cache_size: int = Field(10_000, ge=0)
+    max_token_bytes: int = Field(DEFAULT_MAX_TOKEN_BYTES, gt=0, le=MAX_HEADER_CHARS)
+    token_cache_size: int = Field(DEFAULT_CACHE_SIZE, ge=0)
     # Logs: JSON lines (default) or human-readable text (`make run`).
     log_format: Literal["json", "text"] = "json"
     # The public client the API docs (Swagger UI) sign in with at the issuer.

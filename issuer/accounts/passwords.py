@@ -148,11 +148,6 @@ class PasswordHasher:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.verify, password, stored_hash)
 
-    async def verify_async(self, password: str, stored_hash: str | None) -> Verification:
-        """`verify` on the bounded hashing pool; `HashingBusy` when it is full."""
-        with self.slot():
-            return await self.verify_in_slot(password, stored_hash)
-
     def _verify_dummy(self) -> None:
         self._context.verify(_NEVER_MATCHES, self._dummy_hash)
 

@@ -161,9 +161,10 @@ def test_policy_calls_an_empty_password_empty():
         check_password_policy("")
 
 
-async def test_verify_async_runs_on_the_hashing_pool(hasher):
+async def test_verify_in_slot_runs_on_the_hashing_pool(hasher):
     stored = hasher.hash("correct horse")
-    assert (await hasher.verify_async("correct horse", stored)).ok
+    with hasher.slot():
+        assert (await hasher.verify_in_slot("correct horse", stored)).ok
 
 
 def test_a_password_with_nul_costs_a_full_hash_whoever_the_user(caplog):

@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  scope: {client.scopes or '(none)'}")
     for uri in client.redirect_uri_list:
         print(f"  redirect URI: {uri}")
+    if client.access_token_ttl is not None:
+        # A longer TTL than the issuer's is not taken: say so rather than ignore it unsaid.
+        ttl = client.token_ttl(settings.access_token_ttl)
+        capped = " (ISSUER_ACCESS_TOKEN_TTL is shorter)" if ttl < client.access_token_ttl else ""
+        print(f"  access token TTL: {ttl} s{capped}")
     if created.secret is not None:
         print("client secret (shown once; store it now):")
         print(created.secret)

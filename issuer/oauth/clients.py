@@ -68,6 +68,11 @@ class Client(Base):
     def is_public(self) -> bool:
         return self.secret_hash is None
 
+    def token_ttl(self, issuer_ttl: int) -> int:
+        """Its access tokens' lifetime: a client may shorten, never lengthen, the issuer's
+        (which key retirement is paced by)."""
+        return min(self.access_token_ttl or issuer_ttl, issuer_ttl)
+
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(parse_scope(self.scopes))

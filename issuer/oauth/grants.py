@@ -332,8 +332,7 @@ class TokenEndpoint:
             audiences = client.audience_list
             if audiences:
                 audience = audiences[0] if len(audiences) == 1 else audiences
-            # A client may shorten, never lengthen, the TTL that key retirement is paced by.
-            ttl = min(client.access_token_ttl or ttl, ttl)
+            ttl = client.token_ttl(ttl)
         return audience, ttl
 
     def _client_id(self, client: Client | None) -> str:

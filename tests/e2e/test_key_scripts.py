@@ -588,3 +588,13 @@ def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_pat
         assert result.returncode == 1, (script, result.stderr)
         assert result.stderr == f"error: cannot create the database {where}: {cause}\n", script
     assert not where.exists()
+
+
+def test_create_client_says_the_access_token_ttl_its_tokens_get(tmp_path: Path):
+    # The audit: --access-token-ttl 3600 was taken without a word, and tokens lived 900 s.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    longer = run_script("create_client.py", "long", "--access-token-ttl", "3600", env=env)
+    assert longer.returncode == 0, longer.stderr
+    assert "access token TTL: 900 s (ISSUER_ACCESS_TOKEN_TTL is shorter)" in longer.stdout
+    shorter = run_script("create_client.py", "short", "--access-token-ttl", "60", env=env)
+    assert "access token TTL: 60 s\n" in shorter.stdout

@@ -79,6 +79,12 @@ async def authenticate(
     clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
 ) -> Client:
     """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
+    if credentials.secret is None and require_secret:
+        # Said whoever the id names (so it tells nothing about which clients exist).
+        raise InvalidClient(
+            "only a confidential client may do this: send its secret "
+            "(client_secret_basic or client_secret_post)"
+        )
     client = await clients.get(credentials.client_id)
     if credentials.secret is None:
         ok = client is not None and client.is_public and not require_secret

@@ -208,10 +208,15 @@ async def test_public_client_authenticates_without_a_secret(clients, public_clie
 
 
 async def test_public_client_is_refused_where_a_secret_is_required(clients, public_client):
-    with pytest.raises(InvalidClient):
-        await authenticate(
-            clients, ClientCredentials(public_client, None, "none"), require_secret=True
-        )
+    # Saying why (the audit: "client authentication failed" left a newcomer guessing), in
+    # the same words for an id no client has: nothing about which clients exist.
+    for client_id in (public_client, "nobody"):
+        with pytest.raises(InvalidClient) as caught:
+            await authenticate(
+                clients, ClientCredentials(client_id, None, "none"), require_secret=True
+            )
+        assert "only a confidential client" in (caught.value.description or "")
+        assert_basic_challenge(caught.value)
 
 
 async def test_public_client_presenting_a_secret_is_refused(clients, public_client):

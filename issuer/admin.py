@@ -154,6 +154,14 @@ def text_argument(value: str) -> str:
     return value
 
 
+def directory_argument(value: str) -> str:
+    """argparse type of --keys-dir: an empty value (an unset shell variable) would be the
+    current directory."""
+    if not value:
+        raise argparse.ArgumentTypeError("must name a directory (an empty one would be .)")
+    return text_argument(value)
+
+
 def access_token_ttl_argument(value: str) -> int:
     """argparse type of --access-token-ttl: whole seconds, within ISSUER_ACCESS_TOKEN_TTL's
     bounds (a larger number would not even fit the database column)."""

@@ -18,7 +18,7 @@ from servicekit.configuration import load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("username", type=text_argument)
-    parser.add_argument("--email", type=text_argument)
+    parser.add_argument("--email", type=text_argument, help="the email address /userinfo gives")
     parser.add_argument(
         "--scope", type=text_argument, default="", help='space-separated scopes, e.g. "read write"'
     )

@@ -12,6 +12,7 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from issuer.admin import directory_argument
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
@@ -30,9 +31,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--keys-dir", help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)"
+        "--keys-dir",
+        type=directory_argument,
+        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
     )
-    parser.add_argument("--key-size", type=int, choices=ALLOWED_KEY_SIZES, default=2048)
+    parser.add_argument(
+        "--key-size",
+        type=int,
+        choices=ALLOWED_KEY_SIZES,
+        default=2048,
+        help="RSA key size in bits of new keys (default: 2048)",
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="show each key and change nothing")
     action.add_argument(

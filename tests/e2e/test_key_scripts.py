@@ -213,13 +213,15 @@ def test_status_of_a_manifest_with_an_impossible_time_is_an_error(env):
 
 @pytest.mark.parametrize("where", ["variable", "option"])
 def test_an_empty_keys_dir_is_a_configuration_error(where):
-    # The audit: an empty ISSUER_KEYS_DIR (or --keys-dir "") was the current directory.
+    # The audit: an empty ISSUER_KEYS_DIR (or --keys-dir "") was the current directory. The
+    # message names what was given: the variable, or the flag.
     env = {"ISSUER_KEYS_DIR": ""} if where == "variable" else {}
     args = ["--keys-dir", ""] if where == "option" else []
+    named = "ISSUER_KEYS_DIR: " if where == "variable" else "argument --keys-dir: "
     for script, *more in (("rotate_keys.py", "--status"), ("generate_keys.py",)):
         result = run_script(script, *more, *args, env=env)
         assert result.returncode == 2, result.stderr
-        assert "ISSUER_KEYS_DIR: must name a directory" in result.stderr
+        assert f"{named}must name a directory" in result.stderr
     assert not (ROOT / "manifest.json").exists()
 
 

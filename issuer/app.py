@@ -5,7 +5,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from issuer.metrics import IssuerMetrics
 from issuer.services import open_services
@@ -18,6 +17,7 @@ from issuer.web.openapi import install_security_schemes
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.configuration import load_settings
+from servicekit.cors import CorsMiddleware
 from servicekit.docs import install_docs, mount_static
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
         # /userinfo; Swagger UI), never credentials (cookies) across origins.
         app.add_middleware(
-            CORSMiddleware,
+            CorsMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +31,7 @@ from resource_server.settings import Settings
 from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
 from servicekit.configuration import load_settings
+from servicekit.cors import CorsMiddleware
 from servicekit.docs import install_docs
 from servicekit.front import HEALTHY, FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS, unexpected_error
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Browser apps call the API with a bearer token, never with cookies. Requests with an
         # Origin go through this stack, not the front, so the CORS answers stay complete.
         app.add_middleware(
-            CORSMiddleware,
+            CorsMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET"],
             allow_headers=["Authorization", "X-Request-ID"],

@@ -232,6 +232,22 @@ async def test_a_cors_preflight_carries_a_request_id(settings):
     assert jwks.headers["access-control-expose-headers"] == "X-Request-ID"
 
 
+async def test_a_refused_cors_preflight_is_a_json_error_nobody_caches(settings):
+    # The audit: "Disallowed CORS origin" in plain text, the one refusal not in JSON.
+    allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    async with running(create_app(allowing), ISSUER) as client:
+        refused = await client.options(
+            "/token",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"},
+        )
+    assert refused.status_code == 400 and refused.headers["cache-control"] == "no-store"
+    assert refused.json() == {
+        "error": "invalid_request",
+        "error_description": "this origin may not make this request (origin, method)",
+    }
+    assert "access-control-allow-origin" not in refused.headers
+
+
 async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answer(client):
     # The audit: `"required": []` made it invalid OpenAPI 3.0, two operation ids were
     # repeated, and HTML pages, /revoke's empty answer and /userinfo's errors were missing.

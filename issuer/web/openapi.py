@@ -46,10 +46,17 @@ def _json(description: str, example: dict[str, Any]) -> dict[str, Any]:
 
 
 _STRING = {"type": "string"}
+_TOKEN = {"type": "string", "minLength": 1}
 _ERROR = _json(
     "RFC 6749 section 5.2 error",
     {"error": "invalid_grant", "error_description": "invalid username or password"},
 )
+# What every form endpoint answers a body it will not read (`issuer.web.forms`).
+_BODY_REFUSALS = {
+    "408": _json("The body stopped arriving (10 s)", {"error": "invalid_request"}),
+    "413": _json("Body over 64 KiB", {"error": "invalid_request"}),
+    "415": _json("A content-encoded body", {"error": "invalid_request"}),
+}
 
 
 def install_security_schemes(app: FastAPI) -> None:
@@ -112,7 +119,7 @@ TOKEN_DOCS: dict[str, Any] = {
         ),
         "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
-        "413": _json("Body over 64 KiB", {"error": "invalid_request"}),
+        **_BODY_REFUSALS,
         "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
         "503": _json(
             "Password hashing at capacity; see Retry-After", {"error": "temporarily_unavailable"}
@@ -123,7 +130,7 @@ REVOKE_DOCS: dict[str, Any] = {
     "security": _CLIENT_OR_FORM,
     "requestBody": _form(
         {
-            "token": _STRING,
+            "token": _TOKEN,
             "token_type_hint": _STRING,
             "client_id": _STRING,
             "client_secret": _STRING,
@@ -135,6 +142,7 @@ REVOKE_DOCS: dict[str, Any] = {
         "200": {"description": "Revoked (or unknown: RFC 7009 section 2.2); no body"},
         "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
+        **_BODY_REFUSALS,
         "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
         "503": _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
     },
@@ -142,7 +150,7 @@ REVOKE_DOCS: dict[str, Any] = {
 INTROSPECT_DOCS: dict[str, Any] = {
     "security": [{"client": []}],
     "requestBody": _form(
-        {"token": _STRING, "token_type_hint": _STRING},
+        {"token": _TOKEN, "token_type_hint": _STRING},
         ["token"],
         {"access token": {"token": "eyJhbGciOiJSUzI1NiIs..."}},
     ),
@@ -161,6 +169,7 @@ INTROSPECT_DOCS: dict[str, Any] = {
         ),
         "400": _ERROR,
         "401": _json("Client authentication failed", {"error": "invalid_client"}),
+        **_BODY_REFUSALS,
         "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
         "503": _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
     },

@@ -265,6 +265,12 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     assert schemes["client"]["scheme"] == "basic" and schemes["bearer"]["scheme"] == "bearer"
     assert {"client": []} in paths["/introspect"]["post"]["security"]
     assert paths["/userinfo"]["post"]["security"] == [{"bearer": []}]
+    # The fuzzing audit: answers the form endpoints give that their documents did not list.
+    for path in ("/token", "/revoke", "/introspect"):
+        assert {"408", "413", "415"} <= set(paths[path]["post"]["responses"]), path
+    for path in ("/revoke", "/introspect"):
+        form = paths[path]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+        assert form["schema"]["properties"]["token"]["minLength"] == 1
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

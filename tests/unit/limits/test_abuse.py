@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from issuer.accounts.demo import DEMO_PASSWORD, DEMO_USERNAME
 from issuer.accounts.users import User
-from issuer.admin import create_client, create_user
+from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.limits.counters import make_store
 from issuer.settings import Settings
@@ -397,6 +397,11 @@ async def test_https_issuer_refuses_to_start_with_the_demo_account(tmp_path):
     with pytest.raises(RuntimeError, match="demo account"):
         async with app.router.lifespan_context(app):
             pass
+    # As the refusal says: disabled (or given a new password), the account keeps nobody out.
+    change_user(settings, DEMO_USERNAME, disabled=True)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
 
 
 async def test_http_issuer_starts_with_the_demo_account(tmp_path):

@@ -15,6 +15,7 @@ from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check
 from issuer.accounts.users import User, UserError, UserExists, UserRepository
 from issuer.builders import open_database
 from issuer.oauth.clients import Client, ClientError, ClientRepository, NewClient
+from issuer.oauth.codes import AuthorizationCodes
 from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.scopes import parse_scope
 from issuer.oidc.sessions import BrowserSessions
@@ -55,6 +56,7 @@ class SignedOut:
     """What signing a user out everywhere ended."""
 
     sessions: int
+    codes: int  # authorization codes not yet exchanged
     refresh_families: int
 
 
@@ -66,8 +68,9 @@ def change_user(
     password: str | None = None,
 ) -> tuple[User, SignedOut | None]:
     """Disable or enable an account, or set its password. Disabling and a new password sign
-    the user out everywhere: browser sessions end, refresh tokens (and the access tokens
-    issued with them) are revoked, so enabling the account again brings none of them back.
+    the user out everywhere: browser sessions end, codes not yet exchanged are dropped,
+    refresh tokens (and the access tokens issued with them) are revoked, so enabling the
+    account again brings none of them back.
     `UserError` if there is no such user."""
     if password is not None:
         check_password_policy(password)
@@ -90,8 +93,10 @@ def change_user(
         refresh_tokens = RefreshTokenStore(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
+        codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
         signed_out = SignedOut(
             sessions=BrowserSessions(sessions, settings.session_ttl).end_all(user.id),
+            codes=codes.discard_user(user.id),
             refresh_families=refresh_tokens.revoke_user(user.id, int(time.time())),
         )
         return user, signed_out

@@ -1,7 +1,8 @@
 """Disable or enable a user, or set a new password (ISSUER_DATABASE_URL).
 
-Disabling and a new password sign the user out everywhere: browser sessions end and refresh
-tokens are revoked, with the access tokens issued with them. Access tokens already issued
+Disabling and a new password sign the user out everywhere: browser sessions end, codes not
+yet exchanged are dropped, and refresh tokens are revoked with the access tokens issued with
+them. Access tokens already issued
 otherwise stay valid at resource servers until they expire (ISSUER_ACCESS_TOKEN_TTL);
 introspection and /userinfo refuse a disabled user's at once. Users are never deleted: no new
 account can take an old one's id, and with it its tokens' `sub`.
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if signed_out is not None:
         print(
             f"signed out everywhere: {signed_out.sessions} browser session(s) ended, "
-            f"{signed_out.refresh_families} refresh token family(ies) revoked; access tokens "
-            f"already issued expire within {settings.access_token_ttl} s"
+            f"{signed_out.codes} authorization code(s) dropped, {signed_out.refresh_families} "
+            "refresh token family(ies) revoked; access tokens already issued expire within "
+            f"{settings.access_token_ttl} s"
         )
     return 0
 

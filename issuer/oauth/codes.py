@@ -119,6 +119,18 @@ class AuthorizationCodes:
             session.commit()
         return code
 
+    def discard_user(self, user_id: int) -> int:
+        """Drop a user's codes not yet redeemed (signed out everywhere: none may still be
+        exchanged for tokens); how many there were."""
+        with self._sessions() as session:
+            dropped = session.execute(
+                delete(AuthorizationCode)
+                .where(AuthorizationCode.user_id == user_id, AuthorizationCode.used_at.is_(None))
+                .returning(AuthorizationCode.code_hash)
+            ).all()
+            session.commit()
+        return len(dropped)
+
     def redeem(
         self, code: str, now: int, issue: Callable[[CodeGrant, Session], tuple[T, Issued]]
     ) -> T:

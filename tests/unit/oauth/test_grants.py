@@ -758,7 +758,8 @@ async def test_disabling_a_user_signs_them_out_everywhere_and_enabling_brings_no
     assert alice is not None
     session_id = browser.start(alice.id)
     user, signed_out = change_user(settings, "alice", disabled=True)
-    assert user.username == "alice" and signed_out == SignedOut(sessions=1, refresh_families=1)
+    assert user.username == "alice"
+    assert signed_out == SignedOut(sessions=1, codes=0, refresh_families=1)
     assert (await password_login(client)).json()["error"] == "invalid_grant"
     assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
     assert await introspect(client, secrets, tokens["access_token"]) == {"active": False}
@@ -776,7 +777,7 @@ async def test_a_new_password_signs_the_user_out_and_only_it_opens_the_account(
 ):
     tokens = (await password_login(client)).json()
     _, signed_out = change_user(settings, "Alice", password="through the looking glass")
-    assert signed_out == SignedOut(sessions=0, refresh_families=1)
+    assert signed_out == SignedOut(sessions=0, codes=0, refresh_families=1)
     assert (await password_login(client)).json()["error"] == "invalid_grant"
     assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
     form = {"username": "alice", "password": "through the looking glass", "client_id": "spa"}

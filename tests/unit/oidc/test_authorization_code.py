@@ -14,7 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import OperationalError
 
-from issuer.admin import create_client, create_user
+from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
 from issuer.oauth.tokens import at_hash
@@ -256,6 +256,19 @@ async def test_logout_never_redirects_to_a_disabled_clients_uri(client, secrets,
         )
     assert out.status_code == 200 and "signed out" in out.text
     assert "location" not in out.headers
+
+
+async def test_a_new_password_spends_the_codes_not_yet_exchanged(client, settings):
+    # Signed out everywhere includes a code issued a moment before: it must not become a
+    # refresh token that outlives the new password.
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    _, signed_out = change_user(settings, "alice", password="through the looking glass")
+    assert signed_out is not None and signed_out.codes == 1 and signed_out.sessions == 1
+    refused = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    again = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert again.status_code == 200 and 'name="password"' in again.text  # signed out
 
 
 # -- prompt, max_age, consent --------------------------------------------------------------

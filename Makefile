@@ -1,6 +1,6 @@
 # The two set-up commands are `make run` and `make test`; everything else is a convenience.
-# bash: `make run` waits for the first of its two services to stop (`wait -n`).
-SHELL := /bin/bash
+# bash 4.3+, found on PATH: `make run` waits for the first of its two services to stop (`wait -n`).
+SHELL := bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

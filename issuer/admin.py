@@ -162,7 +162,7 @@ def text_argument(value: str) -> str:
 def directory_argument(value: str) -> str:
     """argparse type of --keys-dir: an empty value (an unset shell variable) would be the
     current directory."""
-    if not value:
+    if not value.strip():  # as ISSUER_KEYS_DIR is checked
         raise argparse.ArgumentTypeError("must name a directory (an empty one would be .)")
     return text_argument(value)
 

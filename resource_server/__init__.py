@@ -1,7 +1,7 @@
 """Resource server and a reusable, async verifier for the issuer's RS256 access tokens.
 
 The names below load on first use (PEP 562), so a program that needs one small piece, such
-as the issuer's scripts checking a URL with `resource_server.settings`, does not pay for
+as the issuer's scripts checking a URL with `resource_server.urls`, does not pay for
 FastAPI and httpx at start.
 """
 

@@ -121,10 +121,12 @@ async def refuse_token_in_body(request: Request) -> None:
             found = _names_access_token(await request.body())
     except ClientDisconnect:
         # Nobody will read the answer; a truncated body is a bad request, not a server error.
-        raise InvalidRequest("the client went away before sending the whole body") from None
+        raise InvalidRequest(
+            "the client went away before sending the whole body", reason="body"
+        ) from None
     except TimeoutError:
         raise InvalidRequest(
-            f"the request body did not arrive within {BODY_DEADLINE:g} seconds"
+            f"the request body did not arrive within {BODY_DEADLINE:g} seconds", reason="body"
         ) from None
     except RuntimeError:
         # The stream is consumed: FastAPI parsed the form already (a route with `Form()`

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from issuer.oauth.clients import GRANT_TYPES
+from resource_server.content_length import BODY_DEADLINE
 
 # How callers prove who they are (RFC 6749 2.3.1, RFC 6750 2.1), named by the operations.
 SECURITY_SCHEMES = {
@@ -53,7 +54,10 @@ _ERROR = _json(
 )
 # What every form endpoint answers a body it will not read (`issuer.web.forms`).
 _BODY_REFUSALS = {
-    "408": _json("The body stopped arriving (10 s)", {"error": "invalid_request"}),
+    "408": _json(
+        f"The body stopped arriving ({BODY_DEADLINE:g} s after it began)",
+        {"error": "invalid_request"},
+    ),
     "413": _json("Body over 64 KiB", {"error": "invalid_request"}),
     "415": _json("A content-encoded body", {"error": "invalid_request"}),
 }

@@ -10,17 +10,23 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
 from issuer.accounts.users import User, UserError, UserExists, UserRepository
 from issuer.builders import open_database
+from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.oauth.clients import Client, ClientError, ClientRepository, NewClient
 from issuer.oauth.codes import AuthorizationCodes
 from issuer.oauth.refresh_tokens import RefreshTokenStore
 from issuer.oauth.scopes import parse_scope
 from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
-from issuer.storage.engine import make_sessions
+from issuer.storage.engine import DatabaseFileError, make_sessions
+from issuer.storage.schema import SchemaMismatch
+
+# What a script may meet opening or using the database: each said in one line, exit 1.
+DATABASE_ERRORS = (DatabaseFileError, SchemaMismatch, SQLAlchemyError)
 
 
 def create_user(
@@ -157,6 +163,22 @@ def text_argument(value: str) -> str:
     except UnicodeEncodeError:
         raise argparse.ArgumentTypeError(f"not valid UTF-8: {value!r}") from None
     return value
+
+
+def add_key_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The key scripts' --keys-dir and --key-size."""
+    parser.add_argument(
+        "--keys-dir",
+        type=directory_argument,
+        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
+    )
+    parser.add_argument(
+        "--key-size",
+        type=int,
+        choices=ALLOWED_KEY_SIZES,
+        default=2048,
+        help="RSA key size in bits of new keys (default: 2048)",
+    )
 
 
 def directory_argument(value: str) -> str:

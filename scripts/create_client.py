@@ -7,9 +7,8 @@ as a hash: keep it now, it cannot be shown again.
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from issuer.admin import (
+    DATABASE_ERRORS,
     access_token_ttl_argument,
     client_exists,
     create_client,
@@ -18,8 +17,6 @@ from issuer.admin import (
 from issuer.oauth.clients import GRANT_TYPES, ClientError, ClientExists
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
-from issuer.storage.engine import DatabaseFileError
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -121,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         ClientError,
         InvalidScope,
-        DatabaseFileError,
-        SchemaMismatch,
-        SQLAlchemyError,
+        *DATABASE_ERRORS,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

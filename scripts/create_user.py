@@ -3,15 +3,11 @@
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError, normalize_username
-from issuer.admin import NoPassword, create_user, read_password, text_argument
+from issuer.admin import DATABASE_ERRORS, NoPassword, create_user, read_password, text_argument
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
-from issuer.storage.engine import DatabaseFileError
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -46,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         UserError,
         PasswordPolicyError,
         InvalidScope,
-        DatabaseFileError,
-        SchemaMismatch,
-        SQLAlchemyError,
+        *DATABASE_ERRORS,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

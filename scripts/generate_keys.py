@@ -5,11 +5,10 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import directory_argument
+from issuer.admin import add_key_set_arguments
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
-from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
@@ -18,18 +17,7 @@ from servicekit.observability import configure_logging
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--keys-dir",
-        type=directory_argument,
-        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
-    )
-    parser.add_argument(
-        "--key-size",
-        type=int,
-        choices=ALLOWED_KEY_SIZES,
-        default=2048,
-        help="RSA key size in bits of new keys (default: 2048)",
-    )
+    add_key_set_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings(
         Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})

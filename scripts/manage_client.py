@@ -13,13 +13,9 @@ database), 2 usage.
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from issuer.admin import change_client, text_argument
+from issuer.admin import DATABASE_ERRORS, change_client, text_argument
 from issuer.oauth.clients import ClientError
 from issuer.settings import Settings
-from issuer.storage.engine import DatabaseFileError
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -41,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         client, secret = change_client(
             settings, args.client_id, disabled=disabled, new_secret=args.new_secret
         )
-    except (ClientError, DatabaseFileError, SchemaMismatch, SQLAlchemyError) as exc:
+    except (ClientError, *DATABASE_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if secret is not None:

@@ -13,14 +13,10 @@ Exit codes: 0 done, 1 error (no such user, a refused password, the database), 2 
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError
-from issuer.admin import NoPassword, change_user, read_password, text_argument
+from issuer.admin import DATABASE_ERRORS, NoPassword, change_user, read_password, text_argument
 from issuer.settings import Settings
-from issuer.storage.engine import DatabaseFileError
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -52,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         NoPassword,
         UserError,
         PasswordPolicyError,
-        DatabaseFileError,
-        SchemaMismatch,
-        SQLAlchemyError,
+        *DATABASE_ERRORS,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

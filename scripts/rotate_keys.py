@@ -12,12 +12,11 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import directory_argument
+from issuer.admin import add_key_set_arguments
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
 from issuer.keys.report import format_time, print_status
-from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.settings import Settings
 from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
@@ -30,18 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--keys-dir",
-        type=directory_argument,
-        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
-    )
-    parser.add_argument(
-        "--key-size",
-        type=int,
-        choices=ALLOWED_KEY_SIZES,
-        default=2048,
-        help="RSA key size in bits of new keys (default: 2048)",
-    )
+    add_key_set_arguments(parser)
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="show each key and change nothing")
     action.add_argument(

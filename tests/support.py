@@ -6,7 +6,7 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,22 @@ def http_scope(
         "client": ("127.0.0.1", 50000),
         "server": (host, 80),
     }
+
+
+def stalled_body(first: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI receive that hands out `first`, says more is coming, and then sends nothing
+    ever again: a client that declared a length and stopped sending."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": first, "more_body": True}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive
 
 
 async def call_asgi(app: ASGIApp, scope: Scope, body: bytes = b"") -> list[dict[str, Any]]:

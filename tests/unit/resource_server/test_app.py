@@ -27,7 +27,16 @@ from resource_server.app import create_app
 from resource_server.base64url import b64url_decode
 from resource_server.deps import MAX_CHECKED_FORM_BYTES
 from resource_server.settings import Settings
-from tests.support import FakeClock, b64url, http_scope, public_jwk, running, served, sign_jwt
+from tests.support import (
+    FakeClock,
+    b64url,
+    http_scope,
+    public_jwk,
+    running,
+    served,
+    sign_jwt,
+    stalled_body,
+)
 
 ISSUER = "https://issuer.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -315,15 +324,7 @@ async def test_a_form_body_that_stops_arriving_is_refused_after_the_deadline(
     monkeypatch.setattr(deps, "BODY_DEADLINE", 0.2)
     client, path = protected
     token = make_token(rsa_private_key, FakeClock(time.time()))
-    first = True
-
-    async def receive() -> dict[str, Any]:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"abc", "more_body": True}
-        await asyncio.Event().wait()  # the rest never comes
-        raise AssertionError("unreachable")
+    receive = stalled_body(b"abc")  # the rest never comes
 
     sent: list[dict[str, Any]] = []
 

@@ -20,7 +20,15 @@ from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.oauth.metadata import MetadataCache
 from issuer.settings import Settings
-from tests.support import call_asgi, db_session, fresh_key_set, http_scope, running, served
+from tests.support import (
+    call_asgi,
+    db_session,
+    fresh_key_set,
+    http_scope,
+    running,
+    served,
+    stalled_body,
+)
 
 ISSUER = "http://issuer.test"
 
@@ -499,15 +507,7 @@ async def test_a_sign_in_page_refusal_is_a_page_whatever_its_path_and_query(
 
 async def test_a_token_request_whose_body_stops_arriving_is_answered_408(settings, monkeypatch):
     monkeypatch.setattr("issuer.web.forms.BODY_DEADLINE", 0.2)
-    first = True
-
-    async def receive() -> dict:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"grant_type=pass", "more_body": True}
-        await asyncio.Event().wait()  # the rest never comes
-        raise AssertionError("unreachable")
+    receive = stalled_body(b"grant_type=pass")  # the rest never comes
 
     sent: list[dict] = []
 

@@ -1,6 +1,5 @@
 """Reading the token endpoint's form defensively: media type, size, encoding, field count."""
 
-import asyncio
 import time
 
 import pytest
@@ -10,7 +9,7 @@ from starlette.types import Message
 from issuer.oauth.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from issuer.web import forms
 from issuer.web.forms import MAX_FIELDS, read_form
-from tests.support import http_scope
+from tests.support import http_scope, stalled_body
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -178,15 +177,7 @@ async def test_a_body_that_stops_arriving_is_refused_after_the_deadline(monkeypa
     # The audit: `Content-Length: 100` and 3 bytes sent held the request open for good, on
     # uvicorn and Granian alike (neither bounds a body's arrival).
     monkeypatch.setattr(forms, "BODY_DEADLINE", 0.2)
-    first = True
-
-    async def receive() -> Message:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"grant_type=pass", "more_body": True}
-        await asyncio.Event().wait()  # the rest never comes
-        raise AssertionError("unreachable")
+    receive = stalled_body(b"grant_type=pass")  # the rest never comes
 
     headers = [(b"content-type", FORM.encode()), (b"content-length", b"100")]
     started = time.monotonic()

@@ -126,22 +126,6 @@ async def _authorize(
     return _answer_redirect(request, decision.location)
 
 
-@router.get("/login", include_in_schema=False)
-@router.get("/consent", include_in_schema=False)
-async def form_address(name: ServiceName) -> Response:
-    """The address of a form's answer, opened by itself (typed, reloaded, a bookmark): the
-    routing's 405 JSON, as a page a browser can show."""
-    return page(
-        "error.html",
-        405,
-        {"Allow": "POST"},
-        service_name=name,
-        title="Nothing to show here",
-        heading="There is nothing to show at this address",
-        message="It answers a sign-in form. Go back to the app and sign in from there.",
-    )
-
-
 @router.post("/login", include_in_schema=False)
 async def login(
     request: Request,
@@ -228,6 +212,24 @@ async def consent(
         # The session ended, is too old, or is now someone else's: ask again, from the start.
         return redirect(AUTHORIZE + query, 303)
     return redirect(answer.location, 303)
+
+
+@router.get("/login", include_in_schema=False)
+@router.get("/consent", include_in_schema=False)
+async def form_address(name: ServiceName) -> Response:
+    """The address of a form's answer, opened by itself (typed, reloaded, a bookmark): the
+    routing's 405 JSON, as a page a browser can show. Registered after the forms' POST
+    routes: the routing answers any other method with the `Allow` of the path's first
+    route, which must be POST."""
+    return page(
+        "error.html",
+        405,
+        {"Allow": "POST"},
+        service_name=name,
+        title="Nothing to show here",
+        heading="There is nothing to show at this address",
+        message="It answers a sign-in form. Go back to the app and sign in from there.",
+    )
 
 
 def _returned_request(query: str) -> list[tuple[str, str]]:

@@ -865,6 +865,10 @@ async def test_a_forms_address_opened_by_itself_is_a_page(client, path):
     assert response.status_code == 405 and response.headers["allow"] == "POST"
     assert response.headers["content-type"].startswith("text/html")
     assert "Go back to the app" in response.text
+    # Any other method is told the one the address takes (the fuzzing audit: PUT said GET).
+    for method in ("PUT", "DELETE", "PATCH"):
+        other = await client.request(method, path)
+        assert other.status_code == 405 and other.headers["allow"] == "POST", method
 
 
 async def test_an_expired_sign_in_form_offers_to_start_again(client):

@@ -3,14 +3,11 @@
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from issuer.admin import add_key_set_arguments
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
 from issuer.settings import Settings
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
@@ -27,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_key_store(settings) as store:
             manifest = store.generate(args.key_size)
             where = store.describe()
-    except (KeySetError, SchemaMismatch, SQLAlchemyError, OSError) as exc:
+    except (KeySetError, OSError, *DATABASE_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if manifest is None:

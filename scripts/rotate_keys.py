@@ -10,15 +10,12 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from issuer.admin import add_key_set_arguments
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
 from issuer.keys.report import format_time, print_status
 from issuer.settings import Settings
-from issuer.storage.schema import SchemaMismatch
 from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
@@ -83,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             f"safe from {format_time(exc.safe_at)}; run again then, or use --force", file=sys.stderr
         )
         return EXIT_UNSAFE
-    except (KeySetError, SchemaMismatch, SQLAlchemyError, OSError) as exc:
+    except (KeySetError, OSError, *DATABASE_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.dry_run:

@@ -180,6 +180,11 @@ INTROSPECT_DOCS: dict[str, Any] = {
 }
 _PAGE = {"description": "An HTML page: sign-in, consent, or an error the client cannot be sent"}
 _PAGE_CONTENT = {"content": {"text/html": {"schema": {"type": "string"}}}}
+# The same refusals from the browser's form endpoints, as pages.
+_PAGE_BODY_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"description": answer["description"], **_PAGE_CONTENT}
+    for status, answer in _BODY_REFUSALS.items()
+}
 AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {**_PAGE, **_PAGE_CONTENT},
     302: {"description": "Back to the client's redirect_uri with code or error, state, iss"},
@@ -192,6 +197,7 @@ AUTHORIZE_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Otherwise back to the client's redirect_uri with error, state, iss"
     },
     400: AUTHORIZE_RESPONSES[400],
+    **_PAGE_BODY_REFUSALS,
 }
 _BAD_LOGOUT = {"description": "A malformed sign-out request", **_PAGE_CONTENT}
 LOGOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -207,6 +213,7 @@ LOGOUT_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: _BAD_LOGOUT,
     403: {"description": "The confirmation form was not sent from this site", **_PAGE_CONTENT},
+    **_PAGE_BODY_REFUSALS,
 }
 USERINFO_DOCS: dict[str, Any] = {"security": [{"bearer": []}]}
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {

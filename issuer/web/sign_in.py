@@ -71,7 +71,7 @@ async def authorize(
     try:
         pairs = read_query_pairs(request)
     except OAuthError as exc:
-        return _refused(service_name, exc.description or exc.error)
+        return _unreadable(service_name, exc)
     return await _authorize(request, endpoint, sessions, cookies, service_name, pairs)
 
 
@@ -94,7 +94,7 @@ async def authorize_form(
         pairs = await read_form_pairs(request)
         auth = await endpoint.parse(pairs, urlencode(pairs))
     except OAuthError as exc:
-        return _refused(service_name, exc.description or exc.error)
+        return _unreadable(service_name, exc)
     except UntrustedRequest as exc:
         return _refused(service_name, exc.description)
     except AuthorizationError as exc:
@@ -253,7 +253,7 @@ async def logout(
     try:
         query = read_query(request)
     except OAuthError as exc:
-        return _refused(name, exc.description or exc.error, "sign-out")
+        return _unreadable(name, exc, "sign-out")
     params = {key: query.get(key) for key in LOGOUT_PARAMETERS}
     if len(_encoded(params)) > MAX_REQUEST_LENGTH:
         return _refused(name, f"the request is over {MAX_REQUEST_LENGTH} characters", "sign-out")
@@ -272,7 +272,7 @@ async def logout_form(
     try:
         form = await read_form(request)
     except OAuthError as exc:
-        return _refused(name, exc.description or exc.error, "sign-out")
+        return _unreadable(name, exc, "sign-out")
     params = {key: form.get(key) for key in LOGOUT_PARAMETERS}
     sent = _encoded(params)
     if len(sent) > MAX_REQUEST_LENGTH:
@@ -405,9 +405,23 @@ def _consent_page(
 
 def _refused(service_name: str, description: str, action: str = "sign-in") -> Response:
     """The error page for a request that cannot be answered at the app's redirect URI."""
+    return _refused_page(service_name, description, action, 400, {})
+
+
+def _unreadable(service_name: str, error: OAuthError, action: str = "sign-in") -> Response:
+    """The error page for a request the endpoint could not read, with the error's own status
+    and headers (413, 415 or 408 for a body it would not read)."""
+    description = error.description or error.error
+    return _refused_page(service_name, description, action, error.status_code, error.headers)
+
+
+def _refused_page(
+    service_name: str, description: str, action: str, status: int, headers: dict[str, str]
+) -> Response:
     return page(
         "error.html",
-        400,
+        status,
+        headers,
         service_name=service_name,
         title=f"{action.capitalize()} request refused",
         heading=f"This {action} request cannot be completed",

@@ -1105,6 +1105,19 @@ async def test_a_malformed_logout_request_is_refused(client, secrets, query):
     assert posted.status_code == 400 and "cannot be completed" in posted.text
 
 
+@pytest.mark.parametrize("path", ["/authorize", "/logout"])
+async def test_a_page_form_it_will_not_read_keeps_its_status(client, path):
+    # The fuzzing audit: POST /authorize and /logout answered 400 where /login, /consent and
+    # the token endpoint answer 413 and 415.
+    huge = await client.post(path, content=b"state=" + b"a" * 70_000, headers=FORM)
+    assert huge.status_code == 413 and "cannot be completed" in huge.text
+    assert huge.headers["content-type"].startswith("text/html")
+    gzipped = await client.post(
+        path, content=b"state=a", headers={**FORM, "Content-Encoding": "gzip"}
+    )
+    assert gzipped.status_code == 415 and "cannot be completed" in gzipped.text
+
+
 async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, monkeypatch):
     # The audit: with the database down, /authorize and /login showed a browser the token
     # endpoint's JSON.

@@ -274,8 +274,9 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     assert {"client": []} in paths["/introspect"]["post"]["security"]
     assert paths["/userinfo"]["post"]["security"] == [{"bearer": []}]
     # The fuzzing audit: answers the form endpoints give that their documents did not list.
-    for path in ("/token", "/revoke", "/introspect"):
+    for path in ("/token", "/revoke", "/introspect", "/authorize", "/logout"):
         assert {"408", "413", "415"} <= set(paths[path]["post"]["responses"]), path
+    assert "text/html" in paths["/logout"]["post"]["responses"]["413"]["content"]
     for path in ("/revoke", "/introspect"):
         form = paths[path]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
         assert form["schema"]["properties"]["token"]["minLength"] == 1

@@ -18,6 +18,7 @@ from resource_server.content_length import BODY_DEADLINE, declared_length
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 32
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+_FORM_MEDIA_BYTES = FORM_MEDIA_TYPE.encode()
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
@@ -43,14 +44,13 @@ def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
 async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list[tuple[str, str]]:
     """The form's parameters as sent, in order (repeats, empty values and NULs kept for the
     caller to judge: `/authorize` answers them by its own rules)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM_MEDIA_TYPE:
+    content_type, encodings, declared = _body_fields(request.scope["headers"])
+    media_type = content_type.split(b";")[0].strip().lower()
+    if media_type != _FORM_MEDIA_BYTES:
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
     # A gzipped body would be read as a form of garbage, a plain one labelled gzip as a form.
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
+    if encodings and b",".join(encodings).strip().lower() != b"identity":
         raise UnsupportedEncoding("the request body must not be content-encoded")
-    declared = request.headers.get("content-length")
     if declared is not None:
         length = declared_length(declared)
         if length is None or length > limit:
@@ -70,6 +70,25 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
             f"the request body did not arrive within {BODY_DEADLINE:g} seconds"
         ) from None
     return _pairs(bytes(body), "the request body")
+
+
+def _body_fields(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, list[bytes], bytes | None]:
+    """Content-Type, every Content-Encoding and Content-Length, in one pass over the raw
+    headers. Content-Type is a single value (RFC 9110 5.3): two are refused, since whoever
+    reads the other one would read another body than we do."""
+    content_type: bytes | None = None
+    encodings: list[bytes] = []
+    declared: bytes | None = None
+    for name, value in headers:
+        if name == b"content-type":
+            if content_type is not None:
+                raise InvalidRequest("the request has more than one Content-Type header")
+            content_type = value
+        elif name == b"content-encoding":
+            encodings.append(value)
+        elif name == b"content-length" and declared is None:
+            declared = value  # the server refuses two that differ
+    return content_type or b"", encodings, declared
 
 
 def read_query_pairs(request: Request) -> list[tuple[str, str]]:

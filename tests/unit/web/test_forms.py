@@ -203,3 +203,25 @@ async def test_an_identity_content_encoding_is_no_encoding():
     request = make_request(Body(b"grant_type=client_credentials"))
     request.scope["headers"].append((b"content-encoding", b"Identity"))
     assert await read_form(request) == {"grant_type": "client_credentials"}
+
+
+async def test_a_second_content_encoding_header_is_read_too():
+    # The first alone said identity, and a gzipped body would have been read as a form.
+    body = Body(b"grant_type=client_credentials")
+    request = make_request(body)
+    request.scope["headers"] += [(b"content-encoding", b"identity"), (b"content-encoding", b"gzip")]
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(request)
+    assert caught.value.status_code == 415 and body.sent == 0
+
+
+@pytest.mark.parametrize("second", [FORM, "application/json"])
+async def test_two_content_type_headers_are_refused(second):
+    # The fuzzing audit: the first one won, so a proxy reading the second saw another body.
+    body = Body(b"grant_type=client_credentials")
+    request = make_request(body)
+    request.scope["headers"].append((b"content-type", second.encode()))
+    with pytest.raises(InvalidRequest) as caught:
+        await read_form(request)
+    assert caught.value.status_code == 400 and "more than one Content-Type" in str(caught.value)
+    assert body.sent == 0

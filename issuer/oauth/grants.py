@@ -9,6 +9,7 @@ reuse detection needs an atomic store operation that Authlib leaves to the appli
 """
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_s
 from issuer.oauth.tokens import IssuedToken, TokenSigner
 
 log = logging.getLogger("issuer.audit")
+# What a grant type's name looks like (RFC 6749 A.10: a name or an absolute URI).
+_GRANT_TYPE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,10 @@ class TokenEndpoint:
             raise InvalidRequest("grant_type is required")
         grant = self._grants.get(grant_type)
         if grant is None:
-            raise UnsupportedGrantType(f"grant_type {grant_type!r} is not supported")
+            # Quoted only if it could be a grant type's name: a value such as
+            # "client_credentials;client_secret=..." (a form split on ";") is not sent back.
+            named = f" {grant_type!r}" if _GRANT_TYPE_NAME.fullmatch(grant_type) else ""
+            raise UnsupportedGrantType(f"grant_type{named} is not supported")
         body = await grant(TokenRequest(form, credentials, ip))
         self._issued[grant_type].inc()
         return body

@@ -153,9 +153,28 @@ async def test_an_error_description_quotes_a_long_request_cut_short(client):
 
 
 @pytest.mark.parametrize(
+    ("grant_type", "described"),
+    [
+        ("client_credentials;client_id=ci;client_secret=s3cret", "grant_type is not supported"),
+        ("urn:example:grant-type:x", "grant_type 'urn:example:grant-type:x' is not supported"),
+    ],
+)
+async def test_an_unsupported_grant_type_is_quoted_only_if_it_looks_like_one(
+    client, grant_type, described
+):
+    # The fuzzing audit: a form split on ";" came back with its client secret in the answer.
+    response = await client.post("/token", data={"grant_type": grant_type})
+    assert response.status_code == 400 and response.json()["error"] == "unsupported_grant_type"
+    assert response.json()["error_description"] == described
+
+
+@pytest.mark.parametrize(
     ("content", "described"),
     [
-        ("grant_type=" + quote('é"\\x\x7f'), "grant_type '????x?x7f' is not supported"),
+        (
+            "scope=1&" + quote('é"\\x\x7f') + "=1&" + quote('é"\\x\x7f') + "=2",
+            "parameter '????x?x7f' is repeated",
+        ),
         (quote('aé"') + "=1&" + quote('aé"') + "=2", "parameter 'a??' is repeated"),
     ],
 )

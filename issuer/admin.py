@@ -2,7 +2,9 @@
 database, from arguments checked by the argparse types here."""
 
 import argparse
+import contextlib
 import getpass
+import os
 import sys
 import time
 import warnings
@@ -199,12 +201,42 @@ def access_token_ttl_argument(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r}: {reason}") from None
 
 
+class SecretNotShown(Exception):
+    """A secret would be made that standard output cannot show."""
+
+
+def check_secret_can_be_shown() -> None:
+    """Refuse, before anything changes, to make a secret with standard output closed (>&-):
+    Python then drops what is printed, and the secret would be lost unsaid."""
+    if sys.stdout is None:
+        raise SecretNotShown(
+            "standard output is closed, so the secret could not be shown; nothing changed"
+        )
+
+
+def write_out(lines: list[str]) -> OSError | None:
+    """Print `lines` and flush; the error if they could not all be written (a full disk, a
+    closed pipe), after which standard output is let go so that exit is quiet."""
+    try:
+        if sys.stdout is None:
+            raise OSError("standard output is closed")
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exc
+    return None
+
+
 class NoPassword(Exception):
     """No password could be read: no terminal to prompt on, end of input or an interrupt."""
 
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
+        if sys.stdin is None:  # started with standard input closed (<&-)
+            raise NoPassword("standard input is closed; nothing to read the password from")
         try:
             return sys.stdin.readline().rstrip("\r\n")
         except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes

@@ -9,10 +9,13 @@ import sys
 
 from issuer.admin import (
     DATABASE_ERRORS,
+    SecretNotShown,
     access_token_ttl_argument,
+    check_secret_can_be_shown,
     client_exists,
     create_client,
     text_argument,
+    write_out,
 )
 from issuer.oauth.clients import GRANT_TYPES, ClientError, ClientExists
 from issuer.oauth.errors import InvalidScope
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     exists = f"client {args.client_id!r} already exists; nothing changed"
     settings = load_settings(Settings)
     try:
+        if not args.public:
+            check_secret_can_be_shown()
         if args.exist_ok and client_exists(settings, args.client_id):
             print(exists, file=sys.stderr)
             return 0
@@ -118,24 +123,34 @@ def main(argv: list[str] | None = None) -> int:
     except (
         ClientError,
         InvalidScope,
+        SecretNotShown,
         *DATABASE_ERRORS,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     client = created.client
-    print(f"created {'public' if client.is_public else 'confidential'} client {client.client_id!r}")
-    print(f"  grant types: {client.grant_types}")
-    print(f"  scope: {client.scopes or '(none)'}")
-    for uri in client.redirect_uri_list:
-        print(f"  redirect URI: {uri}")
+    lines = [
+        f"created {'public' if client.is_public else 'confidential'} client {client.client_id!r}",
+        f"  grant types: {client.grant_types}",
+        f"  scope: {client.scopes or '(none)'}",
+        *(f"  redirect URI: {uri}" for uri in client.redirect_uri_list),
+    ]
     if client.access_token_ttl is not None:
         # A longer TTL than the issuer's is not taken: say so rather than ignore it unsaid.
         ttl = client.token_ttl(settings.access_token_ttl)
         capped = " (ISSUER_ACCESS_TOKEN_TTL is shorter)" if ttl < client.access_token_ttl else ""
-        print(f"  access token TTL: {ttl} s{capped}")
+        lines.append(f"  access token TTL: {ttl} s{capped}")
     if created.secret is not None:
-        print("client secret (shown once; store it now):")
-        print(created.secret)
+        lines += ["client secret (shown once; store it now):", created.secret]
+    failed = write_out(lines)
+    if failed is not None and created.secret is not None:
+        print(
+            f"error: client {client.client_id!r} was registered, but its secret could not be "
+            f"written ({failed.strerror or failed}); give it a new one with "
+            f"scripts/manage_client.py {client.client_id} --new-secret",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

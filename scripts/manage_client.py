@@ -13,7 +13,14 @@ database), 2 usage.
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, change_client, text_argument
+from issuer.admin import (
+    DATABASE_ERRORS,
+    SecretNotShown,
+    change_client,
+    check_secret_can_be_shown,
+    text_argument,
+    write_out,
+)
 from issuer.oauth.clients import ClientError
 from issuer.settings import Settings
 from servicekit.configuration import load_settings
@@ -34,17 +41,28 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(Settings)
     disabled = True if args.disable else False if args.enable else None
     try:
+        if args.new_secret:
+            check_secret_can_be_shown()
         client, secret = change_client(
             settings, args.client_id, disabled=disabled, new_secret=args.new_secret
         )
-    except (ClientError, *DATABASE_ERRORS) as exc:
+    except (ClientError, SecretNotShown, *DATABASE_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if secret is not None:
-        print(f"client {client.client_id!r} has a new secret (shown once; store it now):")
-        print(secret)
-    else:
+    if secret is None:
         print(f"client {client.client_id!r} {'disabled' if args.disable else 'enabled'}")
+        return 0
+    failed = write_out(
+        [f"client {client.client_id!r} has a new secret (shown once; store it now):", secret]
+    )
+    if failed is not None:
+        print(
+            f"error: the secret of client {client.client_id!r} was replaced, but the new one "
+            f"could not be written ({failed.strerror or failed}); the old one no longer works: "
+            "run this again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -369,6 +369,57 @@ def test_create_user_without_a_terminal_to_prompt_on_says_so_in_one_line(tmp_pat
     ]
 
 
+def run_redirected(script: str, redirect: str, *args: str, env: dict[str, str]) -> str:
+    """`script args` with a shell redirection (">&-" closes standard output); its stderr,
+    after asserting it exited 1."""
+    command = " ".join([sys.executable, str(ROOT / "scripts" / script), *args, redirect])
+    result = subprocess.run(
+        ["bash", "-c", command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    return result.stderr
+
+
+def test_a_secret_standard_output_cannot_show_is_never_lost_unsaid(tmp_path: Path):
+    # The scripts audit: with standard output closed both scripts exited 0, and the secret
+    # (a new one replacing the old) was never shown; into a full disk they ended in tracebacks.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    closed = run_redirected("create_client.py", ">&-", "reports", env=env)
+    assert "standard output is closed" in closed and "nothing changed" in closed
+    assert run_script("manage_client.py", "reports", "--disable", env=env).returncode == 1
+    full = run_redirected("create_client.py", ">/dev/full", "reports", env=env)
+    assert "'reports' was registered, but its secret could not be written" in full
+    assert "manage_client.py reports --new-secret" in full
+    first = run_script("manage_client.py", "reports", "--new-secret", env=env)
+    assert first.returncode == 0
+    closed = run_redirected("manage_client.py", ">&-", "reports", "--new-secret", env=env)
+    assert "nothing changed" in closed
+    full = run_redirected("manage_client.py", ">/dev/full", "reports", "--new-secret", env=env)
+    assert "was replaced, but the new one could not be written" in full
+    assert "old one no longer works" in full
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("create_user.py", "ada"), ("manage_user.py", "ada", "--set-password")],
+    ids=["create_user", "manage_user"],
+)
+def test_a_password_on_a_closed_standard_input_is_refused_in_one_line(tmp_path: Path, args):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    script, *rest = args
+    stderr = run_redirected(script, "<&-", *rest, "--password-stdin", env=env)
+    assert stderr.splitlines() == [
+        "error: standard input is closed; nothing to read the password from"
+    ]
+
+
 def prompted(env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int], None]) -> str:
     """create_user.py prompting on a terminal (a pty): `answer` at the first prompt; the
     terminal's text after it."""

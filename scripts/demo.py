@@ -45,11 +45,14 @@ def kid_of(token: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)  # --help, and no stray flags
+    # The caller's settings of the services stay out (a Redis, an audience, a URL): the
+    # scripts and services below inherit this environment, and the story has its own.
+    for name in [name for name in os.environ if name.startswith(("ISSUER_", "RS_"))]:
+        del os.environ[name]
     with tempfile.TemporaryDirectory(prefix="oauth-demo-") as tmp:
         issuer_port, rs_port = free_port(), free_port()
         issuer_url = f"http://127.0.0.1:{issuer_port}"
         env = {
-            **os.environ,
             "ISSUER_URL": issuer_url,
             "RS_ISSUER_URL": issuer_url,
             "ISSUER_KEYS_DIR": f"{tmp}/keys",

@@ -1,5 +1,6 @@
 """`make demo` tells the whole story and ends with the revoked key's token refused."""
 
+import os
 import subprocess
 import sys
 
@@ -7,8 +8,12 @@ from servicekit.processes import ROOT
 
 
 def test_demo_runs_the_story_end_to_end():
+    # The operator's own settings stay out of the story (the scripts audit: an exported Redis
+    # URL had the demo issuer write its counters there; another audience failed every token).
+    operators = {"RS_AUDIENCE": "another-api", "ISSUER_REDIS_URL": "redis://127.0.0.1:1/0"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        env={**os.environ, **operators},
         cwd=ROOT,
         capture_output=True,
         text=True,

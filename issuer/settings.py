@@ -94,13 +94,24 @@ class Settings(BaseSettings):
     @classmethod
     def _supported_database(cls, value: str) -> str:
         try:
-            backend = make_url(value).get_backend_name()
+            url = make_url(value)
         except ArgumentError:
             raise ValueError(
                 "not a SQLAlchemy database URL (sqlite:///... or postgresql+psycopg://...)"
             ) from None
+        backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"{backend} is not supported: use SQLite or PostgreSQL")
+        if backend == "sqlite" and url.database in (None, "", ":memory:"):
+            # Each connection would see an empty database of its own, gone at exit.
+            raise ValueError("an in-memory SQLite database keeps nothing: name a file")
+        try:
+            url.get_dialect().import_dbapi()
+        except (ArgumentError, ImportError):  # an unknown driver name, or one not installed
+            raise ValueError(
+                f"the driver {url.drivername!r} is not available: use sqlite:///... or "
+                "postgresql+psycopg://..."
+            ) from None
         return value
 
     @field_validator("redis_url", mode="before")

@@ -151,6 +151,8 @@ def _create_private(path: str | None) -> None:
     """
     if not path or path == ":memory:" or path.startswith("file:"):
         return
+    if os.path.isdir(path):  # SQLite would say "unable to open database file", naming none
+        raise DatabaseFileError(f"cannot use the database {path}: it is a directory")
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:

@@ -2,6 +2,7 @@
 one line naming its variable."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -92,13 +93,30 @@ def test_values_the_issuer_could_not_run_on_are_refused_at_start(name, value):
     "url",
     [
         "sqlite:///./issuer.db",
-        "sqlite://",
         "postgresql+psycopg://postgres@127.0.0.1:5432/issuer",
         "postgresql://issuer@db/issuer",
     ],
 )
 def test_sqlite_and_postgresql_urls_are_accepted(url):
     assert Settings(database_url=url).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "in-memory SQLite database keeps nothing"),
+        ("sqlite:///", "in-memory SQLite database keeps nothing"),
+        ("sqlite:///:memory:", "in-memory SQLite database keeps nothing"),
+        ("postgresql+psycopg2://db/issuer", "the driver 'postgresql+psycopg2' is not available"),
+        ("postgresql+nosuchdriver://db/issuer", "the driver 'postgresql+nosuchdriver' is not"),
+        ("sqlite+pysqlcipher:///x.db", "the driver 'sqlite+pysqlcipher' is not available"),
+    ],
+)
+def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
+    # The scripts audit: an in-memory URL said "created user" and kept nothing; a driver that
+    # is not installed ended every script in a ModuleNotFoundError traceback.
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings(database_url=url)
 
 
 @pytest.mark.parametrize(

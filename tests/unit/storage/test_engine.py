@@ -84,6 +84,13 @@ async def test_the_issuer_refuses_to_start_on_a_database_it_cannot_create(tmp_pa
             pass
 
 
+def test_a_database_path_naming_a_directory_says_so(tmp_path):
+    # The scripts audit: SQLite's "unable to open database file", after a warning that the
+    # directory's mode let others read "the database".
+    with pytest.raises(DatabaseFileError, match=f"^cannot use the database {tmp_path}: it is a"):
+        make_engine(f"sqlite:///{tmp_path}")
+
+
 def test_a_postgres_server_that_never_answers_is_an_error_within_the_timeout(postgres_url):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

@@ -69,6 +69,12 @@ class Issued:
     family_id: str | None
 
 
+class NotTheCodesRequest(InvalidGrant):
+    """The request lacks one of the code's bindings (its client, redirect URI or PKCE
+    verifier). Refused, and the code kept for its own client: anyone who saw a code could
+    otherwise spend it, and the app's own exchange would then fail."""
+
+
 class CodeReused(InvalidGrant):
     """A used code came back: what its first use issued is to be revoked, if the request
     proves it comes from the code's own client (`sent_by_its_client`)."""
@@ -136,8 +142,10 @@ class AuthorizationCodes:
     ) -> T:
         """Spend `code` and run `issue` in the same transaction.
 
-        `issue` checks the bindings (raising leaves the code spent: a stolen code is not
-        retried) and creates the tokens, in `session` where they are stored.
+        `issue` checks the bindings and creates the tokens, in `session` where they are
+        stored. `NotTheCodesRequest` from it leaves the code unspent (a code's verifier has at
+        least 256 bits of entropy, and the address limits pace any guessing); any other
+        refusal leaves it spent.
         """
         with self._sessions() as session:
             claimed = session.execute(
@@ -162,6 +170,9 @@ class AuthorizationCodes:
                 raise self._refusal(session, code)
             try:
                 result, issued = issue(CodeGrant(*claimed), session)
+            except NotTheCodesRequest:
+                session.rollback()  # unclaimed: still the code's own client's to redeem
+                raise
             except InvalidGrant:
                 session.commit()  # the code stays spent
                 raise

@@ -24,7 +24,13 @@ from issuer.metrics import IssuerMetrics
 from issuer.oauth import pkce
 from issuer.oauth.client_auth import ClientAuthenticator, ClientCredentials, read_credentials
 from issuer.oauth.clients import GRANT_TYPES, Client
-from issuer.oauth.codes import AuthorizationCodes, CodeGrant, CodeReused, Issued
+from issuer.oauth.codes import (
+    AuthorizationCodes,
+    CodeGrant,
+    CodeReused,
+    Issued,
+    NotTheCodesRequest,
+)
 from issuer.oauth.errors import (
     InvalidClient,
     InvalidGrant,
@@ -130,11 +136,11 @@ class TokenEndpoint:
 
         def issue(grant: CodeGrant, session: Session) -> tuple[dict[str, Any], Issued]:
             if grant.client_id != client.client_id:
-                raise InvalidGrant("the code was issued to another client")
+                raise NotTheCodesRequest("the code was issued to another client")
             if grant.redirect_uri != redirect_uri:
-                raise InvalidGrant("redirect_uri differs from the authorization request's")
+                raise NotTheCodesRequest("redirect_uri differs from the authorization request's")
             if not pkce.verifies(verifier, grant.code_challenge):
-                raise InvalidGrant("code_verifier does not match the code_challenge")
+                raise NotTheCodesRequest("code_verifier does not match the code_challenge")
             # In the code's transaction: a second connection per exchange, wanted while this
             # one is held, starved the pool under load.
             user = self._users.get_by_id(grant.user_id, session)

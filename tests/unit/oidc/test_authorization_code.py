@@ -645,6 +645,10 @@ async def test_the_exchange_checks_every_binding(client, secrets, change, error)
         auth=("webapp", secrets["webapp"]),
     )
     assert response.status_code == 400 and response.json()["error"] == error
+    # The code is kept for the request that carries every binding (as oidc-provider does):
+    # one with a wrong one does not spend it.
+    redeemed = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert redeemed.status_code == 200, redeemed.text
 
 
 async def test_a_confidential_client_must_authenticate_to_exchange(client, secrets):
@@ -659,6 +663,18 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(client, secrets
     params = await webapp_code(client, secrets, pkce)
     response = await exchange(client, params["code"], pkce, WEBAPP, client_id="spa")
     assert response.status_code in (400, 401)
+
+
+async def test_a_code_named_by_another_public_client_stays_its_own_clients(client, secrets):
+    # The fuzzing audit: anyone who saw a code (a log, a Referer) could spend it, with no
+    # credential at all, by naming another public client: the app's own exchange then failed.
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    stranger = await exchange(client, params["code"], Pkce(), WEBAPP, client_id="spa")
+    assert stranger.status_code == 400 and stranger.json()["error"] == "invalid_grant"
+    assert "another client" in stranger.json()["error_description"]
+    redeemed = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert redeemed.status_code == 200, redeemed.text
 
 
 # -- the authorization request ----------------------------------------------------------

@@ -17,7 +17,6 @@ from issuer.web.openapi import install_security_schemes
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.configuration import load_settings
-from servicekit.cors import CorsMiddleware
 from servicekit.docs import install_docs, mount_static
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS
@@ -74,8 +73,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     if settings.cors_origins:
         # Narrow CORS: only the listed origins (browser apps exchanging codes, calling
         # /userinfo; Swagger UI), never credentials (cookies) across origins.
-        app.add_middleware(
-            CorsMiddleware,
+        app.allow_cors(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],

@@ -31,7 +31,6 @@ from resource_server.settings import Settings
 from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
 from servicekit.configuration import load_settings
-from servicekit.cors import CorsMiddleware
 from servicekit.docs import install_docs
 from servicekit.front import HEALTHY, FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS, unexpected_error
@@ -111,8 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         # Browser apps call the API with a bearer token, never with cookies. Requests with an
         # Origin go through this stack, not the front, so the CORS answers stay complete.
-        app.add_middleware(
-            CorsMiddleware,
+        app.allow_cors(
             allow_origins=settings.cors_origins,
             allow_methods=["GET"],
             allow_headers=["Authorization", "X-Request-ID"],

@@ -7,7 +7,8 @@ document, and for every request the front does not take), and both call the same
 so the answers are the same: status, headers and body.
 
 The front takes only plain requests: a request with an `Origin` header goes the full way, so
-CORS stays in one place (CORSMiddleware); other methods and other paths go the full way too.
+CORS stays in one place (CORSMiddleware, installed by `allow_cors`, which makes the front's
+answers say `Vary: Origin`); other methods and other paths go the full way too.
 `HEAD` on the routes `answer_head` names is answered as `GET`, without the body. The app's
 request context (`in_context`: request id in and out, the latency histogram by route
 template) wraps both ways, outside everything else: CORS preflights and the answer to an
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit.cors import CorsMiddleware
 from servicekit.observability import COUNTED_METHOD
 
 # Each service's `/healthz` answer, pre-serialized: the cheapest possible route, the honest
@@ -43,6 +45,7 @@ class FrontedFastAPI(FastAPI):
         self._context: Callable[[ASGIApp], ASGIApp] = lambda app: app
         self._full: ASGIApp = self._framework
         self._head: set[str] = set()
+        self._vary_origin = False
 
     def in_context(self, context: Callable[[ASGIApp], ASGIApp]) -> None:
         """Run every request, front or full way, inside `context` (the app's
@@ -55,6 +58,14 @@ class FrontedFastAPI(FastAPI):
         uptime probes and caches ask with it. Only routes without side effects: a `HEAD`
         the user never meant must not, say, end a session."""
         self._head.update(paths)
+
+    def allow_cors(self, **options: Any) -> None:
+        """CORS (`CorsMiddleware` with `options`) for every route. Requests with an `Origin`
+        go the full way, through it; the front's answers to the others then say
+        `Vary: Origin`, as the middleware's do, so that no cache hands an answer without the
+        CORS headers to a browser app (the JWKS is cacheable for minutes)."""
+        self.add_middleware(CorsMiddleware, **options)
+        self._vary_origin = True
 
     def front(self, method: str, path: str, handler: ASGIApp) -> None:
         """Answer plain `method path` requests with `handler`; the route registered for
@@ -84,7 +95,9 @@ class FrontedFastAPI(FastAPI):
         if scope["type"] == "http":
             handler = self._front.get((scope["method"], scope["path"]))
             if handler is not None and not _has_origin(scope["headers"]):
-                await handler(scope, receive, send)
+                await handler(
+                    scope, receive, _varying_on_origin(send) if self._vary_origin else send
+                )
                 return
             if scope["method"] == "HEAD" and scope["path"] in self._head:
                 answered_as_get = {**scope, "method": "GET", COUNTED_METHOD: "HEAD"}
@@ -124,6 +137,20 @@ def _without_body(send: Send) -> Send:
         await send(message)
 
     return headers_only
+
+
+def _varying_on_origin(send: Send) -> Send:
+    """`send`, with `Origin` added to the response's `Vary` (its other values kept)."""
+
+    async def varied(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            vary = [value for name, value in headers if name == b"vary"]
+            kept = [(name, value) for name, value in headers if name != b"vary"]
+            message = {**message, "headers": [*kept, (b"vary", b", ".join([*vary, b"Origin"]))]}
+        await send(message)
+
+    return varied
 
 
 def _has_origin(headers: list[tuple[bytes, bytes]]) -> bool:

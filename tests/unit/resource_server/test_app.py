@@ -103,6 +103,19 @@ async def test_an_unexpected_error_is_a_json_500_with_the_request_id_both_ways(
                 assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize("cors_origins", [[], ["https://app.example"]], ids=["off", "on"])
+async def test_the_fronts_answers_vary_on_origin_when_cors_is_on(cors_origins):
+    # As the framework's (through CORSMiddleware) do: a cache must not hand a browser app an
+    # answer made for a request without an Origin.
+    app = create_app(Settings(issuer_url=ISSUER, cors_origins=cors_origins))
+    async with served(app) as asgi:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rs.test") as client:
+            answers = [await client.get("/healthz"), await client.get("/users/me")]
+    for response in answers:
+        assert response.headers.get("vary") == ("Origin" if cors_origins else None)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status"), [("POST", "/users/me", 405), ("GET", "/x", 404)]
 )

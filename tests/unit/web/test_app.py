@@ -259,6 +259,29 @@ async def test_a_cors_preflight_carries_a_request_id(settings):
     assert jwks.headers["access-control-expose-headers"] == "X-Request-ID"
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [None, "https://app.example", "https://other.example"],
+    ids=["none", "allowed", "other"],
+)
+@pytest.mark.parametrize(
+    "path", ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/static/issuer.css"]
+)
+async def test_cacheable_answers_vary_on_origin_when_cors_is_on(settings, path, origin):
+    # The fuzzing audit: the JWKS (public, max-age=600) carried its CORS headers only when the
+    # request had an Origin, with no `Vary: Origin` otherwise, so a shared cache could hand a
+    # browser app the answer without them.
+    allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    headers = {"Origin": origin} if origin else {}
+    async with running(create_app(allowing), ISSUER) as client:
+        response = await client.get(path, headers=headers)
+    assert response.status_code == 200
+    varies = [v.strip().lower() for v in response.headers.get("vary", "").split(",")]
+    assert varies.count("origin") == 1, response.headers
+    async with running(create_app(settings), ISSUER) as client:  # no CORS: nothing varies
+        assert "vary" not in (await client.get(path)).headers
+
+
 async def test_a_refused_cors_preflight_is_a_json_error_nobody_caches(settings):
     # The audit: "Disallowed CORS origin" in plain text, the one refusal not in JSON.
     allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
@@ -41,6 +42,12 @@ def mount_static(app: FastAPI, path: str, directory: str, name: str) -> None:
 
     async def labelled(scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = template
+        if scope["path"].endswith("/"):  # a file's name has no trailing slash
+            raise HTTPException(404)
+        if not _servable_range(scope["headers"]):
+            # RFC 9110 14.2: a range unit we do not understand is ignored, and so is an
+            # invalid range (the framework answered both with a plain-text 400).
+            scope = {**scope, "headers": [h for h in scope["headers"] if h[0] != b"range"]}
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -50,6 +57,32 @@ def mount_static(app: FastAPI, path: str, directory: str, name: str) -> None:
         await files(scope, receive, with_headers)
 
     app.mount(path, labelled, name=name)
+
+
+def _servable_range(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request has no Range, or one well-formed `bytes` range set (RFC 9110
+    14.1.1: `first-last` with first <= last, `first-` or `-suffix`)."""
+    ranges = [value for name, value in headers if name == b"range"]
+    if not ranges:
+        return True
+    unit, _, specs = ranges[0].partition(b"=")
+    if len(ranges) > 1 or unit.strip().lower() != b"bytes":
+        return False
+    for spec in specs.split(b","):
+        first, dash, last = spec.strip().partition(b"-")
+        if not dash or not (first or last):
+            return False
+        if (first and not first.isdigit()) or (last and not last.isdigit()):
+            return False
+        if first and last and _number(first) > _number(last):
+            return False
+    return True
+
+
+def _number(digits: bytes) -> tuple[int, bytes]:
+    """ASCII digits as a sortable value, without `int()` (which refuses 4,300 digits)."""
+    significant = digits.lstrip(b"0")
+    return len(significant), significant
 
 
 def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None:

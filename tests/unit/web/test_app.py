@@ -282,6 +282,37 @@ async def test_cacheable_answers_vary_on_origin_when_cors_is_on(settings, path, 
         assert "vary" not in (await client.get(path)).headers
 
 
+@pytest.mark.parametrize(
+    ("range_", "status"),
+    [
+        ("bytes=0-9", 206),
+        ("bytes=-10", 206),
+        ("bytes=0-1, 4-5", 206),
+        ("bytes=999999-", 416),  # beyond the file: unsatisfiable (RFC 9110 15.5.17)
+        ("items=0-1", 200),  # a unit we do not understand is ignored (RFC 9110 14.2)
+        ("bytes=10-5", 200),  # not a valid range: ignored (the whole file), not a plain 400
+        ("bytes=", 200),
+        ("bytes=a-b", 200),
+        ("bytes=" + "9" * 5000 + "-" + "1" * 4999, 200),
+        ("bytes=0010-0019", 206),
+    ],
+)
+async def test_static_files_answer_a_range_as_http_says(client, range_, status):
+    # The fuzzing audit: an unknown unit or an invalid range was a plain-text 400.
+    whole = await client.get("/static/issuer.css")
+    response = await client.get("/static/issuer.css", headers={"Range": range_})
+    assert response.status_code == status
+    if status == 200:
+        assert response.content == whole.content
+    if status == 206 and "," not in range_:
+        assert len(response.content) == 10
+
+
+async def test_a_static_path_with_a_trailing_slash_is_not_found(client):
+    response = await client.get("/static/issuer.css/")
+    assert response.status_code == 404 and response.json()["error"] == "invalid_request"
+
+
 async def test_a_refused_cors_preflight_is_a_json_error_nobody_caches(settings):
     # The audit: "Disallowed CORS origin" in plain text, the one refusal not in JSON.
     allowing = settings.model_copy(update={"cors_origins": ["https://app.example"]})

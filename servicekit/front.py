@@ -16,7 +16,7 @@ unexpected error carry the request id too.
 """
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -58,6 +58,18 @@ class FrontedFastAPI(FastAPI):
         uptime probes and caches ask with it. Only routes without side effects: a `HEAD`
         the user never meant must not, say, end a session."""
         self._head.update(paths)
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods `path` takes, for the `Allow` of a 405 (RFC 9110 15.5.6): those of every
+        documented route for it (the routing names only its first route's), and `HEAD` where
+        `answer_head` answers it. None for a path no documented route serves."""
+        methods: set[str] = set()
+        for route in _leaf_routes(self.routes):
+            if getattr(route, "path", None) == path and getattr(route, "include_in_schema", False):
+                methods |= getattr(route, "methods", None) or set()
+        if methods and path in self._head:
+            methods.add("HEAD")
+        return sorted(methods)
 
     def allow_cors(self, **options: Any) -> None:
         """CORS (`CorsMiddleware` with `options`) for every route. Requests with an `Origin`
@@ -117,15 +129,20 @@ def _route(routes: list[BaseRoute], path: str) -> BaseRoute:
 
 
 def _find(routes: list[BaseRoute], path: str) -> BaseRoute | None:
+    return next(
+        (route for route in _leaf_routes(routes) if getattr(route, "path", None) == path), None
+    )
+
+
+def _leaf_routes(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes, in order, with those of included routers in their place (FastAPI keeps an
+    included router whole, with no prefix here)."""
     for route in routes:
-        if getattr(route, "path", None) == path:
-            return route
-        # An included router (FastAPI keeps it whole, with no prefix here).
         included = getattr(route, "original_router", None)
-        found = _find(included.routes, path) if included is not None else None
-        if found is not None:
-            return found
-    return None
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
 
 
 def _without_body(send: Send) -> Send:

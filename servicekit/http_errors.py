@@ -17,14 +17,22 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _DESCRIPTIONS = {404: "there is no such endpoint", 405: "this endpoint does not take this method"}
 
 
-async def http_error(_: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     description = _DESCRIPTIONS.get(exc.status_code, str(exc.detail))
     return JSONResponse(
         {"error": "invalid_request", "error_description": description},
         exc.status_code,
-        {**NO_STORE, **(exc.headers or {})},
+        {**NO_STORE, **(exc.headers or {}), **allow_header(request, exc.status_code)},
     )
+
+
+def allow_header(request: Request, status: int) -> dict[str, str]:
+    """A 405's `Allow`, naming every method of the path where the app knows them all
+    (`FrontedFastAPI.allowed_methods`); else none, and the routing's own stands."""
+    allowed = getattr(request.app, "allowed_methods", None) if status == 405 else None
+    methods = allowed(request.scope["path"]) if allowed is not None else None
+    return {"Allow": ", ".join(methods)} if methods else {}
 
 
 HTTP_ERROR_HANDLERS = {HTTPException: http_error}

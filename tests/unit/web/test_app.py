@@ -194,6 +194,12 @@ async def test_error_descriptions_quote_the_request_only_in_their_charset(
     [
         ("GET", "/token", 405, "POST"),
         ("DELETE", "/revoke", 405, "POST"),
+        # The fuzzing audit: the routing named only the path's first route's methods.
+        ("PUT", "/userinfo", 405, "GET, POST"),
+        ("PUT", "/authorize", 405, "GET, POST"),
+        ("DELETE", "/logout", 405, "GET, POST"),
+        ("POST", "/healthz", 405, "GET, HEAD"),
+        ("PUT", "/.well-known/jwks.json", 405, "GET, HEAD"),
         ("GET", "/nowhere", 404, None),
         ("GET", "/static/nowhere.css", 404, None),
     ],

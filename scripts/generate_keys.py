@@ -1,4 +1,5 @@
-"""Create the initial key set (an active and a next key); with one present, change nothing."""
+"""Create the initial key set (an active and a next key); with one present, change nothing
+(exit 1 if the issuer could not load it)."""
 
 import argparse
 import sys

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_key_store(settings) as store:
             if args.status:
                 print_status(store.read_manifest(), policy)
+                store.verify()  # the table alone would look like a healthy set
                 return 0
             if args.encrypt:
                 if args.dry_run:

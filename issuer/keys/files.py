@@ -54,6 +54,9 @@ class FileKeyStore(KeySetStore):
     def describe(self) -> str:
         return str(self.directory)
 
+    def _missing_from(self, kid: str) -> str:
+        return f"no file {self.directory / f'{kid}.pem'}"
+
     def version(self) -> Version | None:
         try:
             return _version(os.stat(self.manifest_path))

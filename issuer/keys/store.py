@@ -106,13 +106,15 @@ class KeySetStore(ABC):
 
     def generate(self, key_size: int = 2048) -> KeyManifest | None:
         """Create an active and a next key; `None` when a key set exists (nothing changes),
-        `KeySetError` if that set does not open with the passphrase."""
+        `KeySetError` if the issuer could not load that set."""
         _check_key_size(key_size)
         with self._exclusive():
             if self.exists():
-                # Nothing to write, but a passphrase that does not open the set is reported
-                # now rather than by the issuer that starts with it.
-                self._open_before_change(self._read(with_pems=True))
+                # Nothing to write, but a set the issuer could not load (a key lost or corrupt,
+                # a passphrase that does not open it) is reported now rather than by the
+                # issuer that starts with it.
+                with self._unchanged_on_error():
+                    self.verify()
                 return None
             active, upcoming = self._new_key(key_size), self._new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
@@ -165,6 +167,10 @@ class KeySetStore(ABC):
             version=snapshot.version,
             public_keys={kid: RSAKey.import_key(key.as_dict(private=False)) for kid, key in keys},
         )
+
+    def verify(self) -> None:
+        """`KeySetError` naming the first key the issuer could not load the set for."""
+        self.load()
 
     def plan_encryption(self) -> list[str]:
         """The kids `encrypt` would re-write, without changing anything (refused alike)."""
@@ -238,21 +244,30 @@ class KeySetStore(ABC):
         """Every stored private key but `leaving`, opened: a change goes ahead only if each
         opens with our passphrase, else it would add keys the issuer cannot load beside them.
         (A missing key is left to `load`: revoking it is how an operator repairs the set.)"""
-        try:
+        with self._unchanged_on_error():
             return {
                 kid: self._decode(kid, pem, allow_plaintext)
                 for kid, pem in snapshot.pems.items()
                 if kid != leaving
             }
+
+    @contextlib.contextmanager
+    def _unchanged_on_error(self) -> Iterator[None]:
+        try:
+            yield
         except KeySetError as exc:
             raise KeySetError(f"{exc}; the key set in {self.describe()} was not changed") from exc
+
+    def _missing_from(self, kid: str) -> str:
+        """Where the private key of `kid` should have been, for the message saying it is not."""
+        return f"not in {self.describe()}"
 
     def _encode(self, key: RSAKey) -> bytes:
         return key.as_pem(private=True, password=self._passphrase)
 
     def _decode(self, kid: str, pem: bytes | None, allow_plaintext: bool = False) -> RSAKey:
         if pem is None:
-            raise KeySetError(f"the private key of {kid} is missing")
+            raise KeySetError(f"the private key of {kid} is missing: {self._missing_from(kid)}")
         encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
             raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")

@@ -186,6 +186,32 @@ def test_a_rotation_with_a_passphrase_that_does_not_open_the_keys_is_refused(env
     assert key_files(env) == before
 
 
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_key_scripts_report_a_set_the_issuer_cannot_load(env, damage):
+    # The audit: with the active key's .pem deleted, generate_keys.py said "a key set already
+    # exists ...; nothing changed" and exited 0 (so the compose `keys` one-shot passed), and
+    # `rotate_keys.py --status` showed a normal table; a corrupt .pem already exited 1.
+    run_script("generate_keys.py", env=env)
+    active = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "active")
+    pem = Path(env["ISSUER_KEYS_DIR"]) / f"{active}.pem"
+    if damage == "missing":
+        pem.unlink()
+    else:
+        pem.write_text("not a key")
+    before = key_files(env)
+    named = str(pem) if damage == "missing" else active
+    generated = run_script("generate_keys.py", env=env)
+    assert generated.returncode == 1 and generated.stdout == ""
+    [line] = generated.stderr.splitlines()
+    assert line.startswith("error: ") and named in line and "was not changed" in line
+    status = run_script("rotate_keys.py", "--status", env=env)
+    assert status.returncode == 1
+    assert active in status.stdout  # the table still shows the kids, to revoke or restore
+    [line] = status.stderr.splitlines()
+    assert line.startswith("error: ") and named in line
+    assert key_files(env) == before
+
+
 def test_a_rotation_of_database_keys_with_a_wrong_passphrase_is_refused(tmp_path: Path):
     env = {
         "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",

@@ -90,6 +90,20 @@ def test_wrong_passphrase_cannot_load(store, engine):
         DatabaseKeyStore(engine, "not the passphrase").load()
 
 
+def test_generate_on_a_set_with_a_private_key_lost_names_it_and_changes_nothing(store, engine):
+    # As with key files: "a key set already exists" (exit 0) for a set the issuer cannot load.
+    manifest = store.generate()
+    with make_sessions(engine)() as session:
+        session.get(SigningKeyRow, manifest.next.kid).private_pem = None
+        session.commit()
+    before = contents(engine)
+    with pytest.raises(KeySetError, match=f"{manifest.next.kid} is missing.*was not changed"):
+        store.generate()
+    with pytest.raises(KeySetError, match=f"{manifest.next.kid} is missing"):
+        store.verify()
+    assert contents(engine) == before
+
+
 def test_keyring_sees_a_change_made_through_another_store(store, engine, new_key):
     store.generate()
     ring = KeyRing(DatabaseKeyStore(engine, PASSPHRASE))

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -339,6 +340,25 @@ def test_a_passphrase_that_does_not_open_the_set_changes_nothing(
         CHANGES[change](store, manifest)
     assert directory_contents(store) == before
     assert FileKeyStore(directory, passphrase=stored).load().signing_kid == manifest.active.kid
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_generate_on_a_set_the_issuer_cannot_load_names_the_key_and_changes_nothing(store, damage):
+    # The audit: with the active key's file deleted, `generate_keys.py` said "a key set already
+    # exists" and exited 0, while the issuer could not load the set.
+    manifest = store.generate()
+    pem = store.directory / f"{manifest.active.kid}.pem"
+    if damage == "missing":
+        pem.unlink()
+    else:
+        pem.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    before = directory_contents(store)
+    named = re.escape(str(pem)) if damage == "missing" else re.escape(manifest.active.kid)
+    with pytest.raises(KeySetError, match=f"{named}.*was not changed"):
+        store.generate()
+    with pytest.raises(KeySetError, match=named):
+        store.verify()  # what `rotate_keys.py --status` checks
+    assert directory_contents(store) == before
 
 
 def test_encrypt_refuses_a_passphrase_the_encrypted_keys_do_not_open(store):

@@ -76,7 +76,7 @@ class DatabaseKeyStore(KeySetStore):
         return (value,) if value else None
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self, create: bool = False) -> Iterator[None]:
         with self._sessions() as session:
             # The row lock (SQLite: the database write lock) serializes writers on all machines.
             session.execute(

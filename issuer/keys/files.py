@@ -64,9 +64,14 @@ class FileKeyStore(KeySetStore):
             return None
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    def _exclusive(self, create: bool = False) -> Iterator[None]:
+        if create:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            # No directory: a failed change leaves nothing behind (generate_keys.py makes it).
+            raise self._no_key_set() from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -79,9 +84,7 @@ class FileKeyStore(KeySetStore):
                 version = _version(os.fstat(f.fileno()))
                 data = f.read()
         except FileNotFoundError:
-            raise KeySetError(
-                f"no key set in {self.directory}; create one with scripts/generate_keys.py"
-            ) from None
+            raise self._no_key_set() from None
         manifest = KeyManifest.from_json(data)
         for record in manifest.keys:
             if not _KID_PATTERN.fullmatch(record.kid):
@@ -96,6 +99,11 @@ class FileKeyStore(KeySetStore):
                 except OSError as exc:
                     raise KeySetError(f"cannot read key {record.kid}: {exc.strerror}") from exc
         return Snapshot(manifest, version, pems)
+
+    def _no_key_set(self) -> KeySetError:
+        return KeySetError(
+            f"no key set in {self.directory}; create one with scripts/generate_keys.py"
+        )
 
     def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
         for kid, pem in new_pems.items():

@@ -86,8 +86,9 @@ class KeySetStore(ABC):
 
     @abstractmethod
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Hold the backend's writer lock; what is committed inside is atomic."""
+    def _exclusive(self, create: bool = False) -> Iterator[None]:
+        """Hold the backend's writer lock; what is committed inside is atomic. Only `create`
+        (generating a set) may make the place the set lives in."""
 
     @abstractmethod
     def _read(self, with_pems: bool) -> Snapshot:
@@ -108,7 +109,7 @@ class KeySetStore(ABC):
         """Create an active and a next key; `None` when a key set exists (nothing changes),
         `KeySetError` if the issuer could not load that set."""
         _check_key_size(key_size)
-        with self._exclusive():
+        with self._exclusive(create=True):
             if self.exists():
                 # Nothing to write, but a set the issuer could not load (a key lost or corrupt,
                 # a passphrase that does not open it) is reported now rather than by the

@@ -251,10 +251,16 @@ def test_an_empty_keys_dir_is_a_configuration_error(where):
     assert not (ROOT / "manifest.json").exists()
 
 
-def test_rotate_without_keys_says_how_to_create_them(env):
-    result = run_script("rotate_keys.py", env=env)
-    assert result.returncode == 1
-    assert "generate_keys.py" in result.stderr
+def test_rotate_without_keys_says_how_to_create_them_and_leaves_nothing(env):
+    # The audit: it created the missing keys directory, and a .lock in it.
+    for args in ([], ["--force"], ["--status"]):
+        result = run_script("rotate_keys.py", *args, env=env)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"error: no key set in {env['ISSUER_KEYS_DIR']}; create one with "
+            "scripts/generate_keys.py"
+        ]
+    assert not Path(env["ISSUER_KEYS_DIR"]).exists()
 
 
 def test_two_concurrent_rotations_leave_one_active_key(env):

@@ -119,6 +119,16 @@ def test_rotate_without_a_key_set_says_how_to_create_one(store):
         store.rotate(POLICY)
 
 
+def test_a_change_without_a_key_set_creates_no_directory(tmp_path, new_key):
+    # The audit: `rotate_keys.py --keys-dir /nonexistent/dir` made the directory and a .lock
+    # in it, then failed with "no key set".
+    store = FileKeyStore(tmp_path / "none" / "keys", passphrase="pp", new_key=new_key)
+    for change in (lambda: store.rotate(POLICY, force=True), store.encrypt):
+        with pytest.raises(KeySetError, match=r"no key set in .*generate_keys\.py"):
+            change()
+    assert not (tmp_path / "none").exists()
+
+
 @pytest.mark.parametrize("failing_call", range(9))
 def test_a_crash_at_any_write_step_leaves_a_usable_set(store, clock, monkeypatch, failing_call):
     """Fail the n-th file operation of a rotation: the set still loads with one active key."""

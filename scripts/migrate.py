@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import DatabaseFileError, make_engine
-from issuer.storage.schema import SchemaMismatch
+from issuer.storage.schema import DowngradeRefused, SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         engine = make_engine(settings.database_url)
         before = schema.upgrade(engine, args.revision)  # as found under the schema lock
         after = schema.current(engine)
+    except DowngradeRefused as exc:
+        print(f"error: {exc}; migrate.py does not downgrade", file=sys.stderr)
+        return 2
     except CommandError as exc:  # a --revision these migrations cannot reach
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -33,8 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         print(f"error: migration failed and was rolled back: {exc}", file=sys.stderr)
         return 1
-    print(f"database schema: {before or '(empty)'} -> {after}")
+    if before == after:
+        print(f"database schema: already at {_name(after)}; nothing to do")
+    else:
+        print(f"database schema: {_name(before)} -> {_name(after)}")
     return 0
+
+
+def _name(revision: str | None) -> str:
+    # Alembic's name for no revision at all, which is also what `--revision` takes.
+    return revision or "base (empty)"
 
 
 def _revision(value: str) -> str:

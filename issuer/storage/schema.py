@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
 from issuer.storage.engine import exclusive
@@ -28,6 +29,15 @@ SCHEMA_LOCK = 1_553_712_009
 
 class SchemaMismatch(RuntimeError):
     """The database schema is not the one this issuer was built for."""
+
+
+class DowngradeRefused(ValueError):
+    """A target revision older than the database's: these migrations only go up."""
+
+    def __init__(self, current: str, target: str):
+        super().__init__(f"the database is at revision {current}, past {target}")
+        self.current = current
+        self.target = target
 
 
 class _DialectChatter(logging.Filter):
@@ -68,11 +78,13 @@ def _revision(connection: Connection) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Apply migrations up to `revision` in one transaction (all or nothing); return the
     revision found before. `SchemaMismatch` if a newer issuer has already migrated the
-    database past what this one knows. Two at once run one after the other (the schema lock),
-    the second finding the work done."""
+    database past what this one knows; `DowngradeRefused` if `revision` is older than the
+    database's (Alembic's upgrade would do nothing, silently). Two at once run one after the
+    other (the schema lock), the second finding the work done."""
     with exclusive(engine, SCHEMA_LOCK) as connection:
         before = _revision(connection)
         _refuse_newer(before)
+        _refuse_older(before, revision)
         command.upgrade(_config(connection), revision)
     return before
 
@@ -85,6 +97,19 @@ def _refuse_newer(revision: str | None) -> None:
             f"the database schema is at revision {revision}, newer than this issuer "
             f"({head()}); upgrade the issuer"
         )
+
+
+def _refuse_older(current: str | None, revision: str) -> None:
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(_config())
+    try:
+        targets = script.get_revisions(revision)
+    except CommandError:
+        return  # a revision Alembic cannot resolve: its upgrade says so
+    older = {s.revision for s in script.iterate_revisions(current, "base")} - {current}
+    if not targets or any(t is not None and t.revision in older for t in targets):  # () is base
+        raise DowngradeRefused(current, revision)
 
 
 def prepare(engine: Engine) -> None:

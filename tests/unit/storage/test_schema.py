@@ -166,6 +166,16 @@ def test_migrating_a_schema_newer_than_the_issuer_is_refused_and_changes_nothing
     assert schema.current(engine) == "0099"
 
 
+@pytest.mark.parametrize("target", ["0003", "base"])
+def test_migrating_to_an_older_revision_is_refused_and_changes_nothing(engine, target):
+    schema.upgrade(engine)
+    with pytest.raises(schema.DowngradeRefused) as refused:
+        schema.upgrade(engine, target)
+    assert (refused.value.current, refused.value.target) == (schema.head(), target)
+    assert schema.current(engine) == schema.head()
+    assert schema.upgrade(engine, schema.head()) == schema.head()  # the current one: no-op
+
+
 def test_a_failing_migration_leaves_nothing_behind(engine, monkeypatch):
     from alembic.operations import Operations
 

@@ -35,6 +35,19 @@ class ClientExists(ClientError):
     """The client_id is taken (possibly by a registration that raced ours)."""
 
 
+def _check_audiences(option: str, audiences: tuple[str, ...]) -> None:
+    """Refuse an audience the space-separated column could not give back as it was given:
+    "" would vanish and "a b" come back as two (str.split splits on any whitespace)."""
+    for audience in audiences:
+        if not audience:
+            raise ClientError(f"{option}: an audience must not be empty")
+        if any(c.isspace() or not c.isprintable() for c in audience):
+            raise ClientError(
+                f"{option}: audience {audience!r} must be one word, without spaces or control "
+                "characters (repeat the option for several)"
+            )
+
+
 def registrable(client_id: str) -> bool:
     """Whether `client_id` is one a client can be registered under."""
     # fullmatch: "$" would also accept a trailing newline.
@@ -200,6 +213,8 @@ class ClientRepository:
             raise ClientError("a public client cannot use client_credentials (it has no secret)")
         if access_token_ttl is not None and access_token_ttl <= 0:
             raise ClientError("access token TTL must be positive")
+        _check_audiences("--audience", audiences)
+        _check_audiences("--resource-server", resource_audiences)
         if "authorization_code" in grant_types and not redirect_uris:
             raise ClientError("the authorization_code grant needs at least one --redirect-uri")
         try:

@@ -709,3 +709,21 @@ def test_create_client_says_the_access_token_ttl_its_tokens_get(tmp_path: Path):
     assert "access token TTL: 900 s (ISSUER_ACCESS_TOKEN_TTL is shorter)" in longer.stdout
     shorter = run_script("create_client.py", "short", "--access-token-ttl", "60", env=env)
     assert "access token TTL: 60 s\n" in shorter.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--audience", ""], "--audience: an audience must not be empty"),
+        (["--audience", "a b"], "--audience: audience 'a b' must be one word"),
+        (["--resource-server", ""], "--resource-server: an audience must not be empty"),
+        (["--resource-server", "a\tb"], "--resource-server: audience 'a\\tb' must be one word"),
+    ],
+)
+def test_create_client_refuses_what_it_could_not_keep_in_one_line(tmp_path, args, message):
+    # The audit: --audience "" was dropped unsaid and --audience "a b" became two audiences.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = run_script("create_client.py", "c1", *args, env=env)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+    assert result.stdout == ""

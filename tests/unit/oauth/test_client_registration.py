@@ -1,0 +1,41 @@
+"""Registering a client: options that could not be stored as given, or would mean nothing,
+are refused (ClientError) rather than kept."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from issuer.oauth.clients import ClientError, ClientRepository
+from issuer.storage.engine import make_engine, make_sessions
+from issuer.storage.schema import prepare
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Iterator[ClientRepository]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'issuer.db'}")
+    prepare(engine)
+    try:
+        yield ClientRepository(make_sessions(engine))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("option", ["audiences", "resource_audiences"])
+@pytest.mark.parametrize("audience", ["", "a b", "a\tb", "api\n", "a\x01b", "a\u2028b"])
+def test_an_audience_that_is_not_one_word_is_refused(repository, option, audience):
+    # The audit: "" was dropped unsaid, and "a b" was stored as two audiences, a and b.
+    with pytest.raises(ClientError, match="audience"):
+        repository.create("c1", ("client_credentials",), **{option: (audience,)})
+    assert repository.get("c1") is None
+
+
+def test_audiences_of_one_word_each_are_kept(repository):
+    client = repository.create(
+        "c1",
+        ("client_credentials",),
+        audiences=("api", "https://billing.example/"),
+        resource_audiences=("urn:example:reports",),
+    ).client
+    assert client.audience_list == ["api", "https://billing.example/"]
+    assert client.serves("urn:example:reports")

@@ -211,6 +211,12 @@ class ClientRepository:
             raise ClientError(f"unknown grant type: {', '.join(unknown)}")
         if public and "client_credentials" in grant_types:
             raise ClientError("a public client cannot use client_credentials (it has no secret)")
+        if public and resource_audiences:
+            # /introspect authenticates with a client secret (require_secret).
+            raise ClientError(
+                "a public client cannot act as a resource server: it has no secret to "
+                "introspect with"
+            )
         if access_token_ttl is not None and access_token_ttl <= 0:
             raise ClientError("access token TTL must be positive")
         _check_audiences("--audience", audiences)

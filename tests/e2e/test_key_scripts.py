@@ -718,6 +718,7 @@ def test_create_client_says_the_access_token_ttl_its_tokens_get(tmp_path: Path):
         (["--audience", "a b"], "--audience: audience 'a b' must be one word"),
         (["--resource-server", ""], "--resource-server: an audience must not be empty"),
         (["--resource-server", "a\tb"], "--resource-server: audience 'a\\tb' must be one word"),
+        (["--public", "--resource-server", "api"], "a public client cannot act as a resource"),
     ],
 )
 def test_create_client_refuses_what_it_could_not_keep_in_one_line(tmp_path, args, message):

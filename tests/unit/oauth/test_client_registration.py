@@ -39,3 +39,10 @@ def test_audiences_of_one_word_each_are_kept(repository):
     ).client
     assert client.audience_list == ["api", "https://billing.example/"]
     assert client.serves("urn:example:reports")
+
+
+def test_a_public_client_cannot_be_a_resource_server(repository):
+    # Introspection requires a client secret: a public resource server could never use it.
+    with pytest.raises(ClientError, match="public client cannot act as a resource server"):
+        repository.create("rs", ("password",), public=True, resource_audiences=("api",))
+    assert repository.get("rs") is None

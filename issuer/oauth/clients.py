@@ -48,6 +48,31 @@ def _check_audiences(option: str, audiences: tuple[str, ...]) -> None:
             )
 
 
+def _check_grant_options(
+    grant_types: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    require_consent: bool,
+) -> None:
+    """Refuse options no grant of the client would ever read: stored, they only mislead."""
+    if "authorization_code" not in grant_types:
+        for option, given in (
+            ("--redirect-uri", redirect_uris),
+            ("--post-logout-redirect-uri", post_logout_redirect_uris),
+            ("--require-consent", require_consent),
+        ):
+            if given:
+                raise ClientError(
+                    f"{option} needs the authorization_code grant (--grant authorization_code)"
+                )
+    # Only these two start a refresh token family; without one no refresh token is ever issued.
+    if "refresh_token" in grant_types and not {"authorization_code", "password"} & set(grant_types):
+        raise ClientError(
+            "the refresh_token grant needs authorization_code or password beside it: no other "
+            "grant issues the first refresh token"
+        )
+
+
 def registrable(client_id: str) -> bool:
     """Whether `client_id` is one a client can be registered under."""
     # fullmatch: "$" would also accept a trailing newline.
@@ -221,6 +246,7 @@ class ClientRepository:
             raise ClientError("access token TTL must be positive")
         _check_audiences("--audience", audiences)
         _check_audiences("--resource-server", resource_audiences)
+        _check_grant_options(grant_types, redirect_uris, post_logout_redirect_uris, require_consent)
         if "authorization_code" in grant_types and not redirect_uris:
             raise ClientError("the authorization_code grant needs at least one --redirect-uri")
         try:

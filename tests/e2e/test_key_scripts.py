@@ -719,6 +719,16 @@ def test_create_client_says_the_access_token_ttl_its_tokens_get(tmp_path: Path):
         (["--resource-server", ""], "--resource-server: an audience must not be empty"),
         (["--resource-server", "a\tb"], "--resource-server: audience 'a\\tb' must be one word"),
         (["--public", "--resource-server", "api"], "a public client cannot act as a resource"),
+        (
+            ["--grant", "password", "--redirect-uri", "https://app.example/cb"],
+            "--redirect-uri needs the authorization_code grant",
+        ),
+        (
+            ["--post-logout-redirect-uri", "https://app.example/bye"],
+            "--post-logout-redirect-uri needs the authorization_code grant",
+        ),
+        (["--public", "--require-consent"], "--require-consent needs the authorization_code"),
+        (["--public", "--grant", "refresh_token"], "the refresh_token grant needs"),
     ],
 )
 def test_create_client_refuses_what_it_could_not_keep_in_one_line(tmp_path, args, message):
@@ -728,3 +738,13 @@ def test_create_client_refuses_what_it_could_not_keep_in_one_line(tmp_path, args
     assert result.returncode == 1, result.stdout
     assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
     assert result.stdout == ""
+
+
+def test_create_client_defaults_to_the_code_grant_for_browser_options(tmp_path):
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    result = run_script(
+        "create_client.py", "web", "--redirect-uri", "https://app.example/cb",
+        "--post-logout-redirect-uri", "https://app.example/bye", "--require-consent", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "grant types: authorization_code refresh_token" in result.stdout

@@ -46,3 +46,48 @@ def test_a_public_client_cannot_be_a_resource_server(repository):
     with pytest.raises(ClientError, match="public client cannot act as a resource server"):
         repository.create("rs", ("password",), public=True, resource_audiences=("api",))
     assert repository.get("rs") is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"redirect_uris": ("https://app.example/cb",)},
+        {"post_logout_redirect_uris": ("https://app.example/bye",)},
+        {"require_consent": True},
+    ],
+)
+@pytest.mark.parametrize("grants", [("password", "refresh_token"), ("client_credentials",)])
+def test_browser_options_without_the_authorization_code_grant_are_refused(
+    repository, options, grants
+):
+    # The audit: they were stored, and nothing ever reads them without the code flow.
+    with pytest.raises(ClientError, match="needs the authorization_code grant"):
+        repository.create("c1", grants, **options)
+    assert repository.get("c1") is None
+
+
+def test_browser_options_with_the_authorization_code_grant_are_kept(repository):
+    client = repository.create(
+        "c1",
+        ("authorization_code",),
+        redirect_uris=("https://app.example/cb",),
+        post_logout_redirect_uris=("https://app.example/bye",),
+        require_consent=True,
+    ).client
+    assert client.post_logout_redirect_uri_list == ["https://app.example/bye"]
+    assert client.require_consent
+
+
+@pytest.mark.parametrize("grants", [("refresh_token",), ("client_credentials", "refresh_token")])
+def test_refresh_token_without_a_grant_that_issues_one_is_refused(repository, grants):
+    # Only the password and authorization_code grants start a refresh token family.
+    with pytest.raises(ClientError, match="refresh_token grant needs"):
+        repository.create("c1", grants)
+    assert repository.get("c1") is None
+
+
+@pytest.mark.parametrize("first", ["password", "authorization_code"])
+def test_refresh_token_beside_a_grant_that_issues_one_is_kept(repository, first):
+    redirect_uris = ("https://app.example/cb",) if first == "authorization_code" else ()
+    client = repository.create("c1", (first, "refresh_token"), redirect_uris=redirect_uris).client
+    assert client.allows("refresh_token")

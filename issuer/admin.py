@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
-from issuer.accounts.users import User, UserError, UserExists, UserRepository
+from issuer.accounts.users import User, UserError, UserExists, UserRepository, check_email
 from issuer.builders import open_database
 from issuer.keys.store import ALLOWED_KEY_SIZES
 from issuer.oauth.clients import Client, ClientError, ClientRepository, NewClient
@@ -42,6 +42,8 @@ def create_user(
     """Create a user; False (and no change) if it exists and `exist_ok`, found before or
     at the insert (another creation of the same name may run at once)."""
     check_password_policy(password)
+    if email is not None:
+        check_email(email)  # before the --exist-ok look-up, as the password is
     scopes = parse_scope(scope)
     with open_database(settings) as engine:
         users = UserRepository(make_sessions(engine))

@@ -37,6 +37,26 @@ class UserError(ValueError):
     """A user cannot be created as asked."""
 
 
+# RFC 5321 4.5.3.1.3: a path is at most 256 octets, two of them its angle brackets.
+_MAX_EMAIL = 254
+
+
+def check_email(email: str) -> None:
+    """Refuse what is not plausibly an address (/userinfo gives it out as one); no DNS."""
+    local, _, domain = email.partition("@")
+    if (
+        email.count("@") != 1
+        or not local
+        or not domain
+        or len(email) > _MAX_EMAIL
+        or any(c.isspace() or not c.isprintable() for c in email)
+    ):
+        raise UserError(
+            f"email {email!r} is not an email address: one @ between a name and a domain, "
+            f"no spaces or control characters, at most {_MAX_EMAIL} characters"
+        )
+
+
 class UserExists(UserError):
     """The name is taken (possibly by a creation that raced ours)."""
 
@@ -103,6 +123,8 @@ class UserRepository:
         normalized = normalize_username(username)
         if normalized is None:
             raise UserError("username must be 1-150 characters of letters, digits and . _ @ + -")
+        if email is not None:
+            check_email(email)
         user = User(
             username=normalized,
             email=email,

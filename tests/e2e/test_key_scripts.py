@@ -748,3 +748,23 @@ def test_create_client_defaults_to_the_code_grant_for_browser_options(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "grant types: authorization_code refresh_token" in result.stdout
+
+
+@pytest.mark.parametrize("email", ["not an email", "", "a\x01b@c"])
+def test_create_user_refuses_an_email_that_is_not_an_address_in_one_line(tmp_path, email):
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_BCRYPT_ROUNDS": "4",
+    }
+    result = run_script(
+        "create_user.py",
+        "ada",
+        "--email",
+        email,
+        "--password-stdin",
+        env=env,
+        stdin="wonderland1\n",
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith(f"error: email {email!r} is not an email address")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""

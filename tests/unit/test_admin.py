@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from issuer.accounts.users import UserExists, UserRepository
+from issuer.accounts.users import UserError, UserExists, UserRepository
 from issuer.admin import client_exists, create_client, create_user
 from issuer.builders import open_database
 from issuer.oauth.clients import ClientExists, ClientRepository
@@ -77,3 +77,10 @@ def test_a_client_registered_meanwhile_is_reported_as_existing(settings, monkeyp
 
     with ThreadPoolExecutor(RUNS) as pool:
         assert sorted(pool.map(register, range(RUNS))) == [False] * (RUNS - 1) + [True]
+
+
+def test_an_email_that_is_not_an_address_is_refused_even_for_an_existing_user(settings):
+    # As the password is: --exist-ok does not make a bad argument good.
+    assert create_user(settings, "ada", "wonderland1", email="ada@example.com")
+    with pytest.raises(UserError, match="not an email address"):
+        create_user(settings, "ada", "wonderland1", email="not an email", exist_ok=True)

@@ -94,3 +94,32 @@ def test_an_upgraded_hash_replaces_only_the_hash_it_was_verified_against(users):
     assert users.get_by_username("alice").password_hash == "upgraded"
     assert not users.update_password_hash(user.id, "old-hash", "stale upgrade")
     assert users.get_by_username("alice").password_hash == "upgraded"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "not an email",
+        "alice",
+        "@example.com",
+        "alice@",
+        "a@b@example.com",
+        "a\x01b@c",
+        "alice@example.com\n",
+        "al ice@example.com",
+        "a" * 243 + "@example.com",  # 255 characters
+    ],
+)
+def test_an_email_that_is_not_an_address_is_refused(users, email):
+    # The audit: these were stored, and /userinfo gave them out as the user's email.
+    with pytest.raises(UserError, match="email"):
+        users.create("alice", "hash", email=email)
+    assert users.get_by_username("alice") is None
+
+
+@pytest.mark.parametrize(
+    "email", ["alice@example.com", "a.b+tag@mail.example.co.uk", "ü@bücher.example", None]
+)
+def test_a_plausible_email_or_none_is_kept(users, email):
+    assert users.create("alice", "hash", email=email).email == email

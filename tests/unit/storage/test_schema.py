@@ -206,11 +206,11 @@ def test_values_longer_than_their_columns_are_refused_alike_on_both_databases(
     # The audit: PostgreSQL refused them with a raw error quoting the password hash, SQLite
     # stored them.
     settings = Settings(keys_dir=tmp_path / "keys", database_url=database_url)
-    with pytest.raises(UserError, match="too long for a user: email"):
-        create_user(settings, "bob", "builder-12", email="b" * 321)
+    with pytest.raises(UserError, match="too long for a user: scopes"):
+        create_user(settings, "bob", "builder-12", scope="s" * 2001)
     with pytest.raises(ClientError, match="too long for a client: name"):
         create_client(settings, "reports", ("client_credentials",), name="n" * 201)
-    create_user(settings, "bob", "builder-12", email="b" * 320)  # the longest is fine
+    create_user(settings, "bob", "builder-12", scope="s" * 2000)  # the longest is fine
 
 
 def test_0003_gives_every_refresh_token_family_its_row_and_folds_usernames(engine):

@@ -122,7 +122,9 @@ class UserRepository:
         """Insert a user under the normalized name; `UserError` if it is invalid or taken."""
         normalized = normalize_username(username)
         if normalized is None:
-            raise UserError("username must be 1-150 characters of letters, digits and . _ @ + -")
+            raise UserError(
+                "username must be 1-150 characters of ASCII letters, digits and . _ @ + -"
+            )
         if email is not None:
             check_email(email)
         user = User(

@@ -230,7 +230,9 @@ class ClientRepository:
     ) -> NewClient:
         """Register a client; a confidential one gets a new 256-bit secret."""
         if not registrable(client_id):
-            raise ClientError("client_id must be 1-100 characters of letters, digits and . _ ~ -")
+            raise ClientError(
+                "client_id must be 1-100 characters of ASCII letters, digits and . _ ~ -"
+            )
         unknown = [g for g in grant_types if g not in GRANT_TYPES]
         if unknown:
             raise ClientError(f"unknown grant type: {', '.join(unknown)}")

@@ -123,3 +123,10 @@ def test_an_email_that_is_not_an_address_is_refused(users, email):
 )
 def test_a_plausible_email_or_none_is_kept(users, email):
     assert users.create("alice", "hash", email=email).email == email
+
+
+@pytest.mark.parametrize("name", ["café", "δημήτρης", "with space"])
+def test_a_name_outside_the_ascii_subset_is_refused_saying_ascii(users, name):
+    # The audit: "letters, digits ..." read as if "café" were fine.
+    with pytest.raises(UserError, match=r"ASCII letters, digits and \. _ @ \+ -"):
+        users.create(name, "hash")

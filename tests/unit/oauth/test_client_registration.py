@@ -91,3 +91,8 @@ def test_refresh_token_beside_a_grant_that_issues_one_is_kept(repository, first)
     redirect_uris = ("https://app.example/cb",) if first == "authorization_code" else ()
     client = repository.create("c1", (first, "refresh_token"), redirect_uris=redirect_uris).client
     assert client.allows("refresh_token")
+
+
+def test_a_client_id_outside_ascii_is_refused_saying_ascii(repository):
+    with pytest.raises(ClientError, match=r"ASCII letters, digits and \. _ ~ -"):
+        repository.create("café", ("client_credentials",))

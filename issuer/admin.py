@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from issuer.accounts.passwords import PasswordHasher, PasswordPolicyError, check_password_policy
 from issuer.accounts.users import User, UserError, UserExists, UserRepository, check_email
@@ -29,6 +29,14 @@ from issuer.storage.schema import SchemaMismatch
 
 # What a script may meet opening or using the database: each said in one line, exit 1.
 DATABASE_ERRORS = (DatabaseFileError, SchemaMismatch, SQLAlchemyError)
+
+
+def error_line(exc: BaseException) -> str:
+    """What a script says of an error, in one line: for a database error, the driver's own
+    first line (SQLAlchemy's adds the statement and a link to its documentation)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0].strip() if lines else type(cause).__name__
 
 
 def create_user(
@@ -240,9 +248,11 @@ def read_password(from_stdin: bool) -> str:
         if sys.stdin is None:  # started with standard input closed (<&-)
             raise NoPassword("standard input is closed; nothing to read the password from")
         try:
-            return sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:  # a strict UTF-8 locale; others pass surrogate escapes
+            password = sys.stdin.readline().rstrip("\r\n")
+            password.encode()  # bytes a UTF-8 locale passed on as surrogate escapes
+        except (UnicodeDecodeError, UnicodeEncodeError):
             raise PasswordPolicyError("the password is not valid UTF-8") from None
+        return password
     try:
         with warnings.catch_warnings():
             # Without a terminal getpass warns and reads the password with echo: refuse.

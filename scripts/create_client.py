@@ -14,6 +14,7 @@ from issuer.admin import (
     check_secret_can_be_shown,
     client_exists,
     create_client,
+    error_line,
     text_argument,
     write_out,
 )
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ClientExists as exc:
         if not args.exist_ok:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {error_line(exc)}", file=sys.stderr)
             return 1
         print(exists, file=sys.stderr)  # registered by another run since we looked
         return 0
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         SecretNotShown,
         *DATABASE_ERRORS,
     ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     client = created.client
     lines = [

@@ -5,7 +5,14 @@ import sys
 
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError, normalize_username
-from issuer.admin import DATABASE_ERRORS, NoPassword, create_user, read_password, text_argument
+from issuer.admin import (
+    DATABASE_ERRORS,
+    NoPassword,
+    create_user,
+    error_line,
+    read_password,
+    text_argument,
+)
 from issuer.oauth.errors import InvalidScope
 from issuer.settings import Settings
 from servicekit.configuration import load_settings
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         InvalidScope,
         *DATABASE_ERRORS,
     ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     # The name as stored and as it signs in (RFC 8265 UsernameCaseMapped): `Alice` is `alice`.
     name = normalize_username(args.username) or args.username

@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
             manifest = store.generate(args.key_size)
             where = store.describe()
     except (KeySetError, OSError, *DATABASE_ERRORS) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     if manifest is None:
         print(f"a key set already exists in {where}; nothing changed")

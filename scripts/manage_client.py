@@ -18,6 +18,7 @@ from issuer.admin import (
     SecretNotShown,
     change_client,
     check_secret_can_be_shown,
+    error_line,
     text_argument,
     write_out,
 )
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             settings, args.client_id, disabled=disabled, new_secret=args.new_secret
         )
     except (ClientError, SecretNotShown, *DATABASE_ERRORS) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     if secret is None:
         print(f"client {client.client_id!r} {'disabled' if args.disable else 'enabled'}")

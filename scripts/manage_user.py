@@ -15,7 +15,14 @@ import sys
 
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import UserError
-from issuer.admin import DATABASE_ERRORS, NoPassword, change_user, read_password, text_argument
+from issuer.admin import (
+    DATABASE_ERRORS,
+    NoPassword,
+    change_user,
+    error_line,
+    read_password,
+    text_argument,
+)
 from issuer.settings import Settings
 from servicekit.configuration import load_settings
 
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         PasswordPolicyError,
         *DATABASE_ERRORS,
     ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     done = "disabled" if args.disable else "enabled" if args.enable else "given a new password"
     print(f"user {user.username!r} {done}")

@@ -6,6 +6,7 @@ import sys
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+from issuer.admin import error_line
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import DatabaseFileError, make_engine
@@ -28,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; migrate.py does not downgrade", file=sys.stderr)
         return 2
     except CommandError as exc:  # a --revision these migrations cannot reach
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     except (DatabaseFileError, SchemaMismatch) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
-        print(f"error: migration failed and was rolled back: {exc}", file=sys.stderr)
+        print(f"error: nothing was migrated: {error_line(exc)}", file=sys.stderr)
         return 1
     if before == after:
         print(f"database schema: already at {_name(after)}; nothing to do")

@@ -10,7 +10,7 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_UNSAFE
     except (KeySetError, OSError, *DATABASE_ERRORS) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     if not args.dry_run:
         key_events.announce(settings.redis_url, settings.redis_prefix)

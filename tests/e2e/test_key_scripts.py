@@ -608,18 +608,41 @@ def test_account_scripts_refuse_bad_arguments_with_a_usage_error(tmp_path, scrip
     assert not (tmp_path / "issuer.db").exists()  # refused before the database was opened
 
 
-def test_a_password_that_is_not_utf8_is_refused_under_a_strict_locale(tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-8:strict", "utf-8:surrogateescape"])
+def test_a_password_that_is_not_utf8_is_refused_as_such(tmp_path, encoding):
+    # The scripts audit: under a UTF-8 locale (surrogate escapes) it was said to hold
+    # "control characters".
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada", "--password-stdin"],
         input=b"wonder\xffland1\n",
-        env={**os.environ, **env, "PYTHONIOENCODING": "utf-8:strict"},
+        env={**os.environ, **env, "PYTHONIOENCODING": encoding},
         capture_output=True,
         cwd=ROOT,
         check=False,
     )
     assert result.returncode == 1
-    assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    assert result.stderr == b"error: the password is not valid UTF-8\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("create_user.py", ["ada", "--password-stdin"]),
+        ("create_client.py", ["reports"]),
+        ("manage_user.py", ["ada", "--disable"]),
+        ("migrate.py", []),
+    ],
+)
+def test_a_database_out_of_reach_is_said_in_one_line(script, args):
+    # The scripts audit: SQLAlchemy's message came with its documentation link (three lines),
+    # and migrate.py said the migration "was rolled back" when none had begun.
+    env = {"ISSUER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}
+    result = run_script(script, *args, env=env, stdin="wonderland1\n")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "127.0.0.1" in line and "sqlalche.me" not in line
+    assert "rolled back" not in line
 
 
 @pytest.mark.parametrize(

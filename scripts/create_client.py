@@ -29,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("client_id", type=text_argument)
+    # `--grant TYPE ...`: several after one flag, or the flag repeated, or both.
     parser.add_argument(
         "--grant",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=GRANT_TYPES,
         dest="grants",
-        help="allowed grant type (repeatable); default: authorization_code and refresh_token "
+        metavar="TYPE",
+        help="allowed grant types (repeatable); default: authorization_code and refresh_token "
         "with --redirect-uri, else password and refresh_token with --public, else "
         "client_credentials",
     )
@@ -64,12 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         "--scope", type=text_argument, default="", help='allowed scopes, e.g. "read write"'
     )
     parser.add_argument(
-        "--audience", type=text_argument, action="append", default=[], help="`aud` of its tokens"
+        "--audience",
+        type=text_argument,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="AUD",
+        help="`aud` of its tokens (several after the flag, or the flag repeated)",
     )
     parser.add_argument(
         "--resource-server",
         type=text_argument,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="AUD",
         help="this client is the resource server for audience AUD: it may introspect tokens "

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from issuer.builders import open_database
+from issuer.oauth.clients import ClientRepository
+from issuer.settings import Settings
+from issuer.storage.engine import make_sessions
 from servicekit.processes import ROOT, run_script
 
 
@@ -722,6 +726,31 @@ def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_pat
         assert result.returncode == 1, (script, result.stderr)
         assert result.stderr == f"error: cannot create the database {where}: {cause}\n", script
     assert not where.exists()
+
+
+def test_create_client_takes_several_grants_and_audiences_after_one_flag(tmp_path: Path):
+    # `--grant TYPE ...` and `--audience AUD ...`: "--grant password refresh_token" said
+    # "unrecognized arguments: refresh_token"; repeating the flag works as before.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    args = ["--grant", "client_credentials", "--audience", "api", "reports", "--audience", "x"]
+    args += ["--resource-server", "api", "billing"]
+    assert run_script("create_client.py", "gateway", *args, env=env).returncode == 0
+    both = ["--public", "--grant", "password", "refresh_token", "--grant", "authorization_code"]
+    made = run_script(
+        "create_client.py", "cli", *both, "--redirect-uri", "http://127.0.0.1/cb", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    settings = Settings(database_url=env["ISSUER_DATABASE_URL"])
+    with open_database(settings) as engine:
+        clients = ClientRepository(make_sessions(engine))
+        gateway, cli = clients.get("gateway"), clients.get("cli")
+    assert gateway is not None and gateway.audience_list == ["api", "reports", "x"]
+    assert gateway.resource_audiences.split() == ["api", "billing"]
+    assert cli is not None and cli.grant_types.split() == [
+        "password",
+        "refresh_token",
+        "authorization_code",
+    ]
 
 
 def test_create_client_says_the_access_token_ttl_its_tokens_get(tmp_path: Path):

@@ -26,7 +26,11 @@ from servicekit.configuration import load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # CLIENT_ID first: --grant, --audience and --resource-server take every value after
+        # them, so a client id written after one of them would be read as one more value.
+        usage="%(prog)s CLIENT_ID [options]",
     )
     parser.add_argument("client_id", type=text_argument)
     # `--grant TYPE ...`: several after one flag, or the flag repeated, or both.

@@ -1,6 +1,7 @@
 """Migrate the issuer's database (ISSUER_DATABASE_URL) to the schema this version needs."""
 
 import argparse
+import re
 import sys
 
 from alembic.util import CommandError
@@ -24,7 +25,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = make_engine(settings.database_url)
         before = schema.upgrade(engine, args.revision)  # as found under the schema lock
-        after = schema.current(engine)
     except DowngradeRefused as exc:
         print(f"error: {exc}; migrate.py does not downgrade", file=sys.stderr)
         return 2
@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SQLAlchemyError as exc:
         print(f"error: nothing was migrated: {error_line(exc)}", file=sys.stderr)
+        return 1
+    try:
+        after = schema.current(engine)
+    except SQLAlchemyError as exc:  # the migration itself was committed
+        print(
+            f"error: migrated, but the revision could not be read back: {error_line(exc)}",
+            file=sys.stderr,
+        )
         return 1
     if before == after:
         print(f"database schema: already at {_name(after)}; nothing to do")
@@ -53,7 +61,16 @@ def _revision(value: str) -> str:
     # Alembic meets an empty revision with an AssertionError, not a message.
     if not value:
         raise argparse.ArgumentTypeError("a revision must not be empty")
+    # Relative targets ("head-1", "0005+1") would name a revision only Alembic's walk knows,
+    # past the check that refuses a downgrade: name the revision itself.
+    if _RELATIVE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: name a revision (such as 0006) or head, not a step from one"
+        )
     return value
+
+
+_RELATIVE = re.compile(r".+[+-]\d+")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
-from issuer.keys.model import KeySetError, UnsafeRotation, revocation_max_age
+from issuer.keys.model import KeySetError, PassphraseNeeded, UnsafeRotation, revocation_max_age
 from issuer.keys.report import format_time, print_status
 from issuer.settings import Settings
 from servicekit.configuration import load_settings
@@ -51,7 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         with open_key_store(settings) as store:
             if args.status:
                 print_status(store.read_manifest(), policy)
-                store.verify()  # the table alone would look like a healthy set
+                try:
+                    store.verify()  # the table alone would look like a healthy set
+                except PassphraseNeeded:
+                    # Not a fault of the set: a status check need not hold the secret.
+                    print(
+                        "the private keys are encrypted and were not opened; "
+                        "set ISSUER_KEYS_PASSPHRASE to check them too",
+                        file=sys.stderr,
+                    )
                 return 0
             if args.encrypt:
                 if args.dry_run:

@@ -25,6 +25,10 @@ class KeySetError(Exception):
     """The key set is missing, malformed or breaks an invariant."""
 
 
+class PassphraseNeeded(KeySetError):
+    """A stored private key is encrypted and no passphrase was given to open it."""
+
+
 class KeyStoreUnavailable(KeySetError):
     """The store could not be read just now (a database blip): nothing is known about the
     key set, and the same read may succeed a moment later."""

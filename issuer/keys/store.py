@@ -22,6 +22,7 @@ from issuer.keys.jwks import JWKSDocument
 from issuer.keys.model import (
     KeyManifest,
     KeySetError,
+    PassphraseNeeded,
     RotationPolicy,
     Step,
     initial_manifest,
@@ -271,7 +272,7 @@ class KeySetStore(ABC):
             raise KeySetError(f"the private key of {kid} is missing: {self._missing_from(kid)}")
         encrypted = _is_encrypted(pem)
         if encrypted and self._passphrase is None:
-            raise KeySetError(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
+            raise PassphraseNeeded(f"key {kid} is encrypted; set ISSUER_KEYS_PASSPHRASE")
         if not encrypted and self._passphrase is not None and not allow_plaintext:
             # The operator asked for keys at rest to be encrypted: a plaintext one is refused
             # rather than used quietly.

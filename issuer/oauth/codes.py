@@ -143,9 +143,10 @@ class AuthorizationCodes:
         """Spend `code` and run `issue` in the same transaction.
 
         `issue` checks the bindings and creates the tokens, in `session` where they are
-        stored. `NotTheCodesRequest` from it leaves the code unspent (a code's verifier has at
-        least 256 bits of entropy, and the address limits pace any guessing); any other
-        refusal leaves it spent.
+        stored. `NotTheCodesRequest` from it leaves the code unspent (guessing its PKCE
+        verifier, 43 to 128 characters a client should draw with 256 bits of entropy, RFC 7636
+        7.1, within the code's 60 s is paced by the address limits); any other refusal
+        leaves it spent.
         """
         with self._sessions() as session:
             claimed = session.execute(

@@ -135,12 +135,16 @@ class TokenEndpoint:
         now = self._now()
 
         def issue(grant: CodeGrant, session: Session) -> tuple[dict[str, Any], Issued]:
-            if grant.client_id != client.client_id:
-                raise NotTheCodesRequest("the code was issued to another client")
-            if grant.redirect_uri != redirect_uri:
-                raise NotTheCodesRequest("redirect_uri differs from the authorization request's")
-            if not pkce.verifies(verifier, grant.code_challenge):
-                raise NotTheCodesRequest("code_verifier does not match the code_challenge")
+            # One answer for the three: a refused request leaves the code unspent, so a
+            # stranger retrying it must not learn which binding was wrong.
+            if (
+                grant.client_id != client.client_id
+                or grant.redirect_uri != redirect_uri
+                or not pkce.verifies(verifier, grant.code_challenge)
+            ):
+                raise NotTheCodesRequest(
+                    "the code was not issued to this client, redirect_uri and code_verifier"
+                )
             # In the code's transaction: a second connection per exchange, wanted while this
             # one is held, starved the pool under load.
             user = self._users.get_by_id(grant.user_id, session)

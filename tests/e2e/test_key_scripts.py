@@ -216,6 +216,16 @@ def test_key_scripts_report_a_set_the_issuer_cannot_load(env, damage):
     assert key_files(env) == before
 
 
+def test_status_of_an_encrypted_set_needs_no_passphrase(env):
+    # The review: --status, a read-only check, had come to need the keys' secret (exit 1).
+    encrypted = {**env, "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple"}
+    assert run_script("generate_keys.py", env=encrypted).returncode == 0
+    status = run_script("rotate_keys.py", "--status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "encrypted and were not opened" in status.stderr
+    assert run_script("rotate_keys.py", "--status", env=encrypted).stderr == ""
+
+
 def test_a_rotation_of_database_keys_with_a_wrong_passphrase_is_refused(tmp_path: Path):
     env = {
         "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
@@ -651,7 +661,13 @@ def test_a_database_out_of_reach_is_said_in_one_line(script, args):
 
 @pytest.mark.parametrize(
     ("revision", "message"),
-    [("0099", "0099"), ("", "revision must not be empty")],  # "": an AssertionError traceback
+    [
+        ("0099", "0099"),
+        ("", "revision must not be empty"),  # an AssertionError traceback
+        # The review: a step back from head went past the downgrade check, "nothing to do".
+        ("head-1", "name a revision (such as 0006) or head, not a step from one"),
+        ("0005+1", "not a step from one"),
+    ],
 )
 def test_migrate_to_a_revision_it_does_not_know_is_a_usage_error(tmp_path, revision, message):
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}

@@ -672,7 +672,9 @@ async def test_a_code_named_by_another_public_client_stays_its_own_clients(clien
     params = await webapp_code(client, secrets, pkce)
     stranger = await exchange(client, params["code"], Pkce(), WEBAPP, client_id="spa")
     assert stranger.status_code == 400 and stranger.json()["error"] == "invalid_grant"
-    assert "another client" in stranger.json()["error_description"]
+    assert stranger.json()["error_description"] == (
+        "the code was not issued to this client, redirect_uri and code_verifier"
+    )
     redeemed = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
     assert redeemed.status_code == 200, redeemed.text
 

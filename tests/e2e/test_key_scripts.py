@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -418,7 +419,7 @@ def test_create_user_without_a_terminal_to_prompt_on_says_so_in_one_line(tmp_pat
 def run_redirected(script: str, redirect: str, *args: str, env: dict[str, str]) -> str:
     """`script args` with a shell redirection (">&-" closes standard output); its stderr,
     after asserting it exited 1."""
-    command = " ".join([sys.executable, str(ROOT / "scripts" / script), *args, redirect])
+    command = f"{shlex.join([sys.executable, str(ROOT / 'scripts' / script), *args])} {redirect}"
     result = subprocess.run(
         ["bash", "-c", command],
         env={**os.environ, **env},

@@ -62,7 +62,7 @@ class FrontedFastAPI(FastAPI):
     def allowed_methods(self, path: str) -> list[str]:
         """The methods `path` takes, for the `Allow` of a 405 (RFC 9110 15.5.6): those of every
         documented route for it (the routing names only its first route's), and `HEAD` where
-        `answer_head` answers it. None for a path no documented route serves."""
+        `answer_head` answers it; none for a path no documented route serves."""
         methods: set[str] = set()
         for route in _leaf_routes(self.routes):
             if getattr(route, "path", None) == path and getattr(route, "include_in_schema", False):

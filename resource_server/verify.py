@@ -232,7 +232,9 @@ class Verifier:
         return Claims(
             sub=sub,
             client_id=client_id,
-            scope=frozenset(scope.split()),
+            # RFC 6749 section 3.3: delimited by SP alone (str.split() also splits on tabs,
+            # NBSP, U+0085...: "read\u00a0admin" would have granted "admin").
+            scope=frozenset(token for token in scope.split(" ") if token),
             exp=int(exp),
             username=username,
             raw=claims,

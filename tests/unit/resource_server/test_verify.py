@@ -78,6 +78,17 @@ async def test_valid_token_yields_claims(verifier, rsa_private_key, clock):
     result = await verifier.verify(token)
     assert (result.sub, result.username, result.client_id) == ("42", "johndoe", "public")
     assert result.scope == {"read", "write"}
+
+
+@pytest.mark.parametrize("separator", ["\t", "\n", "\x1f", "\x85", "\u00a0", "\u2003"])
+async def test_scope_is_split_on_spaces_only(verifier, rsa_private_key, clock, separator):
+    # RFC 6749 section 3.3: scope tokens are delimited by SP alone. str.split() also splits on
+    # tabs, NBSP, U+0085, ..., so "read<NBSP>admin" granted "admin", a scope never issued.
+    scope = f"read{separator}admin write"
+    token = sign_jwt(rsa_private_key, header(), claims(clock, scope=scope))
+    result = await verifier.verify(token)
+    assert result.scope == {f"read{separator}admin", "write"}
+    assert "admin" not in result.scope
     assert result.exp == int(clock()) + 300
 
 

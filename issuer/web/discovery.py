@@ -78,7 +78,8 @@ Jwks = Annotated[JwksAnswers, Depends(_jwks)]
     "/.well-known/jwks.json", summary="The public signing keys (RFC 7517)", responses=JWKS_DOCS
 )
 async def jwks(request: Request, answers: Jwks) -> Response:
-    return answers.answer(request.headers.get("if-none-match"))
+    # Every line: repeated field lines are one comma-separated list (RFC 9110 section 5.3).
+    return answers.answer(", ".join(request.headers.getlist("if-none-match")) or None)
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")

@@ -426,6 +426,17 @@ async def test_jwks_etag_revalidation_answers_304(client):
     assert other.status_code == 200
 
 
+async def test_jwks_reads_every_if_none_match_line(client):
+    # RFC 9110 section 5.3: repeated field lines are one list, in order; the ETag on the
+    # second line is as good as on the first (a proxy may add a line of its own).
+    etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+    lines = [("If-None-Match", '"stale"'), ("If-None-Match", etag)]
+    for extra in ({}, {"Origin": "http://elsewhere.test"}):  # the hot route and the full way
+        again = await client.get("/.well-known/jwks.json", headers=[*lines, *extra.items()])
+        assert again.status_code == 304
+        assert again.headers["etag"] == etag
+
+
 async def test_jwks_body_is_built_once_per_key_set_change(client, settings):
     first = await client.get("/.well-known/jwks.json")
     second = await client.get("/.well-known/jwks.json")

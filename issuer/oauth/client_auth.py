@@ -1,12 +1,15 @@
 """Client authentication at the token, revocation and introspection endpoints (RFC 6749 2.3)."""
 
 import base64
+import logging
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from issuer.limits.throttle import Throttle
 from issuer.oauth.clients import CachedClients, Client, secret_matches
 from issuer.oauth.errors import InvalidClient, InvalidRequest
+
+audit = logging.getLogger("issuer.audit")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,19 @@ class ClientAuthenticator:
             client = await authenticate(self._clients, credentials, require_secret)
         except InvalidClient:
             await self._throttle.record_client_auth_failure(address)
+            # The client as registered, never the text sent (it could forge an `ip=`).
+            known = await self._clients.get(credentials.client_id)
+            named = (
+                known.client_id
+                if known
+                else f"<no such client, {len(credentials.client_id)} characters>"
+            )
+            audit.info(
+                "client authentication failed client_id=%s method=%s ip=%s",
+                named,
+                credentials.method,
+                address,
+            )
             raise
         if credentials.secret is not None:
             await self._throttle.check_client(client.client_id)

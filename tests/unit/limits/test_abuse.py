@@ -598,3 +598,29 @@ async def test_audit_lines_name_the_account_never_the_text_sent(tmp_path, caplog
     failed = [m for m in audit if m.startswith("login failed")]
     assert all(m.count("ip=") == 1 and len(m) < 200 for m in failed), failed
     assert not [m for m in audit if "6.6.6.6" in m or "y" * 100 in m]
+
+
+async def test_failed_client_authentications_are_audited(tmp_path, caplog):
+    # A guessed or stale client secret left no audit line (only logins did): a brute force
+    # on a client's secret showed only as 429s. The line names the client as registered.
+    settings = make_settings(tmp_path)
+    create_client(settings, "reports", ("client_credentials",))
+    forged = "x ip=6.6.6.6"
+    with caplog.at_level(logging.INFO, logger="issuer.audit"):
+        async with running(create_app(settings), ISSUER, client_ip="192.0.2.44") as client:
+            for endpoint, auth in (
+                ("/token", ("reports", "wrong")),
+                ("/introspect", ("reports", "wrong")),
+                ("/revoke", (forged, "wrong")),
+            ):
+                form = {"grant_type": "client_credentials", "token": "t"}
+                assert (await client.post(endpoint, data=form, auth=auth)).status_code == 401
+    audit = [r.getMessage() for r in caplog.records if r.name == "issuer.audit"]
+    failed = [m for m in audit if m.startswith("client authentication failed")]
+    assert failed == [
+        "client authentication failed client_id=reports method=client_secret_basic ip=192.0.2.44",
+    ] * 2 + [
+        "client authentication failed client_id=<no such client, 12 characters> "
+        "method=client_secret_basic ip=192.0.2.44"
+    ]
+    assert "wrong" not in "".join(failed)

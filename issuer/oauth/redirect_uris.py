@@ -9,7 +9,7 @@ listens on whatever port the OS gives it.
 
 import ipaddress
 import re
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
 
 MAX_LENGTH = 2000
 # A loopback host (checked apart) and, if any, a port without leading zeros.
@@ -57,6 +57,16 @@ def matches(requested: str, registered: list[str]) -> bool:
     return candidate is not None and any(
         _without_loopback_port(uri) == candidate for uri in registered
     )
+
+
+def with_parameters(uri: str, params: dict[str, str | None]) -> str:
+    """`uri` with `params` (those not None) added to its query, which is kept exactly as
+    registered (RFC 6749 3.1.2 "MUST be retained": decoded and encoded again, `flag` came
+    back as `flag=` and a byte that is not UTF-8 as U+FFFD)."""
+    parts = urlsplit(uri)
+    added = urlencode({name: value for name, value in params.items() if value is not None})
+    query = "&".join(part for part in (parts.query, added) if part)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def _without_loopback_port(uri: str) -> str | None:

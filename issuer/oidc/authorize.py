@@ -11,7 +11,7 @@ a redirect carrying a fresh code.
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,7 @@ from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope, describable
 from issuer.oauth.parameters import read_parameters
-from issuer.oauth.redirect_uris import matches
+from issuer.oauth.redirect_uris import matches, with_parameters
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
 from issuer.oidc.id_token_hints import IdTokenHints
@@ -254,7 +254,7 @@ class AuthorizationEndpoint:
             auth_time=auth_time,
         )
         code = await run_in_threadpool(self._codes.issue, grant, int(self._clock()))
-        return _with_params(
+        return with_parameters(
             request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}
         )
 
@@ -304,7 +304,7 @@ class AuthorizationEndpoint:
 
     def _location(self, redirect_uri: str, state: str | None, error: str, description: str) -> str:
         params = {"error": error, "error_description": describable(description), "state": state}
-        return _with_params(redirect_uri, {**params, "iss": self._issuer})
+        return with_parameters(redirect_uri, {**params, "iss": self._issuer})
 
 
 def after_sign_in(query: str) -> str:
@@ -323,11 +323,3 @@ def after_sign_in(query: str) -> str:
                 continue
         pairs.append((name, value))
     return urlencode(pairs)
-
-
-def _with_params(uri: str, params: dict[str, str | None]) -> str:
-    """`uri` with `params` added to its query (RFC 6749 3.1.2 keeps an existing query)."""
-    parts = urlsplit(uri)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    pairs += [(name, value) for name, value in params.items() if value is not None]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))

@@ -9,9 +9,8 @@ the hint is missing or names someone else: another site could otherwise sign the
 sending the browser here.
 """
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 from issuer.oauth.clients import CachedClients
+from issuer.oauth.redirect_uris import with_parameters
 from issuer.oidc.id_token_hints import IdTokenHint, IdTokenHints
 from issuer.oidc.sessions import SignedIn
 
@@ -48,8 +47,4 @@ class Logout:
             return None
         if post_logout_redirect_uri not in client.post_logout_redirect_uri_list:
             return None
-        parts = urlsplit(post_logout_redirect_uri)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if state is not None:
-            pairs.append(("state", state))
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
+        return with_parameters(post_logout_redirect_uri, {"state": state})

@@ -736,6 +736,38 @@ async def test_a_redirected_error_description_keeps_to_its_charset(client):
     assert back["error_description"] == "repeated parameter: a???"
 
 
+async def test_a_registered_redirect_uris_query_comes_back_as_registered(client, settings):
+    # RFC 6749 3.1.2: the query "MUST be retained" when parameters are added. It was decoded
+    # and encoded again (`flag` came back as `flag=`, `%20` as `+`, a byte that is not UTF-8
+    # as U+FFFD), so an app checking its callback's query as registered was refused.
+    callback = "https://q.example/cb?flag&tag=a%20b&raw=%FF"
+    create_client(
+        settings,
+        "q",
+        ("authorization_code",),
+        scope="openid",
+        redirect_uris=(callback,),
+        post_logout_redirect_uris=(callback,),
+        public=True,
+    )
+    pkce = Pkce()
+    signed_in = await sign_in(client, authorize_url("q", callback, pkce))
+    assert signed_in.headers["location"].startswith(callback + "&code=")
+    refused = await client.get(authorize_url("q", callback, Pkce(), prompt="create"))
+    assert refused.headers["location"].startswith(callback + "&error=invalid_request&")
+    code = callback_params(signed_in)["code"]
+    tokens = (await exchange(client, code, pkce, callback, client_id="q")).json()
+    out = await client.get(
+        "/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": callback,
+            "state": "s1",
+        },
+    )
+    assert out.headers["location"] == callback + "&state=s1"
+
+
 @pytest.mark.parametrize(
     ("client_id", "redirect_uri"),
     [

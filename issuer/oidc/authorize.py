@@ -132,6 +132,13 @@ class AuthorizationEndpoint:
 
         if repeated:
             raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
+        # OpenID Connect Core 3.1.2.6 names an error for each way of sending a request object,
+        # and 6.1, 6.2 say it "MUST" be returned: before the length rule, which a signed
+        # request object easily breaks.
+        if "request" in params:
+            raise fail("request_not_supported", "request objects are not supported")
+        if "request_uri" in params:
+            raise fail("request_uri_not_supported", "request objects are not supported")
         if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
             raise fail("invalid_request", "a parameter is too long")
         if parameters.holds_nul:
@@ -148,11 +155,6 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", "response_mode must be query")
         if not client.allows("authorization_code"):
             raise fail("unauthorized_client", "this client may not use the authorization code flow")
-        # OpenID Connect Core 3.1.2.6 names an error for each way of sending a request object.
-        if "request" in params:
-            raise fail("request_not_supported", "request objects are not supported")
-        if "request_uri" in params:
-            raise fail("request_uri_not_supported", "request objects are not supported")
         challenge = params.get("code_challenge")
         if not challenge:
             raise fail("invalid_request", "code_challenge is required (PKCE, S256)")

@@ -47,7 +47,10 @@ from issuer.web.pages import BrowserCookies, page, redirect
 
 log = logging.getLogger("issuer.audit")
 router = APIRouter()
-AUTHORIZE = "/authorize?"
+# The pages' links, forms and redirects are relative references (RFC 3986 4.2), resolved
+# against the page's own address: the issuer may sit under a path (ISSUER_URL
+# https://host/auth, behind a proxy that maps /auth to it), where "/login" is another site's.
+AUTHORIZE = "authorize?"
 BAD_CREDENTIALS = "Incorrect username or password."
 # The parameters of an RP-initiated logout request (RP-Initiated Logout 1.0 section 2).
 LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
@@ -141,9 +144,10 @@ async def login(
     # The token endpoint's limits: per address first (every form read counts, a refused one
     # too), then per account in `verify`.
     throttled = await _address_throttled(limits, address)
+    # A form a replica of the version before rendered says "/authorize?".
+    return_to = form.get("return_to", "").removeprefix("/")
     if not cookies.csrf_ok(request, form):
-        return _stale_form(name, form.get("return_to", ""))
-    return_to = form.get("return_to", "")
+        return _stale_form(name, return_to)
     if not return_to.startswith(AUTHORIZE):
         return _refused(name, "the sign-in form was not sent by this site")
     query = return_to.removeprefix(AUTHORIZE)
@@ -280,7 +284,7 @@ async def logout_form(
     if "csrf_token" not in form:
         # An app's logout request, sent as a form: on as a GET, which carries the issuer's
         # SameSite=Lax cookies where a cross-site POST carries none (see `authorize_form`).
-        return redirect(f"/logout?{sent}" if sent else "/logout", 303)
+        return redirect(f"logout?{sent}" if sent else "logout", 303)
     # The user's answer on the confirmation page.
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
@@ -314,7 +318,7 @@ async def _logout(
         "logout.html",
         service_name=name,
         title="Sign out",
-        form_action="/logout",
+        form_action="logout",
         csrf_token=token,
         fields={key: value for key, value in params.items() if value is not None},
     )
@@ -370,7 +374,7 @@ def _login_page(
         service_name=service_name,
         title="Sign in",
         client_name=auth.client.display_name,
-        form_action="/login",
+        form_action="login",
         csrf_token=token,
         return_to=AUTHORIZE + auth.query,
         username=username,
@@ -394,7 +398,7 @@ def _consent_page(
         username=decision.user.username,
         user_id=decision.user.id,
         scopes=[{"name": s, "description": describe_scope(s)} for s in decision.scope],
-        form_action="/consent",
+        form_action="consent",
         csrf_token=token,
         authorization_request=decision.request.query,
     )

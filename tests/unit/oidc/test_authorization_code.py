@@ -4,7 +4,7 @@ import html as html_module
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urljoin
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
-from tests.support import FakeClock, db_session, fresh_key_set, running
+from tests.support import FakeClock, db_session, fresh_key_set, running, served
 from tests.unit.oidc.flow import (
     Pkce,
     authorize_url,
@@ -400,7 +400,7 @@ async def test_the_consent_answer_checks_the_session_like_the_request_did(client
     form = {**hidden_fields(page.text), "request": stale.removeprefix("/authorize?")}
     answer = await client.post("/consent", data={**form, "decision": "allow"})
     assert answer.status_code == 303
-    assert answer.headers["location"].startswith("/authorize?")  # sign in again, no code
+    assert answer.headers["location"].startswith("authorize?")  # sign in again, no code
     again = await client.get(answer.headers["location"])
     assert again.status_code == 200 and 'name="password"' in again.text
 
@@ -448,7 +448,8 @@ async def test_a_consent_answer_counts_only_for_the_user_it_was_shown_to(client,
     assert "alice" in alices.text and "Allow" in alices.text
     await sign_in(client, authorize_url("spa", SPA, Pkce(), prompt="login"), "bob", "builder-bob1")
     answer = await consent(client, alices, "allow")
-    assert answer.status_code == 303 and answer.headers["location"] == url  # ask again
+    # Ask again (a relative reference: the issuer may sit under a path).
+    assert answer.status_code == 303 and answer.headers["location"] == url.removeprefix("/")
     bobs = await client.get(answer.headers["location"])
     assert bobs.status_code == 200 and "bob" in bobs.text and "Allow" in bobs.text
     silent = authorize_url("consenting", CONSENTING, Pkce(), scope="openid", prompt="none")
@@ -857,7 +858,7 @@ async def test_the_authorization_request_may_be_a_form_post(client, secrets):
     form = dict(parse_qsl(query))
     posted = await client.post("/authorize", data=form)
     assert posted.status_code == 303 and "set-cookie" not in posted.headers
-    assert dict(parse_qsl(posted.headers["location"].removeprefix("/authorize?"))) == form
+    assert dict(parse_qsl(posted.headers["location"].removeprefix("authorize?"))) == form
     params = callback_params(await sign_in(client, posted.headers["location"]))
     assert params["state"] == "posted"
     tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
@@ -896,6 +897,46 @@ async def test_a_query_that_cannot_be_read_as_sent_is_refused_at_the_issuer(clie
 # -- the sign-in page ----------------------------------------------------------------------
 
 
+async def test_the_pages_keep_the_browser_under_an_issuer_url_with_a_path(settings, secrets):
+    # ISSUER_URL=http://issuer.test/auth, served behind a proxy that maps /auth to the issuer:
+    # the pages sent the browser to /login, /consent, /authorize and /static, outside it.
+    async with served(create_app(settings.model_copy(update={"url": ISSUER + "/auth"}))) as app:
+
+        async def proxy(scope, receive, send):
+            if not scope["path"].startswith("/auth/"):
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                return await send({"type": "http.response.body", "body": b""})
+            path = scope["path"].removeprefix("/auth")
+            await app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
+
+        transport = httpx.ASGITransport(app=proxy, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport) as browser:
+
+            async def submit(page: httpx.Response, **fields: str) -> httpx.Response:
+                stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)"', page.text)
+                assert stylesheet is not None
+                css = await browser.get(urljoin(str(page.url), stylesheet[1]))
+                assert css.status_code == 200
+                action = re.search(r'<form method="post" action="([^"]*)"', page.text)
+                assert action is not None
+                form = {**hidden_fields(page.text), **fields}
+                return await browser.post(urljoin(str(page.url), action[1]), data=form)
+
+            async def follow(answer: httpx.Response) -> httpx.Response:
+                assert answer.status_code == 303, answer.text
+                return await browser.get(urljoin(str(answer.url), answer.headers["location"]))
+
+            authorize = ISSUER + "/auth" + authorize_url("consenting", CONSENTING, Pkce())
+            page = await browser.get(authorize)
+            assert page.status_code == 200 and 'name="password"' in page.text
+            asked = await follow(await submit(page, username="alice", password="wonderland1"))
+            assert asked.status_code == 200 and "Allow" in asked.text
+            assert "code" in callback_params(_follow(await submit(asked, decision="allow")))
+            query = dict(parse_qsl(authorize.split("?", 1)[1]))
+            again = await follow(await browser.post(ISSUER + "/auth/authorize", data=query))
+            assert "code" in callback_params(again)
+
+
 async def test_pages_cannot_be_framed_or_cached(client):
     page = await client.get(authorize_url("spa", SPA, Pkce()))
     assert page.headers["x-frame-options"] == "DENY"
@@ -930,7 +971,7 @@ async def test_an_expired_sign_in_form_offers_to_start_again(client):
     client.cookies.clear()  # as after a browser restart: the form's CSRF cookie is gone
     expired = await submit_login(client, page, "alice", "wonderland1")
     assert expired.status_code == 403
-    (link,) = re.findall(r'href="(/authorize\?[^"]*)"', expired.text)
+    (link,) = re.findall(r'href="(authorize\?[^"]*)"', expired.text)
     again = await client.get(html_module.unescape(link))
     assert again.status_code == 200 and 'name="password"' in again.text
     forged = await client.post("/login", data={"return_to": "https://evil.example/"})
@@ -1134,13 +1175,13 @@ async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):
     assert posted.status_code == 303, posted.text
     assert "set-cookie" not in posted.headers
     location = posted.headers["location"]
-    assert location.startswith("/logout?") and dict(parse_qsl(location[8:])) == form
+    assert location.startswith("logout?") and dict(parse_qsl(location[7:])) == form
     assert await still_signed_in(client)
     out = await client.get(location, headers=CROSS_SITE)  # the hint names the session's user
     assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s2"
     assert not await still_signed_in(client)
     bare = await client.post("/logout", content="", headers={**CROSS_SITE, **FORM})
-    assert bare.status_code == 303 and bare.headers["location"] == "/logout"
+    assert bare.status_code == 303 and bare.headers["location"] == "logout"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -121,6 +122,11 @@ class Settings(BaseSettings):
             return None
         if isinstance(value, str) and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if isinstance(value, str):
+            try:  # as the issuer's client reads it at start (a port, an IPv6 host, options)
+                parse_redis_url(value)
+            except ValueError as exc:
+                raise ValueError(f"not a usable Redis URL: {exc}") from None
         return value
 
     @field_validator("keys_dir", mode="before")

@@ -73,6 +73,12 @@ def test_an_issuer_url_that_is_not_an_issuer_identifier_is_refused(url):
         ("database_url", "mysql://root@localhost/issuer"),
         ("redis_url", "redis//localhost:6379/0"),
         ("redis_url", "localhost:6379"),
+        # Accepted, then the issuer's start-up ended in a traceback naming no variable
+        # ("ValueError: Port could not be cast to integer value as 'abc'").
+        ("redis_url", "redis://127.0.0.1:abc/0"),
+        ("redis_url", "redis://[::1/0"),
+        ("redis_url", "redis://localhost:99999/0"),
+        ("redis_url", "redis://localhost/0?socket_timeout=soon"),
         ("audience", ""),
         ("default_client_id", ""),
         ("service_name", ""),

@@ -1,6 +1,7 @@
 """The resource server's one settings object, read from ``RS_*`` environment variables."""
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,23 @@ class Settings(BaseSettings):
         # Refused at start, as the key set would refuse it at its first fetch.
         if value is not None:
             require_safe_url(value, bool(info.data.get("allow_insecure_http")))
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _fetchable(cls, value: str | None) -> str | None:
+        # A host or port no request can use would leave the verifier never ready, retrying a
+        # fetch that cannot be made for ever.
+        if value is not None:
+            try:
+                parts = urlsplit(value)
+                port = parts.port
+            except ValueError as exc:
+                raise ValueError(f"not a URL: {exc}") from None
+            if port == 0:
+                raise ValueError("port 0 is not a port a fetch can reach")
+            if not parts.hostname:
+                raise ValueError("must have a host")
         return value
 
     def cache_policy(self) -> CachePolicy:

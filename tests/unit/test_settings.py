@@ -140,6 +140,11 @@ def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
         ({"RS_JWKS_STALE_IF_ERROR": "inf"}, "RS_JWKS_STALE_IF_ERROR: Input should be a finite"),
         ({"RS_MAX_TOKEN_BYTES": "100000"}, "RS_MAX_TOKEN_BYTES: Input should be less than or"),
         ({"RS_JWKS_URL": "http://idp.example/jwks"}, "RS_JWKS_URL: 'http://idp.example/jwks'"),
+        # The audit: taken, and the verifier was never ready, retrying a fetch no request
+        # could make ("InvalidURL: Invalid port: 'abc'") for ever.
+        ({"RS_JWKS_URL": "http://127.0.0.1:abc/jwks"}, "RS_JWKS_URL: not a URL"),
+        ({"RS_JWKS_URL": "https://idp.example:0/jwks"}, "RS_JWKS_URL: port 0"),
+        ({"RS_JWKS_URL": "https:///jwks"}, "RS_JWKS_URL: must have a host"),
         ({"RS_CORS_ORIGINS": "http://x.test"}, "RS_CORS_ORIGINS: not JSON"),
         ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),
     ],

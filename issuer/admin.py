@@ -239,6 +239,18 @@ def write_out(lines: list[str]) -> OSError | None:
     return None
 
 
+def report(lines: list[str]) -> None:
+    """Print what a script did, which is done by now: a report standard output cannot take (a
+    full disk, a closed pipe) is one line on stderr, not a traceback and a failure."""
+    failed = write_out(lines)
+    if failed is not None and sys.stdout is not None:  # closed from the start: no report asked
+        print(
+            f"warning: standard output could not be written ({failed.strerror or failed}); "
+            "what this run did stands",
+            file=sys.stderr,
+        )
+
+
 class NoPassword(Exception):
     """No password could be read: no terminal to prompt on, end of input or an interrupt."""
 

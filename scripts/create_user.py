@@ -11,6 +11,7 @@ from issuer.admin import (
     create_user,
     error_line,
     read_password,
+    report,
     text_argument,
 )
 from issuer.oauth.errors import InvalidScope
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     # The name as stored and as it signs in (RFC 8265 UsernameCaseMapped): `Alice` is `alice`.
     name = normalize_username(args.username) or args.username
     if created:
-        print(f"created user {name!r}")
+        report([f"created user {name!r}"])
     else:
-        print(f"user {name!r} already exists; nothing changed")
+        report([f"user {name!r} already exists; nothing changed"])
     return 0
 
 

@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line, report
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
@@ -29,13 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     if manifest is None:
-        print(f"a key set already exists in {where}; nothing changed")
+        report([f"a key set already exists in {where}; nothing changed"])
         return 0
     key_events.announce(settings.redis_url, settings.redis_prefix)
-    print(f"created key set in {where}")
-    print(f"  active: {manifest.active.kid}")
     assert manifest.next is not None
-    print(f"  next:   {manifest.next.kid}")
+    report(
+        [
+            f"created key set in {where}",
+            f"  active: {manifest.active.kid}",
+            f"  next:   {manifest.next.kid}",
+        ]
+    )
     return 0
 
 

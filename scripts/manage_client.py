@@ -19,6 +19,7 @@ from issuer.admin import (
     change_client,
     check_secret_can_be_shown,
     error_line,
+    report,
     text_argument,
     write_out,
 )
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     if secret is None:
-        print(f"client {client.client_id!r} {'disabled' if args.disable else 'enabled'}")
+        report([f"client {client.client_id!r} {'disabled' if args.disable else 'enabled'}"])
         return 0
     failed = write_out(
         [f"client {client.client_id!r} has a new secret (shown once; store it now):", secret]

@@ -21,6 +21,7 @@ from issuer.admin import (
     change_user,
     error_line,
     read_password,
+    report,
     text_argument,
 )
 from issuer.settings import Settings
@@ -60,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     done = "disabled" if args.disable else "enabled" if args.enable else "given a new password"
-    print(f"user {user.username!r} {done}")
+    lines = [f"user {user.username!r} {done}"]
     if signed_out is not None:
-        print(
+        lines.append(
             f"signed out everywhere: {signed_out.sessions} browser session(s) ended, "
             f"{signed_out.codes} authorization code(s) dropped, {signed_out.refresh_families} "
             "refresh token family(ies) revoked; access tokens already issued expire within "
             f"{settings.access_token_ttl} s"
         )
+    report(lines)
     return 0
 
 

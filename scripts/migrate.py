@@ -7,7 +7,7 @@ import sys
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import error_line
+from issuer.admin import error_line, report
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import DatabaseFileError, make_engine
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if before == after:
-        print(f"database schema: already at {_name(after)}; nothing to do")
+        report([f"database schema: already at {_name(after)}; nothing to do"])
     else:
-        print(f"database schema: {_name(before)} -> {_name(after)}")
+        report([f"database schema: {_name(before)} -> {_name(after)}"])
     return 0
 
 

@@ -10,7 +10,7 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line
+from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line, report
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, PassphraseNeeded, UnsafeRotation, revocation_max_age
@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"would encrypt (dry run): {', '.join(plain) or 'nothing'}")
                     return 0
                 encrypted = store.encrypt()
-                print(
-                    f"encrypted: {', '.join(encrypted)}" if encrypted else "all keys were encrypted"
-                )
+                if encrypted:
+                    report([f"encrypted: {', '.join(encrypted)}"])
+                else:
+                    report(["all keys were encrypted"])
                 return 0
             if args.revoke is not None:
                 step = (
@@ -94,19 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not args.dry_run:
         key_events.announce(settings.redis_url, settings.redis_prefix)
-    print("would change (dry run):" if args.dry_run else "changed:")
-    for line in step.changes:
-        print(f"  {line}")
-    if step.unloadable:
-        print(
-            f"error: the private key of {', '.join(step.unloadable)} is missing too: until "
-            "each is revoked (or its file restored) the issuer cannot load the key set and "
-            "keeps the one before, the revoked key included",
-            file=sys.stderr,
-        )
-        return 1
-    if args.revoke is not None:
-        print(
+    lines = ["would change (dry run):" if args.dry_run else "changed:"]
+    lines += [f"  {line}" for line in step.changes]
+    if args.revoke is not None and not step.unloadable:
+        lines.append(
             f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "
             f"its JWKS: at most {settings.jwks_max_age} s (the JWKS max-age) for caches that "
             "honour max-age, about a minute for this project's resource servers (they "
@@ -116,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
             ". Users "
             "holding such tokens must log in again."
         )
+    report(lines)
+    if step.unloadable:
+        print(
+            f"error: the private key of {', '.join(step.unloadable)} is missing too: until "
+            "each is revoked (or its file restored) the issuer cannot load the key set and "
+            "keeps the one before, the revoked key included",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

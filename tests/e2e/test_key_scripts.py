@@ -454,6 +454,53 @@ def test_a_secret_standard_output_cannot_show_is_never_lost_unsaid(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("args", "then"),
+    [
+        (("generate_keys.py",), ("rotate_keys.py", "--status")),
+        (("rotate_keys.py", "--force"), ("rotate_keys.py", "--status")),
+        (("migrate.py",), ("migrate.py",)),
+        (("create_user.py", "ada", "--password-stdin"), ("manage_user.py", "ada", "--enable")),
+        (("manage_user.py", "bob", "--disable"), ("manage_user.py", "bob", "--enable")),
+        (("manage_client.py", "reports", "--disable"), ("manage_client.py", "reports", "--enable")),
+    ],
+    ids=["generate_keys", "rotate_keys", "migrate", "create_user", "manage_user", "manage_client"],
+)
+def test_a_change_whose_report_cannot_be_written_stands_and_says_so_in_one_line(
+    tmp_path: Path, args, then
+):
+    # The audit: into a full disk (a cron job's log) or a closed pipe the change was made, and
+    # then the script ended in a traceback (OSError: No space left on device) and exit 1.
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_KEYS_DIR": str(tmp_path / "keys"),
+    }
+    if args[0] == "rotate_keys.py":
+        assert run_script("generate_keys.py", env=env).returncode == 0
+    created = run_script("create_user.py", "bob", "--password-stdin", env=env, stdin="pw-of-bob\n")
+    assert created.returncode == 0
+    assert run_script("create_client.py", "reports", env=env).returncode == 0
+    script, *rest = args
+    command = f"{shlex.join([sys.executable, str(ROOT / 'scripts' / script), *rest])} >/dev/full"
+    result = subprocess.run(
+        ["bash", "-c", command],
+        input="pw-of-ada\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "warning: standard output could not be written (No space left on device); "
+        "what this run did stands"
+    )
+    assert run_script(*then, env=env).returncode == 0  # what was made is there
+
+
+@pytest.mark.parametrize(
     "args",
     [("create_user.py", "ada"), ("manage_user.py", "ada", "--set-password")],
     ids=["create_user", "manage_user"],

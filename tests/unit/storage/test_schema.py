@@ -56,7 +56,7 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(engine):
         assert compare_metadata(context, Base.metadata) == []
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005", "0006"])
 def test_migrations_run_from_every_earlier_revision_keeping_data(engine, start):
     schema.upgrade(engine, start)
     with engine.begin() as connection:

@@ -372,11 +372,17 @@ class RemoteKeySet:
             return
         self.stats.fetches[reason, "ok"] += 1
         if self._failures:
-            log.info("JWKS fetch from %s recovered after %d failures", self._issuer, self._failures)
+            log.info("JWKS fetch from %s recovered after %d failures", self._source, self._failures)
         self._failures = 0
         self._retry_at = -math.inf
         self._last_fetch_failed = False
         self._outage_logged = None
+
+    @property
+    def _source(self) -> str:
+        """Where the logs say keys come from: the configured JWKS URL, else the issuer whose
+        metadata names one."""
+        return self._configured_url or self._issuer
 
     def _fetch_failed(self, reason: str, problem: str, error: BaseException | None = None) -> None:
         """Count the failure, schedule the next background retry, and say what is true."""
@@ -397,7 +403,7 @@ class RemoteKeySet:
             log.warning(
                 "JWKS fetch from %s failed: %s; keeping the last good key set "
                 "(usable for %d s more)",
-                self._issuer,
+                self._source,
                 problem,
                 left,
                 exc_info=error,
@@ -405,7 +411,7 @@ class RemoteKeySet:
         elif self._snapshot is None:
             log.warning(
                 "JWKS fetch from %s failed: %s; no key set yet; retrying",
-                self._issuer,
+                self._source,
                 problem,
                 exc_info=error,
             )
@@ -413,7 +419,7 @@ class RemoteKeySet:
             log.warning(
                 "JWKS fetch from %s failed: %s; the last key set is past its stale-if-error "
                 "limit and no longer used; retrying",
-                self._issuer,
+                self._source,
                 problem,
                 exc_info=error,
             )

@@ -1054,6 +1054,21 @@ async def test_logs_say_no_key_set_yet_rather_than_keeping_one(respx_mock, key_s
     assert "keeping" not in messages[0]
 
 
+async def test_logs_name_the_configured_jwks_url_they_fetch_from(respx_mock, http, clock, caplog):
+    # The audit: with RS_JWKS_URL set (compose: http://proxy:8000/...), an outage was logged
+    # as "JWKS fetch from <RS_ISSUER_URL> failed", an address never fetched from at all.
+    configured = "https://keys.internal.test/jwks"
+    key_set = RemoteKeySet(ISSUER, jwks_url=configured, client=http, clock=clock, sleep=clock.sleep)
+    respx_mock.get(configured).mock(side_effect=httpx.ConnectError("refused"))
+    with (
+        caplog.at_level(logging.WARNING, logger="resource_server.jwks"),
+        pytest.raises(KeySetUnavailable),
+    ):
+        await key_set.key("k1")
+    messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
+    assert messages[0].startswith(f"JWKS fetch from {configured} failed: ")
+
+
 async def test_logs_say_when_the_last_set_is_too_old_to_use(
     respx_mock, metadata_route, http, clock, rsa_private_key, caplog
 ):

@@ -1,14 +1,18 @@
 """The resource server's one settings object, read from ``RS_*`` environment variables."""
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resource_server.deps import MAX_HEADER_CHARS
 from resource_server.jwks import CachePolicy
-from resource_server.urls import require_issuer_identifier, require_safe_url, require_web_origins
+from resource_server.urls import (
+    require_issuer_identifier,
+    require_reachable,
+    require_safe_url,
+    require_web_origins,
+)
 from resource_server.verify import DEFAULT_CACHE_SIZE, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY
 
 # The key set's defaults, named once in `CachePolicy`.
@@ -74,19 +78,9 @@ class Settings(BaseSettings):
 
     @field_validator("jwks_url")
     @classmethod
-    def _fetchable(cls, value: str | None) -> str | None:
-        # A host or port no request can use would leave the verifier never ready, retrying a
-        # fetch that cannot be made for ever.
+    def _reachable(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                parts = urlsplit(value)
-                port = parts.port
-            except ValueError as exc:
-                raise ValueError(f"not a URL: {exc}") from None
-            if port == 0:
-                raise ValueError("port 0 is not a port a fetch can reach")
-            if not parts.hostname:
-                raise ValueError("must have a host")
+            require_reachable(value)
         return value
 
     def cache_policy(self) -> CachePolicy:

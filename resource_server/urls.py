@@ -3,7 +3,7 @@ and the origin a browser sends. Standard library only, so settings load without 
 stack."""
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 
 def web_origin(url: str) -> str:
@@ -44,17 +44,30 @@ def require_issuer_identifier(value: str) -> None:
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         # urlsplit would drop a tab or newline silently; `iss` would keep it.
         raise ValueError("must not hold spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"not a URL: {exc}") from None
-    if port == 0:
-        raise ValueError("port 0 is not a port a browser can reach")
+    parts = _split(value)
     if not value.startswith(("http://", "https://")) or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")
     if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
         raise ValueError("must have no query, fragment or user information (RFC 8414)")
+
+
+def require_reachable(url: str) -> None:
+    """ValueError unless a request could be sent to `url`: a host, and a port that is one.
+    Taken otherwise, the verifier would retry a fetch no request can make, for ever."""
+    if not _split(url).hostname:
+        raise ValueError("must have a host")
+
+
+def _split(url: str) -> SplitResult:
+    """`url` in parts, its port read (urlsplit reads it only when asked); port 0 refused."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if port == 0:
+        raise ValueError("port 0 is not a port anyone can reach")
+    return parts
 
 
 def require_safe_url(url: str, allow_insecure_http: bool) -> None:

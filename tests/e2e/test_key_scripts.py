@@ -416,12 +416,20 @@ def test_create_user_without_a_terminal_to_prompt_on_says_so_in_one_line(tmp_pat
     ]
 
 
-def run_redirected(script: str, redirect: str, *args: str, env: dict[str, str]) -> str:
+def run_redirected(
+    script: str,
+    redirect: str,
+    *args: str,
+    env: dict[str, str],
+    stdin: str | None = None,
+    exits: int = 1,
+) -> str:
     """`script args` with a shell redirection (">&-" closes standard output); its stderr,
-    after asserting it exited 1."""
+    after asserting it exited `exits` in one line, without a traceback."""
     command = f"{shlex.join([sys.executable, str(ROOT / 'scripts' / script), *args])} {redirect}"
     result = subprocess.run(
         ["bash", "-c", command],
+        input=stdin,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -429,7 +437,7 @@ def run_redirected(script: str, redirect: str, *args: str, env: dict[str, str]) 
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1, result
+    assert result.returncode == exits, result
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
     return result.stderr
 
@@ -480,20 +488,8 @@ def test_a_change_whose_report_cannot_be_written_stands_and_says_so_in_one_line(
     assert created.returncode == 0
     assert run_script("create_client.py", "reports", env=env).returncode == 0
     script, *rest = args
-    command = f"{shlex.join([sys.executable, str(ROOT / 'scripts' / script), *rest])} >/dev/full"
-    result = subprocess.run(
-        ["bash", "-c", command],
-        input="pw-of-ada\n",
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result
-    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
-    assert result.stderr.splitlines()[-1] == (
+    stderr = run_redirected(script, ">/dev/full", *rest, env=env, stdin="pw-of-ada\n", exits=0)
+    assert stderr.splitlines()[-1] == (
         "warning: standard output could not be written (No space left on device); "
         "what this run did stands"
     )

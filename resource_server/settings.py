@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     # Browser origins allowed to call this API from JavaScript (JSON list).
     cors_origins: list[str] = []
 
+    @field_validator("jwks_max_ttl")
+    @classmethod
+    def _not_below_the_minimum(cls, value: float, info: ValidationInfo) -> float:
+        # Clamped silently, RS_JWKS_MAX_TTL=30 with the default minimum meant 60 s.
+        minimum = info.data.get("jwks_min_ttl")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must not be below RS_JWKS_MIN_TTL ({minimum:g} s)")
+        return value
+
     @field_validator("jwks_url", mode="before")
     @classmethod
     def _discovered_when_empty(cls, value: object) -> object:
@@ -87,7 +96,7 @@ class Settings(BaseSettings):
         """The key set's policy from these settings."""
         return CachePolicy(
             min_ttl=self.jwks_min_ttl,
-            max_ttl=max(self.jwks_max_ttl, self.jwks_min_ttl),
+            max_ttl=self.jwks_max_ttl,
             cooldown=self.jwks_cooldown,
             stale_if_error=self.jwks_stale_if_error,
             timeout=self.jwks_timeout,

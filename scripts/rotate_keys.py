@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="rotate even if verifiers may not hold the next key"
     )
     args = parser.parse_args(_attach_revoke_value(sys.argv[1:] if argv is None else argv))
+    # Taken and ignored, they would let an operator believe they had been acted on.
+    if args.force and (args.status or args.revoke is not None or args.encrypt):
+        parser.error("--force applies to a rotation only")
+    if args.dry_run and args.status:
+        parser.error("--status changes nothing; --dry-run does not apply to it")
     settings = load_settings(
         Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})
     )

@@ -266,6 +266,25 @@ def test_an_empty_keys_dir_is_a_configuration_error(where):
     assert not (ROOT / "manifest.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--status", "--force"], "--force applies to a rotation only"),
+        (["--revoke", "some-kid", "--force"], "--force applies to a rotation only"),
+        (["--encrypt", "--force"], "--force applies to a rotation only"),
+        (["--status", "--dry-run"], "--status changes nothing; --dry-run does not apply"),
+    ],
+)
+def test_rotate_refuses_a_flag_it_would_ignore(env, args, message):
+    # The scripts audit: taken and ignored, as if acted on.
+    run_script("generate_keys.py", env=env)
+    before = (Path(env["ISSUER_KEYS_DIR"]) / "manifest.json").read_text()
+    result = run_script("rotate_keys.py", *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert (Path(env["ISSUER_KEYS_DIR"]) / "manifest.json").read_text() == before
+
+
 def test_rotate_without_keys_says_how_to_create_them_and_leaves_nothing(env):
     # The audit: it created the missing keys directory, and a .lock in it.
     for args in ([], ["--force"], ["--status"]):

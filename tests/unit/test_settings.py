@@ -146,6 +146,8 @@ def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
         ({"RS_JWKS_URL": "https://idp.example:0/jwks"}, "RS_JWKS_URL: port 0"),
         ({"RS_JWKS_URL": "https:///jwks"}, "RS_JWKS_URL: must have a host"),
         ({"RS_CORS_ORIGINS": "http://x.test"}, "RS_CORS_ORIGINS: not JSON"),
+        # Taken and clamped: a maximum of 30 s trusted key sets for 60.
+        ({"RS_JWKS_MAX_TTL": "30"}, "RS_JWKS_MAX_TTL: must not be below RS_JWKS_MIN_TTL (60 s)"),
         ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),
     ],
 )

@@ -102,6 +102,18 @@ async def test_the_api_docs_pages_cannot_be_framed(issuer_settings):
                 assert page.headers["x-content-type-options"] == "nosniff"
 
 
+async def test_the_api_docs_pages_name_their_language(issuer_settings):
+    # The audit: /docs began `<html>` with no lang (axe html-has-lang, WCAG 3.1.1): screen
+    # readers read the page in the user's default voice, whatever that language.
+    for app in (create_issuer(issuer_settings), create_rs(RSSettings(issuer_url=ISSUER))):
+        async with running(app, "http://service.test") as client:
+            for path in ("/docs", "/docs/oauth2-redirect"):
+                page = await client.get(path)
+                assert page.status_code == 200, path
+                assert re.search(r'<html lang="en[-"]', page.text), path
+                assert int(page.headers["content-length"]) == len(page.content), path
+
+
 async def test_issuer_metrics(issuer_settings):
     async with running(create_issuer(issuer_settings), "http://issuer.test") as client:
         await client.post("/token", data={"username": "alice", "password": "wonderland1"})

@@ -172,7 +172,6 @@ class TokenSigner:
         auth_time: int,
         nonce: str | None,
         access_token: str,
-        ttl: int | None = None,
     ) -> str:
         """An OpenID Connect ID token (Core 3.1.3.6) for the client that logged the user in."""
         now = int(self._clock())
@@ -180,7 +179,7 @@ class TokenSigner:
             "iss": self._issuer,
             "sub": subject,
             "aud": client_id,
-            "exp": now + (ttl or self._ttl),
+            "exp": now + self._ttl,
             "iat": now,
             "auth_time": auth_time,
             "at_hash": at_hash(access_token),

@@ -101,5 +101,21 @@ def page(
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
+def form_page(
+    request: Request,
+    cookies: BrowserCookies,
+    template: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page whose form carries the browser's CSRF token, setting the cookie if it is new."""
+    token, new = cookies.csrf_token(request)
+    response = page(template, status, headers, csrf_token=token, **context)
+    if new:
+        cookies.set_csrf(response, token)
+    return response
+
+
 def redirect(location: str, status: int = 302) -> RedirectResponse:
     return RedirectResponse(location, status_code=status, headers={"Cache-Control": "no-store"})

@@ -43,7 +43,7 @@ from issuer.web.openapi import (
     LOGOUT_FORM_RESPONSES,
     LOGOUT_RESPONSES,
 )
-from issuer.web.pages import BrowserCookies, page, redirect
+from issuer.web.pages import BrowserCookies, form_page, page, redirect
 
 log = logging.getLogger("issuer.audit")
 router = APIRouter()
@@ -313,18 +313,15 @@ async def _logout(
     signed_in = await run_in_threadpool(sessions.find, session_id)
     if signed_in is None or logout.may_end_at_once(hint, signed_in):
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
-    token, new = cookies.csrf_token(request)
-    response = page(
+    return form_page(
+        request,
+        cookies,
         "logout.html",
         service_name=name,
         title="Sign out",
         form_action="logout",
-        csrf_token=token,
         fields={key: value for key, value in params.items() if value is not None},
     )
-    if new:
-        cookies.set_csrf(response, token)
-    return response
 
 
 async def _end_session(
@@ -366,8 +363,9 @@ def _login_page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    token, new = cookies.csrf_token(request)
-    response = page(
+    return form_page(
+        request,
+        cookies,
         "login.html",
         status,
         headers,
@@ -375,22 +373,19 @@ def _login_page(
         title="Sign in",
         client_name=auth.client.display_name,
         form_action="login",
-        csrf_token=token,
         return_to=AUTHORIZE + auth.query,
         username=username,
         login_hint=auth.login_hint,
         error=error,
     )
-    if new:
-        cookies.set_csrf(response, token)
-    return response
 
 
 def _consent_page(
     request: Request, service_name: str, cookies: BrowserCookies, decision: NeedsConsent
 ) -> Response:
-    token, new = cookies.csrf_token(request)
-    response = page(
+    return form_page(
+        request,
+        cookies,
         "consent.html",
         service_name=service_name,
         title="Allow access",
@@ -399,12 +394,8 @@ def _consent_page(
         user_id=decision.user.id,
         scopes=[{"name": s, "description": describe_scope(s)} for s in decision.scope],
         form_action="consent",
-        csrf_token=token,
         authorization_request=decision.request.query,
     )
-    if new:
-        cookies.set_csrf(response, token)
-    return response
 
 
 def _refused(service_name: str, description: str, action: str = "sign-in") -> Response:

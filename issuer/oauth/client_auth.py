@@ -103,12 +103,11 @@ async def authenticate(
         )
     client = await clients.get(credentials.client_id)
     if credentials.secret is None:
-        ok = client is not None and client.is_public and not require_secret
+        ok = client is not None and client.is_public
     else:
         # Always hash, so an unknown client_id costs the same as a wrong secret.
         stored = client.secret_hash if client else None
         ok = secret_matches(credentials.secret, stored, credentials.client_id)
-        ok = ok and client is not None
     if client is None or not ok or client.disabled:
         raise InvalidClient("client authentication failed")
     return client

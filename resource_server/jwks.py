@@ -127,6 +127,8 @@ class RemoteKeySet:
         # on it without a trailing "/" (section 3.1).
         self._issuer = issuer
         self._base = issuer.rstrip("/")
+        # Where the keys are when the metadata names no `jwks_uri`, or there is no metadata.
+        self._fallback_url = f"{self._base}/.well-known/jwks.json"
         self._policy = policy or CachePolicy()
         self._clock = clock
         # Only a caller waiting out `fetch_gap` sleeps; tests pass a sleep that moves the clock.
@@ -513,7 +515,7 @@ class RemoteKeySet:
                     refusal = refusal or exc
         if refusal is not None:
             raise refusal
-        return f"{self._base}/.well-known/jwks.json"
+        return self._fallback_url
 
     def _metadata_urls(self) -> list[tuple[str, bool]]:
         """Where the metadata may be, and whether the place is the issuer's own. RFC 8414
@@ -532,7 +534,6 @@ class RemoteKeySet:
         ]
 
     def _jwks_url_from(self, body: bytes) -> str:
-        default = f"{self._base}/.well-known/jwks.json"
         try:
             metadata = json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -543,7 +544,7 @@ class RemoteKeySet:
         named = metadata.get("issuer")
         if named != self._issuer:
             raise KeySetDataError(f"metadata names issuer {_brief(named)}, not {self._issuer!r}")
-        jwks_uri = metadata.get("jwks_uri", default)
+        jwks_uri = metadata.get("jwks_uri", self._fallback_url)
         if not isinstance(jwks_uri, str):
             raise KeySetDataError("metadata jwks_uri is not a string")
         try:

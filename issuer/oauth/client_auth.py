@@ -55,12 +55,12 @@ class ClientAuthenticator:
         self, credentials: ClientCredentials, address: str, require_secret: bool = False
     ) -> Client:
         """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
+        known = await self._clients.get(credentials.client_id)
         try:
-            client = await authenticate(self._clients, credentials, require_secret)
+            client = prove(known, credentials, require_secret)
         except InvalidClient:
             await self._throttle.record_client_auth_failure(address)
             # The client as registered, never the text sent (it could forge an `ip=`).
-            known = await self._clients.get(credentials.client_id)
             named = (
                 known.client_id
                 if known
@@ -91,17 +91,17 @@ class ClientAuthenticator:
         return await self.authenticate(credentials, address, require_secret)
 
 
-async def authenticate(
-    clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
+def prove(
+    client: Client | None, credentials: ClientCredentials, require_secret: bool = False
 ) -> Client:
-    """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
+    """`client`, the one `credentials.client_id` names (None: no such client), if the
+    credentials prove it; `InvalidClient` (401) otherwise."""
     if credentials.secret is None and require_secret:
         # Said whoever the id names (so it tells nothing about which clients exist).
         raise InvalidClient(
             "only a confidential client may do this: send its secret "
             "(client_secret_basic or client_secret_post)"
         )
-    client = await clients.get(credentials.client_id)
     if credentials.secret is None:
         ok = client is not None and client.is_public
     else:

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.oauth.client_auth import ClientCredentials, authenticate, read_credentials
+from issuer.limits.counters import MemoryStore
+from issuer.limits.throttle import Throttle, ThrottlePolicy
+from issuer.oauth.client_auth import ClientAuthenticator, ClientCredentials, prove, read_credentials
 from issuer.oauth.clients import CachedClients, Client, ClientError, ClientRepository
 from issuer.oauth.errors import InvalidClient, InvalidRequest
 from issuer.storage.engine import make_engine, make_sessions
@@ -125,6 +127,13 @@ def repository(sessions: sessionmaker[Session]) -> ClientRepository:
 @pytest.fixture
 def clients(repository: ClientRepository) -> CachedClients:
     return CachedClients(repository)
+
+
+async def authenticate(
+    clients: CachedClients, credentials: ClientCredentials, require_secret: bool = False
+) -> Client:
+    """As `ClientAuthenticator` does, without its throttle and audit line."""
+    return prove(await clients.get(credentials.client_id), credentials, require_secret)
 
 
 @pytest.fixture
@@ -255,3 +264,17 @@ async def test_an_id_that_could_never_be_registered_is_unknown_without_a_lookup(
     assert repository.lookups == []
     with pytest.raises(ClientError):
         repository.create(client_id, ("client_credentials",))
+
+
+async def test_a_failed_authentication_looks_the_client_up_once(sessions, webapp_secret):
+    # Its audit line names the client as registered: a second lookup to name it cost each
+    # guess at an unknown id two database queries.
+    repository = CountingRepository(sessions)
+    authenticator = ClientAuthenticator(
+        CachedClients(repository), Throttle(MemoryStore(), ThrottlePolicy())
+    )
+    for client_id in ("nobody", "webapp"):
+        with pytest.raises(InvalidClient):
+            credentials = ClientCredentials(client_id, "wrong", "client_secret_basic")
+            await authenticator.authenticate(credentials, "192.0.2.1")
+    assert repository.lookups == ["nobody", "webapp"]

@@ -172,6 +172,22 @@ class UserRepository:
         return replaced is not None
 
 
+def login_still_stands(session: Session, user: User) -> bool:
+    """Whether a login that just verified `user` may still be recorded (a refresh family, a
+    browser session): the account is enabled and stores the password hash it verified. Run in
+    the transaction that records it, after a write: the row stays locked until that commits
+    (PostgreSQL: FOR SHARE; SQLite: the write lock), so signing out everywhere, which changes
+    this row first, either waits and then ends the new record, or comes first and is seen
+    here. Without it a login in flight (its hash read before a new password or a disabling,
+    its record written after the sign-out looked) kept a session nobody could end."""
+    row = session.execute(
+        select(User.password_hash, User.disabled)
+        .where(User.id == user.id)
+        .with_for_update(read=True)
+    ).first()
+    return row is not None and not row.disabled and row.password_hash == user.password_hash
+
+
 # A user's subject: the id as `str(id)` writes it, within the id column's range (`Integer`:
 # 32 bits on PostgreSQL, which refuses even to compare it with a larger number).
 _USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")

@@ -38,7 +38,7 @@ from issuer.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from issuer.oauth.password_login import PasswordLogin
+from issuer.oauth.password_login import PasswordLogin, still_stands
 from issuer.oauth.refresh_tokens import FamilyRevoked, RefreshGrant, RefreshTokenStore
 from issuer.oauth.revoked_tokens import AccessTokenRef, RevokedTokens
 from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_scope
@@ -221,6 +221,8 @@ class TokenEndpoint:
                     scope=format_scope(scope),
                     access=AccessTokenRef(issued.jti, issued.expires_at),
                     now=self._now(),
+                    # Not if the user was signed out everywhere since the password was checked.
+                    confirm=still_stands(user),
                 )
             )
         log.info(

@@ -3,11 +3,13 @@ and the sign-in page share, so both have the same limits, the same bounded hashi
 same answer whether or not the account exists."""
 
 import logging
+from collections.abc import Callable
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import PasswordHasher
-from issuer.accounts.users import User, UserRepository, normalize_username
+from issuer.accounts.users import User, UserRepository, login_still_stands, normalize_username
 from issuer.limits.throttle import Throttle
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.errors import InvalidGrant
@@ -59,10 +61,34 @@ class PasswordLogin:
             # Within the turn: the next attempt in line finds the count cleared.
             await self._throttle.record_success(account, address)
         if verification.new_hash is not None:
-            await run_in_threadpool(
-                self._users.update_password_hash,
-                user.id,
-                user.password_hash,
-                verification.new_hash,
-            )
+            if await run_in_threadpool(
+                self._users.update_password_hash, user.id, user.password_hash, verification.new_hash
+            ):
+                user.password_hash = verification.new_hash  # what `still_stands` finds stored
+            else:
+                user = await self._checked_again(user, password)
         return user
+
+    async def _checked_again(self, user: User, password: str) -> User:
+        """The hash this login verified was replaced meanwhile: by another login re-hashing
+        the same password, or by a new password. The user as now stored if the password opens
+        that hash too (`still_stands` then passes), else as verified (it then refuses)."""
+        stored = await run_in_threadpool(self._users.get_by_id, user.id)
+        if stored is None:
+            return user
+        with self._hasher.slot():
+            verification = await self._hasher.verify_in_slot(password, stored.password_hash)
+        return stored if verification.ok else user
+
+
+def still_stands(user: User) -> Callable[[Session], None]:
+    """The check for the transaction recording a login of `user` that `PasswordLogin.verify`
+    returned: `InvalidGrant`, as for a wrong password, if the account was disabled or given
+    a new password since (see `login_still_stands`)."""
+
+    def check(session: Session) -> None:
+        if not login_still_stands(session, user):
+            log.info("login overtaken by a sign-out everywhere username=%r", user.username)
+            raise InvalidGrant(BAD_CREDENTIALS)
+
+    return check

@@ -114,12 +114,16 @@ class RefreshTokenStore:
         scope: str,
         access: AccessTokenRef,
         now: int,
+        confirm: Callable[[Session], None] | None = None,
     ) -> str:
-        """The first token of a new family (a login)."""
+        """The first token of a new family (a login); `confirm` runs in its transaction,
+        after its writes, and refuses it by raising."""
         with self._sessions() as session:
             token, _ = self.start_family_in(
                 session, client_id=client_id, user_id=user_id, scope=scope, access=access, now=now
             )
+            if confirm is not None:
+                confirm(session)
             session.commit()
         return token
 

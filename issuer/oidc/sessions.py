@@ -39,10 +39,16 @@ class BrowserSessions:
         self.ttl = ttl
         self._clock = clock
 
-    def start(self, user_id: int, replacing: str | None = None) -> str:
+    def start(
+        self,
+        user_id: int,
+        replacing: str | None = None,
+        confirm: Callable[[Session], None] | None = None,
+    ) -> str:
         """A new session (always a new id: no session fixation), ending the one the browser
         held (`replacing`): a copy of its old cookie must not stay signed in. Expired ones
-        are dropped."""
+        are dropped. `confirm` runs in the transaction, after its first write, and refuses
+        the session by raising."""
         now = int(self._clock())
         session_id = secrets.token_urlsafe(32)
         ended = BrowserSession.expires_at <= now
@@ -50,6 +56,8 @@ class BrowserSessions:
             ended |= BrowserSession.id_hash == lookup_key(replacing)
         with self._sessions() as session:
             session.execute(delete(BrowserSession).where(ended))
+            if confirm is not None:
+                confirm(session)
             session.add(
                 BrowserSession(
                     id_hash=lookup_key(session_id),

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttle, Throttled
 from issuer.oauth.errors import InvalidGrant, InvalidRequest, OAuthError
+from issuer.oauth.password_login import still_stands
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
     MAX_REQUEST_LENGTH,
@@ -173,7 +174,11 @@ async def login(
         headers = {"Retry-After": "1"}
         return _login_page(request, name, cookies, auth, username, error, 503, headers)
     held = request.cookies.get(cookies.session)
-    session_id = await run_in_threadpool(sessions.start, user.id, held)
+    try:
+        # Not if the user was signed out everywhere since the password was checked.
+        session_id = await run_in_threadpool(sessions.start, user.id, held, still_stands(user))
+    except InvalidGrant:
+        return _login_page(request, name, cookies, auth, username, BAD_CREDENTIALS, 400)
     log.info(
         "browser sign-in succeeded username=%r ip=%s client_id=%s",
         user.username,

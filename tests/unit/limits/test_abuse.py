@@ -358,6 +358,21 @@ async def test_outdated_hashes_are_upgraded_on_successful_login(tmp_path):
         )
 
 
+async def test_logins_at_once_with_an_outdated_hash_all_get_their_refresh_tokens(tmp_path):
+    # The first to finish re-hashes the password; the others, which checked the old hash,
+    # must not take that for a new password set meanwhile (which would refuse them).
+    old = make_settings(tmp_path, bcrypt_rounds=4)
+    create_user(old, "alice", "wonderland1")
+    create_client(old, "spa", ("password", "refresh_token"), public=True)
+    form = {"grant_type": "password", "username": "alice", "password": "wonderland1"}
+    async with running(create_app(old.model_copy(update={"bcrypt_rounds": 5})), ISSUER) as client:
+        answers = await asyncio.gather(
+            *(client.post("/token", data={**form, "client_id": "spa"}) for _ in range(4))
+        )
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert all("refresh_token" in answer.json() for answer in answers)
+
+
 async def test_logs_carry_audit_lines_and_never_a_secret(tmp_path, caplog):
     settings = make_settings(tmp_path)
     password = "pw-" + random_secrets.token_hex(8)

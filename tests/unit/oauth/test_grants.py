@@ -19,6 +19,7 @@ from issuer.admin import SignedOut, change_client, change_user, create_client, c
 from issuer.app import create_app
 from issuer.builders import open_database
 from issuer.oauth.clients import Client, ClientError, ClientRepository, secret_matches
+from issuer.oauth.password_login import PasswordLogin
 from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
@@ -786,6 +787,36 @@ async def test_a_new_password_signs_the_user_out_and_only_it_opens_the_account(
         change_user(settings, "alice", password="short")
     with pytest.raises(UserError, match="no user 'nobody'"):
         change_user(settings, "nobody", disabled=True)
+
+
+@pytest.mark.parametrize("change", [{"disabled": True}, {"password": "through the looking glass"}])
+async def test_a_login_checked_before_a_sign_out_everywhere_gets_no_refresh_token(
+    client, settings, monkeypatch, change
+):
+    # The audit: a login whose password was checked just before an operator disabled the
+    # account or set a new password (at another replica, or by the script) wrote its refresh
+    # family after the sign-out had looked for the user's families: it kept refreshing,
+    # after the new password, and after the account was enabled again.
+    verify = PasswordLogin.verify
+
+    async def checked_then_signed_out(self: PasswordLogin, *args: str) -> User:
+        user = await verify(self, *args)
+        await asyncio.to_thread(change_user, settings, "alice", **change)
+        return user
+
+    monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)
+    refused = await password_login(client)
+    assert refused.status_code == 400, refused.text
+    assert refused.json() == {
+        "error": "invalid_grant",
+        "error_description": "invalid username or password",
+    }
+    monkeypatch.undo()
+    # Signed in again afterwards (enabled, or with the new password), the account works.
+    change_user(settings, "alice", disabled=False)
+    form = {"username": "alice", "password": change.get("password", "wonderland1")}
+    again = await client.post("/token", data={"grant_type": "password", "client_id": "spa", **form})
+    assert again.status_code == 200 and "refresh_token" in again.json()
 
 
 def test_a_new_client_secret_replaces_the_old_one(settings, secrets):

@@ -1,5 +1,6 @@
 """Authorization code + PKCE + OpenID Connect against the issuer app, on both databases."""
 
+import asyncio
 import html as html_module
 import re
 from collections.abc import AsyncIterator
@@ -14,9 +15,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import OperationalError
 
+from issuer.accounts.users import User
 from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
+from issuer.oauth.password_login import PasswordLogin
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions
@@ -269,6 +272,30 @@ async def test_a_new_password_spends_the_codes_not_yet_exchanged(client, setting
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
     again = await client.get(authorize_url("spa", SPA, Pkce()))
     assert again.status_code == 200 and 'name="password"' in again.text  # signed out
+
+
+@pytest.mark.parametrize("change", [{"disabled": True}, {"password": "through the looking glass"}])
+async def test_a_sign_in_checked_before_a_sign_out_everywhere_starts_no_session(
+    client, settings, monkeypatch, change
+):
+    # The audit: the sign-in page checked the password just before an operator disabled the
+    # account or set a new password, and wrote its browser session after the sign-out had
+    # ended the user's sessions: that session went on issuing codes (and refresh tokens).
+    verify = PasswordLogin.verify
+
+    async def checked_then_signed_out(self: PasswordLogin, *args: str) -> User:
+        user = await verify(self, *args)
+        await asyncio.to_thread(change_user, settings, "alice", **change)
+        return user
+
+    monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    refused = await submit_login(client, page, "alice", "wonderland1")
+    assert refused.status_code == 400 and "Incorrect username or password." in refused.text
+    monkeypatch.undo()
+    change_user(settings, "alice", disabled=False)
+    again = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert again.status_code == 200 and 'name="password"' in again.text  # no session
 
 
 # -- prompt, max_age, consent --------------------------------------------------------------

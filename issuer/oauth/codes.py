@@ -103,11 +103,17 @@ class AuthorizationCodes:
         self._sessions = sessions
         self._ttl = ttl
 
-    def issue(self, grant: CodeGrant, now: int) -> str:
-        """A new code for `grant`, valid for the configured TTL (rows past their end dropped)."""
+    def issue(
+        self, grant: CodeGrant, now: int, confirm: Callable[[Session], None] | None = None
+    ) -> str:
+        """A new code for `grant`, valid for the configured TTL (rows past their end dropped).
+        `confirm` runs in the transaction, after its first write, and refuses the code by
+        raising."""
         code = secrets.token_urlsafe(32)
         with self._sessions() as session:
             session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
+            if confirm is not None:
+                confirm(session)
             session.add(
                 AuthorizationCode(
                     code_hash=lookup_key(code),

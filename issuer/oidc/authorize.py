@@ -25,7 +25,7 @@ from issuer.oauth.redirect_uris import matches, with_parameters
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
 from issuer.oidc.id_token_hints import IdTokenHints
-from issuer.oidc.sessions import SignedIn
+from issuer.oidc.sessions import SessionEnded, SignedIn, still_open
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Each asks for the sign-in page: it is also where the user picks which account to use.
@@ -219,7 +219,7 @@ class AuthorizationEndpoint:
             if "none" in request.prompt:
                 raise self.error(request, "consent_required", "the user must approve this app")
             return NeedsConsent(request, user, scope)
-        return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
+        return await self._approved(request, user, signed_in, scope)
 
     async def consent(
         self, request: AuthorizationRequest, signed_in: SignedIn | None, shown_to: str, allow: bool
@@ -240,12 +240,32 @@ class AuthorizationEndpoint:
         await run_in_threadpool(
             self._consents.remember, user.id, request.client.client_id, scope, now
         )
-        return Redirect(await self.approve(request, user, signed_in.auth_time, scope))
+        return await self._approved(request, user, signed_in, scope)
+
+    async def _approved(
+        self,
+        request: AuthorizationRequest,
+        user: User,
+        signed_in: SignedIn,
+        scope: tuple[str, ...],
+    ) -> Decision:
+        """The redirect with a code, or signing in again if the session ended meanwhile."""
+        try:
+            return Redirect(await self.approve(request, user, signed_in, scope))
+        except SessionEnded:
+            if "none" in request.prompt:
+                raise self.error(request, "login_required", "the user must sign in") from None
+            return NeedsLogin(request)
 
     async def approve(
-        self, request: AuthorizationRequest, user: User, auth_time: int, scope: tuple[str, ...]
+        self,
+        request: AuthorizationRequest,
+        user: User,
+        signed_in: SignedIn,
+        scope: tuple[str, ...],
     ) -> str:
-        """The redirect carrying a new code bound to this request, user and sign-in."""
+        """The redirect carrying a new code bound to this request, user and sign-in;
+        `SessionEnded` if the session ended before the code was stored."""
         grant = CodeGrant(
             client_id=request.client.client_id,
             redirect_uri=request.redirect_uri,
@@ -253,9 +273,11 @@ class AuthorizationEndpoint:
             nonce=request.nonce,
             scope=" ".join(scope),
             user_id=user.id,
-            auth_time=auth_time,
+            auth_time=signed_in.auth_time,
         )
-        code = await run_in_threadpool(self._codes.issue, grant, int(self._clock()))
+        code = await run_in_threadpool(
+            self._codes.issue, grant, int(self._clock()), still_open(signed_in)
+        )
         return with_parameters(
             request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}
         )

@@ -29,6 +29,31 @@ class SignedIn:
 
     user_id: int
     auth_time: int
+    id_hash: str = ""  # the session's row, which a code issued for it locks (`still_open`)
+
+
+class SessionEnded(Exception):
+    """The session a request was found signed in with ended before its code was stored."""
+
+
+def still_open(signed_in: SignedIn) -> Callable[[Session], None]:
+    """The check for the transaction storing a code issued to `signed_in`: `SessionEnded` if
+    the session has ended since it was found (/logout, or signed out everywhere). Run after
+    a write: its row stays locked until the code is committed (PostgreSQL: FOR SHARE; SQLite:
+    the write lock), so ending it either waits and is followed by dropping that code (signed
+    out everywhere), or comes first and is seen here. Without it a code stored just after
+    the sign-out dropped the user's codes outlived a new password."""
+
+    def check(session: Session) -> None:
+        found = session.scalar(
+            select(BrowserSession.id_hash)
+            .where(BrowserSession.id_hash == signed_in.id_hash)
+            .with_for_update(read=True)
+        )
+        if found is None:
+            raise SessionEnded()
+
+    return check
 
 
 class BrowserSessions:
@@ -81,7 +106,7 @@ class BrowserSessions:
                     BrowserSession.expires_at > now,
                 )
             )
-        return SignedIn(row.user_id, row.auth_time) if row else None
+        return SignedIn(row.user_id, row.auth_time, row.id_hash) if row else None
 
     def end(self, session_id: str | None) -> None:
         if not session_id:

@@ -22,7 +22,7 @@ from issuer.oauth.clients import Client
 from issuer.oauth.password_login import PasswordLogin
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
-from issuer.oidc.sessions import BrowserSessions
+from issuer.oidc.sessions import BrowserSessions, SignedIn
 from issuer.settings import Settings
 from tests.support import FakeClock, db_session, fresh_key_set, running, served
 from tests.unit.oidc.flow import (
@@ -296,6 +296,29 @@ async def test_a_sign_in_checked_before_a_sign_out_everywhere_starts_no_session(
     change_user(settings, "alice", disabled=False)
     again = await client.get(authorize_url("spa", SPA, Pkce()))
     assert again.status_code == 200 and 'name="password"' in again.text  # no session
+
+
+@pytest.mark.parametrize("prompt", [None, "none"])
+async def test_a_session_found_just_before_a_sign_out_everywhere_issues_no_code(
+    client, settings, monkeypatch, prompt
+):
+    # The audit: /authorize found the browser's session, then a new password signed the
+    # user out everywhere (sessions ended, codes dropped), then the code was stored: it
+    # was exchanged for tokens and a refresh token that outlived the new password.
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    find = BrowserSessions.find
+
+    def found_then_signed_out(self: BrowserSessions, session_id: str | None) -> SignedIn | None:
+        signed_in = find(self, session_id)
+        change_user(settings, "alice", password="through the looking glass")
+        return signed_in
+
+    monkeypatch.setattr(BrowserSessions, "find", found_then_signed_out)
+    response = await client.get(authorize_url("spa", SPA, Pkce(), prompt=prompt))
+    if prompt == "none":
+        assert callback_params(response)["error"] == "login_required"
+    else:
+        assert response.status_code == 200 and 'name="password"' in response.text
 
 
 # -- prompt, max_age, consent --------------------------------------------------------------

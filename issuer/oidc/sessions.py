@@ -29,7 +29,7 @@ class SignedIn:
 
     user_id: int
     auth_time: int
-    id_hash: str = ""  # the session's row, which a code issued for it locks (`still_open`)
+    id_hash: str  # the session's row, which a code issued for it locks (`still_open`)
 
 
 class SessionEnded(Exception):

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from issuer.oauth.clients import GRANT_TYPES
+from issuer.oauth.codes import MAX_NONCE_LENGTH
 from resource_server.content_length import BODY_DEADLINE
 
 # How callers prove who they are (RFC 6749 2.3.1, RFC 6750 2.1), named by the operations.
@@ -178,6 +179,79 @@ INTROSPECT_DOCS: dict[str, Any] = {
         "503": _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
     },
 }
+# The browser endpoints' parameters (`issuer.oidc.authorize`, `issuer.oidc.logout`): the query
+# of a GET, the same names as the form of a POST.
+_AUTHORIZE_PARAMETERS: list[tuple[str, dict[str, Any], bool, str]] = [
+    ("response_type", {"type": "string", "enum": ["code"]}, True, "RFC 6749 4.1.1"),
+    ("client_id", _STRING, True, "a registered client"),
+    ("redirect_uri", _STRING, True, "one of the client's registered redirect URIs"),
+    ("scope", _STRING, False, "space-separated; default: all the client may ask for"),
+    ("state", _STRING, False, "returned unchanged with the answer"),
+    (
+        "code_challenge",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+        True,
+        "BASE64URL(SHA256(code_verifier)) (RFC 7636)",
+    ),
+    ("code_challenge_method", {"type": "string", "enum": ["S256"]}, True, "`plain` is refused"),
+    ("nonce", {"type": "string", "maxLength": MAX_NONCE_LENGTH}, False, "copied into the ID token"),
+    ("prompt", _STRING, False, "`none`, or any of `login`, `consent`, `select_account`"),
+    ("max_age", {"type": "string", "pattern": "^[0-9]+$"}, False, "seconds since sign-in"),
+    ("login_hint", _STRING, False, "the username to fill in"),
+    ("id_token_hint", _STRING, False, "an ID token of the user expected to be signed in"),
+    ("response_mode", {"type": "string", "enum": ["query"]}, False, "only `query`"),
+]
+_LOGOUT_PARAMETERS: list[tuple[str, dict[str, Any], bool, str]] = [
+    ("id_token_hint", _STRING, False, "an ID token this issuer signed (it may have expired)"),
+    (
+        "post_logout_redirect_uri",
+        _STRING,
+        False,
+        "a URI registered for the hint's client; followed only with `id_token_hint`",
+    ),
+    ("state", _STRING, False, "returned unchanged with the redirect"),
+    ("client_id", _STRING, False, "the hint's client"),
+]
+
+
+def _query(parameters: list[tuple[str, dict[str, Any], bool, str]]) -> dict[str, Any]:
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": required,
+                "schema": schema,
+                "description": text,
+            }
+            for name, schema, required, text in parameters
+        ]
+    }
+
+
+def _page_form(
+    parameters: list[tuple[str, dict[str, Any], bool, str]], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    properties = {name: {**schema, "description": text} for name, schema, _, text in parameters}
+    required = [name for name, _, needed, _ in parameters if needed]
+    schema: dict[str, Any] = {"type": "object", "properties": {**properties, **(extra or {})}}
+    if required:
+        schema["required"] = required
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }
+
+
+AUTHORIZE_DOCS = _query(_AUTHORIZE_PARAMETERS)
+AUTHORIZE_FORM_DOCS = _page_form(_AUTHORIZE_PARAMETERS)
+LOGOUT_DOCS = _query(_LOGOUT_PARAMETERS)
+LOGOUT_FORM_DOCS = _page_form(
+    _LOGOUT_PARAMETERS,
+    {"csrf_token": {**_STRING, "description": "only from the issuer's own confirmation page"}},
+)
 _PAGE = {"description": "An HTML page: sign-in, consent, or an error the client cannot be sent"}
 _PAGE_CONTENT = {"content": {"text/html": {"schema": {"type": "string"}}}}
 # The same refusals from the browser's form endpoints, as pages.

@@ -39,8 +39,12 @@ from issuer.web.deps import (
 )
 from issuer.web.forms import parse_query, read_form, read_form_pairs, read_query, read_query_pairs
 from issuer.web.openapi import (
+    AUTHORIZE_DOCS,
+    AUTHORIZE_FORM_DOCS,
     AUTHORIZE_FORM_RESPONSES,
     AUTHORIZE_RESPONSES,
+    LOGOUT_DOCS,
+    LOGOUT_FORM_DOCS,
     LOGOUT_FORM_RESPONSES,
     LOGOUT_RESPONSES,
 )
@@ -64,6 +68,7 @@ LOGOUT_PARAMETERS = ("id_token_hint", "post_logout_redirect_uri", "state", "clie
     operation_id="authorize",
     response_class=HTMLResponse,
     responses=AUTHORIZE_RESPONSES,
+    openapi_extra=AUTHORIZE_DOCS,
 )
 async def authorize(
     request: Request,
@@ -85,6 +90,7 @@ async def authorize(
     operation_id="authorize_form",
     response_class=HTMLResponse,
     responses=AUTHORIZE_FORM_RESPONSES,
+    openapi_extra=AUTHORIZE_FORM_DOCS,
 )
 async def authorize_form(
     request: Request, endpoint: Authorization, service_name: ServiceName
@@ -255,6 +261,7 @@ def _returned_request(query: str) -> list[tuple[str, str]]:
     summary="End the browser's session (RP-Initiated Logout 1.0)",
     response_class=HTMLResponse,
     responses=LOGOUT_RESPONSES,
+    openapi_extra=LOGOUT_DOCS,
 )
 async def logout(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName
@@ -274,6 +281,7 @@ async def logout(
     summary="End the browser's session, form-encoded (RP-Initiated Logout 1.0)",
     response_class=HTMLResponse,
     responses=LOGOUT_FORM_RESPONSES,
+    openapi_extra=LOGOUT_FORM_DOCS,
 )
 async def logout_form(
     request: Request, logout: LogoutDep, sessions: Sessions, cookies: Cookies, name: ServiceName

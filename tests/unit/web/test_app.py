@@ -20,6 +20,7 @@ from issuer.builders import open_key_store, rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.oauth.metadata import MetadataCache
 from issuer.settings import Settings
+from issuer.web.sign_in import LOGOUT_PARAMETERS
 from tests.support import (
     call_asgi,
     db_session,
@@ -360,6 +361,38 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     for path in ("/revoke", "/introspect"):
         form = paths[path]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
         assert form["schema"]["properties"]["token"]["minLength"] == 1
+
+
+async def test_the_openapi_document_lists_the_browser_endpoints_parameters(client):
+    # The fuzzing audit: /authorize and /logout documented no parameters (GET) and no form
+    # (POST), so a reader (or a fuzzer) learnt none of the names the contract lists.
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    contract = {
+        "/authorize": {
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "nonce",
+            "prompt",
+            "max_age",
+            "login_hint",
+        },
+        "/logout": set(LOGOUT_PARAMETERS),
+    }
+    for path, names in contract.items():
+        query = {p["name"]: p for p in paths[path]["get"].get("parameters", [])}
+        assert names <= set(query), path
+        assert all(p["in"] == "query" for p in query.values())
+        body = paths[path]["post"].get("requestBody", {}).get("content", {})
+        form = body.get("application/x-www-form-urlencoded", {}).get("schema", {})
+        assert names <= set(form.get("properties", {})), path
+    authorize = {p["name"]: p for p in paths["/authorize"]["get"]["parameters"]}
+    assert authorize["code_challenge_method"]["schema"]["enum"] == ["S256"]
+    assert authorize["client_id"]["required"] and not authorize["state"]["required"]
 
 
 async def test_json_body_is_refused_with_invalid_request(client):

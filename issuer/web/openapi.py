@@ -153,9 +153,16 @@ REVOKE_DOCS: dict[str, Any] = {
     },
 }
 INTROSPECT_DOCS: dict[str, Any] = {
-    "security": [{"client": []}],
+    # A confidential client only, by Basic or by the form (client_secret_post, as the
+    # metadata's introspection_endpoint_auth_methods_supported says).
+    "security": _CLIENT_OR_FORM,
     "requestBody": _form(
-        {"token": _TOKEN, "token_type_hint": _STRING},
+        {
+            "token": _TOKEN,
+            "token_type_hint": _STRING,
+            "client_id": _STRING,
+            "client_secret": {"type": "string", "format": "password"},
+        },
         ["token"],
         {"access token": {"token": "eyJhbGciOiJSUzI1NiIs..."}},
     ),

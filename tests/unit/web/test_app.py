@@ -361,6 +361,10 @@ async def test_the_openapi_document_is_valid_and_documents_what_the_routes_answe
     for path in ("/revoke", "/introspect"):
         form = paths[path]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
         assert form["schema"]["properties"]["token"]["minLength"] == 1
+        # The fuzzing audit: /introspect takes client_secret_post as the metadata says, and its
+        # document had neither the form's client_id / client_secret nor a way without Basic.
+        assert {"client_id", "client_secret"} <= set(form["schema"]["properties"]), path
+        assert {} in paths[path]["post"]["security"], path
 
 
 async def test_the_openapi_document_lists_the_browser_endpoints_parameters(client):

@@ -127,7 +127,8 @@ TOKEN_DOCS: dict[str, Any] = {
         **_BODY_REFUSALS,
         "429": _json("Rate limited; see Retry-After", {"error": "invalid_request"}),
         "503": _json(
-            "Password hashing at capacity; see Retry-After", {"error": "temporarily_unavailable"}
+            "Password hashing at capacity, or the database unreachable; see Retry-After",
+            {"error": "temporarily_unavailable"},
         ),
     },
 }
@@ -266,11 +267,16 @@ _PAGE_BODY_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"description": answer["description"], **_PAGE_CONTENT}
     for status, answer in _BODY_REFUSALS.items()
 }
+# Every browser endpoint reads the database (clients, sessions): out of reach, a page says so.
+_PAGE_UNAVAILABLE = {
+    "description": "The database is out of reach; see Retry-After",
+    **_PAGE_CONTENT,
+}
 AUTHORIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {**_PAGE, **_PAGE_CONTENT},
     302: {"description": "Back to the client's redirect_uri with code or error, state, iss"},
     400: {"description": "The client or redirect URI is not established", **_PAGE_CONTENT},
-    429: {"description": "Too many sign-in attempts; see Retry-After", **_PAGE_CONTENT},
+    503: _PAGE_UNAVAILABLE,
 }
 AUTHORIZE_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     303: {
@@ -279,12 +285,14 @@ AUTHORIZE_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: AUTHORIZE_RESPONSES[400],
     **_PAGE_BODY_REFUSALS,
+    503: _PAGE_UNAVAILABLE,
 }
 _BAD_LOGOUT = {"description": "A malformed sign-out request", **_PAGE_CONTENT}
 LOGOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Signed out, or asked to confirm signing out", **_PAGE_CONTENT},
     302: {"description": "To the registered post_logout_redirect_uri, with state"},
     400: _BAD_LOGOUT,
+    503: _PAGE_UNAVAILABLE,
 }
 LOGOUT_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Signed out (the user confirmed)", **_PAGE_CONTENT},
@@ -295,6 +303,7 @@ LOGOUT_FORM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _BAD_LOGOUT,
     403: {"description": "The confirmation form was not sent from this site", **_PAGE_CONTENT},
     **_PAGE_BODY_REFUSALS,
+    503: _PAGE_UNAVAILABLE,
 }
 USERINFO_DOCS: dict[str, Any] = {"security": [{"bearer": []}]}
 USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -302,6 +311,7 @@ USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _json("A token in the query or body (RFC 6750 2.2, 2.3)", {"error": "invalid_request"}),
     401: _json("No, or an invalid, access token (RFC 6750 3.1)", {"error": "invalid_token"}),
     403: _json("The token lacks the openid scope", {"error": "insufficient_scope"}),
+    503: _json("Database unreachable; see Retry-After", {"error": "temporarily_unavailable"}),
 }
 READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: _json("Ready", {"ready": True, "database": True, "keys": True}),

@@ -88,7 +88,9 @@ async def authorize(
     "/authorize",
     summary="Authorization endpoint, form-encoded (OpenID Connect 3.1.2.1)",
     operation_id="authorize_form",
-    response_class=HTMLResponse,
+    # It never answers 200 (FastAPI's default in the document): a redirect, or an error page.
+    status_code=303,
+    response_class=Response,
     responses=AUTHORIZE_FORM_RESPONSES,
     openapi_extra=AUTHORIZE_FORM_DOCS,
 )

@@ -399,6 +399,37 @@ async def test_the_openapi_document_lists_the_browser_endpoints_parameters(clien
     assert authorize["client_id"]["required"] and not authorize["state"]["required"]
 
 
+async def test_the_openapi_document_lists_the_statuses_the_endpoints_answer_and_no_others(client):
+    # The fuzzing audit: with the database out of reach the browser endpoints answer a 503
+    # page and /userinfo a 503 error (tests/unit/oidc: the sign-in pages' outage test), none
+    # of them documented; GET /authorize documented a 429 nothing there answers (the sign-in
+    # form's limit is /login's), and POST /authorize FastAPI's default 200, which it never
+    # answers (a 303, or an error page).
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path, method in [
+        ("/authorize", "get"),
+        ("/authorize", "post"),
+        ("/logout", "get"),
+        ("/logout", "post"),
+    ]:
+        unavailable = paths[path][method]["responses"]["503"]
+        assert "text/html" in unavailable["content"], (path, method)
+    for method in ("get", "post"):
+        userinfo = paths["/userinfo"][method]["responses"]["503"]
+        assert "application/json" in userinfo["content"]
+    assert "database" in paths["/token"]["post"]["responses"]["503"]["description"]
+    assert "429" not in paths["/authorize"]["get"]["responses"]
+    assert set(paths["/authorize"]["post"]["responses"]) == {
+        "303",
+        "400",
+        "408",
+        "413",
+        "415",
+        "503",
+    }
+    assert "content" not in paths["/authorize"]["post"]["responses"]["303"]
+
+
 async def test_json_body_is_refused_with_invalid_request(client):
     response = await client.post("/token", json={"username": "johndoe", "password": "secret123"})
     assert response.status_code == 400

@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from issuer.accounts.users import User
+from issuer.admin import change_user
 from issuer.keys.files import FileKeyStore
+from issuer.oauth.password_login import PasswordLogin
+from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_encode
 
@@ -216,3 +221,19 @@ class SpyProfile:
     def enforce(self, value: str) -> str:
         self.calls.append(len(value))
         return str(self.real.enforce(value))
+
+
+def sign_out_after_password_check(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, username: str, **change: Any
+) -> None:
+    """Every login of this test has its password checked, then `username` signed out
+    everywhere by `change_user(**change)` (disabled, or a new password) before the login is
+    recorded: the race of an operator at another replica, made certain."""
+    verify = PasswordLogin.verify
+
+    async def checked_then_signed_out(self: PasswordLogin, *args: str) -> User:
+        user = await verify(self, *args)
+        await asyncio.to_thread(change_user, settings, username, **change)
+        return user
+
+    monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)

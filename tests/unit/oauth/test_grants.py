@@ -19,12 +19,18 @@ from issuer.admin import SignedOut, change_client, change_user, create_client, c
 from issuer.app import create_app
 from issuer.builders import open_database
 from issuer.oauth.clients import Client, ClientError, ClientRepository, secret_matches
-from issuer.oauth.password_login import PasswordLogin
 from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_decode
-from tests.support import FakeClock, TcpProxy, db_session, fresh_key_set, running
+from tests.support import (
+    FakeClock,
+    TcpProxy,
+    db_session,
+    fresh_key_set,
+    running,
+    sign_out_after_password_check,
+)
 
 ISSUER = "http://issuer.test"
 DAY = 86400
@@ -797,14 +803,7 @@ async def test_a_login_checked_before_a_sign_out_everywhere_gets_no_refresh_toke
     # account or set a new password (at another replica, or by the script) wrote its refresh
     # family after the sign-out had looked for the user's families: it kept refreshing,
     # after the new password, and after the account was enabled again.
-    verify = PasswordLogin.verify
-
-    async def checked_then_signed_out(self: PasswordLogin, *args: str) -> User:
-        user = await verify(self, *args)
-        await asyncio.to_thread(change_user, settings, "alice", **change)
-        return user
-
-    monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)
+    sign_out_after_password_check(monkeypatch, settings, "alice", **change)
     refused = await password_login(client)
     assert refused.status_code == 400, refused.text
     assert refused.json() == {

@@ -1,6 +1,5 @@
 """Authorization code + PKCE + OpenID Connect against the issuer app, on both databases."""
 
-import asyncio
 import html as html_module
 import re
 from collections.abc import AsyncIterator
@@ -15,16 +14,21 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import OperationalError
 
-from issuer.accounts.users import User
 from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.oauth.clients import Client
-from issuer.oauth.password_login import PasswordLogin
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions, SignedIn
 from issuer.settings import Settings
-from tests.support import FakeClock, db_session, fresh_key_set, running, served
+from tests.support import (
+    FakeClock,
+    db_session,
+    fresh_key_set,
+    running,
+    served,
+    sign_out_after_password_check,
+)
 from tests.unit.oidc.flow import (
     Pkce,
     authorize_url,
@@ -281,14 +285,7 @@ async def test_a_sign_in_checked_before_a_sign_out_everywhere_starts_no_session(
     # The audit: the sign-in page checked the password just before an operator disabled the
     # account or set a new password, and wrote its browser session after the sign-out had
     # ended the user's sessions: that session went on issuing codes (and refresh tokens).
-    verify = PasswordLogin.verify
-
-    async def checked_then_signed_out(self: PasswordLogin, *args: str) -> User:
-        user = await verify(self, *args)
-        await asyncio.to_thread(change_user, settings, "alice", **change)
-        return user
-
-    monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)
+    sign_out_after_password_check(monkeypatch, settings, "alice", **change)
     page = await client.get(authorize_url("spa", SPA, Pkce()))
     refused = await submit_login(client, page, "alice", "wonderland1")
     assert refused.status_code == 400 and "Incorrect username or password." in refused.text

@@ -44,7 +44,7 @@ from resource_server.base64url import b64url_decode
 from resource_server.content_length import declared_length
 from resource_server.errors import KeySetUnavailable
 from resource_server.stats import VerifierStats
-from resource_server.urls import require_safe_url
+from resource_server.urls import require_safe_url, without_user_information
 
 log = logging.getLogger(__name__)
 
@@ -383,8 +383,8 @@ class RemoteKeySet:
     @property
     def _source(self) -> str:
         """Where the logs say keys come from: the configured JWKS URL, else the issuer whose
-        metadata names one."""
-        return self._configured_url or self._issuer
+        metadata names one; without user information (a JWKS behind Basic carries a password)."""
+        return without_user_information(self._configured_url or self._issuer)
 
     def _fetch_failed(self, reason: str, problem: str, error: BaseException | None = None) -> None:
         """Count the failure, schedule the next background retry, and say what is true."""

@@ -79,12 +79,19 @@ def require_safe_url(url: str, allow_insecure_http: bool) -> None:
         return
     # Shown brief and without user information: it may come from the network, or carry a
     # password.
-    shown = repr(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
+    shown = repr(without_user_information(url))
     shown = shown if len(shown) <= 100 else f"{shown[:97]}..."
     raise ValueError(
         f"{shown} must use https (plain http is allowed for loopback hosts, "
         "or everywhere with allow_insecure_http)"
     )
+
+
+def without_user_information(url: str) -> str:
+    """`url` as it may be shown in a log or an error: without the user information (a
+    password, say) of `https://user:password@host/...`."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _is_loopback(host: str) -> bool:

@@ -1069,6 +1069,24 @@ async def test_logs_name_the_configured_jwks_url_they_fetch_from(respx_mock, htt
     assert messages[0].startswith(f"JWKS fetch from {configured} failed: ")
 
 
+async def test_logs_name_the_jwks_url_without_its_user_information(respx_mock, http, clock, caplog):
+    # The observability audit: an RS_JWKS_URL with a password in it (a JWKS behind a proxy
+    # asking for Basic) put that password in every outage warning.
+    configured = "https://reader:s3cret-pw@keys.internal.test/jwks"
+    key_set = RemoteKeySet(ISSUER, jwks_url=configured, client=http, clock=clock, sleep=clock.sleep)
+    respx_mock.get(url__startswith="https://keys.internal.test/").mock(
+        side_effect=httpx.ConnectError("refused")
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="resource_server.jwks"),
+        pytest.raises(KeySetUnavailable),
+    ):
+        await key_set.key("k1")
+    messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
+    assert messages[0].startswith("JWKS fetch from https://keys.internal.test/jwks failed: ")
+    assert not any("s3cret" in m or "reader" in m for m in messages)
+
+
 async def test_logs_say_when_the_last_set_is_too_old_to_use(
     respx_mock, metadata_route, http, clock, rsa_private_key, caplog
 ):

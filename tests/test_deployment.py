@@ -140,6 +140,9 @@ def test_the_wheel_holds_every_file_of_the_packages(tmp_path: Path):
         missing = set(tracked) - set(archive.namelist())
     assert not missing
     assert "issuer/web/templates/login.html" in tracked
+    # The verifier is a library: without the PEP 561 marker a third party's mypy reports
+    # "missing library stubs or py.typed marker" and types every name of it as Any.
+    assert "resource_server/py.typed" in tracked
 
 
 def test_the_build_context_is_only_what_the_dockerfile_copies():

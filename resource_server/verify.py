@@ -13,13 +13,14 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from joserfc.jwk import RSAKey
+from typing_extensions import TypeVar
 
 from resource_server.base64url import b64url_decode
 from resource_server.errors import InvalidToken, KeySetUnavailable
@@ -57,6 +58,11 @@ class KeySource(Protocol):
         """
 
 
+# What a verifier's `key_set` is, for type checkers: `for_issuer` makes a `RemoteKeySet`, which
+# an app enters in its own lifespan (`async with verifier.key_set`) and asks for `status()`.
+KeySourceT = TypeVar("KeySourceT", bound=KeySource, default=KeySource, covariant=True)
+
+
 @dataclass(frozen=True)
 class Claims:
     """A verified access token's claims."""
@@ -69,12 +75,12 @@ class Claims:
     raw: Mapping[str, Any]
 
 
-class Verifier:
+class Verifier(Generic[KeySourceT]):
     """Verifies access tokens from one issuer for one audience."""
 
     def __init__(
         self,
-        key_set: KeySource,
+        key_set: KeySourceT,
         issuer: str,
         audience: str | None,
         leeway: int = MAX_LEEWAY,
@@ -106,13 +112,14 @@ class Verifier:
         allow_insecure_http: bool = False,
         stats: VerifierStats | None = None,
         **options: Any,
-    ) -> "Verifier":
+    ) -> "Verifier[RemoteKeySet]":
         """A verifier over a `RemoteKeySet` of `issuer` (see `bearer_lifespan` to run it)."""
         stats = stats or VerifierStats()
         key_set = RemoteKeySet(
             issuer, jwks_url, policy, allow_insecure_http=allow_insecure_http, stats=stats
         )
-        return cls(key_set, issuer, audience, stats=stats, **options)
+        # `Verifier`, not `cls`: typed as the verifier of a `RemoteKeySet` (see KeySourceT).
+        return Verifier(key_set, issuer, audience, stats=stats, **options)
 
     async def verify(self, token: str) -> Claims:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""

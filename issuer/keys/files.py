@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -67,6 +68,7 @@ class FileKeyStore(KeySetStore):
     def _exclusive(self, create: bool = False) -> Iterator[None]:
         if create:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._refuse_unsafe_directory()
         try:
             fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
@@ -78,7 +80,22 @@ class FileKeyStore(KeySetStore):
         finally:
             os.close(fd)
 
+    def _refuse_unsafe_directory(self) -> None:
+        """Whoever may write the directory may put their own key and manifest in place of
+        ours: the issuer would publish and sign with a key they hold. A directory every user
+        may write to (a sticky one too: they may add files) is refused, not used."""
+        try:
+            mode = os.stat(self.directory).st_mode
+        except FileNotFoundError:
+            return  # no key set: said by the caller
+        if mode & stat.S_IWOTH:
+            raise KeySetError(
+                f"every user may write to the keys directory {self.directory}, so anyone could "
+                f"replace the signing keys; make it the issuer's own: chmod o-w {self.directory}"
+            )
+
     def _read(self, with_pems: bool) -> Snapshot:
+        self._refuse_unsafe_directory()
         try:
             with open(self.manifest_path, "rb") as f:
                 version = _version(os.fstat(f.fileno()))

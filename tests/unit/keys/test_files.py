@@ -464,3 +464,27 @@ def test_keyring_keeps_the_old_set_when_a_manifest_time_is_out_of_range(store, v
     assert ring.current is first
     with pytest.raises(KeySetError, match="created_at"):
         store.read_manifest()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777], ids=["world-writable", "sticky"])
+def test_a_keys_directory_every_user_may_write_is_refused(store, mode):
+    # The audit: in a keys directory every local user may write, anyone could put their own
+    # key (and manifest) in place of ours; the issuer loaded it, published it and signed
+    # with it, so they could sign tokens it accepts.
+    manifest = store.generate()
+    store.directory.chmod(mode)
+    before = directory_contents(store)
+    for change in (*CHANGES.values(), lambda store, manifest: store.load()):
+        with pytest.raises(KeySetError, match=r"every user may write.*chmod o-w"):
+            change(store, manifest)
+    assert directory_contents(store) == before
+    store.directory.chmod(0o700)
+    assert store.load().signing_kid == manifest.active.kid
+
+
+def test_no_key_set_is_generated_into_a_directory_every_user_may_write(store):
+    store.directory.mkdir(mode=0o700)
+    store.directory.chmod(0o777)
+    with pytest.raises(KeySetError, match="every user may write"):
+        store.generate()
+    assert list(store.directory.iterdir()) == []

@@ -287,6 +287,13 @@ class KeySetStore(ABC):
             raise KeySetError(f"cannot load key {kid}{hint}") from exc
         if not key.is_private:
             raise KeySetError(f"key {kid} has no private part")
+        if key.thumbprint() != kid:
+            # A key restored under another's name: it would be published (and sign) under a
+            # kid that is not its own, and outlive the revocation of its real kid.
+            raise KeySetError(
+                f"the private key stored for {kid} is another key (RFC 7638 thumbprint "
+                f"{key.thumbprint()}); restore its own key, or revoke {kid}"
+            )
         return key
 
     def _now(self) -> int:

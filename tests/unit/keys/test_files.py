@@ -488,3 +488,20 @@ def test_no_key_set_is_generated_into_a_directory_every_user_may_write(store):
     with pytest.raises(KeySetError, match="every user may write"):
         store.generate()
     assert list(store.directory.iterdir()) == []
+
+
+def test_a_key_file_holding_another_key_than_its_kid_is_refused(store):
+    # The audit: the active key's file holding the next key (restored under the wrong name)
+    # loaded; the JWKS published one key under two kids, neither of them its thumbprint for
+    # one, and revoking the next key left it published, and signing, as the active one.
+    manifest = store.generate()
+    active, upcoming = manifest.active.kid, manifest.next.kid
+    shutil.copyfile(store.directory / f"{upcoming}.pem", store.directory / f"{active}.pem")
+    with pytest.raises(KeySetError, match=f"{active} is another key.*thumbprint {upcoming}"):
+        store.load()
+    before = directory_contents(store)
+    with pytest.raises(KeySetError, match="was not changed"):
+        store.revoke(upcoming)
+    assert directory_contents(store) == before
+    store.revoke(active)  # the repair: the next key, in its own file, takes over
+    assert store.load().signing_kid == upcoming

@@ -33,9 +33,13 @@ class SigningKeyRow(Base):
     private_pem: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     def record(self) -> KeyRecord:
+        try:
+            state = KeyState(self.state)
+        except ValueError:  # written by hand: a broken key set, as a manifest's would be
+            raise KeySetError(f"invalid key set: state of {self.kid} is {self.state!r}") from None
         return KeyRecord(
             kid=self.kid,
-            state=KeyState(self.state),
+            state=state,
             created_at=self.created_at,
             activated_at=self.activated_at,
             retiring_at=self.retiring_at,

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 from joserfc.jwk import RSAKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from issuer.keys.database import DatabaseKeyStore, KeySetMeta, SigningKeyRow
@@ -217,3 +217,22 @@ def test_a_passphrase_that_does_not_open_the_set_changes_nothing(
         # Without a passphrase the store refuses to open at all.
         CHANGES[change](DatabaseKeyStore(engine, given, new_key=new_key), manifest)
     assert contents(engine) == before
+
+
+def test_a_row_with_an_unknown_state_is_a_broken_key_set(store, engine):
+    # The audit: a row whose state is no state of ours (written by hand: "Active") raised a
+    # ValueError, not a broken key set: the scripts printed a traceback, and a replica's
+    # watcher logged it with a traceback and read the set again at every poll.
+    manifest = store.generate()
+    ring = KeyRing(store)
+    first = ring.current
+    with make_sessions(engine)() as session:
+        session.execute(
+            update(SigningKeyRow).where(SigningKeyRow.kid == manifest.next.kid).values(state="Next")
+        )
+        session.execute(update(KeySetMeta).values(version=KeySetMeta.version + 1))
+        session.commit()
+    assert not ring.reload_if_changed()
+    assert ring.current is first
+    with pytest.raises(KeySetError, match=f"state of {manifest.next.kid}.*'Next'"):
+        store.read_manifest()

@@ -97,7 +97,13 @@ class DatabaseKeyStore(KeySetStore):
             # Version first: a change committed between the two reads then shows up as a newer
             # version at the next poll, never as an old version with new rows.
             version = session.scalar(select(KeySetMeta.version).where(KeySetMeta.id == 1))
-            rows = list(session.scalars(select(SigningKeyRow).order_by(SigningKeyRow.created_at)))
+            # kid too: generate() makes two keys in one second, and an order the database may
+            # choose either way gave one set two JWKS bodies (and ETags) across replicas.
+            rows = list(
+                session.scalars(
+                    select(SigningKeyRow).order_by(SigningKeyRow.created_at, SigningKeyRow.kid)
+                )
+            )
         if not rows or not version:
             raise KeySetError(
                 "no key set in the database; create one with scripts/generate_keys.py"

@@ -13,7 +13,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol
+from typing import Any, Generic, Protocol, cast
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -118,8 +118,10 @@ class Verifier(Generic[KeySourceT]):
         key_set = RemoteKeySet(
             issuer, jwks_url, policy, allow_insecure_http=allow_insecure_http, stats=stats
         )
-        # `Verifier`, not `cls`: typed as the verifier of a `RemoteKeySet` (see KeySourceT).
-        return Verifier(key_set, issuer, audience, stats=stats, **options)
+        # The caller's class (a subclass too), over the `RemoteKeySet` an own lifespan enters:
+        # mypy cannot tell that `cls`'s key source may be one.
+        verifier = cls(key_set, issuer, audience, stats=stats, **options)  # type: ignore[arg-type]
+        return cast("Verifier[RemoteKeySet]", verifier)
 
     async def verify(self, token: str) -> Claims:
         """The token's claims if it is valid; `InvalidToken` saying why if it is not."""

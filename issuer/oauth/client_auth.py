@@ -55,7 +55,10 @@ class ClientAuthenticator:
         self, credentials: ClientCredentials, address: str, require_secret: bool = False
     ) -> Client:
         """The registered client the credentials prove; `InvalidClient` (401) otherwise."""
-        known = await self._clients.get(credentials.client_id)
+        # No secret where one is needed is refused whoever the id names: no lookup (an unknown
+        # id is not cached, and a known one would answer faster).
+        unchecked = credentials.secret is None and require_secret
+        known = None if unchecked else await self._clients.get(credentials.client_id)
         try:
             client = prove(known, credentials, require_secret)
         except InvalidClient:
@@ -64,7 +67,8 @@ class ClientAuthenticator:
             named = (
                 known.client_id
                 if known
-                else f"<no such client, {len(credentials.client_id)} characters>"
+                else f"<{'not looked up' if unchecked else 'no such client'}, "
+                f"{len(credentials.client_id)} characters>"
             )
             audit.info(
                 "client authentication failed client_id=%s method=%s ip=%s",

@@ -278,3 +278,9 @@ async def test_a_failed_authentication_looks_the_client_up_once(sessions, webapp
             credentials = ClientCredentials(client_id, "wrong", "client_secret_basic")
             await authenticator.authenticate(credentials, "192.0.2.1")
     assert repository.lookups == ["nobody", "webapp"]
+    # No secret where one is required: refused whoever the id names, before any lookup.
+    for client_id in ("someone", "webapp"):
+        with pytest.raises(InvalidClient, match="only a confidential client"):
+            credentials = ClientCredentials(client_id, None, "none")
+            await authenticator.authenticate(credentials, "192.0.2.1", require_secret=True)
+    assert repository.lookups == ["nobody", "webapp"]

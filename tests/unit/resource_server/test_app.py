@@ -564,3 +564,14 @@ async def test_a_route_can_still_read_the_body_the_check_read(issuer_routes, rsa
             "/raw", data={"note": "two"}, headers={"Authorization": f"Bearer {token}"}
         )
     assert response.json() == {"body": "note=two"}
+
+
+async def test_for_issuer_builds_the_callers_class():
+    # A subclass's for_issuer is that subclass (it was typed, and built, as the base class).
+    class Audited(Verifier):
+        pass
+
+    verifier = Audited.for_issuer(ISSUER, audience="api")
+    assert type(verifier) is Audited
+    async with verifier.key_set:
+        pass

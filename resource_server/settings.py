@@ -9,7 +9,6 @@ from resource_server.deps import MAX_HEADER_CHARS
 from resource_server.jwks import CachePolicy
 from resource_server.urls import (
     require_issuer_identifier,
-    require_reachable,
     require_safe_url,
     require_web_origins,
 )
@@ -83,13 +82,6 @@ class Settings(BaseSettings):
         # Refused at start, as the key set would refuse it at its first fetch.
         if value is not None:
             require_safe_url(value, bool(info.data.get("allow_insecure_http")))
-        return value
-
-    @field_validator("jwks_url")
-    @classmethod
-    def _reachable(cls, value: str | None) -> str | None:
-        if value is not None:
-            require_reachable(value)
         return value
 
     def cache_policy(self) -> CachePolicy:

@@ -51,13 +51,6 @@ def require_issuer_identifier(value: str) -> None:
         raise ValueError("must have no query, fragment or user information (RFC 8414)")
 
 
-def require_reachable(url: str) -> None:
-    """ValueError unless a request could be sent to `url`: a host, and a port that is one.
-    Taken otherwise, the verifier would retry a fetch no request can make, for ever."""
-    if not _split(url).hostname:
-        raise ValueError("must have a host")
-
-
 def _split(url: str) -> SplitResult:
     """`url` in parts, its port read (urlsplit reads it only when asked); port 0 refused."""
     try:
@@ -71,8 +64,12 @@ def _split(url: str) -> SplitResult:
 
 
 def require_safe_url(url: str, allow_insecure_http: bool) -> None:
-    """ValueError unless `url` is https, or plain http where that is allowed (loopback)."""
-    parts = urlsplit(url)
+    """ValueError unless `url` can be fetched (a host, a port that is one: taken otherwise,
+    the verifier would retry a fetch no request can make, for ever) and is https, or plain
+    http where that is allowed (loopback)."""
+    parts = _split(url)
+    if not parts.hostname:
+        raise ValueError("must have a host")
     if parts.scheme == "https":
         return
     if parts.scheme == "http" and (allow_insecure_http or _is_loopback(parts.hostname or "")):

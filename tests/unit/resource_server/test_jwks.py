@@ -770,6 +770,16 @@ def test_plain_http_is_refused_for_non_loopback_issuers(http, url):
         RemoteKeySet(url, client=http)
 
 
+@pytest.mark.parametrize(
+    "url", ["https://issuer.test:abc/keys", "https://issuer.test:0/keys", "https:///keys"]
+)
+def test_a_jwks_url_no_request_can_reach_is_refused(http, url):
+    # The audits: taken, the verifier retried a fetch no request could make, for ever; the
+    # project's settings refused it, the library (for_issuer, RemoteKeySet) did not.
+    with pytest.raises(ValueError, match=r"not a URL|port 0|must have a host"):
+        RemoteKeySet(ISSUER, url, client=http)
+
+
 def test_a_refused_url_is_named_briefly_and_without_its_password(http):
     # The audit: a metadata jwks_uri of 200,000 characters with a newline and an ANSI escape
     # went whole into the log line; a configured URL's password went there too.

@@ -82,16 +82,26 @@ class FileKeyStore(KeySetStore):
 
     def _refuse_unsafe_directory(self) -> None:
         """Whoever may write the directory may put their own key and manifest in place of
-        ours: the issuer would publish and sign with a key they hold. A directory every user
-        may write to (a sticky one too: they may add files) is refused, not used."""
+        ours: the issuer would publish and sign with a key they hold. Refused: a directory
+        every user may write to (a sticky one too: they may add files), unless its file
+        system is read-only (a Kubernetes secret's is 1777); and, as OpenSSH's StrictModes
+        does, one another user owns (who made /tmp/keys first), unless this process is
+        root's (root may run the scripts on the service user's directory)."""
         try:
-            mode = os.stat(self.directory).st_mode
+            found = os.stat(self.directory)
         except FileNotFoundError:
             return  # no key set: said by the caller
-        if mode & stat.S_IWOTH:
+        if found.st_mode & stat.S_IWOTH and not os.statvfs(self.directory).f_flag & os.ST_RDONLY:
             raise KeySetError(
                 f"every user may write to the keys directory {self.directory}, so anyone could "
                 f"replace the signing keys; make it the issuer's own: chmod o-w {self.directory}"
+            )
+        user = os.geteuid()
+        if user != 0 and found.st_uid not in (user, 0):
+            raise KeySetError(
+                f"the keys directory {self.directory} belongs to another user (uid "
+                f"{found.st_uid}), who could replace the signing keys; make it the issuer's "
+                f"own: chown {user} {self.directory}"
             )
 
     def _read(self, with_pems: bool) -> Snapshot:

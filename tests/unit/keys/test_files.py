@@ -482,6 +482,33 @@ def test_a_keys_directory_every_user_may_write_is_refused(store, mode):
     assert store.load().signing_kid == manifest.active.kid
 
 
+def test_a_read_only_keys_directory_every_user_may_write_is_used(store, monkeypatch):
+    # A Kubernetes secret volume is 1777 on a read-only file system: nobody may add a key.
+    manifest = store.generate()
+    store.directory.chmod(0o1777)
+    statvfs = os.statvfs
+
+    def read_only(path: object) -> object:
+        found = statvfs(path)
+        return type("Found", (), {"f_flag": found.f_flag | os.ST_RDONLY})()
+
+    monkeypatch.setattr(os, "statvfs", read_only)
+    assert store.load().signing_kid == manifest.active.kid
+
+
+def test_a_keys_directory_another_user_owns_is_refused_unless_root_reads_it(store, monkeypatch):
+    # The review: someone who made the directory first (ISSUER_KEYS_DIR=/tmp/keys) and left
+    # it o-w passed the mode check, and could replace the keys at will.
+    manifest = store.generate()
+    os.chown(store.directory, 4242, -1)
+    assert store.load().signing_kid == manifest.active.kid  # root: the operator's own run
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(KeySetError, match=r"belongs to another user \(uid 4242\).*chown 1000"):
+        store.load()
+    os.chown(store.directory, 0, -1)
+    assert store.load().signing_kid == manifest.active.kid  # root's: allowed
+
+
 def test_no_key_set_is_generated_into_a_directory_every_user_may_write(store):
     store.directory.mkdir(mode=0o700)
     store.directory.chmod(0o777)

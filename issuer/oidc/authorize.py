@@ -249,23 +249,8 @@ class AuthorizationEndpoint:
         signed_in: SignedIn,
         scope: tuple[str, ...],
     ) -> Decision:
-        """The redirect with a code, or signing in again if the session ended meanwhile."""
-        try:
-            return Redirect(await self.approve(request, user, signed_in, scope))
-        except SessionEnded:
-            if "none" in request.prompt:
-                raise self.error(request, "login_required", "the user must sign in") from None
-            return NeedsLogin(request)
-
-    async def approve(
-        self,
-        request: AuthorizationRequest,
-        user: User,
-        signed_in: SignedIn,
-        scope: tuple[str, ...],
-    ) -> str:
-        """The redirect carrying a new code bound to this request, user and sign-in;
-        `SessionEnded` if the session ended before the code was stored."""
+        """The redirect carrying a new code bound to this request, user and sign-in; or
+        signing in again if the session ended before the code was stored."""
         grant = CodeGrant(
             client_id=request.client.client_id,
             redirect_uri=request.redirect_uri,
@@ -275,11 +260,18 @@ class AuthorizationEndpoint:
             user_id=user.id,
             auth_time=signed_in.auth_time,
         )
-        code = await run_in_threadpool(
-            self._codes.issue, grant, int(self._clock()), still_open(signed_in)
-        )
-        return with_parameters(
-            request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}
+        try:
+            code = await run_in_threadpool(
+                self._codes.issue, grant, int(self._clock()), still_open(signed_in)
+            )
+        except SessionEnded:
+            if "none" in request.prompt:
+                raise self.error(request, "login_required", "the user must sign in") from None
+            return NeedsLogin(request)
+        return Redirect(
+            with_parameters(
+                request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}
+            )
         )
 
     def error(

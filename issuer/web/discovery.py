@@ -35,8 +35,9 @@ class JwksAnswers:
         self._counts = services.metrics.jwks_requests
         self._built: _Answers | None = None
 
-    def answer(self, if_none_match: str | None) -> Response:
-        """The response to a JWKS request carrying `if_none_match` (shared: do not modify)."""
+    def answer(self, if_none_match: list[str]) -> Response:
+        """The response to a JWKS request carrying these `If-None-Match` lines, read as one
+        list (RFC 9110 section 5.3) (shared: do not modify)."""
         loaded, built = self._services.keyring.current, self._built
         # The clock is read only while a revocation's shortened max-age lasts.
         if (
@@ -45,7 +46,7 @@ class JwksAnswers:
             or (built.until is not None and self._clock() >= built.until)
         ):
             built = self._built = self._build(loaded)
-        if if_none_match and loaded.jwks.matches(if_none_match):
+        if if_none_match and loaded.jwks.matches(", ".join(if_none_match)):
             self._counts.not_modified += 1
             return built.not_modified
         self._counts.ok += 1
@@ -78,8 +79,7 @@ Jwks = Annotated[JwksAnswers, Depends(_jwks)]
     "/.well-known/jwks.json", summary="The public signing keys (RFC 7517)", responses=JWKS_DOCS
 )
 async def jwks(request: Request, answers: Jwks) -> Response:
-    # Every line: repeated field lines are one comma-separated list (RFC 9110 section 5.3).
-    return answers.answer(", ".join(request.headers.getlist("if-none-match")) or None)
+    return answers.answer(request.headers.getlist("if-none-match"))
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")

@@ -30,11 +30,10 @@ async def healthz(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def jwks(scope: Scope, receive: Receive, send: Send) -> None:
     answers: JwksAnswers = scope["state"]["jwks"]
-    # Every line, as the route reads them (RFC 9110 section 5.3: repeated lines are one list).
     lines = [
         value.decode("latin-1") for name, value in scope["headers"] if name == b"if-none-match"
     ]
-    await answers.answer(", ".join(lines) or None)(scope, receive, send)
+    await answers.answer(lines)(scope, receive, send)
 
 
 def token(on_error: ErrorHandler) -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -247,7 +247,7 @@ def _page_form(
         schema["required"] = required
     return {
         "requestBody": {
-            "required": True,
+            "required": bool(required),  # a sign-out request may carry nothing
             "content": {"application/x-www-form-urlencoded": {"schema": schema}},
         }
     }

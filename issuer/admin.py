@@ -239,16 +239,23 @@ def write_out(lines: list[str]) -> OSError | None:
     return None
 
 
-def report(lines: list[str]) -> None:
-    """Print what a script did, which is done by now: a report standard output cannot take (a
-    full disk, a closed pipe) is one line on stderr, not a traceback and a failure."""
+def report(lines: list[str], done: bool = True) -> int:
+    """Print what a script did, which is done by now, and the exit status: a report standard
+    output cannot take (a full disk, a closed pipe) is one line on stderr, not a traceback;
+    the run still succeeded. A plan (`done=False`: a dry run) is only its output, so one that
+    cannot be written is a failure, exit 1."""
     failed = write_out(lines)
-    if failed is not None and sys.stdout is not None:  # closed from the start: no report asked
-        print(
-            f"warning: standard output could not be written ({failed.strerror or failed}); "
-            "what this run did stands",
-            file=sys.stderr,
-        )
+    if failed is None or sys.stdout is None:  # closed from the start: no report asked
+        return 0
+    reason = failed.strerror or failed
+    if not done:
+        print(f"error: standard output could not be written ({reason})", file=sys.stderr)
+        return 1
+    print(
+        f"warning: standard output could not be written ({reason}); what this run did stands",
+        file=sys.stderr,
+    )
+    return 0
 
 
 class NoPassword(Exception):

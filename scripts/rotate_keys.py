@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.encrypt:
                 if args.dry_run:
                     plain = store.plan_encryption()
-                    print(f"would encrypt (dry run): {', '.join(plain) or 'nothing'}")
-                    return 0
+                    return report(
+                        [f"would encrypt (dry run): {', '.join(plain) or 'nothing'}"], done=False
+                    )
                 encrypted = store.encrypt()
                 if encrypted:
                     report([f"encrypted: {', '.join(encrypted)}"])
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             ". Users "
             "holding such tokens must log in again."
         )
-    report(lines)
+    status = report(lines, done=not args.dry_run)
     if step.unloadable:
         print(
             f"error: the private key of {', '.join(step.unloadable)} is missing too: until "
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return status
 
 
 def _kid(value: str) -> str:

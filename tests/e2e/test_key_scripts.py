@@ -539,6 +539,23 @@ def test_a_change_whose_report_cannot_be_written_stands_and_says_so_in_one_line(
     assert _stood(what, tmp_path, env)
 
 
+@pytest.mark.parametrize("args", [("--dry-run", "--force"), ("--encrypt", "--dry-run")])
+def test_a_dry_run_whose_plan_cannot_be_written_fails_in_one_line(tmp_path: Path, args):
+    # The review: a dry run is only its output; into a full disk it said "what this run did
+    # stands" and exited 0 (the --encrypt one ended in a traceback).
+    env = {"ISSUER_KEYS_DIR": str(tmp_path / "keys"), "ISSUER_KEYS_PASSPHRASE": "correct horse"}
+    plain = {"ISSUER_KEYS_DIR": env["ISSUER_KEYS_DIR"]}  # a set --encrypt has work to plan for
+    assert run_script("generate_keys.py", env=plain).returncode == 0
+    before = (tmp_path / "keys" / "manifest.json").read_text()
+    stderr = run_redirected(
+        "rotate_keys.py", ">/dev/full", *args, env=env if "--encrypt" in args else plain
+    )
+    assert stderr.splitlines()[-1] == (
+        "error: standard output could not be written (No space left on device)"
+    )
+    assert (tmp_path / "keys" / "manifest.json").read_text() == before
+
+
 @pytest.mark.parametrize(
     "args",
     [("create_user.py", "ada"), ("manage_user.py", "ada", "--set-password")],

@@ -502,15 +502,16 @@ class RemoteKeySet:
         """RFC 8414: `jwks_uri` from the issuer's metadata, else the well-known default."""
         refusal: Exception | None = None
         for url, own in self._metadata_urls():
-            status, _, body = await self._get(url, {"Accept": "application/json"})
             try:
+                status, _, body = await self._get(url, {"Accept": "application/json"})
                 if status == 200:
                     return self._jwks_url_from(body)
                 if status != 404:
                     raise FetchError(f"metadata endpoint answered {status}")
             except (FetchError, KeySetDataError) as exc:
                 # A place outside the issuer's path belongs to whatever else the host serves
-                # (a sign-in wall, an app): what it answers says nothing of the issuer.
+                # (a sign-in wall, an app): what it answers (a page too large or compressed
+                # for `_get` too) says nothing of the issuer.
                 if own:
                     refusal = refusal or exc
         if refusal is not None:

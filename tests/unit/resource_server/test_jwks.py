@@ -277,8 +277,12 @@ async def test_metadata_failing_on_the_second_look_keeps_the_location_known(
         httpx.Response(302, headers={"Location": "/sign-in"}),
         httpx.Response(200, html="<!doctype html><p>an app</p>"),
         httpx.Response(200, json={"issuer": "https://issuer.test", "jwks_uri": JWKS_URL}),
+        httpx.Response(
+            200, content=gzip.compress(b"<p>an app</p>"), headers={"Content-Encoding": "gzip"}
+        ),
+        httpx.Response(200, html="<p>an app</p>" * (1024 * 1024 // 13 + 1)),
     ],
-    ids=["forbidden", "redirect", "an-app", "another-issuer"],
+    ids=["forbidden", "redirect", "an-app", "another-issuer", "compressed", "oversized"],
 )
 async def test_what_the_host_serves_outside_the_issuers_path_does_not_stop_discovery(
     respx_mock, http, clock, rsa_private_key, root

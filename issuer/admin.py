@@ -78,6 +78,11 @@ class SignedOut:
     refresh_families: int
 
 
+class SignOutUnfinished(Exception):
+    """An account was disabled or given a new password, but its sessions, codes and refresh
+    tokens could not all be ended (the database failed between the writes)."""
+
+
 def change_user(
     settings: Settings,
     username: str,
@@ -112,11 +117,20 @@ def change_user(
             sessions, settings.refresh_token_ttl, settings.refresh_token_idle_ttl
         )
         codes = AuthorizationCodes(sessions, settings.authorization_code_ttl)
-        signed_out = SignedOut(
-            sessions=BrowserSessions(sessions, settings.session_ttl).end_all(user.id),
-            codes=codes.discard_user(user.id),
-            refresh_families=refresh_tokens.revoke_user(user.id, int(time.time())),
-        )
+        try:
+            signed_out = SignedOut(
+                sessions=BrowserSessions(sessions, settings.session_ttl).end_all(user.id),
+                codes=codes.discard_user(user.id),
+                refresh_families=refresh_tokens.revoke_user(user.id, int(time.time())),
+            )
+        except DATABASE_ERRORS as exc:
+            # The change above is committed; what it signs out is not yet. Said plainly, or
+            # an operator reading "error:" would think nothing changed and stop there.
+            changed = "disabled" if disabled else "given a new password"
+            raise SignOutUnfinished(
+                f"user {user.username!r} {changed}, but signing out everywhere did not finish "
+                f"({error_line(exc)}): run the same command again to finish it"
+            ) from exc
         return user, signed_out
 
 

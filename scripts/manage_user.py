@@ -18,6 +18,7 @@ from issuer.accounts.users import UserError
 from issuer.admin import (
     DATABASE_ERRORS,
     NoPassword,
+    SignOutUnfinished,
     change_user,
     error_line,
     read_password,
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (
         NoPassword,
+        SignOutUnfinished,
         UserError,
         PasswordPolicyError,
         *DATABASE_ERRORS,

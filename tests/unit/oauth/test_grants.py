@@ -12,10 +12,18 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from issuer.accounts.passwords import PasswordPolicyError
 from issuer.accounts.users import User, UserError, UserRepository
-from issuer.admin import SignedOut, change_client, change_user, create_client, create_user
+from issuer.admin import (
+    SignedOut,
+    SignOutUnfinished,
+    change_client,
+    change_user,
+    create_client,
+    create_user,
+)
 from issuer.app import create_app
 from issuer.builders import open_database
 from issuer.oauth.clients import Client, ClientError, ClientRepository, secret_matches
@@ -793,6 +801,37 @@ async def test_a_new_password_signs_the_user_out_and_only_it_opens_the_account(
         change_user(settings, "alice", password="short")
     with pytest.raises(UserError, match="no user 'nobody'"):
         change_user(settings, "nobody", disabled=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"disabled": True}, "disabled"),
+        ({"password": "through the looking glass"}, "given a new password"),
+    ],
+)
+async def test_a_sign_out_the_database_broke_off_says_so_and_running_it_again_finishes_it(
+    client, settings, monkeypatch, change, said
+):
+    # The audit: the new password (or the disabling) was committed, then the database failed
+    # before the sessions and refresh tokens were ended; the script said only "error: <driver
+    # message>", and the old refresh token kept working.
+    tokens = (await password_login(client)).json()
+
+    def broken(self: BrowserSessions, user_id: int) -> int:
+        raise OperationalError("DELETE FROM browser_sessions", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(BrowserSessions, "end_all", broken)
+    with pytest.raises(SignOutUnfinished) as unfinished:
+        change_user(settings, "alice", **change)
+    assert str(unfinished.value) == (
+        f"user 'alice' {said}, but signing out "
+        "everywhere did not finish (connection lost): run the same command again to finish it"
+    )
+    monkeypatch.undo()
+    _, signed_out = change_user(settings, "alice", **change)
+    assert signed_out is not None and signed_out.refresh_families == 1
+    assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
 
 
 @pytest.mark.parametrize("change", [{"disabled": True}, {"password": "through the looking glass"}])

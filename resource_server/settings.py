@@ -58,6 +58,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must not be below RS_JWKS_MIN_TTL ({minimum:g} s)")
         return value
 
+    @field_validator("jwks_stale_if_error")
+    @classmethod
+    def _a_fetched_set_is_usable(cls, value: float, info: ValidationInfo) -> float:
+        # Both 0: a key set sent with `max-age=0` (or `no-store`) expired as it arrived and
+        # could not be used even by the request that fetched it: a 503 for every request.
+        if value == 0 and info.data.get("jwks_min_ttl") == 0:
+            raise ValueError("must not be 0 when RS_JWKS_MIN_TTL is 0 (no key set would be usable)")
+        return value
+
     @field_validator("jwks_url", mode="before")
     @classmethod
     def _discovered_when_empty(cls, value: object) -> object:

@@ -149,6 +149,11 @@ def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
         # Taken and clamped: a maximum of 30 s trusted key sets for 60.
         ({"RS_JWKS_MAX_TTL": "30"}, "RS_JWKS_MAX_TTL: must not be below RS_JWKS_MIN_TTL (60 s)"),
         ({"RS_AUDIENCE": ""}, "RS_AUDIENCE: String should have at least 1 character"),
+        # The audit: taken, and an issuer answering `max-age=0` got a 503 for every request.
+        (
+            {"RS_JWKS_MIN_TTL": "0", "RS_JWKS_STALE_IF_ERROR": "0"},
+            "RS_JWKS_STALE_IF_ERROR: must not be 0 when RS_JWKS_MIN_TTL is 0",
+        ),
     ],
 )
 def test_the_resource_server_refuses_a_bad_setting_at_start(monkeypatch, capsys, env, line):

@@ -4,8 +4,8 @@ the callback URL the issuer sends the browser to (never requested itself).
 The issuer's own pages are followed and their forms submitted with the fields they carry
 (hidden ones included) and the cookies the issuer set, with the headers a browser sends for a
 form on the same site: `Sec-Fetch-Site: same-origin` and, unless told otherwise, an `Origin`
-naming the issuer. (Chromium sends `Origin: null` there, because of the pages' no-referrer
-policy, which the issuer refuses: see the xfail test in test_oidc_clients.py.)
+naming the issuer (`origin="null"` sends what a browser sends under a no-referrer policy,
+which the issuer accepts with `Sec-Fetch-Site: same-origin`: see test_oidc_clients.py).
 """
 
 import contextlib

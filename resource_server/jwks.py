@@ -374,7 +374,8 @@ class RemoteKeySet:
             return
         self.stats.fetches[reason, "ok"] += 1
         if self._failures:
-            log.info("JWKS fetch from %s recovered after %d failures", self._source, self._failures)
+            failures = f"{self._failures} failure{'s' if self._failures > 1 else ''}"
+            log.info("JWKS fetch from %s recovered after %s", self._source, failures)
         self._failures = 0
         self._retry_at = -math.inf
         self._last_fetch_failed = False

@@ -502,7 +502,8 @@ async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
     messages = [r.getMessage() for r in caplog.records if r.name == "resource_server.jwks"]
     assert sum("failed" in m for m in messages) == 1  # once per state change
     assert sum("keeping the last good key set" in m for m in messages) == 1
-    assert sum("recovered" in m for m in messages) == 1
+    [recovered] = [m for m in messages if "recovered" in m]
+    assert recovered.endswith(f"recovered after {failures} failures")
 
 
 async def test_stale_set_is_dropped_after_the_stale_limit(
@@ -1066,6 +1067,21 @@ async def test_logs_say_no_key_set_yet_rather_than_keeping_one(respx_mock, key_s
     assert len(messages) == 1
     assert "no key set yet; retrying" in messages[0]
     assert "keeping" not in messages[0]
+
+
+async def test_the_recovery_line_counts_one_failure_as_one(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, caplog
+):
+    route = respx_mock.get(JWKS_URL)
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    route.mock(return_value=httpx.Response(200, json=jwks((rsa_private_key, "k1"))))
+    clock.advance(2)  # past the first backoff step
+    with caplog.at_level(logging.INFO, logger="resource_server.jwks"):
+        assert await key_set.key("k1") is not None
+    recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert recovered == [f"JWKS fetch from {ISSUER} recovered after 1 failure"]
 
 
 async def test_logs_name_the_configured_jwks_url_they_fetch_from(respx_mock, http, clock, caplog):

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait while the database cannot be reached.
 DATABASE_RETRY_AFTER = 5
+# SQLSTATE 25006: the server takes no writes (a standby after a failover, which a pooler or a
+# DNS name may still point at for a while): passing, as an outage is, and nothing was written.
+_READ_ONLY = "25006"
 
 
 def as_oauth_error(exc: Exception) -> OAuthError:
@@ -48,7 +51,9 @@ def as_oauth_error(exc: Exception) -> OAuthError:
 def _database_unreachable(exc: Exception) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == _READ_ONLY
 
 
 def _rejection(exc: Exception, error: OAuthError) -> str | None:

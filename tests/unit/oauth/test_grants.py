@@ -728,6 +728,22 @@ async def test_a_database_that_does_not_answer_in_time_is_503_not_a_hang(postgre
     holder.dispose()
 
 
+async def test_a_database_that_takes_no_writes_is_503_not_a_server_error(postgres_url, tmp_path):
+    # The audit: a PostgreSQL server that takes no writes (a standby after a failover, which a
+    # pooler or DNS name may still point at; default_transaction_read_only) failed every grant
+    # that writes with `500 server_error` and an "unhandled error" traceback in the log.
+    settings = on_postgres(postgres_url, tmp_path)
+    read_only = postgres_url + "%20-cdefault_transaction_read_only%3Don"
+    app = create_app(settings.model_copy(update={"database_url": read_only}))
+    async with running(app, ISSUER) as client:
+        answer = await password_login(client)  # a refresh-token family is written
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "temporarily_unavailable"
+        assert int(answer.headers["retry-after"]) >= 1
+        metrics = (await client.get("/metrics")).text
+    assert 'issuer_token_requests_rejected_total{reason="database_unavailable"} 1.0' in metrics
+
+
 async def test_many_refreshes_at_once_do_not_starve_the_connection_pool(postgres_url, tmp_path):
     # The audit: each rotation held its connection and then wanted a second one for the
     # user; with the pool's 15 held so, 150 refreshes at once got 80-91 answered 503.

@@ -1,4 +1,5 @@
-"""No log line carries a bearer token, even with uvicorn's access log on."""
+"""The services' log lines as run: no bearer token, even with uvicorn's access log on, and
+the request id on every line."""
 
 import json
 
@@ -75,3 +76,22 @@ def test_access_lines_are_the_services_own_lines_with_the_request_id(
     assert [e["request_id"] for e in access if "/users/me" in e["message"]] == ["trace-42"]
     assert max(len(e["message"]) for e in access) < 400  # the 5,000-character path cut short
     assert not [line for line in lines if "pass-SECRET" in line]
+
+
+def test_an_issuer_that_cannot_start_names_the_problem_at_the_end_of_its_error_line(tmp_path):
+    # The audit: docs/configuration.md sent operators to the JSON line's `exception` field,
+    # which this line does not have: uvicorn logs the traceback the app's lifespan reported
+    # as the line's `message`.
+    where = tmp_path / "a-file" / "issuer.db"
+    (tmp_path / "a-file").touch()
+    env = {"ISSUER_KEYS_DIR": str(tmp_path / "keys"), "ISSUER_DATABASE_URL": f"sqlite:///{where}"}
+    issuer = uvicorn("issuer.app:app", free_port(), env, tmp_path / "issuer.log")
+    try:
+        assert issuer.popen.wait(30) == 3
+    finally:
+        issuer.stop()
+    events = [json.loads(line) for line in issuer.log.read_text().splitlines() if line[:1] == "{"]
+    failed = [e for e in events if e["level"] == "error" and "Traceback" in e["message"]]
+    assert len(failed) == 1 and "exception" not in failed[0]
+    cause = f"DatabaseFileError: cannot create the database {where}: Not a directory"
+    assert failed[0]["message"].rstrip().endswith(cause)

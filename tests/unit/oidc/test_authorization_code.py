@@ -1280,6 +1280,23 @@ async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, mo
         assert "unavailable" in response.text and "x-frame-options" in response.headers
 
 
+async def test_a_database_outage_at_the_browser_forms_counts_as_a_rejection(client, monkeypatch):
+    # The audit: docs/operations.md named only the OAuth endpoints and /authorize as counted;
+    # the sign-in and sign-out forms' 503 for the database count too (their own 429 and 503
+    # pages, for a rate limit or a full hashing queue, do not).
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+
+    def unreachable(*_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(BrowserSessions, "find", unreachable)
+    monkeypatch.setattr(BrowserSessions, "start", unreachable)
+    assert (await submit_login(client, page, "alice", "wonderland1")).status_code == 503
+    assert (await client.get("/logout")).status_code == 503
+    metrics = (await client.get("/metrics")).text
+    assert 'issuer_token_requests_rejected_total{reason="database_unavailable"} 2.0' in metrics
+
+
 async def test_a_browser_request_over_the_length_limit_is_refused_at_the_issuer(client):
     # The audit: the issuer echoed requests of up to 3 x 64 KiB into `Location`, which a
     # proxy must then read whole (nginx's 4 KiB default answered 502 and took a replica out).

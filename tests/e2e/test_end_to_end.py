@@ -1,13 +1,20 @@
 """The whole system as users run it: scripts, issuer and resource server as real processes."""
 
+import hashlib
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt as pyjwt
 import pytest
 
+from resource_server.base64url import b64url_encode
 from servicekit.processes import run_script
+from tests.e2e.sign_in import sign_in_like_a_browser
 from tests.e2e.stack import Stack, running_stack
 from tests.support import sign_jwt
 
@@ -119,19 +126,67 @@ def test_rfc6750_answers_from_the_running_resource_server(
     assert response.json() == body
 
 
-def test_pyjwt_verifies_our_tokens_through_the_live_jwks(stack):
-    token = stack.token()
-    client = pyjwt.PyJWKClient(f"{stack.issuer_url}/.well-known/jwks.json")
-    signing_key = client.get_signing_key_from_jwt(token)
-    claims = pyjwt.decode(
-        token,
-        signing_key.key,
-        algorithms=["RS256"],
-        audience="api",
-        issuer=stack.issuer_url,
-        options={"require": ["exp", "iat", "sub", "jti"]},
+def documented_pyjwt_check(stack: Stack) -> Callable[[str], dict[str, Any]]:
+    """docs/verifier.md's PyJWT sample, as written there, for this stack's issuer."""
+    page = (Path(__file__).parents[2] / "docs" / "verifier.md").read_text()
+    sample = page.split("Python (PyJWT)", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code = compile(sample.replace("http://127.0.0.1:8000", stack.issuer_url), "sample", "exec")
+
+    def check(token: str) -> dict[str, Any]:
+        namespace: dict[str, Any] = {"token": token}
+        exec(code, namespace)
+        claims: dict[str, Any] = namespace["claims"]
+        return claims
+
+    return check
+
+
+def an_id_token_for_a_client_named_api(stack: Stack) -> str:
+    """A real ID token of alice's, for a client whose id is the API's audience, `api` (a
+    resource server registered as a client of its own, say): its `aud` is then `api` too."""
+    callback = "http://127.0.0.1/callback"
+    registered = run_script(
+        "create_client.py", "api", "--public", "--scope", "openid",
+        "--redirect-uri", callback, env=stack.env,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    verifier = secrets.token_urlsafe(32)
+    challenge = b64url_encode(hashlib.sha256(verifier.encode()).digest())
+    request = {
+        "response_type": "code", "client_id": "api", "redirect_uri": callback, "scope": "openid",
+        "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
+    }  # fmt: skip
+    back = sign_in_like_a_browser(f"{stack.issuer_url}/authorize?{urlencode(request)}")
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    exchange = {"code": code, "code_verifier": verifier, "client_id": "api"}
+    response = httpx.post(
+        f"{stack.issuer_url}/token",
+        data={"grant_type": "authorization_code", "redirect_uri": callback, **exchange},
     )
+    assert response.status_code == 200, response.text
+    return str(response.json()["id_token"])
+
+
+def test_the_documented_pyjwt_check_verifies_our_access_tokens(stack):
+    claims = documented_pyjwt_check(stack)(stack.token())
     assert claims["preferred_username"] == "alice"
+
+
+def test_the_documented_pyjwt_check_refuses_an_id_token(stack):
+    # RFC 9068 section 4 (RFC 8725 section 3.11): an ID token, signed with the same keys, is no
+    # access token. The sample checked neither `typ` nor the claims only access tokens carry,
+    # and so took this one (aud "api", our iss and signature) as an access token of alice's.
+    id_token = an_id_token_for_a_client_named_api(stack)
+    assert pyjwt.decode(id_token, options={"verify_signature": False})["aud"] == "api"
+    with pytest.raises(pyjwt.InvalidTokenError):
+        documented_pyjwt_check(stack)(id_token)
+    assert stack.users_me(id_token).status_code == 401  # as our own verifier answers
+    # The `typ` check alone: every claim of an access token, signed by us, but typ JWT.
+    kid, key = stack.active_private_key()
+    claims = pyjwt.decode(stack.token(), options={"verify_signature": False})
+    untyped = sign_jwt(key, {"alg": "RS256", "typ": "JWT", "kid": kid}, claims)
+    with pytest.raises(pyjwt.InvalidTokenError, match="typ"):
+        documented_pyjwt_check(stack)(untyped)
 
 
 def test_scripts_rotate_keys_without_restart_and_old_tokens_keep_working(stack):

@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import textwrap
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -18,6 +20,7 @@ from resource_server import (
     BearerClaims,
     CachePolicy,
     Claims,
+    InvalidToken,
     Verifier,
     bearer_lifespan,
     deps,
@@ -195,6 +198,39 @@ def test_the_librarys_lifespan_runs_again_on_a_new_event_loop(
         json={"keys": [public_jwk(rsa_private_key, "k1"), public_jwk(other_private_key, "k2")]}
     )
     assert asyncio.run(call(second)) == 200
+
+
+def documented_use_without_fastapi() -> str:
+    """docs/verifier.md's sample for verifying without FastAPI, as written there."""
+    page = (Path(__file__).parents[3] / "docs" / "verifier.md").read_text()
+    return page.split("Without FastAPI", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_documented_use_without_fastapi_drops_a_key_the_issuer_removed(
+    issuer_routes, rsa_private_key, other_private_key
+):
+    # The library audit: the docs said only `await verifier.verify(token)`. Done so, nothing
+    # revalidated the keys, and a token whose key the issuer removed (a compromise) kept
+    # verifying from the cache until it expired, not within the revalidation interval.
+    policy = CachePolicy(revalidate=0.1, fetch_gap=0)
+    verifier = Verifier.for_issuer(ISSUER, "api", policy=policy)
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    sample = textwrap.indent(documented_use_without_fastapi(), "    ")
+    namespace: dict[str, Any] = {}
+    exec(
+        compile(f"async def use(verifier, token):\n{sample}    return claims\n", "docs", "exec"),
+        namespace,
+    )
+
+    assert (await namespace["use"](verifier, token)).sub == "7"
+    assert verifier.key_set.status().usable
+    # As the sample does, for longer: the issuer drops the key meanwhile.
+    async with verifier.key_set:
+        await verifier.verify(token)
+        issuer_routes.respond(json={"keys": [public_jwk(other_private_key, "k2")]})
+        await asyncio.sleep(0.5)  # the keeper revalidates, with no request at all
+        with pytest.raises(InvalidToken):
+            await verifier.verify(token)
 
 
 @pytest.fixture(params=["resource-server", "third-party"])

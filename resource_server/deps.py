@@ -178,12 +178,20 @@ async def asgi_bearer_claims(scope: Scope, receive: Receive) -> Claims:
     return await _claims(scope, lambda: Request(scope, receive))
 
 
+_NO_VERIFIER = (
+    "BearerClaims found no verifier: the app's lifespan did not run, or is not "
+    "bearer_lifespan(verifier) or one yielding {'verifier': verifier} (in tests: "
+    "`with TestClient(app) as client`; a mounted app's own lifespan does not run)"
+)
+
+
 async def _claims(scope: Scope, request: Callable[[], Request]) -> Claims:
     state = scope.get("state")
     # `request.state.verifier`, read from the dict it wraps (no State object per request).
-    verifier: Verifier = (
-        state["verifier"] if state and "verifier" in state else request().state.verifier
-    )
+    verifier: Verifier | None = state.get("verifier") if state else None
+    if verifier is None:
+        # A setup mistake, not a bad request: named where its 500's traceback is read.
+        raise RuntimeError(_NO_VERIFIER)
     try:
         if _is_form(scope):
             await refuse_token_in_body(request())

@@ -170,6 +170,17 @@ def third_party_app() -> FastAPI:
     return app
 
 
+async def test_a_route_whose_lifespan_did_not_run_says_so(rsa_private_key):
+    # The audit: a test client outside `with`, or a mounted app (whose lifespan never runs),
+    # failed with "AttributeError: 'State' object has no attribute 'verifier'".
+    app = third_party_app()
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rs.test") as client:
+        with pytest.raises(RuntimeError, match="found no verifier: the app's lifespan did not"):
+            await client.get("/orders", headers={"Authorization": f"Bearer {token}"})
+
+
 def test_the_librarys_lifespan_runs_again_on_a_new_event_loop(
     issuer_routes, rsa_private_key, other_private_key
 ):

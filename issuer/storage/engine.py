@@ -4,6 +4,7 @@ import contextlib
 import logging
 import math
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -75,7 +76,9 @@ def make_engine(url: str, timeout: float | None = None, *, bound_statements: boo
             connect_args=_postgres_timeouts(url, timeout, bound_statements),
         )
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        url,
+        connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT},
+        hide_parameters=True,
     )
     _create_private(engine.url.database)
 
@@ -85,7 +88,7 @@ def make_engine(url: str, timeout: float | None = None, *, bound_statements: boo
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL lets readers (logins) run while a script writes a user.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -102,6 +105,24 @@ def make_engine(url: str, timeout: float | None = None, *, bound_statements: boo
 
 
 _IMMEDIATE = "issuer_begin_immediate"
+# How long a statement waits for another connection's lock on a SQLite database, seconds.
+_SQLITE_BUSY_TIMEOUT = 30
+
+
+def _enter_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting as any statement waits for a lock. Turning a new
+    database to WAL needs it alone, and SQLite answers "database is locked" at once, past its
+    busy timeout, while another connection writes or turns it (processes starting together
+    on a fresh database: one of them failed)."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@ PostgreSQL are bounded."""
 import logging
 import os
 import socket
+import sqlite3
 import stat
+import threading
 import time
 
 import pytest
@@ -89,6 +91,26 @@ def test_a_database_path_naming_a_directory_says_so(tmp_path):
     # directory's mode let others read "the database".
     with pytest.raises(DatabaseFileError, match=f"^cannot use the database {tmp_path}: it is a"):
         make_engine(f"sqlite:///{tmp_path}")
+
+
+def test_a_connection_waits_while_another_writes_a_database_not_yet_in_wal_mode(tmp_path):
+    # CI: processes preparing a fresh database at once; one failed with "database is locked"
+    # at once, its busy timeout unused: SQLite answers so to a connection turning the database
+    # to WAL while another holds its write lock.
+    path = tmp_path / "issuer.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.3, writer.execute, ["COMMIT"]).start()
+    engine = make_engine(f"sqlite:///{path}")
+    started = time.monotonic()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("SELECT x FROM t").scalars().all() == [1]
+    assert time.monotonic() - started >= 0.2  # it waited for the commit
+    engine.dispose()
+    writer.close()
 
 
 def test_a_postgres_server_that_never_answers_is_an_error_within_the_timeout(postgres_url):

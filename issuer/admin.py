@@ -276,6 +276,12 @@ class NoPassword(Exception):
     """No password could be read: no terminal to prompt on, end of input or an interrupt."""
 
 
+def _end_prompt_line() -> None:
+    # The prompt left the cursor after "Password: "; the error line starts a line of its own.
+    if sys.stderr is not None and sys.stderr.isatty():
+        print(file=sys.stderr)
+
+
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         if sys.stdin is None:  # started with standard input closed (<&-)
@@ -298,8 +304,10 @@ def read_password(from_stdin: bool) -> str:
             "--password-stdin"
         ) from None
     except EOFError:
+        _end_prompt_line()
         raise NoPassword("no password given (end of input)") from None
     except KeyboardInterrupt:
+        _end_prompt_line()
         raise NoPassword("interrupted; nothing changed") from None
     if repeated != password:
         raise PasswordPolicyError("the passwords do not match")

@@ -615,8 +615,11 @@ def test_create_user_given_no_password_at_the_prompt_says_so_in_one_line(
 ):
     # The audit: EOF or Ctrl-C at the prompt ended in a traceback.
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
-    lines = [line for line in prompted(env, answer).splitlines() if line.strip()]
+    after_prompt = prompted(env, answer)
+    lines = [line for line in after_prompt.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    # On a line of its own, not after "Password: " (the newcomer's audit).
+    assert after_prompt.lstrip("^C").startswith(("\n", "\r\n")), after_prompt
 
 
 @pytest.mark.parametrize(

@@ -159,6 +159,11 @@ class KeySetStore(ABC):
         """The published keys, ready to sign and serve; `KeySetError` if unusable."""
         snapshot = self._read(with_pems=True)
         manifest = snapshot.manifest
+        # A lost private part first: it is found without the passphrase, which a status
+        # check need not hold (it would stop at the first encrypted key).
+        for record in manifest.published:
+            if record.kid not in snapshot.pems:
+                self._decode(record.kid, None)
         keys = [(r.kid, self._decode(r.kid, snapshot.pems.get(r.kid))) for r in manifest.published]
         active = manifest.active.kid
         return LoadedKeys(

@@ -228,6 +228,20 @@ def test_status_of_an_encrypted_set_needs_no_passphrase(env):
     assert run_script("rotate_keys.py", "--status", env=encrypted).stderr == ""
 
 
+def test_status_without_the_passphrase_still_names_a_lost_key_file(env):
+    # The audit: with the first key encrypted, --status without the passphrase stopped at it
+    # ("were not opened", exit 0) and never looked for the next key's file, which was lost.
+    encrypted = {**env, "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple"}
+    assert run_script("generate_keys.py", env=encrypted).returncode == 0
+    upcoming = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "next")
+    pem = Path(env["ISSUER_KEYS_DIR"]) / f"{upcoming}.pem"
+    pem.unlink()
+    status = run_script("rotate_keys.py", "--status", env=env)
+    assert status.returncode == 1
+    [line] = status.stderr.splitlines()
+    assert line.startswith("error: ") and str(pem) in line
+
+
 def test_a_rotation_of_database_keys_with_a_wrong_passphrase_is_refused(tmp_path: Path):
     env = {
         "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",

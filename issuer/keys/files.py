@@ -75,6 +75,7 @@ class FileKeyStore(KeySetStore):
             # No directory: a failed change leaves nothing behind (generate_keys.py makes it).
             raise self._no_key_set() from None
         try:
+            _give_to_owner(fd, self._owner())
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -133,10 +134,19 @@ class FileKeyStore(KeySetStore):
         )
 
     def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
+        owner = self._owner()
         for kid, pem in new_pems.items():
-            write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600)
-        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644)
+            write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600, owner=owner)
+        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644, owner=owner)
         self._delete_unneeded_files(manifest)
+
+    def _owner(self) -> tuple[int, int] | None:
+        """Whom the files root writes here must belong to: the directory's owner (the issuer's
+        user), who could not read a key of root's, mode 0600, nor open root's `.lock`."""
+        if os.geteuid() != 0:
+            return None
+        found = os.stat(self.directory)
+        return found.st_uid, found.st_gid
 
     def _delete_unneeded_files(self, manifest: KeyManifest) -> None:
         """Private keys of retired keys and temporary files of crashed writes: only files this
@@ -159,10 +169,11 @@ def _delete(path: Path) -> None:
         log.warning("could not delete %s after a key-set change: %s", path, exc.strerror or exc)
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Write `data` so that `path` holds either its old or its new content, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _give_to_owner(fd, owner)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -174,6 +185,11 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+
+
+def _give_to_owner(fd: int, owner: tuple[int, int] | None) -> None:
+    if owner is not None:
+        os.fchown(fd, *owner)
 
 
 def _fsync_directory(directory: Path) -> None:

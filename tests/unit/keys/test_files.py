@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from issuer.keys import files as keystore_module
-from issuer.keys.files import FileKeyStore, write_atomic
+from issuer.keys.files import MANIFEST, FileKeyStore, write_atomic
 from issuer.keys.model import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import KeyFactory
@@ -507,6 +507,20 @@ def test_a_keys_directory_another_user_owns_is_refused_unless_root_reads_it(stor
         store.load()
     os.chown(store.directory, 0, -1)
     assert store.load().signing_kid == manifest.active.kid  # root's: allowed
+
+
+def test_what_root_writes_into_another_users_keys_directory_stays_that_users(store):
+    # The audit: root may run the scripts on the service user's directory, but the new key,
+    # manifest and .lock it wrote were root's (mode 0600): the issuer could not read the new
+    # key (its restart failed) and the service user's next rotation could not open the lock.
+    store.generate()
+    for path in (store.directory, *store.directory.iterdir()):
+        os.chown(path, 4242, 4343)
+    (store.directory / ".lock").unlink()
+    step = store.rotate(POLICY, force=True)
+    owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in store.directory.iterdir()}
+    assert {f"{step.new_kid}.pem", MANIFEST, ".lock"} <= owners.keys()
+    assert set(owners.values()) == {(4242, 4343)}
 
 
 def test_no_key_set_is_generated_into_a_directory_every_user_may_write(store):

@@ -1,6 +1,7 @@
 """The compose deployment stays valid, takes its secrets from .env, and runs our commands."""
 
 import ipaddress
+import itertools
 import json
 import re
 import shutil
@@ -177,6 +178,20 @@ def test_image_runs_as_a_non_root_user():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "\nUSER app" in dockerfile
     assert "FROM python:3.11-slim" in dockerfile
+
+
+@needs_compose
+def test_postgres_is_healthy_only_once_it_takes_the_connections_migrate_makes(project):
+    """On its first start the postgres image runs a temporary server on its Unix socket alone
+    (initdb, then POSTGRES_DB), stops it and starts the real one: `pg_isready` over the socket
+    passes in between, and `migrate`, connecting over TCP, is refused and fails for good."""
+    shutil.copy(project / ".env.example", project / ".env")
+    config = yaml.safe_load(compose_config(project).stdout)
+    probe = config["services"]["postgres"]["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "pg_isready"]
+    hosts = [value for flag, value in itertools.pairwise(probe) if flag in ("-h", "--host")]
+    hosts += [arg.split("=", 1)[1] for arg in probe if arg.startswith("--host=")]
+    assert hosts == ["127.0.0.1"]
 
 
 @needs_compose

@@ -12,6 +12,7 @@ keep other files there.
 """
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -69,13 +70,26 @@ class FileKeyStore(KeySetStore):
         if create:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._refuse_unsafe_directory()
+        lock = self.directory / ".lock"
         try:
-            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            # Not followed: the directory's owner could point `.lock` at any file, which
+            # root would then open and give to them.
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except FileNotFoundError:
             # No directory: a failed change leaves nothing behind (generate_keys.py makes it).
             raise self._no_key_set() from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise KeySetError(f"{lock} is a symbolic link; remove it") from None
         try:
-            _give_to_owner(fd, self._owner())
+            owner = self._owner()
+            if owner is not None:
+                found = os.fstat(fd)
+                if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1:
+                    # A hard link to another file (root's /etc/shadow): not given away.
+                    raise KeySetError(f"{lock} is not a file of this directory's own; remove it")
+            _give_to_owner(fd, owner)
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:

@@ -551,6 +551,24 @@ def test_what_root_writes_into_another_users_keys_directory_stays_that_users(sto
     assert set(owners.values()) == {(4242, 4343)}
 
 
+@pytest.mark.parametrize("link", [os.symlink, os.link], ids=["symbolic", "hard"])
+def test_root_gives_the_directorys_owner_no_file_its_lock_links_to(store, tmp_path, link):
+    # The review: root gave `.lock` to the directory's owner, following a link the owner put
+    # there: `.lock` naming /etc/shadow handed it to the issuer's user.
+    store.generate()
+    for path in (store.directory, *store.directory.iterdir()):
+        os.chown(path, 4242, 4343)
+    victim = tmp_path / "shadow"
+    victim.write_bytes(b"root's")
+    (store.directory / ".lock").unlink()
+    link(victim, store.directory / ".lock")
+    before = directory_contents(store)
+    with pytest.raises(KeySetError, match=r"\.lock is "):
+        store.rotate(POLICY, force=True)
+    assert (victim.stat().st_uid, victim.stat().st_gid) == (0, 0)
+    assert directory_contents(store) == before
+
+
 def test_no_key_set_is_generated_into_a_directory_every_user_may_write(store):
     store.directory.mkdir(mode=0o700)
     store.directory.chmod(0o777)

@@ -29,6 +29,12 @@ from resource_server.base64url import b64url_encode
 _KEY_SET_TEMPLATE: list[Path] = []
 
 
+def documented_python(page: str, after: str) -> str:
+    """The first Python sample in `docs/<page>` after the words `after`, as written there."""
+    text = (Path(__file__).parents[1] / "docs" / page).read_text()
+    return text.split(after, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
 def fresh_key_set(directory: Path) -> Path:
     """A key set (an active and a next key) in `directory`, copied from one generated once
     per session: RSA key generation would otherwise dominate the suite's time."""

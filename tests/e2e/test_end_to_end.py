@@ -4,7 +4,6 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -16,7 +15,7 @@ from resource_server.base64url import b64url_encode
 from servicekit.processes import run_script
 from tests.e2e.sign_in import sign_in_like_a_browser
 from tests.e2e.stack import Stack, running_stack
-from tests.support import sign_jwt
+from tests.support import documented_python, sign_jwt
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +127,7 @@ def test_rfc6750_answers_from_the_running_resource_server(
 
 def documented_pyjwt_check(stack: Stack) -> Callable[[str], dict[str, Any]]:
     """docs/verifier.md's PyJWT sample, as written there, for this stack's issuer."""
-    page = (Path(__file__).parents[2] / "docs" / "verifier.md").read_text()
-    sample = page.split("Python (PyJWT)", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    sample = documented_python("verifier.md", "Python (PyJWT)")
     code = compile(sample.replace("http://127.0.0.1:8000", stack.issuer_url), "sample", "exec")
 
     def check(token: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ import json
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -33,6 +32,7 @@ from resource_server.settings import Settings
 from tests.support import (
     FakeClock,
     b64url,
+    documented_python,
     http_scope,
     public_jwk,
     running,
@@ -211,12 +211,6 @@ def test_the_librarys_lifespan_runs_again_on_a_new_event_loop(
     assert asyncio.run(call(second)) == 200
 
 
-def documented_use_without_fastapi() -> str:
-    """docs/verifier.md's sample for verifying without FastAPI, as written there."""
-    page = (Path(__file__).parents[3] / "docs" / "verifier.md").read_text()
-    return page.split("Without FastAPI", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-
-
 async def test_the_documented_use_without_fastapi_drops_a_key_the_issuer_removed(
     issuer_routes, rsa_private_key, other_private_key
 ):
@@ -226,7 +220,7 @@ async def test_the_documented_use_without_fastapi_drops_a_key_the_issuer_removed
     policy = CachePolicy(revalidate=0.1, fetch_gap=0)
     verifier = Verifier.for_issuer(ISSUER, "api", policy=policy)
     token = make_token(rsa_private_key, FakeClock(time.time()))
-    sample = textwrap.indent(documented_use_without_fastapi(), "    ")
+    sample = textwrap.indent(documented_python("verifier.md", "Without FastAPI"), "    ")
     namespace: dict[str, Any] = {}
     exec(
         compile(f"async def use(verifier, token):\n{sample}    return claims\n", "docs", "exec"),

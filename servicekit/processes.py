@@ -6,6 +6,7 @@ The scripts are found beside the packages (a source checkout or editable install
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,10 +22,23 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Below the kernels' ephemeral ranges (Linux 32768-60999, BSDs 49152-65535): a port that
+# bind(0) hands out comes from that range, and any outgoing connection may take it as its
+# source port before the server started on it binds it ("address already in use").
+_LISTENING_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, outside the ephemeral range."""
+    for _ in range(100):
+        port = random.choice(_LISTENING_PORTS)  # noqa: S311 (a port, not a secret)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {_LISTENING_PORTS} after 100 tries")
 
 
 def run_script(

@@ -611,6 +611,12 @@ async def test_audit_lines_name_the_account_never_the_text_sent(tmp_path, caplog
     assert "login succeeded username='alice' ip=192.0.2.44 client_id=public" in audit
     assert "login failed username='alice' ip=192.0.2.44" in audit
     failed = [m for m in audit if m.startswith("login failed")]
+    # Each failure has its line: a name no account has is told by its length alone.
+    assert failed == [
+        "login failed username='alice' ip=192.0.2.44",
+        f"login failed username='<no such name, {len(forged)} characters>' ip=192.0.2.44",
+        "login failed username='<no such name, 600 characters>' ip=192.0.2.44",
+    ], failed
     assert all(m.count("ip=") == 1 and len(m) < 200 for m in failed), failed
     assert not [m for m in audit if "6.6.6.6" in m or "y" * 100 in m]
 

@@ -47,6 +47,7 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example:0443/cb",
         "https://user:pw@app.example/cb",
         "https://app.example/caf\u00e9",
+        "https://app.example/" + "a" * 2000,  # longer than MAX_LENGTH
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):
@@ -64,6 +65,10 @@ def test_matching_is_exact_except_for_loopback_ports():
         "https://app.example:443/cb",
         "http://127.0.0.1/callback/x",
         "http://127.0.0.2/callback",
+        # On any port, a loopback URI is still matched whole but for its port.
+        "http://127.0.0.1:51004/callback?x=1",
+        "http://127.0.0.1:51004/callback#x",
+        "http://127.0.0.1:51004/call\tback",  # urlsplit drops the tab; the redirect would not
     ):
         assert not matches(near_miss, registered), near_miss
     assert matches("http://127.0.0.1:51004/callback", registered)

@@ -96,4 +96,10 @@ def test_pkce_s256_round_trip_and_refusals():
     assert valid_challenge(challenge) and verifies(verifier, challenge)
     assert not verifies(verifier[:-1] + "x", challenge)
     assert not verifies("short", challenge)
+    # RFC 7636 4.1: 43 to 128 characters, even one its own challenge was made from.
+    for out_of_range in ("x" * 42, "x" * 129, "short"):
+        assert not verifies(out_of_range, challenge_of(out_of_range)), len(out_of_range)
+    assert verifies("x" * 43, challenge_of("x" * 43)) and verifies(
+        "x" * 128, challenge_of("x" * 128)
+    )
     assert not valid_challenge("x" * 42) and not valid_challenge("=" * 43)

@@ -3,6 +3,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
@@ -84,3 +85,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def bcrypt_costs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The cost of every bcrypt run from here on, as passlib hands it to the bcrypt library."""
+    costs: list[int] = []
+    hashpw = bcrypt.hashpw
+
+    def spy(password: bytes, config: bytes) -> bytes:
+        hashed = hashpw(password, config)
+        costs.append(int(config.split(b"$")[2]))  # after it: a refused input did no work
+        return hashed
+
+    monkeypatch.setattr(bcrypt, "hashpw", spy)
+    return costs

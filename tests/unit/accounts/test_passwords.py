@@ -1,6 +1,5 @@
 """Password hashing: verification, equal work for unknown users, policy, upgrades."""
 
-import bcrypt
 import pytest
 
 from issuer.accounts import passwords as passwords_module
@@ -52,21 +51,6 @@ def test_outdated_cost_is_upgraded_on_successful_login():
     assert new.verify("correct horse", result.new_hash).new_hash is None
     old.close()
     new.close()
-
-
-@pytest.fixture
-def bcrypt_costs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The cost of every bcrypt run from here on, as passlib hands it to the bcrypt library."""
-    costs: list[int] = []
-    hashpw = bcrypt.hashpw
-
-    def spy(password: bytes, config: bytes) -> bytes:
-        hashed = hashpw(password, config)
-        costs.append(int(config.split(b"$")[2]))  # after it: a refused input did no work
-        return hashed
-
-    monkeypatch.setattr(bcrypt, "hashpw", spy)
-    return costs
 
 
 def test_a_hash_below_the_current_cost_is_no_cheaper_to_check_than_an_unknown_user(

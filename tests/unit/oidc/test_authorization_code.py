@@ -1259,16 +1259,23 @@ async def test_a_page_form_it_will_not_read_keeps_its_status(client, path):
     assert gzipped.status_code == 415 and "cannot be completed" in gzipped.text
 
 
-async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, monkeypatch):
-    # The audit: with the database down, /authorize and /login showed a browser the token
-    # endpoint's JSON.
-    page = await client.get(authorize_url("spa", SPA, Pkce()))
+def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Browser sessions, which every sign-in page reads or writes, fail as if the database
+    were unreachable."""
 
     def unreachable(*_: object) -> None:
         raise OperationalError("SELECT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(BrowserSessions, "find", unreachable)
     monkeypatch.setattr(BrowserSessions, "start", unreachable)
+
+
+async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, monkeypatch):
+    # The audit: with the database down, /authorize and /login showed a browser the token
+    # endpoint's JSON.
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+
+    database_down(monkeypatch)
     for response in (
         await client.get(authorize_url("spa", SPA, Pkce())),
         await submit_login(client, page, "alice", "wonderland1"),
@@ -1286,11 +1293,7 @@ async def test_a_database_outage_at_the_browser_forms_counts_as_a_rejection(clie
     # pages, for a rate limit or a full hashing queue, do not).
     page = await client.get(authorize_url("spa", SPA, Pkce()))
 
-    def unreachable(*_: object) -> None:
-        raise OperationalError("SELECT", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(BrowserSessions, "find", unreachable)
-    monkeypatch.setattr(BrowserSessions, "start", unreachable)
+    database_down(monkeypatch)
     assert (await submit_login(client, page, "alice", "wonderland1")).status_code == 503
     assert (await client.get("/logout")).status_code == 503
     metrics = (await client.get("/metrics")).text

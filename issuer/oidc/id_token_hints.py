@@ -7,10 +7,12 @@ Read the same way at `/authorize` (is the signed-in user the one the app expects
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from issuer.keys.model import KeyState
 from issuer.keys.ring import KeyRing
 from issuer.oauth.tokens import ALGORITHM, ID_TOKEN_TYPE
 from resource_server.base64url import b64url_decode
@@ -21,7 +23,8 @@ _REGISTRY = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 @dataclass(frozen=True)
 class IdTokenHint:
-    """What a valid hint says: the client it was issued to (`aud`) and its user (`sub`)."""
+    """What a hint says: the client it was issued to (`aud`) and its user (`sub`, None when
+    the hint cannot be checked)."""
 
     client_id: str
     subject: str | None
@@ -35,27 +38,60 @@ class IdTokenHints:
     def read(self, id_token_hint: str | None) -> IdTokenHint | None:
         """The hint if it is an ID token of ours (signed by a key of the current set, `typ`
         JWT, our `iss`); None for anything else."""
-        if not id_token_hint:
+        if not id_token_hint or (parts := self._parts(id_token_hint)) is None:
             return None
-        payload = self._verified_payload(id_token_hint)
-        if payload is None or payload.get("iss") != self._issuer:
+        key = self._keyring.current.public_keys.get(parts[0])
+        if key is None:
+            return None
+        try:
+            payload = json.loads(
+                jws.deserialize_compact(id_token_hint, key, registry=_REGISTRY).payload or b""
+            )
+        except (JoseError, ValueError, TypeError, AttributeError, RecursionError):
+            return None
+        return self._hint(payload, checked=True)
+
+    def read_for_logout(self, id_token_hint: str | None) -> IdTokenHint | None:
+        """As `read`, and also an ID token of ours whose signing key has since retired (an
+        app's session easily outlives the key: retiring keys stay published about half an
+        hour). Its signature can no longer be checked, so it names no user (`subject` None:
+        the user is asked before the session ends); only its client, which chooses among
+        that client's registered `post_logout_redirect_uri`s, where anyone may send a
+        browser anyway. A key revoked as compromised names nothing."""
+        hint = self.read(id_token_hint)
+        if hint is not None or not id_token_hint:
+            return hint
+        parts = self._parts(id_token_hint)
+        if parts is None:
+            return None
+        kid, payload = parts
+        record = self._keyring.current.manifest.get(kid)
+        if record is None or record.state is not KeyState.RETIRED or record.revoked:
+            return None
+        return self._hint(payload, checked=False)
+
+    def _hint(self, payload: Any, checked: bool) -> IdTokenHint | None:
+        if not isinstance(payload, dict) or payload.get("iss") != self._issuer:
             return None
         audience, subject = payload.get("aud"), payload.get("sub")
         if not isinstance(audience, str):
             return None
-        return IdTokenHint(audience, subject if isinstance(subject, str) else None)
+        return IdTokenHint(audience, subject if checked and isinstance(subject, str) else None)
 
-    def _verified_payload(self, token: str) -> dict[str, object] | None:
+    @staticmethod
+    def _parts(token: str) -> tuple[str, Any] | None:
+        """The `kid` and payload of a JWS that may be one of our ID tokens (`typ` JWT), as
+        they read, signature unchecked; None for anything else."""
         if len(token) > MAX_HINT_BYTES or token.count(".") != 2:
             return None
+        header_part, payload_part, _ = token.split(".")
         try:
-            header = json.loads(b64url_decode(token.split(".", 1)[0]))
-            key = self._keyring.current.public_keys.get(header.get("kid", ""))
-            if key is None or header.get("typ") != ID_TOKEN_TYPE:
+            header = json.loads(b64url_decode(header_part))
+            if not isinstance(header, dict) or header.get("typ") != ID_TOKEN_TYPE:
                 return None
-            payload = json.loads(
-                jws.deserialize_compact(token, key, registry=_REGISTRY).payload or b""
-            )
-        except (JoseError, ValueError, TypeError, AttributeError, RecursionError):
+            kid = header.get("kid")
+            if not isinstance(kid, str):
+                return None
+            return kid, json.loads(b64url_decode(payload_part))
+        except (ValueError, TypeError, RecursionError):
             return None
-        return payload if isinstance(payload, dict) else None

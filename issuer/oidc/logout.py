@@ -2,11 +2,12 @@
 may end at once, and where to send the browser after it ended.
 
 The `id_token_hint` names the client (its `aud`) and the user (its `sub`); it must be an ID
-token this issuer signed, though it may have expired. A `post_logout_redirect_uri` is followed
-only when it is registered for that client, exactly, and the client is not disabled;
-otherwise the issuer shows its own signed-out page. Section 2 requires asking the user when
-the hint is missing or names someone else: another site could otherwise sign the user out by
-sending the browser here.
+token this issuer signed, though it may have expired (one whose signing key has retired since
+cannot be checked any more: it names its client, for the redirect, but no user). A
+`post_logout_redirect_uri` is followed only when it is registered for that client, exactly,
+and the client is not disabled; otherwise the issuer shows its own signed-out page.
+Section 2 requires asking the user when the hint is missing or names someone else: another
+site could otherwise sign the user out by sending the browser here.
 """
 
 from issuer.oauth.clients import CachedClients
@@ -21,8 +22,9 @@ class Logout:
         self._clients = clients
 
     def read_hint(self, id_token_hint: str | None) -> IdTokenHint | None:
-        """The hint if it is an ID token of ours; None for anything else."""
-        return self._hints.read(id_token_hint)
+        """The hint if it is an ID token of ours (its key may have retired since); None for
+        anything else."""
+        return self._hints.read_for_logout(id_token_hint)
 
     @staticmethod
     def may_end_at_once(hint: IdTokenHint | None, signed_in: SignedIn | None) -> bool:

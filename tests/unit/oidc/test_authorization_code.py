@@ -2,6 +2,7 @@
 
 import html as html_module
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin
@@ -16,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
+from issuer.builders import rotation_policy
+from issuer.keys.files import FileKeyStore
 from issuer.oauth.clients import Client
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
@@ -1229,6 +1232,59 @@ async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):
     assert not await still_signed_in(client)
     bare = await client.post("/logout", content="", headers={**CROSS_SITE, **FORM})
     assert bare.status_code == 303 and bare.headers["location"] == "logout"
+
+
+async def test_logout_returns_to_the_app_with_an_id_token_whose_key_has_retired(
+    client, secrets, settings, clock
+):
+    # An app's session outlives the key that signed its ID token (rotated daily, a retiring
+    # key is published about half an hour more): the hint can no longer be checked, yet it
+    # is one of our ID tokens and names its client, so the user still goes back to the app.
+    tokens = await signed_in_tokens(client, secrets)
+    signed_by = (await decode(client, tokens["id_token"])).header["kid"]
+    later = FileKeyStore(settings.keys_dir, clock=lambda: time.time() + 2 * 86400)
+    for store in (FileKeyStore(settings.keys_dir), later):  # a rotation, and one a day on
+        store.rotate(rotation_policy(settings), force=True)
+    retired = {key.kid: key.state for key in later.read_manifest().keys}
+    assert retired[signed_by] == "retired"
+    query = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example/bye",
+        "state": "s1",
+    }
+    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+        # No session left at the issuer (it ended, or the browser lost it): back at once.
+        out = await replica.get("/logout", params=query, headers=CROSS_SITE)
+        assert out.status_code == 302
+        assert out.headers["location"] == "https://app.example/bye?state=s1"
+        # A session: a hint that cannot be checked names no user, so the user is asked first,
+        # and goes back to the app after saying yes.
+        replica.cookies = client.cookies
+        asked = await replica.get("/logout", params=query, headers=CROSS_SITE)
+        assert asked.status_code == 200 and "Sign out?" in asked.text
+        assert await still_signed_in(replica)
+        confirmed = await replica.post(
+            "/logout", data=hidden_fields(asked.text), headers={"sec-fetch-site": "same-origin"}
+        )
+        assert confirmed.status_code == 303
+        assert confirmed.headers["location"] == "https://app.example/bye?state=s1"
+        assert not await still_signed_in(replica)
+        # Only to a URI registered for the client it names, and never for a forged signature
+        # under a key still published.
+        current = (await signed_in_tokens(replica, secrets))["id_token"]
+        for refused in (
+            {**query, "post_logout_redirect_uri": "https://evil.example/"},
+            {**query, "id_token_hint": current[:-4] + "AAAA"},
+        ):
+            out = await replica.get("/logout", params=refused, headers={"sec-fetch-site": "none"})
+            assert out.status_code == 200 and "signed out" in out.text
+            assert "location" not in out.headers
+    # A key revoked as compromised vouches for nothing, not even the client.
+    later.revoke((await decode(client, current)).header["kid"])
+    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+        out = await replica.get("/logout", params={**query, "id_token_hint": current})
+        assert out.status_code == 200 and "signed out" in out.text
+        assert "location" not in out.headers
 
 
 @pytest.mark.parametrize(

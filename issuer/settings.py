@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     # Abuse resistance: limits (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
     redis_prefix: str = Field("issuer:", min_length=1)
-    rate_limit_window: int = Field(60, gt=0)
+    # Bounded: Redis refuses an expiry past its clock's range (10**16 s was taken, and every
+    # counter then failed over to the in-process store).
+    rate_limit_window: int = Field(60, gt=0, le=_TEN_YEARS)
     rate_limit_per_ip: int = Field(60, gt=0)
     rate_limit_per_client: int = Field(600, gt=0)
     rate_limit_per_username: int = Field(20, gt=0)

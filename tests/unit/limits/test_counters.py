@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
+from pydantic import ValidationError
 
 from issuer.limits.counters import FallbackStore, MemoryStore, RedisStore
 from issuer.limits.throttle import Throttle, ThrottlePolicy
+from issuer.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -202,6 +204,23 @@ async def test_redis_caps_and_claims_give_a_key_left_without_expiry_one(redis_cl
     assert 0 < await redis_client.pttl(f"{prefix}fail:1") <= 60_000
     assert 29 < await store.claim("backoff:1", 30) <= 30
     assert 29 < await store.blocked("backoff:1") <= 30
+
+
+async def test_the_longest_window_the_settings_take_is_one_redis_keeps(redis_client, prefix):
+    # The audit: ISSUER_RATE_LIMIT_WINDOW=10**16 was taken, Redis refused every expiry of it
+    # ("value is not an integer or out of range", after the pipeline's INCR had counted), and
+    # the issuer logged Redis as unavailable and limited per process, for ever.
+    with pytest.raises(ValidationError, match="rate_limit_window"):
+        Settings(rate_limit_window=10**16)
+    (longest,) = (
+        bound.le
+        for bound in Settings.model_fields["rate_limit_window"].metadata
+        if hasattr(bound, "le")
+    )
+    store = RedisStore(redis_client, prefix)
+    assert await store.incr("ip:1", longest) == (1, pytest.approx(longest, abs=1))
+    assert await store.incr_capped("fail:1", longest, 5) == (1, pytest.approx(longest, abs=1))
+    assert Settings(rate_limit_window=longest).rate_limit_window == longest
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])

@@ -41,14 +41,19 @@ def require_issuer_identifier(value: str) -> None:
     """ValueError unless `value` can be an issuer identifier (RFC 8414 section 2): an http
     or https URL with a host and no query, fragment or user information. It is compared
     exactly (`iss`), so its scheme must already be in the lower case everyone writes."""
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        # urlsplit would drop a tab or newline silently; `iss` would keep it.
-        raise ValueError("must not hold spaces or control characters")
+    _require_no_spaces(value)  # urlsplit would drop a tab or newline; `iss` would keep it
     parts = _split(value)
     if not value.startswith(("http://", "https://")) or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")
     if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
         raise ValueError("must have no query, fragment or user information (RFC 8414)")
+
+
+def _require_no_spaces(url: str) -> None:
+    # urlsplit drops a tab or newline silently and a leading space too; httpx refuses the
+    # first two and takes ` https://...` as a relative URL.
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError("must not hold spaces or control characters")
 
 
 def _split(url: str) -> SplitResult:
@@ -64,9 +69,10 @@ def _split(url: str) -> SplitResult:
 
 
 def require_safe_url(url: str, allow_insecure_http: bool) -> None:
-    """ValueError unless `url` can be fetched (a host, a port that is one: taken otherwise,
-    the verifier would retry a fetch no request can make, for ever) and is https, or plain
-    http where that is allowed (loopback)."""
+    """ValueError unless `url` can be fetched (a host, a port that is one, no spaces or
+    control characters: taken otherwise, the verifier would retry a fetch no request can
+    make, for ever) and is https, or plain http where that is allowed (loopback)."""
+    _require_no_spaces(url)
     parts = _split(url)
     if not parts.hostname:
         raise ValueError("must have a host")

@@ -145,6 +145,7 @@ def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
         ({"RS_JWKS_URL": "http://127.0.0.1:abc/jwks"}, "RS_JWKS_URL: not a URL"),
         ({"RS_JWKS_URL": "https://idp.example:0/jwks"}, "RS_JWKS_URL: port 0"),
         ({"RS_JWKS_URL": "https:///jwks"}, "RS_JWKS_URL: must have a host"),
+        ({"RS_JWKS_URL": "https://idp.example/jwks\n"}, "RS_JWKS_URL: must not hold spaces"),
         ({"RS_CORS_ORIGINS": "http://x.test"}, "RS_CORS_ORIGINS: not JSON"),
         # Taken and clamped: a maximum of 30 s trusted key sets for 60.
         ({"RS_JWKS_MAX_TTL": "30"}, "RS_JWKS_MAX_TTL: must not be below RS_JWKS_MIN_TTL (60 s)"),

@@ -785,6 +785,25 @@ def test_a_jwks_url_no_request_can_reach_is_refused(http, url):
         RemoteKeySet(ISSUER, url, client=http)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://issuer.test/keys\n",
+        " https://issuer.test/keys",
+        "https://issuer.test/keys\t",
+        "https://issuer.test/keys\x00",
+        "https://issuer.test/my keys",
+    ],
+)
+def test_a_jwks_url_with_spaces_or_control_characters_is_refused(http, url):
+    # The audit: RS_JWKS_URL with a trailing newline (a value read from a file) was taken:
+    # urlsplit drops it, httpx refuses it ("Invalid non-printable ASCII character in URL"), so
+    # the verifier retried a fetch no request could make, for ever (a leading space made a
+    # relative URL of it).
+    with pytest.raises(ValueError, match="must not hold spaces or control characters"):
+        RemoteKeySet(ISSUER, url, client=http)
+
+
 def test_a_refused_url_is_named_briefly_and_without_its_password(http):
     # The audit: a metadata jwks_uri of 200,000 characters with a newline and an ANSI escape
     # went whole into the log line; a configured URL's password went there too.

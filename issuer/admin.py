@@ -26,6 +26,7 @@ from issuer.oidc.sessions import BrowserSessions
 from issuer.settings import Settings
 from issuer.storage.engine import DatabaseFileError, make_sessions
 from issuer.storage.schema import SchemaMismatch
+from servicekit.configuration import load_settings
 
 # What a script may meet opening or using the database: each said in one line, exit 1.
 DATABASE_ERRORS = (DatabaseFileError, SchemaMismatch, SQLAlchemyError)
@@ -196,7 +197,7 @@ def add_key_set_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys-dir",
         type=directory_argument,
-        help="keys directory (default: $ISSUER_KEYS_DIR, then ./keys)",
+        help="keys directory of the files backend (default: $ISSUER_KEYS_DIR, then ./keys)",
     )
     parser.add_argument(
         "--key-size",
@@ -205,6 +206,20 @@ def add_key_set_arguments(parser: argparse.ArgumentParser) -> None:
         default=2048,
         help="RSA key size in bits of new keys (default: 2048)",
     )
+
+
+def key_set_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
+    """The key scripts' settings, --keys-dir over ISSUER_KEYS_DIR. With the database backend
+    the flag is refused (exit 2): taken and ignored, the script would act on the database's
+    key set for an operator who named a directory."""
+    keys_dir = args.keys_dir
+    settings = load_settings(Settings, **({} if keys_dir is None else {"keys_dir": keys_dir}))
+    if keys_dir is not None and settings.keys_backend == "database":
+        parser.error(
+            "--keys-dir applies to the files backend; ISSUER_KEYS_BACKEND is database, so "
+            "the key set is in ISSUER_DATABASE_URL"
+        )
+    return settings
 
 
 def directory_argument(value: str) -> str:

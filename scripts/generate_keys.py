@@ -4,12 +4,16 @@
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line, report
+from issuer.admin import (
+    DATABASE_ERRORS,
+    add_key_set_arguments,
+    error_line,
+    key_set_settings,
+    report,
+)
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError
-from issuer.settings import Settings
-from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
 
@@ -17,9 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_key_set_arguments(parser)
     args = parser.parse_args(argv)
-    settings = load_settings(
-        Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})
-    )
+    settings = key_set_settings(parser, args)
     try:
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         with open_key_store(settings) as store:

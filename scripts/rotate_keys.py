@@ -10,13 +10,17 @@ Exit codes: 0 done, 1 error, 2 usage, 3 refused as unsafe now (retry later or --
 import argparse
 import sys
 
-from issuer.admin import DATABASE_ERRORS, add_key_set_arguments, error_line, report
+from issuer.admin import (
+    DATABASE_ERRORS,
+    add_key_set_arguments,
+    error_line,
+    key_set_settings,
+    report,
+)
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, PassphraseNeeded, UnsafeRotation, revocation_max_age
 from issuer.keys.report import format_time, print_status
-from issuer.settings import Settings
-from servicekit.configuration import load_settings
 from servicekit.observability import configure_logging
 
 EXIT_UNSAFE = 3
@@ -47,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--force applies to a rotation only")
     if args.dry_run and args.status:
         parser.error("--status changes nothing; --dry-run does not apply to it")
-    settings = load_settings(
-        Settings, **({} if args.keys_dir is None else {"keys_dir": args.keys_dir})
-    )
+    settings = key_set_settings(parser, args)
     try:
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         policy = rotation_policy(settings)

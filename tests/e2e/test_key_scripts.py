@@ -281,6 +281,25 @@ def test_an_empty_keys_dir_is_a_configuration_error(where):
     assert not (ROOT / "manifest.json").exists()
 
 
+def test_keys_dir_is_refused_when_the_key_set_is_in_the_database(tmp_path: Path):
+    # The scripts audit: taken and ignored. `generate_keys.py --keys-dir DIR` made a key set
+    # in the database, and `rotate_keys.py --keys-dir DIR` would rotate the database's keys,
+    # for an operator who had named a directory.
+    database = tmp_path / "issuer.db"
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{database}",
+        "ISSUER_KEYS_BACKEND": "database",
+        "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
+    }
+    for script in ("generate_keys.py", "rotate_keys.py"):
+        result = run_script(script, "--keys-dir", str(tmp_path / "keys"), env=env)
+        assert result.returncode == 2, result.stdout
+        assert "--keys-dir applies to the files backend" in result.stderr
+        assert "ISSUER_KEYS_BACKEND is database" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not database.exists() and not (tmp_path / "keys").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     def _origins(cls, value: list[str]) -> list[str]:
         return require_web_origins(value)
 
+    @field_validator("audience")
+    @classmethod
+    def _one_word(cls, value: str) -> str:
+        # As a client's audiences are: "api " (a space left in an env file) went into `aud`,
+        # which no resource server expecting "api" took and no client could introspect.
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ValueError("must be one word, without spaces or control characters")
+        return value
+
     @field_validator("url")
     @classmethod
     def _issuer_identifier(cls, value: str) -> str:

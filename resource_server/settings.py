@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     def _origins(cls, value: list[str]) -> list[str]:
         return require_web_origins(value)
 
+    @field_validator("audience")
+    @classmethod
+    def _one_word(cls, value: str) -> str:
+        # The issuer's audiences are one word: "api " (a space left in an env file) refused
+        # every token.
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ValueError("must be one word, without spaces or control characters")
+        return value
+
     @field_validator("issuer_url")
     @classmethod
     def _issuer_identifier(cls, value: str) -> str:

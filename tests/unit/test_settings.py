@@ -187,6 +187,21 @@ def test_a_bad_variable_ends_the_server_with_one_line_naming_it(tmp_path, module
     )
 
 
+@pytest.mark.parametrize("audience", [" ", "api ", "my api", "api\t", "api\x00"])
+def test_an_audience_is_one_word(audience):
+    # The audit: ISSUER_AUDIENCE="api " (a space left in an env file) was taken. Its tokens
+    # carried "aud": "api ", which RS_AUDIENCE=api refused, and no client could introspect
+    # them: a client's --resource-server audience is one word.
+    from resource_server.settings import Settings as RSSettings
+
+    for settings in (Settings, RSSettings):
+        with pytest.raises(ValidationError, match="audience") as refused:
+            settings(audience=audience)
+        assert "must be one word, without spaces or control characters" in str(refused.value)
+    assert Settings(audience="https://api.example/v1").audience == "https://api.example/v1"
+    assert RSSettings(audience="urn:api").audience == "urn:api"
+
+
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_keys_dir_is_refused(monkeypatch, value):
     # The audit: ISSUER_KEYS_DIR= was the current directory, keys and cleanup included.

@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         return require_web_origins(value)
+
+    @field_validator("keys_backend")
+    @classmethod
+    def _database_keys_are_encrypted(cls, value: str, info: ValidationInfo) -> str:
+        # Refused here, before anything opens the database (the key store refused it only
+        # after the schema was made, and the issuer then ended in a traceback).
+        passphrase = info.data.get("keys_passphrase")
+        if value == "database" and (passphrase is None or not passphrase.get_secret_value()):
+            raise ValueError(
+                "database needs ISSUER_KEYS_PASSPHRASE (the keys are stored encrypted with it)"
+            )
+        return value
 
     @field_validator("audience")
     @classmethod

@@ -281,6 +281,20 @@ def test_an_empty_keys_dir_is_a_configuration_error(where):
     assert not (ROOT / "manifest.json").exists()
 
 
+def test_the_database_backend_without_a_passphrase_touches_no_database(tmp_path: Path):
+    # The audit: the scripts created a fresh database's schema, then said the passphrase
+    # was missing (exit 1).
+    database = tmp_path / "issuer.db"
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{database}", "ISSUER_KEYS_BACKEND": "database"}
+    result = run_script("generate_keys.py", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "error: invalid setting ISSUER_KEYS_BACKEND: database needs ISSUER_KEYS_PASSPHRASE "
+        "(the keys are stored encrypted with it)\n"
+    )
+    assert not database.exists()
+
+
 def test_keys_dir_is_refused_when_the_key_set_is_in_the_database(tmp_path: Path):
     # The scripts audit: taken and ignored. `generate_keys.py --keys-dir DIR` made a key set
     # in the database, and `rotate_keys.py --keys-dir DIR` would rotate the database's keys,

@@ -187,6 +187,27 @@ def test_a_bad_variable_ends_the_server_with_one_line_naming_it(tmp_path, module
     )
 
 
+@pytest.mark.parametrize("passphrase", [None, ""])
+def test_the_database_key_backend_without_its_passphrase_is_a_setting_error(
+    monkeypatch, capsys, passphrase
+):
+    # The audit: taken, and the issuer created the database's schema and then ended in a
+    # traceback (exit 3), the scripts in "error:" (exit 1) after the same schema creation.
+    monkeypatch.setenv("ISSUER_KEYS_BACKEND", "database")
+    monkeypatch.delenv("ISSUER_KEYS_PASSPHRASE", raising=False)
+    if passphrase is not None:
+        monkeypatch.setenv("ISSUER_KEYS_PASSPHRASE", passphrase)
+    with pytest.raises(SystemExit) as ended:
+        load_settings(Settings)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: invalid setting ISSUER_KEYS_BACKEND: database needs ISSUER_KEYS_PASSPHRASE "
+        "(the keys are stored encrypted with it)\n"
+    )
+    monkeypatch.setenv("ISSUER_KEYS_PASSPHRASE", "correct horse battery staple")
+    assert load_settings(Settings).keys_backend == "database"
+
+
 @pytest.mark.parametrize("audience", [" ", "api ", "my api", "api\t", "api\x00"])
 def test_an_audience_is_one_word(audience):
     # The audit: ISSUER_AUDIENCE="api " (a space left in an env file) was taken. Its tokens

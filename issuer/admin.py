@@ -192,6 +192,9 @@ def text_argument(value: str) -> str:
     return value
 
 
+DEFAULT_KEY_SIZE = 2048
+
+
 def add_key_set_arguments(parser: argparse.ArgumentParser) -> None:
     """The key scripts' --keys-dir and --key-size."""
     parser.add_argument(
@@ -199,12 +202,12 @@ def add_key_set_arguments(parser: argparse.ArgumentParser) -> None:
         type=directory_argument,
         help="keys directory of the files backend (default: $ISSUER_KEYS_DIR, then ./keys)",
     )
+    # No default here: rotate_keys.py refuses the flag where no key is made.
     parser.add_argument(
         "--key-size",
         type=int,
         choices=ALLOWED_KEY_SIZES,
-        default=2048,
-        help="RSA key size in bits of new keys (default: 2048)",
+        help=f"RSA key size in bits of new keys (default: {DEFAULT_KEY_SIZE})",
     )
 
 

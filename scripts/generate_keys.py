@@ -6,6 +6,7 @@ import sys
 
 from issuer.admin import (
     DATABASE_ERRORS,
+    DEFAULT_KEY_SIZE,
     add_key_set_arguments,
     error_line,
     key_set_settings,
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
         with open_key_store(settings) as store:
-            manifest = store.generate(args.key_size)
+            manifest = store.generate(args.key_size or DEFAULT_KEY_SIZE)
             where = store.describe()
     except (KeySetError, OSError, *DATABASE_ERRORS) as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)

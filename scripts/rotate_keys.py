@@ -12,6 +12,7 @@ import sys
 
 from issuer.admin import (
     DATABASE_ERRORS,
+    DEFAULT_KEY_SIZE,
     add_key_set_arguments,
     error_line,
     key_set_settings,
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--force applies to a rotation only")
     if args.dry_run and args.status:
         parser.error("--status changes nothing; --dry-run does not apply to it")
+    if args.key_size is not None and (args.status or args.encrypt):
+        parser.error("--key-size applies to the new key of a rotation or a revocation")
+    key_size = args.key_size or DEFAULT_KEY_SIZE
     settings = key_set_settings(parser, args)
     try:
         configure_logging(settings.log_format)  # the key store's audit lines, on stderr
@@ -84,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                 step = (
                     store.plan_revocation(args.revoke)
                     if args.dry_run
-                    else store.revoke(args.revoke, args.key_size)
+                    else store.revoke(args.revoke, key_size)
                 )
             else:
                 step = (
                     store.plan_rotation(policy, args.force)
                     if args.dry_run
-                    else store.rotate(policy, args.force, args.key_size)
+                    else store.rotate(policy, args.force, key_size)
                 )
     except UnsafeRotation as exc:
         print(f"refused: {exc}", file=sys.stderr)

@@ -321,6 +321,10 @@ def test_keys_dir_is_refused_when_the_key_set_is_in_the_database(tmp_path: Path)
         (["--revoke", "some-kid", "--force"], "--force applies to a rotation only"),
         (["--encrypt", "--force"], "--force applies to a rotation only"),
         (["--status", "--dry-run"], "--status changes nothing; --dry-run does not apply"),
+        # The audit: --key-size was taken and ignored by --status and --encrypt too (the
+        # latter re-writes the keys there are, at the size they have).
+        (["--status", "--key-size", "4096"], "--key-size applies to the new key of a rotation"),
+        (["--encrypt", "--key-size", "4096"], "--key-size applies to the new key of a rotation"),
     ],
 )
 def test_rotate_refuses_a_flag_it_would_ignore(env, args, message):

@@ -13,7 +13,7 @@ from redis.asyncio.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from resource_server.urls import require_issuer_identifier, require_web_origins
+from resource_server.urls import require_issuer_identifier, require_one_word, require_web_origins
 
 _TEN_YEARS = 10 * 365 * 86400
 
@@ -101,11 +101,7 @@ class Settings(BaseSettings):
     @field_validator("audience")
     @classmethod
     def _one_word(cls, value: str) -> str:
-        # As a client's audiences are: "api " (a space left in an env file) went into `aud`,
-        # which no resource server expecting "api" took and no client could introspect.
-        if any(ch.isspace() or not ch.isprintable() for ch in value):
-            raise ValueError("must be one word, without spaces or control characters")
-        return value
+        return require_one_word(value)
 
     @field_validator("url")
     @classmethod

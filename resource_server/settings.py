@@ -9,6 +9,7 @@ from resource_server.deps import MAX_HEADER_CHARS
 from resource_server.jwks import CachePolicy
 from resource_server.urls import (
     require_issuer_identifier,
+    require_one_word,
     require_safe_url,
     require_web_origins,
 )
@@ -80,11 +81,7 @@ class Settings(BaseSettings):
     @field_validator("audience")
     @classmethod
     def _one_word(cls, value: str) -> str:
-        # The issuer's audiences are one word: "api " (a space left in an env file) refused
-        # every token.
-        if any(ch.isspace() or not ch.isprintable() for ch in value):
-            raise ValueError("must be one word, without spaces or control characters")
-        return value
+        return require_one_word(value)
 
     @field_validator("issuer_url")
     @classmethod

@@ -1,6 +1,6 @@
 """URL rules the verifier and the issuer share: issuer identifiers, which URLs may be fetched,
-and the origin a browser sends. Standard library only, so settings load without the network
-stack."""
+the origin a browser sends, and the one-word audience they compare exactly. Standard library
+only, so settings load without the network stack."""
 
 import ipaddress
 from urllib.parse import SplitResult, urlsplit
@@ -49,10 +49,23 @@ def require_issuer_identifier(value: str) -> None:
         raise ValueError("must have no query, fragment or user information (RFC 8414)")
 
 
+def require_one_word(audience: str) -> str:
+    """`audience` if it is one word, as a client's audiences are: the issuer puts it in `aud`
+    and the verifier compares it exactly, so "api " (a space left in an env file) would be a
+    different audience from "api"."""
+    if _has_space_or_control(audience):
+        raise ValueError("must be one word, without spaces or control characters")
+    return audience
+
+
+def _has_space_or_control(value: str) -> bool:
+    return any(ch.isspace() or not ch.isprintable() for ch in value)
+
+
 def _require_no_spaces(url: str) -> None:
     # urlsplit drops a tab or newline silently and a leading space too; httpx refuses the
     # first two and takes ` https://...` as a relative URL.
-    if any(ch.isspace() or not ch.isprintable() for ch in url):
+    if _has_space_or_control(url):
         raise ValueError("must not hold spaces or control characters")
 
 

@@ -81,6 +81,11 @@ async def test_valid_token_yields_claims(verifier, rsa_private_key, clock):
     assert result.exp == int(clock()) + 300
 
 
+async def test_scope_tokens_are_never_empty(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, scope=" read  write "))
+    assert (await verifier.verify(token)).scope == {"read", "write"}
+
+
 @pytest.mark.parametrize("separator", ["\t", "\n", "\x1f", "\x85", "\u00a0", "\u2003"])
 async def test_scope_is_split_on_spaces_only(verifier, rsa_private_key, clock, separator):
     # RFC 6749 section 3.3: scope tokens are delimited by SP alone. str.split() also splits on
@@ -443,6 +448,55 @@ async def test_integer_dates_are_judged_to_the_second_with_leeway_as_before(
         else:
             with pytest.raises(InvalidToken):
                 await fresh.verify(token)
+
+
+@pytest.mark.parametrize(
+    ("claim", "value", "problem"),
+    [
+        ("sub", "", "the token's sub claim is invalid"),
+        ("sub", 42, "the token's sub claim is invalid"),
+        ("jti", "", "the token's jti claim is invalid"),
+        ("jti", 1, "the token's jti claim is invalid"),
+        ("client_id", "", "the token's client_id claim is invalid"),
+        ("client_id", [], "the token's client_id claim is invalid"),
+        ("client_id", {}, "the token's client_id claim is invalid"),
+        ("client_id", 7, "the token's scope and client_id must be strings"),
+        ("scope", ["read"], "the token's scope and client_id must be strings"),
+        ("preferred_username", 5, "the token's preferred_username must be a string"),
+    ],
+)
+async def test_a_claim_of_the_wrong_type_or_blank_is_invalid(
+    verifier, rsa_private_key, clock, claim, value, problem
+):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, **{claim: value}))
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert (caught.value.reason, caught.value.description) == ("invalid_claim", problem)
+
+
+@pytest.mark.parametrize("aud", ["", [], ["api", 1], [["api"]], {"api": "api"}, 1])
+@pytest.mark.parametrize("audience", ["api", None])
+async def test_an_audience_that_is_blank_or_not_strings_is_refused(
+    verifier, rsa_private_key, clock, aud, audience
+):
+    configured = Verifier(verifier.key_set, ISSUER, audience, clock=clock)
+    token = sign_jwt(rsa_private_key, header(), claims(clock, aud=aud))
+    await assert_rejected(configured, token, "not intended for this audience")
+
+
+async def test_an_audience_list_without_ours_is_refused(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock, aud=["other", "billing"]))
+    await assert_rejected(verifier, token, "not intended for this audience")
+
+
+@pytest.mark.parametrize("aud", ["billing", ["billing"], ["other", "billing"]])
+async def test_without_a_configured_audience_any_audience_is_accepted(
+    verifier, rsa_private_key, clock, aud
+):
+    # The issuer's own endpoints (/userinfo, /introspect) take tokens for every audience.
+    any_audience = Verifier(verifier.key_set, ISSUER, None, clock=clock)
+    token = sign_jwt(rsa_private_key, header(), claims(clock, aud=aud))
+    assert (await any_audience.verify(token)).sub == "42"
 
 
 async def test_wrong_issuer_is_rejected(verifier, rsa_private_key, clock):

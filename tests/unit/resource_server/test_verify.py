@@ -523,6 +523,25 @@ async def test_oversized_token_is_refused_before_parsing(
     assert jwks_route.call_count == 0
 
 
+async def test_a_token_of_exactly_the_size_limit_is_judged(verifier, rsa_private_key, clock):
+    token = sign_jwt(rsa_private_key, header(), claims(clock))
+    at_limit = Verifier(verifier.key_set, ISSUER, "api", max_token_bytes=len(token), clock=clock)
+    assert (await at_limit.verify(token)).sub == "42"
+    below = Verifier(verifier.key_set, ISSUER, "api", max_token_bytes=len(token) - 1, clock=clock)
+    await assert_rejected(below, token, f"larger than {len(token) - 1} bytes")
+
+
+@pytest.mark.parametrize("leeway", [-1, 61])
+def test_a_leeway_outside_0_to_60_seconds_is_refused(verifier, leeway):
+    with pytest.raises(ValueError, match="leeway must be between 0 and 60 seconds"):
+        Verifier(verifier.key_set, ISSUER, "api", leeway=leeway)
+
+
+@pytest.mark.parametrize("leeway", [0, 60])
+def test_a_leeway_of_0_to_60_seconds_is_taken(verifier, leeway):
+    Verifier(verifier.key_set, ISSUER, "api", leeway=leeway)
+
+
 async def test_payload_that_is_not_an_object_is_rejected(verifier, rsa_private_key):
     token = sign_jwt(rsa_private_key, header(), b"[1, 2, 3]")
     await assert_rejected(verifier, token, "not a JSON object")

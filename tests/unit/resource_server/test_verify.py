@@ -12,9 +12,11 @@ from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joserfc.jwk import RSAKey
 
 from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, RemoteKeySet
+from resource_server.stats import VerifierStats
 from resource_server.verify import Verifier
 from tests.support import FakeClock, b64url, public_jwk, sign_jwt
 
@@ -586,6 +588,51 @@ async def test_key_replaced_under_the_same_kid_verifies_after_one_background_ref
             await key_set._pending
         assert route.call_count == 2
         assert (await verifier.verify(token)).sub == "42"
+
+
+class ReplacingKeySource:
+    """A key source that replaced the key it first hands out (the same kid, new material)."""
+
+    def __init__(self, first: rsa.RSAPrivateKey, replacement: rsa.RSAPrivateKey | None):
+        self.first = RSAKey.import_key(public_jwk(first, KID))
+        self.replacement = replacement and RSAKey.import_key(public_jwk(replacement, KID))
+        self.rejected: list[RSAKey | None] = []
+        self.generation = 1
+
+    async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
+        if rejected is None:
+            return self.first
+        self.rejected.append(rejected)
+        return self.replacement
+
+
+async def test_a_key_the_source_replaced_after_handing_it_out_verifies_the_token(
+    rsa_private_key, other_private_key, clock
+):
+    source = ReplacingKeySource(rsa_private_key, other_private_key)
+    verifier = Verifier(source, ISSUER, "api", clock=clock)
+    token = sign_jwt(other_private_key, header(), claims(clock))
+    assert (await verifier.verify(token)).sub == "42"
+    assert source.rejected == [source.first]  # asked again, naming the key that failed
+
+
+async def test_a_failed_signature_is_refused_when_the_source_has_no_other_key(
+    rsa_private_key, other_private_key, clock
+):
+    source = ReplacingKeySource(rsa_private_key, None)
+    verifier = Verifier(source, ISSUER, "api", clock=clock)
+    await assert_rejected(
+        verifier, sign_jwt(other_private_key, header(), claims(clock)), "signature does not verify"
+    )
+    assert source.rejected == [source.first]
+
+
+@pytest.mark.parametrize("passed", [None, VerifierStats()])
+def test_a_verifier_for_an_issuer_counts_in_the_same_stats_as_its_key_set(passed):
+    verifier = Verifier.for_issuer(ISSUER, "api", stats=passed)
+    assert isinstance(verifier.stats, VerifierStats)
+    assert verifier.key_set.stats is verifier.stats
+    assert passed is None or verifier.stats is passed
 
 
 # -- verified-token cache -------------------------------------------------------------------

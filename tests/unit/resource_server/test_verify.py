@@ -315,6 +315,49 @@ async def test_only_the_canonical_base64url_spelling_is_accepted(
     assert caught.value.reason == "malformed"
 
 
+@pytest.mark.parametrize(
+    "value", [[], "at+jwt", 1, None], ids=["array", "string", "number", "null"]
+)
+async def test_a_header_that_is_not_a_json_object_is_malformed(verifier, clock, jwks_route, value):
+    token = ".".join(
+        [b64url(json.dumps(value).encode()), b64url(json.dumps(claims(clock)).encode()), "c2ln"]
+    )
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert (caught.value.reason, caught.value.description) == (
+        "malformed",
+        "the token header is not a JSON object",
+    )
+    assert jwks_route.call_count == 0
+
+
+@pytest.mark.parametrize("kid", [None, "", 7, ["key-1"], {"kid": "key-1"}])
+async def test_a_header_without_a_kid_string_is_malformed(
+    verifier, rsa_private_key, clock, jwks_route, kid
+):
+    # Refused before any key is looked up: a missing kid never costs the issuer a fetch.
+    token = sign_jwt(rsa_private_key, {**header(kid=None), "kid": kid}, claims(clock))
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert (caught.value.reason, caught.value.description) == (
+        "malformed",
+        "the token's header has no kid",
+    )
+    assert jwks_route.call_count == 0
+
+
+async def test_a_header_of_exactly_the_segment_limit_is_judged(verifier, rsa_private_key, clock):
+    # 4096 base64url characters encode 3072 bytes: pad the header's JSON to that size.
+    short = json.dumps(header(pad=""))
+    head = header(pad="x" * (3072 - len(short)))
+    token = sign_jwt(rsa_private_key, head, claims(clock))
+    assert len(token.split(".")[0]) == 4096
+    roomy = Verifier(verifier.key_set, ISSUER, "api", max_token_bytes=16 * 1024, clock=clock)
+    assert (await roomy.verify(token)).sub == "42"
+    longer = sign_jwt(rsa_private_key, header(pad="x" * (3073 - len(short))), claims(clock))
+    await assert_rejected(roomy, longer, "the token header is too large")
+
+
 async def test_unknown_critical_header_is_rejected(verifier, rsa_private_key, clock):
     token = sign_jwt(rsa_private_key, header(crit=["exp"], exp=1), claims(clock))
     await assert_rejected(verifier, token, "critical header")

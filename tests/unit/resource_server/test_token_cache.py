@@ -65,3 +65,15 @@ def test_putting_an_existing_token_into_a_full_cache_does_not_grow_it():
     cache.put("token-7", 70)
     assert len(cache) <= 8
     assert cache.get("token-7") == 70
+
+
+def test_a_cache_of_one_entry_holds_the_latest_token():
+    cache = filled(1, 2)
+    assert (cache.get("token-0"), cache.get("token-1"), len(cache)) == (None, 1, 1)
+
+
+def test_a_large_full_cache_drops_exactly_its_oldest_eighth():
+    cache = filled(64, 64)
+    cache.put("newest", 99)
+    assert [cache.get(f"token-{i}") for i in (7, 8)] == [None, 8]
+    assert len(cache) == 64 - 8 + 1

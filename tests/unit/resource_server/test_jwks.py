@@ -127,12 +127,15 @@ async def test_an_issuer_with_a_path_is_found_where_the_rfcs_put_its_metadata(
     assert keys.call_count == 1
 
 
+@pytest.mark.parametrize("jwks_url", [None, ""], ids=["none", "empty"])
 async def test_a_fallback_location_is_looked_up_again_once_it_fails(
-    respx_mock, key_set, clock, rsa_private_key
+    respx_mock, http, clock, rsa_private_key, jwks_url
 ):
     # The audit: metadata was 404 at start-up (a proxy route not deployed yet), so the
     # well-known fallback was taken, and kept for the process's life: once the issuer
     # served its metadata and dropped the fallback, every fetch failed until a restart.
+    # An empty jwks_url is none configured, as `RS_JWKS_URL=` is in the settings.
+    key_set = RemoteKeySet(ISSUER, jwks_url, client=http, clock=clock, sleep=clock.sleep)
     metadata = respx_mock.get(METADATA_URL).respond(404)
     fallback = respx_mock.get(f"{ISSUER}/.well-known/jwks.json")
     fallback.respond(json=jwks((rsa_private_key, "k1")))

@@ -829,6 +829,32 @@ def test_plain_http_elsewhere_needs_explicit_permission(http):
     RemoteKeySet("http://issuer:8000", client=http, allow_insecure_http=True)
 
 
+async def test_a_client_passed_in_is_the_one_fetched_with_and_is_left_open(rsa_private_key, clock):
+    asked = []
+
+    async def streamed(document: object) -> AsyncIterator[bytes]:
+        yield json.dumps(document).encode()  # as a network answer arrives (no preloaded body)
+
+    def issuer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url == METADATA_URL:
+            return httpx.Response(200, content=streamed({"issuer": ISSUER, "jwks_uri": JWKS_URL}))
+        return httpx.Response(200, content=streamed(jwks((rsa_private_key, "k1"))))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(issuer)) as client:
+        async with RemoteKeySet(ISSUER, client=client, clock=clock, sleep=clock.sleep) as key_set:
+            assert await key_set.key("k1") is not None
+        assert asked == [METADATA_URL, JWKS_URL]
+        assert not client.is_closed  # the caller's, closed by the caller
+
+
+async def test_a_client_of_its_own_is_closed_with_the_key_set_even_if_never_entered():
+    key_set = RemoteKeySet(ISSUER)
+    own = key_set._client
+    await key_set.aclose()
+    assert own.is_closed
+
+
 async def test_run_fetches_in_the_background_and_marks_ready(jwks_route, http):
     key_set = RemoteKeySet(ISSUER, client=http)
     task = asyncio.create_task(key_set.run())

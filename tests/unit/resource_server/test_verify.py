@@ -716,6 +716,27 @@ async def test_a_cached_token_stops_verifying_when_its_key_leaves_the_jwks(
     await assert_rejected(verifier, token, "does not publish")
 
 
+async def test_a_cached_token_stops_verifying_when_the_key_set_is_past_stale_if_error(
+    jwks_route, rsa_private_key, clock
+):
+    jwks_route.respond(
+        json={"keys": [public_jwk(rsa_private_key, KID)]}, headers={"Cache-Control": "max-age=60"}
+    )
+    async with httpx.AsyncClient() as client:
+        policy = CachePolicy(stale_if_error=600)
+        key_set = RemoteKeySet(ISSUER, client=client, policy=policy, clock=clock, sleep=clock.sleep)
+        verifier = Verifier(key_set, ISSUER, "api", clock=clock)
+        token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) + 3600))
+        await verifier.verify(token)
+        jwks_route.mock(side_effect=httpx.ConnectError("refused"))  # the issuer goes down
+        clock.advance(60 + 599)
+        assert await verifier.verify(token)  # the stale set still vouches for it
+        clock.advance(2)  # past stale-if-error: no key set does
+        assert verifier.remembered(token) is None
+        with pytest.raises(KeySetUnavailable):
+            await verifier.verify(token)
+
+
 async def test_the_cache_is_bounded(jwks_route, rsa_private_key, clock):
     async with httpx.AsyncClient() as client:
         verifier = Verifier(

@@ -855,6 +855,14 @@ async def test_a_client_of_its_own_is_closed_with_the_key_set_even_if_never_ente
     assert own.is_closed
 
 
+async def test_leaving_the_key_set_stops_its_keeper(jwks_route, http, clock):
+    async with make_key_set(http, clock) as key_set:
+        keeper = key_set._keeper
+        assert await key_set.key("k1") is not None
+    # Stopped, not left to fetch on after the app's lifespan ended.
+    assert keeper is not None and keeper.done()
+
+
 async def test_run_fetches_in_the_background_and_marks_ready(jwks_route, http):
     key_set = RemoteKeySet(ISSUER, client=http)
     task = asyncio.create_task(key_set.run())

@@ -1002,6 +1002,21 @@ async def test_pages_cannot_be_framed_or_cached(client):
     assert revalidated.status_code == 304
 
 
+async def test_what_an_app_sends_is_shown_on_the_pages_as_text_never_as_markup(client, secrets):
+    markup = '"><script>alert(1)</script>'
+    escaped = "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+    page = await client.get(authorize_url("spa", SPA, Pkce(), login_hint=markup, state=markup))
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert "<script>" not in page.text
+    assert f'name="username" type="text" value="{escaped}"' in page.text
+    returned = dict(parse_qsl(hidden_fields(page.text)["return_to"].split("?", 1)[1]))
+    assert returned["login_hint"] == returned["state"] == markup  # sent back as it came
+    await signed_in_tokens(client, secrets)
+    asked = await client.get("/logout", params={"state": markup}, headers=CROSS_SITE)
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert "<script>" not in asked.text and f'name="state" value="{escaped}"' in asked.text
+
+
 @pytest.mark.parametrize("path", ["/login", "/consent"])
 async def test_a_forms_address_opened_by_itself_is_a_page(client, path):
     # The audit: Enter in the address bar on /login showed the routing's JSON 405.

@@ -236,6 +236,11 @@ async def test_logout_never_redirects_to_an_unregistered_uri(client, secrets):
             "id_token_hint": tokens["access_token"],
             "post_logout_redirect_uri": "https://app.example/bye",
         },
+        {  # a client_id other than the hint's client: the URI is not that client's
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://app.example/bye",
+            "client_id": "spa",
+        },
     ):
         out = await client.get("/logout", params=query)
         assert out.status_code == 200 and "signed out" in out.text

@@ -203,20 +203,23 @@ async def test_a_second_app_signs_in_without_typing_single_sign_on(client, secre
     assert again.status_code == 302 and "code=" in again.headers["location"]
 
 
-async def test_logout_ends_the_session_and_returns_to_the_registered_uri(client, secrets):
+# `client_id` is optional (RP-Initiated Logout 1.0 section 2); sent, it names the hint's client.
+@pytest.mark.parametrize("client_id", [None, "webapp"])
+async def test_logout_ends_the_session_and_returns_to_the_registered_uri(
+    client, secrets, client_id
+):
     pkce = Pkce()
     params = await webapp_code(client, secrets, pkce)
     tokens = (
         await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
     ).json()
-    out = await client.get(
-        "/logout",
-        params={
-            "id_token_hint": tokens["id_token"],
-            "post_logout_redirect_uri": "https://app.example/bye",
-            "state": "s1",
-        },
-    )
+    query = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example/bye",
+        "state": "s1",
+        "client_id": client_id,
+    }
+    out = await client.get("/logout", params={k: v for k, v in query.items() if v is not None})
     assert out.status_code == 302
     assert out.headers["location"] == "https://app.example/bye?state=s1"
     again = await client.get(authorize_url("spa", SPA, Pkce()))

@@ -482,6 +482,20 @@ async def test_consent_is_asked_remembered_and_can_be_denied(client):
     assert callback_params(await client.get(more))["code"]  # covered by the earlier grant
 
 
+async def test_a_consent_covers_the_scopes_allowed_never_one_more(client):
+    # Remembered per client and scope set: allowing `openid` is no answer for `email`.
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+    assert "code" in callback_params(
+        _follow(await consent(client, await sign_in(client, url), "allow"))
+    )
+    wider = authorize_url("consenting", CONSENTING, Pkce(), scope="openid email", prompt="none")
+    assert callback_params(await client.get(wider))["error"] == "consent_required"
+    page = await client.get(authorize_url("consenting", CONSENTING, Pkce(), scope="openid email"))
+    assert page.status_code == 200 and "Allow" in page.text and "email" in page.text
+    assert "code" in callback_params(_follow(await consent(client, page, "allow")))
+    assert "code" in callback_params(await client.get(wider))  # now allowed, as a whole
+
+
 async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, settings):
     # The audit: with nothing to list, the page asked "Allow access?" without naming the app.
     create_client(

@@ -404,6 +404,17 @@ async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secre
     assert (await decode(client, tokens["id_token"])).claims["auth_time"] == int(clock())
 
 
+async def test_a_sign_in_exactly_max_age_seconds_old_still_satisfies_it(client, secrets, clock):
+    # OpenID Connect Core 3.1.2.1: only an elapsed time greater than max_age asks again.
+    await webapp_code(client, secrets, Pkce())
+    clock.advance(60)
+    on_time = await client.get(authorize_url("spa", SPA, Pkce(), max_age="60", prompt="none"))
+    assert "code" in callback_params(on_time)
+    clock.advance(1)
+    late = await client.get(authorize_url("spa", SPA, Pkce(), max_age="60", prompt="none"))
+    assert callback_params(late)["error"] == "login_required"
+
+
 async def test_prompt_select_account_lets_the_user_sign_in_as_another_account(
     client, secrets, settings
 ):

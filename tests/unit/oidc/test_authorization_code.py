@@ -1025,6 +1025,8 @@ async def test_pages_cannot_be_framed_or_cached(client):
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
+    assert page.headers["pragma"] == "no-cache"  # HTTP/1.0 caches
+    assert page.headers["x-content-type-options"] == "nosniff"
     stylesheet = await client.get("/static/issuer.css")
     assert stylesheet.status_code == 200
     # The audit: cached by heuristic, an upgrade's pages could meet the old stylesheet.
@@ -1187,6 +1189,8 @@ async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_http
         session = next(cookie for cookie in cookies if cookie.startswith(name + "="))
         attributes = {part.strip().lower() for part in session.split(";")[1:]}
         assert {"httponly", "samesite=lax", "path=/"} <= attributes
+        # Kept across a browser restart for as long as the session lasts at the issuer.
+        assert f"max-age={settings.session_ttl}" in attributes
         assert ("secure" in attributes) is secure
         assert not any(part.startswith("domain=") for part in attributes)
 

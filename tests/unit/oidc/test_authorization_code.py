@@ -415,6 +415,16 @@ async def test_a_sign_in_exactly_max_age_seconds_old_still_satisfies_it(client, 
     assert callback_params(late)["error"] == "login_required"
 
 
+async def test_a_session_ends_at_the_issuer_after_the_session_ttl(client, settings, clock):
+    # However long the browser keeps its cookie: the session's row says until when it holds.
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    silent = authorize_url("spa", SPA, Pkce(), prompt="none")
+    clock.advance(settings.session_ttl - 1)
+    assert "code" in callback_params(await client.get(silent))
+    clock.advance(1)
+    assert callback_params(await client.get(silent))["error"] == "login_required"
+
+
 async def test_prompt_select_account_lets_the_user_sign_in_as_another_account(
     client, secrets, settings
 ):

@@ -1195,6 +1195,7 @@ async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_http
         async with running(app, issuer) as client:
             page = await client.get(authorize_url("spa", SPA, Pkce()))
             signed_in = await submit_login(client, page, "alice", "wonderland1")
+            signed_out = await client.get("/logout", headers={"sec-fetch-site": "same-origin"})
         cookies = signed_in.headers.get_list("set-cookie")
         session = next(cookie for cookie in cookies if cookie.startswith(name + "="))
         attributes = {part.strip().lower() for part in session.split(";")[1:]}
@@ -1203,6 +1204,13 @@ async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_http
         assert f"max-age={settings.session_ttl}" in attributes
         assert ("secure" in attributes) is secure
         assert not any(part.startswith("domain=") for part in attributes)
+        # Signing out removes it, with the attributes it was set with (a browser ignores a
+        # __Host- cookie without Secure and Path=/, and would keep the old one).
+        (cleared,) = (c for c in signed_out.headers.get_list("set-cookie") if c.startswith(name))
+        removal = {part.strip().lower() for part in cleared.split(";")}
+        assert f'{name.lower()}=""' in removal and "max-age=0" in removal
+        assert {"httponly", "samesite=lax", "path=/"} <= removal
+        assert ("secure" in removal) is secure
 
 
 # -- logout ----------------------------------------------------------------------------------

@@ -1183,7 +1183,7 @@ async def test_signing_in_again_ends_the_session_the_browser_held(client, settin
     assert callback_params(silent)["error"] == "login_required"
 
 
-async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_https(
+async def test_the_browser_cookies_are_httponly_samesite_lax_and_secure_under_https(
     settings, secrets
 ):
     page = None
@@ -1191,6 +1191,7 @@ async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_http
         (ISSUER, "issuer_session", False),
         ("https://issuer.test", "__Host-session", True),
     ):
+        csrf_name = name.replace("session", "csrf")
         app = create_app(settings.model_copy(update={"url": issuer}))
         async with running(app, issuer) as client:
             page = await client.get(authorize_url("spa", SPA, Pkce()))
@@ -1211,6 +1212,12 @@ async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_under_http
         assert f'{name.lower()}=""' in removal and "max-age=0" in removal
         assert {"httponly", "samesite=lax", "path=/"} <= removal
         assert ("secure" in removal) is secure
+        # The sign-in form's CSRF cookie: as guarded, for the browser's session only.
+        (csrf,) = (c for c in page.headers.get_list("set-cookie") if c.startswith(csrf_name))
+        attributes = {part.strip().lower() for part in csrf.split(";")[1:]}
+        assert {"httponly", "samesite=lax", "path=/"} <= attributes
+        assert ("secure" in attributes) is secure
+        assert not any(part.startswith(("domain=", "max-age=", "expires=")) for part in attributes)
 
 
 # -- logout ----------------------------------------------------------------------------------

@@ -83,3 +83,29 @@ def test_no_peer_is_unknown():
 def test_a_bad_trusted_proxy_entry_is_refused():
     with pytest.raises(ValueError, match="not an IP"):
         parse_networks(["proxy.internal"])
+
+
+def test_a_trusted_range_written_with_host_bits_is_its_network():
+    # "10.0.0.5/24" is how an interface's address is often written: the /24 is trusted.
+    addresses = ClientAddresses(parse_networks([" 10.0.0.5/24 "]))
+    assert addresses.of(scope("10.0.0.77", ("X-Forwarded-For", "198.51.100.1"))) == "198.51.100.1"
+
+
+def test_rfc7239_for_is_found_among_other_parameters_and_its_absence_ends_the_walk():
+    addresses = ClientAddresses(parse_networks([PROXY, "10.1.0.0/16"]), header="forwarded")
+    later = scope(PROXY, ("Forwarded", "proto=https;For=198.51.100.1;by=10.0.0.5"))
+    assert addresses.of(later) == "198.51.100.1"
+    # A hop that names no client: the walk ends at the trusted proxy that wrote the element.
+    nameless = scope(PROXY, ("Forwarded", "for=198.51.100.1, proto=https, for=10.1.0.7"))
+    assert addresses.of(nameless) == "10.1.0.7"
+
+
+def test_the_longest_textual_address_is_read_and_anything_longer_is_not():
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+    assert len(longest) == 45
+    assert (
+        TRUSTED.of(scope(PROXY, ("X-Forwarded-For", longest)))
+        == "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    )
+    zoned = "fe80::1%" + "x" * 38  # a zone makes it parse, at 46 characters
+    assert TRUSTED.of(scope(PROXY, ("X-Forwarded-For", zoned))) == PROXY

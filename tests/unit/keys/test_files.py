@@ -1,6 +1,7 @@
 """Key files: creation, atomic writes, crash safety, encryption, rotation, change detection."""
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -592,3 +593,51 @@ def test_a_key_file_holding_another_key_than_its_kid_is_refused(store):
     assert directory_contents(store) == before
     store.revoke(active)  # the repair: the next key, in its own file, takes over
     assert store.load().signing_kid == upcoming
+
+
+def test_a_change_holds_the_lock_that_serializes_writers(store, monkeypatch):
+    # Two scripts rotating at once would each read the same set and commit their own step.
+    store.generate()
+    lock = store.directory / ".lock"
+    # No other user may open it: any open file can be flocked, and held against the issuer.
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    commit, held = store._commit, []
+
+    def probing_commit(manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(True)
+        else:
+            held.append(False)
+        finally:
+            os.close(fd)
+        commit(manifest, new_pems)
+
+    monkeypatch.setattr(store, "_commit", probing_commit)
+    store.rotate(POLICY, force=True)
+    assert held == [True]
+
+
+def test_a_lock_that_cannot_be_opened_is_reported_as_what_it_is(store):
+    store.generate()
+    (store.directory / ".lock").unlink()
+    (store.directory / ".lock").mkdir()
+    with pytest.raises(IsADirectoryError):  # not "a symbolic link"
+        store.rotate(POLICY, force=True)
+
+
+def test_generate_makes_the_keys_directory_and_its_missing_parents(tmp_path, new_key):
+    store = FileKeyStore(tmp_path / "srv" / "issuer" / "keys", new_key=new_key)
+    manifest = store.generate()
+    assert manifest is not None
+    assert store.load().signing_kid == manifest.active.kid
+
+
+def test_a_refused_change_names_the_keys_directory(store):
+    manifest = store.generate()
+    (store.directory / f"{manifest.next.kid}.pem").unlink()
+    where = re.escape(str(store.directory))
+    with pytest.raises(KeySetError, match=f"the key set in {where} was not changed"):
+        store.rotate(POLICY, force=True)

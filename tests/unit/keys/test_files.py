@@ -641,3 +641,25 @@ def test_a_refused_change_names_the_keys_directory(store):
     where = re.escape(str(store.directory))
     with pytest.raises(KeySetError, match=f"the key set in {where} was not changed"):
         store.rotate(POLICY, force=True)
+
+
+def test_a_keys_directory_of_the_issuers_own_user_is_used(store, monkeypatch):
+    manifest = store.generate()
+    os.chown(store.directory, 4242, -1)
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
+    assert store.load().signing_kid == manifest.active.kid
+
+
+def test_the_manifest_may_be_read_by_all_and_written_by_its_owner_alone(store):
+    store.generate()
+    store.rotate(POLICY, force=True)
+    assert stat.S_IMODE(store.manifest_path.stat().st_mode) == 0o644
+
+
+def test_a_key_file_that_cannot_be_read_is_not_taken_for_a_lost_one(store):
+    manifest = store.generate()
+    pem = store.directory / f"{manifest.next.kid}.pem"
+    pem.unlink()
+    pem.mkdir()
+    with pytest.raises(KeySetError, match=f"cannot read key {manifest.next.kid}"):
+        store.load()

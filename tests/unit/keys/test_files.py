@@ -174,6 +174,26 @@ def test_failed_atomic_write_leaves_old_content_and_no_temporary_file(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
+def test_an_atomic_write_renames_a_file_it_wrote_in_the_same_directory(tmp_path, monkeypatch):
+    # A rename is atomic only within one file system: a temporary file in /tmp would not be.
+    target = tmp_path / "keys" / MANIFEST
+    target.parent.mkdir()
+    replace, renames = os.replace, []
+
+    def recording_replace(src: str, dst: Path) -> None:
+        renames.append((Path(src), Path(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    write_atomic(target, b"new", mode=0o644)
+    [(source, destination)] = renames
+    assert source.parent == destination.parent == target.parent
+    # What a crash before the rename leaves behind, the next change deletes.
+    assert keystore_module._OWN_TEMPORARY.fullmatch(source.name)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == [MANIFEST]
+
+
 def test_temporary_files_of_a_crashed_write_are_cleaned_by_the_next_change(store, clock):
     first = store.generate()
     leftovers = [".manifest.json.k2x9_q0a.tmp", f".{first.next.kid}.pem.abcd1234.tmp"]

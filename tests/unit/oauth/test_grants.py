@@ -546,6 +546,20 @@ async def test_revocation_requires_a_client(client):
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("path", ["/revoke", "/introspect"])
+@pytest.mark.parametrize("form", [{}, {"token": ""}], ids=["absent", "empty"])
+async def test_revocation_and_introspection_without_a_token_are_invalid_request(
+    client, secrets, path, form
+):
+    response = await client.post(
+        path,
+        data={**form, "token_type_hint": "access_token"},
+        headers=basic("api-gateway", secrets["api-gateway"]),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": "token is required"}
+
+
 async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client, secrets):
     login = await password_login(client, "webapp", secrets["webapp"])
     token = login.json()["refresh_token"]

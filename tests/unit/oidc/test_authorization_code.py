@@ -15,6 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import OperationalError
 
+from issuer.accounts.users import User
 from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.builders import rotation_policy
@@ -423,6 +424,18 @@ async def test_a_session_ends_at_the_issuer_after_the_session_ttl(client, settin
     assert "code" in callback_params(await client.get(silent))
     clock.advance(1)
     assert callback_params(await client.get(silent))["error"] == "login_required"
+
+
+async def test_a_session_of_a_user_since_disabled_gives_no_code(client, settings):
+    # Disabled in the database itself (not by manage_user.py, which also ends the sessions).
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    with db_session(settings.database_url) as session:
+        session.query(User).filter_by(username="alice").one().disabled = True
+        session.commit()
+    silent = await client.get(authorize_url("spa", SPA, Pkce(), prompt="none"))
+    assert callback_params(silent)["error"] == "login_required"
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    assert page.status_code == 200 and 'name="password"' in page.text
 
 
 async def test_prompt_select_account_lets_the_user_sign_in_as_another_account(

@@ -924,6 +924,17 @@ async def test_an_untrusted_request_is_an_error_page_never_a_redirect(
     assert "cannot be completed" in response.text
 
 
+@pytest.mark.parametrize("name", ["client_id", "redirect_uri"])
+async def test_a_client_or_redirect_uri_sent_twice_is_an_error_page_never_a_redirect(client, name):
+    # RFC 6749 4.1.2.1: the client (or its URI) is not established by a repeated parameter,
+    # even one whose values are each registered: no invalid_request back to that URI.
+    url = authorize_url("spa", SPA, Pkce())
+    sent = dict(parse_qsl(url.split("?", 1)[1]))
+    response = await client.get(url + "&" + urlencode({name: sent[name]}))
+    assert response.status_code == 400 and "location" not in response.headers
+    assert f"must name its {name}, once" in response.text
+
+
 async def test_the_longest_nonce_allowed_is_stored_and_returned(client, secrets):
     pkce = Pkce()
     params = await webapp_code(client, secrets, pkce, nonce="n" * 512)

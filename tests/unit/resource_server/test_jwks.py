@@ -714,6 +714,14 @@ async def test_unavailable_before_the_first_success_with_retry_after(respx_mock,
     assert route.call_count == 1
 
 
+async def test_retry_after_says_when_the_next_fetch_may_start(respx_mock, http, clock):
+    respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
+    key_set = make_key_set(http, clock, fetch_gap=10)
+    with pytest.raises(KeySetUnavailable) as caught:
+        await key_set.key("k1")
+    assert caught.value.headers["Retry-After"] == "10"
+
+
 async def test_with_no_keys_a_caller_fetches_at_once_whatever_the_backoff(
     respx_mock, metadata_route, key_set, clock, rsa_private_key
 ):

@@ -1232,6 +1232,39 @@ async def test_a_revalidation_does_not_use_up_the_unknown_kid_cooldown(
     assert route.call_count == 3
 
 
+async def test_an_unknown_kid_starts_no_fetch_while_retries_back_off(
+    respx_mock, metadata_route, http, clock, rsa_private_key
+):
+    key_set = make_key_set(http, clock, retry_base=10)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    clock.advance(60)
+    await key_set.maintain()  # fails: the next try is 5..10 s away
+    clock.advance(2)  # past the cooldown and the fetch gap, within the backoff
+    assert await key_set.key("k2") is None
+    assert route.call_count == 2
+
+
+async def test_an_unknown_kid_starts_no_fetch_within_a_second_of_the_last_fetch_start(
+    respx_mock, metadata_route, http, clock, rsa_private_key
+):
+    key_set = make_key_set(http, clock, retry_base=0.01)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    clock.advance(60)
+    await key_set.maintain()  # fails; the backoff is over within 10 ms
+    clock.advance(0.5)  # the held set is a minute old, but a fetch started 0.5 s ago
+    assert await key_set.key("k2") is None
+    assert route.call_count == 2
+    clock.advance(0.5)
+    assert await key_set.key("k2") is None  # now it may look
+    assert route.call_count == 3
+
+
 async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(
     respx_mock, metadata_route, key_set, clock, rsa_private_key
 ):

@@ -1265,6 +1265,25 @@ async def test_an_unknown_kid_starts_no_fetch_within_a_second_of_the_last_fetch_
     assert route.call_count == 3
 
 
+@pytest.mark.parametrize(
+    ("revalidate", "after", "reason"),
+    [
+        (60, 60, "revalidate"),
+        (0, 480, "refresh_ahead"),
+        (500, 480, "refresh_ahead"),
+        (0, 600, "expired"),
+    ],
+)
+async def test_a_background_fetch_is_counted_under_its_cause(
+    jwks_route, http, clock, revalidate, after, reason
+):
+    key_set = make_key_set(http, clock, revalidate=revalidate)
+    await key_set.key("k1")  # max-age=600: refresh ahead at 480 s
+    clock.advance(after)
+    await key_set.maintain()
+    assert key_set.stats.fetches == {("initial", "ok"): 1, (reason, "ok"): 1}
+
+
 async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(
     respx_mock, metadata_route, key_set, clock, rsa_private_key
 ):

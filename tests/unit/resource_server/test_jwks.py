@@ -13,6 +13,7 @@ import httpx
 import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import RSAKey
 
 from resource_server.errors import InvalidToken, KeySetUnavailable
 from resource_server.jwks import CachePolicy, KeySetStatus, RemoteKeySet
@@ -1282,6 +1283,20 @@ async def test_a_background_fetch_is_counted_under_its_cause(
     clock.advance(after)
     await key_set.maintain()
     assert key_set.stats.fetches == {("initial", "ok"): 1, (reason, "ok"): 1}
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["no-keys", "keys"])
+async def test_a_key_rejected_and_not_replaced_is_none(
+    respx_mock, metadata_route, http, clock, rsa_private_key, held
+):
+    route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")))
+    key_set = make_key_set(http, clock)
+    # The key a signature failed with: the one handed out, or (with none held) another's.
+    key = await key_set.key("k1") if held else RSAKey.import_key(public_jwk(rsa_private_key, "k1"))
+    assert key is not None
+    assert await key_set.key("k1", rejected=key) is None
+    await landed(key_set)
+    assert route.call_count == 1
 
 
 async def test_a_caller_that_waited_for_keys_makes_no_second_fetch_for_its_kid(

@@ -1149,6 +1149,54 @@ async def test_the_recovery_line_counts_one_failure_as_one(
     assert recovered == [f"JWKS fetch from {ISSUER} recovered after 1 failure"]
 
 
+async def test_a_recovery_ends_the_backoff_and_the_failure_count(
+    respx_mock, metadata_route, http, clock, rsa_private_key, other_private_key, caplog
+):
+    key_set = make_key_set(http, clock, retry_base=30)
+    route = respx_mock.get(JWKS_URL)
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    for _ in range(2):
+        with pytest.raises(KeySetUnavailable):
+            await key_set.key("k1")
+        clock.advance(1)  # the second failure puts the next background try 30..60 s away
+    route.mock(return_value=httpx.Response(200, json=jwks((rsa_private_key, "k1"))))
+    with caplog.at_level(logging.INFO, logger="resource_server.jwks"):
+        assert await key_set.key("k1") is not None  # a waiting caller fetches regardless
+    recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert recovered == [f"JWKS fetch from {ISSUER} recovered after 2 failures"]
+    assert key_set.status() == KeySetStatus(True, True, False, 0)
+    # The issuer rotates a key in: no backoff is left to keep its kid from being fetched.
+    route.mock(
+        return_value=httpx.Response(
+            200, json=jwks((rsa_private_key, "k1"), (other_private_key, "k2"))
+        )
+    )
+    clock.advance(1)
+    assert await key_set.key("k2") is not None
+
+
+async def test_an_outage_like_one_before_a_recovery_is_logged_again(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, caplog
+):
+    route = respx_mock.get(JWKS_URL)
+    good = httpx.Response(
+        200, json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"}
+    )
+    route.mock(return_value=good)
+    await key_set.key("k1")
+    with caplog.at_level(logging.WARNING, logger="resource_server.jwks"):
+        for _ in range(2):
+            route.mock(side_effect=httpx.ConnectError("refused"))
+            clock.advance(60)
+            await key_set.maintain()  # fails, and says so
+            route.mock(side_effect=None, return_value=good)
+            clock.advance(2)
+            await key_set.maintain()  # recovers
+    outages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(outages) == 2
+    assert all("keeping the last good key set" in message for message in outages)
+
+
 async def test_logs_name_the_configured_jwks_url_they_fetch_from(respx_mock, http, clock, caplog):
     # The audit: with RS_JWKS_URL set (compose: http://proxy:8000/...), an outage was logged
     # as "JWKS fetch from <RS_ISSUER_URL> failed", an address never fetched from at all.

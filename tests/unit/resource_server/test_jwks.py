@@ -770,6 +770,15 @@ async def test_background_retries_back_off(respx_mock, key_set, clock):
     assert all(gap <= 60 for gap in gaps)
 
 
+async def test_the_first_background_retry_is_half_to_all_of_retry_base_away(
+    respx_mock, http, clock
+):
+    respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
+    key_set = make_key_set(http, clock, fetch_gap=0, retry_base=4)
+    assert await key_set.maintain() == 0  # the first fetch, failed
+    assert 2 <= await key_set.maintain() <= 4  # jitter: 0.5..1 times 4 s, doubling from there
+
+
 async def test_backoff_survives_a_very_long_outage(respx_mock, key_set, clock):
     respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
     key_set._failures = 5000  # 2 ** 4999 seconds would not fit a float

@@ -434,6 +434,45 @@ async def test_introspection_reports_an_active_access_token(client, secrets):
     assert body["exp"] > body["iat"]
 
 
+async def test_an_active_answer_carries_every_member_of_the_token_and_nothing_else(
+    client, secrets, clock
+):
+    # RFC 7662 section 2.2: the access token's claims as they are, `username` for its
+    # preferred_username; a refresh token's own state, its exp the sooner of its idle and its
+    # session end.
+    login = (await password_login(client, "webapp", secrets["webapp"])).json()
+    claims = await claims_of(client, login["access_token"], clock)
+    assert await introspect(client, secrets, login["access_token"]) == {
+        "active": True,
+        "token_type": "Bearer",
+        **{name: claims[name] for name in ("iss", "sub", "aud", "exp", "iat", "jti")},
+        "client_id": "webapp",
+        "scope": "read write",
+        "username": "alice",
+    }
+    now = int(clock())
+    assert await introspect(client, secrets, login["refresh_token"], as_client="webapp") == {
+        "active": True,
+        "client_id": "webapp",
+        "sub": claims["sub"],
+        "scope": "read write",
+        "iat": now,
+        "exp": now + 7 * DAY,
+        "iss": ISSUER,
+    }
+    token = login["refresh_token"]
+    for _ in range(4):  # used every 6 days: the fourth successor's idle end is past day 30
+        clock.advance(6 * DAY)
+        rotated = await client.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            headers=basic("webapp", secrets["webapp"]),
+        )
+        token = rotated.json()["refresh_token"]
+    answer = await introspect(client, secrets, token, as_client="webapp")
+    assert (answer["iat"], answer["exp"]) == (now + 24 * DAY, now + 30 * DAY)
+
+
 async def test_only_a_resource_server_of_the_tokens_audience_learns_it_is_active(client, secrets):
     token = (await password_login(client)).json()["access_token"]  # aud "api"
     assert (await introspect(client, secrets, token))["active"] is True

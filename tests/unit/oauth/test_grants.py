@@ -580,6 +580,21 @@ async def test_revoking_another_clients_token_is_refused(client, secrets):
     assert (await introspect(client, secrets, token))["active"] is True
 
 
+async def test_revoking_another_clients_refresh_token_is_refused_and_ends_nothing(client, secrets):
+    login = (await password_login(client)).json()
+    for headers, data in (
+        (basic("webapp", secrets["webapp"]), {}),
+        ({}, {"client_id": "cc-only-public-ish"}),  # a public client, merely naming itself
+    ):
+        response = await client.post(
+            "/revoke", data={"token": login["refresh_token"], **data}, headers=headers
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_grant"
+    assert (await introspect(client, secrets, login["access_token"]))["active"] is True
+    assert (await refresh(client, login["refresh_token"])).status_code == 200
+
+
 async def test_revocation_requires_a_client(client):
     response = await client.post("/revoke", data={"token": "x"})
     assert response.status_code == 401

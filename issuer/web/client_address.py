@@ -26,10 +26,24 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     networks = []
     for value in values:
         try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+            network = ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
             raise ValueError(f"not an IP address or CIDR range: {value!r}") from None
+        networks.append(_unmapped(network))
     return tuple(networks)
+
+
+def _unmapped(network: Network) -> Network:
+    """An IPv4-mapped range ("::ffff:10.0.0.5") as the IPv4 range it names.
+
+    Peers are compared in IPv4 form (`_address` unmaps them), so a mapped entry, as a
+    dual-stack socket prints a proxy's address, would otherwise never match.
+    """
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 class ClientAddresses:

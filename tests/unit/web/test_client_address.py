@@ -91,6 +91,19 @@ def test_a_trusted_range_written_with_host_bits_is_its_network():
     assert addresses.of(scope("10.0.0.77", ("X-Forwarded-For", "198.51.100.1"))) == "198.51.100.1"
 
 
+@pytest.mark.parametrize(
+    ("entry", "proxy"),
+    [("::ffff:10.0.0.5", "10.0.0.5"), ("::ffff:10.0.0.0/120", "10.0.0.77")],
+)
+def test_a_trusted_proxy_written_as_an_ipv4_mapped_address_is_that_ipv4_proxy(entry, proxy):
+    # Peers are compared as IPv4 (a dual-stack socket reports "::ffff:10.0.0.5"): a setting
+    # copied from such a log line must trust that proxy, as an operator would expect.
+    addresses = ClientAddresses(parse_networks([entry]))
+    for peer in (proxy, f"::ffff:{proxy}"):
+        assert addresses.of(scope(peer, ("X-Forwarded-For", "198.51.100.1"))) == "198.51.100.1"
+    assert addresses.of(scope("10.0.1.9", ("X-Forwarded-For", "198.51.100.1"))) == "10.0.1.9"
+
+
 def test_rfc7239_for_is_found_among_other_parameters_and_its_absence_ends_the_walk():
     addresses = ClientAddresses(parse_networks([PROXY, "10.1.0.0/16"]), header="forwarded")
     later = scope(PROXY, ("Forwarded", "proto=https;For=198.51.100.1;by=10.0.0.5"))

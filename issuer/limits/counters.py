@@ -9,7 +9,7 @@ once.
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import redis.asyncio as redis
@@ -189,6 +189,10 @@ class FallbackStore:
     call probes Redis while the others keep to the in-process store; its success closes the
     breaker, its failure opens it again. Calls already waiting on Redis when it opened end
     as they end, and their failures do not count again.
+
+    Deletes Redis missed (a login's success clearing its failures and lockouts) are kept, up
+    to `max_unsent_deletes` keys, and made there when it answers again: otherwise the lock
+    it still holds would refuse, once it is back, the user who has just logged in.
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class FallbackStore:
         retry_after: float = 1.0,
         max_retry_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        max_unsent_deletes: int = 10_000,
     ):
         self._primary = primary
         self._fallback = fallback
@@ -207,6 +212,10 @@ class FallbackStore:
         self._open_until = 0.0  # while failing and now < this, Redis is not tried
         self._failures = 0  # consecutive failed probes (0: closed)
         self._probing = False
+        # Insertion-ordered set; when full, the oldest go (their locks then expire by
+        # themselves, as they would have without the login that cleared them).
+        self._unsent_deletes: dict[str, None] = {}
+        self._max_unsent_deletes = max_unsent_deletes
 
     async def incr(self, key: str, window: float) -> tuple[int, float]:
         _, result = await self._on_redis(lambda redis: redis.incr(key, window))
@@ -238,7 +247,7 @@ class FallbackStore:
 
     async def delete(self, *keys: str) -> None:
         await self._fallback.delete(*keys)
-        await self._on_redis(lambda redis: redis.delete(*keys))
+        await self._delete_on_redis(keys)
 
     async def aclose(self) -> None:
         await self._primary.aclose()
@@ -271,7 +280,28 @@ class FallbackStore:
         # answered on a connection that survived, says nothing of the ones that did not.
         if probe:
             self._recover()
+            await self._send_unsent_deletes()
         return True, result
+
+    def _keep_unsent(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._unsent_deletes.pop(key, None)  # re-inserted as the newest
+            self._unsent_deletes[key] = None
+        while len(self._unsent_deletes) > self._max_unsent_deletes:
+            del self._unsent_deletes[next(iter(self._unsent_deletes))]
+
+    async def _send_unsent_deletes(self) -> None:
+        keys = list(self._unsent_deletes)
+        self._unsent_deletes.clear()
+        if keys:
+            # Redis only: marks set in memory since then are newer than these deletes. The
+            # breaker is closed now: a failure here trips it again and keeps them.
+            await self._delete_on_redis(keys)
+
+    async def _delete_on_redis(self, keys: Sequence[str]) -> None:
+        answered, _ = await self._on_redis(lambda redis: redis.delete(*keys))
+        if not answered:
+            self._keep_unsent(keys)
 
     def _trip(self, exc: Exception) -> None:
         if not self._failures:

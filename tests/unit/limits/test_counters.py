@@ -372,3 +372,63 @@ async def test_a_restart_of_redis_is_one_outage_however_many_stale_connections(
         "Redis unavailable",
         "Redis reachable again",
     ]
+
+
+async def test_deletes_made_while_redis_was_away_are_made_there_once_it_is_back(
+    redis_client, prefix, clock, monkeypatch
+):
+    # A login that succeeds during an outage clears its failures: the lock Redis still holds
+    # must not refuse the user again the moment Redis is back.
+    primary = RedisStore(redis_client, prefix)
+    store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock)
+    await store.block("userlock:alice", 300)
+    await store.block("userlock:bob", 300)
+
+    async def unreachable(*_: object, **__: object) -> object:
+        raise redis.ConnectionError("Connection refused")
+
+    async def drop() -> None:
+        pass
+
+    for method in ("delete", "blocked", "incr"):
+        monkeypatch.setattr(primary, method, unreachable)
+    monkeypatch.setattr(primary, "drop_connections", drop)
+    await store.delete("userlock:alice", "fail:alice")  # the first failure: trips
+    await store.delete("userlock:alice")  # while open: Redis not asked
+    assert await store.blocked("userlock:alice") == 0
+    monkeypatch.undo()
+    assert await redis_client.exists(f"{prefix}userlock:alice") == 1
+    clock.advance(1.1)
+    await store.incr("ip:1", 60)  # the probe: Redis answers, the breaker closes
+    assert await redis_client.exists(f"{prefix}userlock:alice") == 0
+    assert await store.blocked("userlock:alice") == 0
+    assert 299 < await store.blocked("userlock:bob") <= 300  # only what was deleted
+
+
+async def test_deletes_kept_for_redis_are_bounded_and_newer_memory_marks_survive_them(
+    redis_client, prefix, clock, monkeypatch
+):
+    primary = RedisStore(redis_client, prefix)
+    store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock, max_unsent_deletes=2)
+    for user in ("a", "b", "c"):
+        await store.block(f"userlock:{user}", 300)
+
+    async def unreachable(*_: object, **__: object) -> object:
+        raise redis.ConnectionError("Connection refused")
+
+    async def drop() -> None:
+        pass
+
+    for method in ("delete", "block", "incr"):
+        monkeypatch.setattr(primary, method, unreachable)
+    monkeypatch.setattr(primary, "drop_connections", drop)
+    for user in ("a", "b", "c"):
+        await store.delete(f"userlock:{user}")
+    await store.block("userlock:c", 60)  # set in memory after its delete
+    monkeypatch.undo()
+    clock.advance(1.1)
+    await store.incr("ip:1", 60)  # the probe
+    assert await redis_client.exists(f"{prefix}userlock:a") == 1  # the oldest was let go
+    assert await redis_client.exists(f"{prefix}userlock:b") == 0
+    assert await redis_client.exists(f"{prefix}userlock:c") == 0
+    assert await store.blocked("userlock:c") == pytest.approx(58.9)

@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from pydantic import ValidationError
 
 from issuer.limits.counters import FallbackStore, MemoryStore, RedisStore
-from issuer.limits.throttle import Throttle, ThrottlePolicy
+from issuer.limits.throttle import Throttle, Throttled, ThrottlePolicy
 from issuer.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -432,3 +432,26 @@ async def test_deletes_kept_for_redis_are_bounded_and_newer_memory_marks_survive
     assert await redis_client.exists(f"{prefix}userlock:b") == 0
     assert await redis_client.exists(f"{prefix}userlock:c") == 0
     assert await store.blocked("userlock:c") == pytest.approx(58.9)
+
+
+async def test_an_address_a_user_logged_in_from_passes_the_account_cap_for_30_days_no_longer(
+    clock,
+):
+    policy = ThrottlePolicy(per_username=3)
+    thirty_days = 30 * 86400  # as documented
+    throttle = Throttle(MemoryStore(clock=clock), policy)
+    await throttle.record_success("alice", "192.0.2.10")
+
+    async def botnet_locks_the_account() -> None:
+        for i in range(policy.per_username):
+            await throttle.reserve_login("alice", f"203.0.113.{i}")
+        with pytest.raises(Throttled):
+            await throttle.check_login("alice", "198.51.100.7")
+
+    clock.advance(thirty_days - policy.window - 1)
+    await botnet_locks_the_account()
+    await throttle.check_login("alice", "192.0.2.10")  # home still passes
+    clock.advance(policy.window + 2)  # 30 days and a second since the login: a stranger
+    await botnet_locks_the_account()
+    with pytest.raises(Throttled):
+        await throttle.check_login("alice", "192.0.2.10")

@@ -1123,6 +1123,32 @@ async def test_a_sign_in_form_returning_to_a_malformed_request_is_refused(client
     assert "location" not in response.headers
 
 
+async def test_a_sign_in_form_returns_only_to_this_sites_authorization_request(client):
+    page = await client.get(authorize_url("spa", SPA, Pkce(), state="s"))
+    form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
+    request = form["return_to"].removeprefix("authorize?")
+    for elsewhere in (f"logout?{request}", f"https://evil.example/authorize?{request}"):
+        refused = await client.post("/login", data={**form, "return_to": elsewhere})
+        assert refused.status_code == 400 and "not sent by this site" in refused.text
+        assert "location" not in refused.headers and "set-cookie" not in refused.headers
+    # A request that is ours but now fails is answered to the app, as /authorize answers it.
+    plain = form["return_to"].replace("code_challenge_method=S256", "code_challenge_method=plain")
+    failed = await client.post("/login", data={**form, "return_to": plain})
+    assert failed.status_code == 303 and failed.headers["location"].startswith(SPA)
+    error = dict(parse_qsl(failed.headers["location"].split("?", 1)[1]))
+    assert error["error"] == "invalid_request" and error["state"] == "s"
+    assert not await still_signed_in(client)
+
+
+async def test_a_sign_in_form_of_the_version_before_still_signs_in(client):
+    # Its return_to was "/authorize?...": a rolling upgrade keeps forms already open.
+    page = await client.get(authorize_url("spa", SPA, Pkce(), state="s"))
+    form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
+    signed_in = await client.post("/login", data={**form, "return_to": "/" + form["return_to"]})
+    assert signed_in.status_code == 303
+    assert callback_params(await client.get(signed_in.headers["location"]))["state"] == "s"
+
+
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
 async def test_the_sign_in_form_is_protected_against_csrf(client, tamper):
     page = await client.get(authorize_url("spa", SPA, Pkce()))

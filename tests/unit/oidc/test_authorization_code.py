@@ -596,6 +596,34 @@ async def test_the_consent_form_is_protected_against_csrf(client, tamper):
     assert "location" not in response.headers
 
 
+@pytest.mark.parametrize("decision", [None, "yes", "Allow"])
+async def test_a_consent_answer_other_than_allow_is_a_refusal(client, decision):
+    page = await sign_in(client, authorize_url("consenting", CONSENTING, Pkce(), scope="openid"))
+    form = hidden_fields(page.text)
+    if decision is not None:
+        form["decision"] = decision
+    denied = callback_params(_follow(await client.post("/consent", data=form)))
+    assert denied["error"] == "access_denied" and "code" not in denied
+
+
+async def test_a_consent_form_over_the_address_limit_is_a_429_page(settings, secrets, clock):
+    limited = settings.model_copy(update={"rate_limit_per_ip": 2})
+    async with running(create_app(limited, clock=clock), ISSUER) as client:
+        url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+        page = await sign_in(client, url)  # the sign-in form: 1
+        allowed = await consent(client, page, "allow")  # 2
+        assert "code" in callback_params(_follow(allowed))
+        refused = await consent(client, page, "allow")
+    assert refused.status_code == 429 and "location" not in refused.headers
+    assert refused.headers["content-type"].startswith("text/html")
+    assert int(refused.headers["retry-after"]) >= 1 and "Try again in" in refused.text
+
+
+async def test_an_expired_consent_form_without_its_request_offers_no_link(client):
+    expired = await client.post("/consent", data={"csrf_token": "f" * 40, "decision": "allow"})
+    assert expired.status_code == 403 and "Start again" not in expired.text
+
+
 async def test_prompt_none_when_consent_is_needed_is_consent_required(client, secrets):
     await webapp_code(client, secrets, Pkce())
     url = authorize_url("consenting", CONSENTING, Pkce(), prompt="none")

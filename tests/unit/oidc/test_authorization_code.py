@@ -1530,6 +1530,16 @@ async def test_a_browser_request_over_the_length_limit_is_refused_at_the_issuer(
         assert f"over {MAX_REQUEST_LENGTH} characters" in response.text
 
 
+async def test_a_logout_request_of_exactly_the_length_limit_is_answered(client):
+    state = "s" * (MAX_REQUEST_LENGTH - len("state="))
+    out = await client.get("/logout", params={"state": state}, headers={"sec-fetch-site": "none"})
+    assert out.status_code == 200 and "signed out" in out.text
+    posted = await client.post("/logout", data={"state": state})
+    assert posted.status_code == 303 and posted.headers["location"] == f"logout?state={state}"
+    over = await client.post("/logout", data={"state": state + "s"})
+    assert over.status_code == 400 and f"over {MAX_REQUEST_LENGTH} characters" in over.text
+
+
 async def test_a_sign_in_page_that_fails_unexpectedly_says_so_on_a_page(client, monkeypatch):
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")

@@ -1,5 +1,6 @@
 """Authorization code + PKCE + OpenID Connect against the issuer app, on both databases."""
 
+import asyncio
 import html as html_module
 import re
 import time
@@ -1205,6 +1206,7 @@ async def test_a_failed_sign_in_says_the_same_whether_or_not_the_user_exists(cli
     unknown = await submit_login(client, page, "nobody", "not-her-password")
     assert wrong.status_code == unknown.status_code == 400
     assert "Incorrect username or password." in wrong.text
+    assert 'name="username" type="text" value="alice"' in wrong.text  # kept, to try again
     assert wrong.text.replace("alice", "X") == unknown.text.replace("nobody", "X")
 
 
@@ -1244,8 +1246,25 @@ async def test_the_sign_in_page_has_the_token_endpoints_address_limit(settings, 
             answers.append(wrong.status_code)
         assert answers == [400, 400, 400, 429, 429]
         assert "Too many attempts" in wrong.text and int(wrong.headers["retry-after"]) >= 1
+        assert f"Try again in {wrong.headers['retry-after']} seconds." in wrong.text
         token = await client.post("/token", data={"username": "alice", "password": "x"})
         assert token.status_code == 429  # one budget per address, both doors
+
+
+async def test_a_sign_in_past_the_hashing_bound_is_a_503_page(settings, secrets, clock):
+    busy = settings.model_copy(update={"bcrypt_rounds": 12, "hash_workers": 1, "hash_queue": 0})
+    async with running(create_app(busy, clock=clock), ISSUER) as client:
+        page = await client.get(authorize_url("spa", SPA, Pkce()))
+        answers = await asyncio.gather(
+            *(submit_login(client, page, f"user{number}", "a-guess-at-it") for number in range(2))
+        )
+        metrics = (await client.get("/metrics")).text
+    refused = next(answer for answer in answers if answer.status_code == 503)
+    assert sorted(answer.status_code for answer in answers) == [400, 503]
+    assert refused.headers["retry-after"] == "1" and "busy" in refused.text
+    assert 'name="password"' in refused.text  # the form again, to try once more
+    # The page says how long to wait: it is not counted as a refusal before any work.
+    assert 'issuer_token_requests_rejected_total{reason="overloaded"} 0.0' in metrics
 
 
 async def test_signing_in_again_ends_the_session_the_browser_held(client, settings):

@@ -203,6 +203,7 @@ async def test_a_second_app_signs_in_without_typing_single_sign_on(client, secre
     await webapp_code(client, secrets, Pkce())
     again = await client.get(authorize_url("spa", SPA, Pkce()))
     assert again.status_code == 302 and "code=" in again.headers["location"]
+    assert again.headers["cache-control"] == "no-store"  # the code is no answer to keep
 
 
 # `client_id` is optional (RP-Initiated Logout 1.0 section 2); sent, it names the hint's client.

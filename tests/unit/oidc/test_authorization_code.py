@@ -395,6 +395,19 @@ async def test_an_id_token_hint_naming_someone_else_asks_for_a_sign_in(client, s
     assert bad["error"] == "invalid_request"
 
 
+async def test_whoever_signs_in_answers_a_hint_naming_another_user(client, settings):
+    # The hint names bob; alice signs in: she is the answer, not asked again for ever.
+    create_user(settings, "bob", "builder-12")
+    bobs = await spa_id_token(client, "bob", "builder-12")
+    client.cookies.clear()
+    pkce = Pkce()
+    url = authorize_url("spa", SPA, pkce, id_token_hint=bobs)
+    params = callback_params(await sign_in(client, url, "alice", "wonderland1"))
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/userinfo", headers=bearer)).json()["preferred_username"] == "alice"
+
+
 async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secrets, clock):
     await webapp_code(client, secrets, Pkce())
     assert (await client.get(authorize_url("spa", SPA, Pkce(), prompt="login"))).status_code == 200

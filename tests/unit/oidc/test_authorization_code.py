@@ -589,6 +589,17 @@ async def test_prompt_consent_asks_any_client_and_a_no_is_access_denied(client):
     assert "code" in callback_params(_follow(await consent(client, page, "allow")))
 
 
+async def test_prompt_login_and_consent_asks_for_the_password_then_the_consent(client):
+    # The sign-in satisfies `login`, not `consent`: the user is still asked.
+    await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    url = authorize_url("spa", SPA, Pkce(), prompt="login consent", state="both")
+    page = await client.get(url)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    asked = await sign_in(client, url)
+    assert asked.status_code == 200 and "Allow" in asked.text
+    assert callback_params(_follow(await consent(client, asked, "allow")))["state"] == "both"
+
+
 @pytest.mark.parametrize("path", ["/login", "/consent"])
 async def test_every_form_sent_counts_against_the_address_a_refused_one_too(client, settings, path):
     # The audit: forms refused for their CSRF token (or naming an unknown client, a database

@@ -645,9 +645,19 @@ async def test_a_consent_form_over_the_address_limit_is_a_429_page(settings, sec
     assert int(refused.headers["retry-after"]) >= 1 and "Try again in" in refused.text
 
 
-async def test_an_expired_consent_form_without_its_request_offers_no_link(client):
-    expired = await client.post("/consent", data={"csrf_token": "f" * 40, "decision": "allow"})
-    assert expired.status_code == 403 and "Start again" not in expired.text
+async def test_an_expired_consent_form_offers_to_start_again_with_its_request(client):
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+    page = await sign_in(client, url)
+    client.cookies.delete("issuer_csrf")  # as after a browser restart
+    expired = await consent(client, page, "allow")
+    assert expired.status_code == 403 and "location" not in expired.headers
+    (link,) = re.findall(r'href="(authorize\?[^"]*)"', expired.text)
+    assert html_module.unescape(link) == url.removeprefix("/")
+    again = await client.get(html_module.unescape(link))
+    assert again.status_code == 200 and "Allow" in again.text
+    # Without its request there is nothing to start again.
+    bare = await client.post("/consent", data={"csrf_token": "f" * 40, "decision": "allow"})
+    assert bare.status_code == 403 and "Start again" not in bare.text
 
 
 async def test_prompt_none_when_consent_is_needed_is_consent_required(client, secrets):

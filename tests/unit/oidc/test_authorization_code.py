@@ -225,6 +225,9 @@ async def test_logout_ends_the_session_and_returns_to_the_registered_uri(
     out = await client.get("/logout", params={k: v for k, v in query.items() if v is not None})
     assert out.status_code == 302
     assert out.headers["location"] == "https://app.example/bye?state=s1"
+    # The browser's cookie goes too, on the way back to the app as on the signed-out page.
+    cleared = [c for c in out.headers.get_list("set-cookie") if c.startswith("issuer_session=")]
+    assert len(cleared) == 1 and "max-age=0" in cleared[0].lower()
     again = await client.get(authorize_url("spa", SPA, Pkce()))
     assert again.status_code == 200 and 'name="password"' in again.text  # signed out
 

@@ -103,3 +103,13 @@ def test_pkce_s256_round_trip_and_refusals():
         "x" * 128, challenge_of("x" * 128)
     )
     assert not valid_challenge("x" * 42) and not valid_challenge("=" * 43)
+
+
+def test_pkce_takes_every_unreserved_character_and_only_a_base64url_s256_challenge():
+    # RFC 7636 4.1: ALPHA / DIGIT / "-" / "." / "_" / "~"; an app may draw from all of them.
+    verifier = "-._~" * 11
+    assert verifies(verifier, challenge_of(verifier))
+    # 4.2: BASE64URL of a SHA-256, 43 characters exactly, never standard base64 (a code
+    # asked for with one could never be redeemed).
+    for challenge in ("x" * 44, "+" * 43, "/" * 43, "x" * 43 + "\n"):
+        assert not valid_challenge(challenge), challenge

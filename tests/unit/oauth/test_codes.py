@@ -1,11 +1,13 @@
-"""Authorization codes at the store: a redemption whose commit answer was lost, on both
-databases."""
+"""Authorization codes at the store: their life, what spends them, what a replay proves,
+and a redemption whose commit answer was lost, on both databases."""
+
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from issuer.oauth.codes import AuthorizationCodes, CodeGrant, Issued
+from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
@@ -52,3 +54,11 @@ def test_a_redemption_that_did_not_commit_is_an_error_and_leaves_the_code(codes,
         codes.redeem(code, NOW, issue)
     monkeypatch.undo()
     assert codes.redeem(code, NOW, issue) == "tokens"
+
+
+def test_a_code_lasts_its_ttl_and_not_a_second_more_whatever_else_is_redeemed(codes):
+    first, second = codes.issue(GRANT, NOW), codes.issue(GRANT, NOW)
+    assert codes.redeem(first, NOW + 59, issue) == "tokens"
+    # Redeeming the first kept its row for its access token's life, never the second's.
+    with pytest.raises(InvalidGrant, match="expired"):
+        codes.redeem(second, NOW + 60, issue)

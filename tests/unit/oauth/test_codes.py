@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from issuer.oauth.codes import AuthorizationCodes, CodeGrant, Issued
+from issuer.oauth.codes import AuthorizationCodes, CodeGrant, CodeReused, Issued
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef
 from issuer.storage.engine import make_engine, make_sessions
@@ -62,3 +62,16 @@ def test_a_code_lasts_its_ttl_and_not_a_second_more_whatever_else_is_redeemed(co
     # Redeeming the first kept its row for its access token's life, never the second's.
     with pytest.raises(InvalidGrant, match="expired"):
         codes.redeem(second, NOW + 60, issue)
+
+
+def test_a_refusal_once_the_bindings_matched_leaves_the_code_spent(codes):
+    code = codes.issue(GRANT, NOW)
+
+    def user_disabled(_: CodeGrant, __: Session) -> tuple[str, Issued]:
+        raise InvalidGrant("the user can no longer log in")
+
+    with pytest.raises(InvalidGrant):
+        codes.redeem(code, NOW, user_disabled)
+    with pytest.raises(CodeReused) as reused:
+        codes.redeem(code, NOW + 1, issue)
+    assert reused.value.issued is None  # it issued nothing to revoke

@@ -1,6 +1,7 @@
 """Authorization codes at the store: their life, what spends them, what a replay proves,
 and a redemption whose commit answer was lost, on both databases."""
 
+from dataclasses import replace
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -75,3 +76,17 @@ def test_a_refusal_once_the_bindings_matched_leaves_the_code_spent(codes):
     with pytest.raises(CodeReused) as reused:
         codes.redeem(code, NOW + 1, issue)
     assert reused.value.issued is None  # it issued nothing to revoke
+
+
+def test_signing_a_user_out_drops_only_that_users_codes_not_yet_redeemed(codes):
+    used, unused = codes.issue(GRANT, NOW), codes.issue(GRANT, NOW)
+    others = codes.issue(replace(GRANT, user_id=2), NOW)
+    codes.redeem(used, NOW, issue)
+    assert codes.discard_user(GRANT.user_id) == 1
+    with pytest.raises(InvalidGrant, match="invalid"):
+        codes.redeem(unused, NOW + 1, issue)
+    # The redeemed one still answers a replay with what to revoke.
+    with pytest.raises(CodeReused) as reused:
+        codes.redeem(used, NOW + 1, issue)
+    assert reused.value.issued == Issued(AccessTokenRef("jti-1", NOW + 900), None)
+    assert codes.redeem(others, NOW + 1, issue) == "tokens"

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from issuer.oauth.codes import AuthorizationCodes, CodeGrant, CodeReused, Issued
 from issuer.oauth.errors import InvalidGrant
+from issuer.oauth.pkce import challenge_of
 from issuer.oauth.revoked_tokens import AccessTokenRef
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
@@ -90,3 +91,15 @@ def test_signing_a_user_out_drops_only_that_users_codes_not_yet_redeemed(codes):
         codes.redeem(used, NOW + 1, issue)
     assert reused.value.issued == Issued(AccessTokenRef("jti-1", NOW + 900), None)
     assert codes.redeem(others, NOW + 1, issue) == "tokens"
+
+
+def test_a_replay_proves_its_client_only_with_every_binding():
+    verifier = "v" * 43
+    reused = CodeReused(None, "webapp", "https://app.example/cb", challenge_of(verifier))
+    assert reused.sent_by_its_client("webapp", "https://app.example/cb", verifier)
+    for client_id, redirect_uri, other_verifier in (
+        ("spa", "https://app.example/cb", verifier),
+        ("webapp", "https://app.example/other", verifier),
+        ("webapp", "https://app.example/cb", "w" * 43),
+    ):
+        assert not reused.sent_by_its_client(client_id, redirect_uri, other_verifier)

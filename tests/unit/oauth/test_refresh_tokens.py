@@ -282,3 +282,14 @@ def test_logins_at_once_delete_ended_families_without_failing(sessions):
         thread.join(timeout=60)
     assert errors == []
     assert family_count(sessions) == 4  # the four new ones; the ended ones all deleted
+
+
+def test_a_token_rotates_until_the_last_second_of_its_idle_and_session_lifetimes(store):
+    token, now = login(store), NOW
+    for idle in (7 * DAY - 1, 7 * DAY - 1, 7 * DAY - 1, 7 * DAY - 1, 2 * DAY + 3):
+        now += idle  # the last one at NOW + 30 days - 1 s
+        token = store.rotate(token, "spa", now, issue)[1]
+    with pytest.raises(InvalidGrant, match="session lifetime"):
+        store.rotate(token, "spa", NOW + 30 * DAY, issue)
+    with pytest.raises(InvalidGrant, match="unused for too long"):
+        store.rotate(login(store), "spa", NOW + 7 * DAY, issue)

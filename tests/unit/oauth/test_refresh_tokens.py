@@ -293,3 +293,12 @@ def test_a_token_rotates_until_the_last_second_of_its_idle_and_session_lifetimes
         store.rotate(token, "spa", NOW + 30 * DAY, issue)
     with pytest.raises(InvalidGrant, match="unused for too long"):
         store.rotate(login(store), "spa", NOW + 7 * DAY, issue)
+
+
+def test_a_used_token_sent_by_another_client_revokes_nothing(store):
+    rt0 = login(store)
+    rt1 = rotate(store, rt0)
+    with pytest.raises(InvalidGrant) as refused:
+        store.rotate(rt0, "webapp", NOW, issue)
+    assert not isinstance(refused.value, FamilyRevoked)
+    assert rotate(store, rt1)  # the session goes on

@@ -302,3 +302,15 @@ def test_a_used_token_sent_by_another_client_revokes_nothing(store):
         store.rotate(rt0, "webapp", NOW, issue)
     assert not isinstance(refused.value, FamilyRevoked)
     assert rotate(store, rt1)  # the session goes on
+
+
+def test_signing_a_user_out_revokes_that_users_live_families_only(store):
+    ended, live = login(store), login(store)
+    others = store.start_family(
+        client_id="spa", user_id=2, scope="read", access=AccessTokenRef("b0", NOW + 900), now=NOW
+    )
+    store.revoke_family(store.find(ended).family_id, NOW)
+    assert store.revoke_user(1, NOW + 1) == 1  # the one still live
+    with pytest.raises(InvalidGrant):
+        rotate(store, live)
+    assert rotate(store, others)

@@ -487,6 +487,8 @@ async def test_wrong_secrets_naming_a_client_never_lock_that_client_out(tmp_path
                 ).status_code
                 for _ in range(605)
             ]
+        # From an address not yet locked out, or none of these would reach the client.
+        async with client_for(asgi, "203.0.113.67") as attacker:
             for _ in range(605):  # a public client has no secret to prove: nothing to spend
                 await attacker.post("/token", data={"grant_type": "password", "client_id": "spa"})
         # The flooder locked itself out after the failed-authentication cap...

@@ -46,6 +46,13 @@ def test_basic_scheme_is_case_insensitive_and_secret_may_hold_a_raw_colon():
     assert credentials == ClientCredentials("webapp", "a:b", "client_secret_basic")
 
 
+def test_basic_credentials_may_follow_the_scheme_after_more_than_one_space():
+    # RFC 9110 section 11.4: credentials = auth-scheme [ 1*SP ( token68 / ... ) ].
+    assert read_credentials({}, "Basic   " + basic("webapp:s3cret")[6:]) == ClientCredentials(
+        "webapp", "s3cret", "client_secret_basic"
+    )
+
+
 def test_basic_with_empty_id_and_secret_means_no_client():
     assert read_credentials({}, "Basic Og==") is None
     assert read_credentials({"client_id": "spa"}, "Basic Og==") == ClientCredentials(

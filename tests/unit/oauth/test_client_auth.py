@@ -68,6 +68,7 @@ def test_basic_id_with_empty_secret_is_a_public_client_naming_itself():
     "authorization",
     [
         "Basic not-base64!",
+        "Basic d2Vi*YXBwOnMzY3JldA==",  # "webapp:s3cret" but for a byte outside base64
         "Basic d2ViYXBw",  # "webapp": no colon
         basic(b"\xffwebapp:secret"),  # not UTF-8
         basic(":secret"),  # a secret without an id

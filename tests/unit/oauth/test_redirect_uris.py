@@ -3,7 +3,12 @@
 import pytest
 
 from issuer.oauth.pkce import challenge_of, valid_challenge, verifies
-from issuer.oauth.redirect_uris import RedirectUriError, check_registrable, matches
+from issuer.oauth.redirect_uris import (
+    MAX_LENGTH,
+    RedirectUriError,
+    check_registrable,
+    matches,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +21,8 @@ from issuer.oauth.redirect_uris import RedirectUriError, check_registrable, matc
         "https://[2001:db8::1]/cb",
         "http://127.0.0.1/cb",
         "http://[::1]:8080/cb",
+        "https://app.example:65535/cb",
+        "https://app.example/" + "a" * (MAX_LENGTH - 20),  # MAX_LENGTH exactly
     ],
 )
 def test_https_and_loopback_http_may_be_registered(uri):
@@ -28,6 +35,9 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example/cb#fragment",
         "http://app.example/cb",
         "http://localhost/cb",
+        "http://10.0.0.1/cb",  # a private address is not the device itself (RFC 8252 8.3)
+        "http://192.168.0.1:8080/cb",
+        "http://127.0.0.1/caf\u00e9",
         "com.example.app:/cb",
         "https:///no-host",
         "javascript:alert(1)",
@@ -47,6 +57,9 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example:0443/cb",
         "https://user:pw@app.example/cb",
         "https://app.example/caf\u00e9",
+        "https://app.example/cb\x7f",
+        "https://app.example:65536/cb",
+        "https://app.example/" + "a" * (MAX_LENGTH - 19),
         "https://app.example/" + "a" * 2000,  # longer than MAX_LENGTH
     ],
 )
@@ -74,6 +87,8 @@ def test_matching_is_exact_except_for_loopback_ports():
     assert matches("http://127.0.0.1:51004/callback", registered)
     assert matches("http://[::1]:8080/cb", registered)
     assert not matches("http://127.0.0.1:bad/callback", registered)
+    assert matches("http://127.0.0.1:65535/callback", registered)
+    assert not matches("http://127.0.0.1:65536/callback", registered)
 
 
 @pytest.mark.parametrize(

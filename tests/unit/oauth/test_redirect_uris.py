@@ -8,6 +8,7 @@ from issuer.oauth.redirect_uris import (
     RedirectUriError,
     check_registrable,
     matches,
+    with_parameters,
 )
 
 
@@ -102,6 +103,16 @@ def test_matching_is_exact_except_for_loopback_ports():
 )
 def test_malformed_uris_and_loopback_user_information_do_not_match(requested):
     assert not matches(requested, ["http://127.0.0.1/callback", "http://[::1]/cb"])
+
+
+def test_parameters_are_added_to_the_query_as_registered_and_unset_ones_left_out():
+    added = {"code": "c1", "state": None, "iss": "https://issuer.example"}
+    assert with_parameters("https://app.example/cb", added) == (
+        "https://app.example/cb?code=c1&iss=https%3A%2F%2Fissuer.example"
+    )
+    assert with_parameters("https://app.example/cb?flag", {"state": None}) == (
+        "https://app.example/cb?flag"
+    )
 
 
 def test_pkce_s256_round_trip_and_refusals():

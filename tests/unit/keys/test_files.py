@@ -16,6 +16,9 @@ from issuer.keys.files import MANIFEST, FileKeyStore, write_atomic
 from issuer.keys.model import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import KeyFactory
+from issuer.oauth.tokens import TokenSigner
+from resource_server.errors import InvalidToken
+from resource_server.verify import Verifier
 from tests.support import FakeClock
 
 POLICY = RotationPolicy(access_token_ttl=900, jwks_max_age=600, leeway=120)
@@ -331,6 +334,26 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     store.manifest_path.write_bytes(b"{not json")
     assert not ring.reload_if_changed()
     assert ring.current is first
+
+
+async def test_a_token_verified_before_its_key_was_revoked_is_refused_after_the_reload(
+    store, clock
+):
+    # The issuer checks its own tokens (introspection) with a Verifier over the ring, which
+    # remembers verified tokens until the ring swaps in another key set.
+    store.generate()
+    ring = KeyRing(store)
+    verifier = Verifier(ring, "https://issuer.test", audience=None, leeway=0, clock=clock)
+    token = (
+        TokenSigner(ring, "https://issuer.test", 900, clock=clock)
+        .issue(subject="alice", client_id="webapp", audience="billing", scope=("read",))
+        .access_token
+    )
+    assert (await verifier.verify(token)).sub == "alice"
+    store.revoke(ring.current.signing_kid)
+    assert ring.reload_if_changed()
+    with pytest.raises(InvalidToken, match="does not publish"):
+        await verifier.verify(token)
 
 
 @pytest.mark.parametrize("removed", ["directory", "manifest"])

@@ -1,5 +1,6 @@
 """Key files: creation, atomic writes, crash safety, encryption, rotation, change detection."""
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -7,13 +8,21 @@ import os
 import re
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from issuer.keys import files as keystore_module
 from issuer.keys.files import MANIFEST, FileKeyStore, write_atomic
-from issuer.keys.model import KeyManifest, KeySetError, KeyState, RotationPolicy, UnsafeRotation
+from issuer.keys.model import (
+    KeyManifest,
+    KeySetError,
+    KeyState,
+    KeyStoreUnavailable,
+    RotationPolicy,
+    UnsafeRotation,
+)
 from issuer.keys.ring import KeyRing
 from issuer.keys.store import KeyFactory
 from issuer.oauth.tokens import TokenSigner
@@ -372,6 +381,46 @@ def test_keyring_reports_a_key_set_that_went_away_once(store, caplog, removed):
     assert ring.current is first  # still signing with the set it holds
     reports = [r for r in caplog.records if "cannot be loaded" in r.getMessage()]
     assert len(reports) == 1 and str(store.directory) in reports[0].getMessage()
+
+
+async def test_the_key_watcher_outlasts_a_store_it_cannot_read_and_says_so_once(
+    store, monkeypatch, caplog
+):
+    # A database blip must not end the watcher: the issuer would go on signing with, and
+    # publishing, a revoked key until restarted.
+    manifest = store.generate()
+    ring = KeyRing(store)
+    store.revoke(manifest.active.kid)
+    real_version, checks = store.version, []
+
+    def away_twice() -> object:
+        checks.append(1)
+        if len(checks) <= 2:
+            raise KeyStoreUnavailable("the database is away")
+        return real_version()
+
+    monkeypatch.setattr(store, "version", away_twice)
+    wake = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="issuer.keys.ring"):
+        watcher = asyncio.create_task(ring.watch(3600, wake))
+        try:
+            deadline = time.monotonic() + 5
+            while not any("works again" in r.getMessage() for r in caplog.records):
+                assert not watcher.done(), "the watcher ended"
+                assert time.monotonic() < deadline, "the watcher never read the store again"
+                wake.set()  # instead of waiting out the interval
+                await asyncio.sleep(0.01)
+        finally:
+            watcher.cancel()
+    assert manifest.active.kid not in ring.current.public_keys
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [m for m in messages if "failed" in m[1]] == [
+        (
+            "ERROR",
+            "checking the key set for changes failed (the database is away); retrying every 3600 s",
+        )
+    ]
+    assert ("WARNING", "checking the key set for changes works again") in messages
 
 
 def test_key_set_changes_are_audited(store, clock, caplog):

@@ -83,6 +83,8 @@ def test_rotation_publishes_the_new_next_key_and_signs_with_the_old_next(store, 
     assert manifest.get(first.active.kid).state is KeyState.RETIRING
     loaded = store.load()
     assert loaded.signing_kid == first.next.kid
+    # Signed with that key itself: tokens under its kid verify against the JWKS.
+    assert loaded.signing_key.thumbprint() == first.next.kid
     published = {k.kid for k in manifest.published}
     assert published == pem_files(store) == {first.active.kid, first.next.kid, step.new_kid}
 

@@ -129,6 +129,15 @@ def test_revoke_unpublishes_and_deletes_at_once(store):
     assert step.new_kid in pem_files(store)
 
 
+def test_revoking_a_retiring_key_makes_no_key_and_leaves_no_key_file_behind(store):
+    first = store.generate()
+    store.rotate(POLICY, force=True)
+    step = store.revoke(first.active.kid)  # retiring now: the set needs no new key
+    assert step.new_kid is None
+    assert pem_files(store) == {k.kid for k in store.read_manifest().published}
+    assert first.active.kid not in pem_files(store)
+
+
 def test_rotate_without_a_key_set_says_how_to_create_one(store):
     with pytest.raises(KeySetError, match=r"generate_keys\.py"):
         store.rotate(POLICY)

@@ -266,6 +266,29 @@ def test_encrypted_keys_round_trip_with_the_passphrase(tmp_path, new_key):
         FileKeyStore(store.directory, passphrase="wrong").load()
 
 
+def test_encrypt_without_a_passphrase_is_refused_and_changes_nothing(store):
+    # It would re-write the keys unencrypted and report them "encrypted".
+    store.generate()
+    before = directory_contents(store)
+    for change in (store.encrypt, store.plan_encryption):
+        with pytest.raises(KeySetError, match="set ISSUER_KEYS_PASSPHRASE"):
+            change()
+    assert directory_contents(store) == before
+
+
+def test_a_key_file_holding_only_a_public_key_is_refused(store):
+    # The issuer would load it, publish it, and fail every token it signs once it is active.
+    manifest = store.generate()
+    public = store.load().public_keys[manifest.next.kid].as_pem(private=False)
+    (store.directory / f"{manifest.next.kid}.pem").write_bytes(public)
+    before = directory_contents(store)
+    with pytest.raises(KeySetError, match=f"key {manifest.next.kid} has no private part"):
+        store.load()
+    with pytest.raises(KeySetError, match=r"no private part.*was not changed"):
+        store.rotate(POLICY, force=True)
+    assert directory_contents(store) == before
+
+
 def test_a_plaintext_key_is_refused_when_a_passphrase_is_set(store):
     # The audit: plaintext keys loaded silently although the operator asked for encryption.
     store.generate()

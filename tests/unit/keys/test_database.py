@@ -78,6 +78,35 @@ def test_lifecycle_matches_the_file_store(store, engine, clock):
     assert first.active.kid.encode() not in loaded.jwks.body
 
 
+def test_every_field_of_a_change_is_stored_as_the_step_made_it(store, clock):
+    # The times and the revoked flag decide when a key retires and the JWKS max-age after a
+    # revocation: a row that lost one would read back as another key set.
+    first = store.generate()
+    clock.advance(POLICY.publish_lead)
+    store.rotate(POLICY)
+    clock.advance(60)
+    step = store.revoke(first.active.kid)  # retiring: revoked and retired at once
+    stored = store.read_manifest()
+    assert stored == step.manifest
+    revoked = stored.get(first.active.kid)
+    assert revoked.revoked and revoked.retired_at == revoked.retiring_at + 60
+    assert stored.active.activated_at == revoked.retiring_at
+
+
+def test_encrypt_rewrites_unencrypted_rows_with_the_passphrase(store, engine):
+    manifest = store.generate()
+    store_unencrypted(engine)
+    before = store.read_manifest()
+    assert sorted(store.encrypt()) == sorted((manifest.active.kid, manifest.next.kid))
+    assert all(
+        row.private_pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+        for row in rows(engine).values()
+    )
+    assert store.read_manifest() == before
+    assert store.load().signing_kid == manifest.active.kid
+    assert store.encrypt() == []
+
+
 def test_revoke_removes_the_key_at_once(store, engine):
     first = store.generate()
     store.revoke(first.active.kid)

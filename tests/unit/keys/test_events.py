@@ -57,3 +57,11 @@ def test_an_announcement_to_a_malformed_url_is_a_warning(caplog, url):
     with caplog.at_level(logging.WARNING, logger=events.__name__):
         events.announce(url, "issuer:")
     assert any("next poll" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("url", [None, ""])
+def test_without_redis_an_announcement_is_nothing_to_warn_about(caplog, url):
+    # Redis is optional: the scripts announce every change, with or without it.
+    with caplog.at_level(logging.DEBUG, logger=events.__name__):
+        events.announce(url, "issuer:")
+    assert caplog.records == []

@@ -494,6 +494,16 @@ async def test_jwks_etag_revalidation_answers_304(client):
     assert other.status_code == 200
 
 
+async def test_jwks_if_none_match_compares_weakly_and_takes_a_star(client):
+    # RFC 9110 section 13.1.2: If-None-Match uses the weak comparison (a proxy that
+    # compressed the body may have sent W/ on), and "*" matches any current representation.
+    etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+    for tag in (f"W/{etag}", "*"):
+        again = await client.get("/.well-known/jwks.json", headers={"If-None-Match": tag})
+        assert again.status_code == 304, tag
+        assert again.headers["etag"] == etag
+
+
 async def test_jwks_reads_every_if_none_match_line(client):
     # RFC 9110 section 5.3: repeated field lines are one list, in order; the ETag on the
     # second line is as good as on the first (a proxy may add a line of its own).

@@ -52,6 +52,8 @@ def test_an_issuer_url_is_kept_exactly(url):
         "idp.example.com",
         "https://idp.example.com/?tenant=1",
         "https://idp.example.com/#top",
+        "https://idp.example.com/?",  # an empty query is a query still
+        "https://idp.example.com#",
         "https://admin@idp.example.com",
         "https://idp.example.com:port",
         "https://idp.example.com ",
@@ -270,6 +272,7 @@ def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch, capsys):
         ("https://app.example:443", "(https://app.example)"),
         ("app.example", ""),
         ("http://app.example/app", "(http://app.example)"),
+        ("ftp://app.example", ""),
     ],
 )
 def test_a_cors_origin_must_be_written_as_browsers_send_it(origin, written):

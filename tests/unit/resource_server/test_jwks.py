@@ -789,7 +789,8 @@ async def test_backoff_survives_a_very_long_outage(respx_mock, key_set, clock):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://issuer.example.com", "ftp://issuer.test", "http://10.0.0.1:8000"]
+    "url",
+    ["http://issuer.example.com", "ftp://issuer.test", "http://10.0.0.1:8000", "ftp://localhost"],
 )
 def test_plain_http_is_refused_for_non_loopback_issuers(http, url):
     with pytest.raises(ValueError, match="https"):
@@ -845,6 +846,8 @@ def test_plain_http_is_allowed_on_loopback(http, url):
 
 def test_plain_http_elsewhere_needs_explicit_permission(http):
     RemoteKeySet("http://issuer:8000", client=http, allow_insecure_http=True)
+    with pytest.raises(ValueError, match="https"):  # plain http, not any other scheme
+        RemoteKeySet("ftp://issuer:8000", client=http, allow_insecure_http=True)
 
 
 async def test_a_client_passed_in_is_the_one_fetched_with_and_is_left_open(rsa_private_key, clock):

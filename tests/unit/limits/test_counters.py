@@ -374,6 +374,20 @@ async def test_a_restart_of_redis_is_one_outage_however_many_stale_connections(
     ]
 
 
+def cut_off(primary: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis refuses every call until `monkeypatch.undo()`."""
+
+    async def unreachable(*_: object, **__: object) -> object:
+        raise redis.ConnectionError("Connection refused")
+
+    async def drop() -> None:
+        pass
+
+    for method in ("incr", "incr_capped", "block", "blocked", "claim", "delete"):
+        monkeypatch.setattr(primary, method, unreachable)
+    monkeypatch.setattr(primary, "drop_connections", drop)
+
+
 async def test_deletes_made_while_redis_was_away_are_made_there_once_it_is_back(
     redis_client, prefix, clock, monkeypatch
 ):
@@ -383,16 +397,7 @@ async def test_deletes_made_while_redis_was_away_are_made_there_once_it_is_back(
     store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock)
     await store.block("userlock:alice", 300)
     await store.block("userlock:bob", 300)
-
-    async def unreachable(*_: object, **__: object) -> object:
-        raise redis.ConnectionError("Connection refused")
-
-    async def drop() -> None:
-        pass
-
-    for method in ("delete", "blocked", "incr"):
-        monkeypatch.setattr(primary, method, unreachable)
-    monkeypatch.setattr(primary, "drop_connections", drop)
+    cut_off(primary, monkeypatch)
     await store.delete("userlock:alice", "fail:alice")  # the first failure: trips
     await store.delete("userlock:alice")  # while open: Redis not asked
     assert await store.blocked("userlock:alice") == 0
@@ -412,16 +417,7 @@ async def test_deletes_kept_for_redis_are_bounded_and_newer_memory_marks_survive
     store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock, max_unsent_deletes=2)
     for user in ("a", "b", "c"):
         await store.block(f"userlock:{user}", 300)
-
-    async def unreachable(*_: object, **__: object) -> object:
-        raise redis.ConnectionError("Connection refused")
-
-    async def drop() -> None:
-        pass
-
-    for method in ("delete", "block", "incr"):
-        monkeypatch.setattr(primary, method, unreachable)
-    monkeypatch.setattr(primary, "drop_connections", drop)
+    cut_off(primary, monkeypatch)
     for user in ("a", "b", "c"):
         await store.delete(f"userlock:{user}")
     await store.block("userlock:c", 60)  # set in memory after its delete

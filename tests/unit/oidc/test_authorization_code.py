@@ -548,6 +548,31 @@ async def test_a_consent_covers_the_scopes_allowed_never_one_more(client):
     assert "code" in callback_params(await client.get(wider))  # now allowed, as a whole
 
 
+async def test_a_consent_is_one_users_for_one_client(client, settings):
+    # Remembered per user and per client: alice's yes to one app answers neither another app
+    # asking the same scopes nor bob using the same app.
+    create_client(
+        settings,
+        "other",
+        ("authorization_code",),
+        scope="openid",
+        redirect_uris=(CONSENTING,),
+        public=True,
+        require_consent=True,
+    )
+    create_user(settings, "bob", "builder-bob1")
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
+    assert "code" in callback_params(
+        _follow(await consent(client, await sign_in(client, url), "allow"))
+    )
+    silent = authorize_url("consenting", CONSENTING, Pkce(), scope="openid", prompt="none")
+    assert "code" in callback_params(await client.get(silent))
+    other = authorize_url("other", CONSENTING, Pkce(), scope="openid", prompt="none")
+    assert callback_params(await client.get(other))["error"] == "consent_required"
+    await sign_in(client, authorize_url("spa", SPA, Pkce(), prompt="login"), "bob", "builder-bob1")
+    assert callback_params(await client.get(silent))["error"] == "consent_required"
+
+
 async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, settings):
     # The audit: with nothing to list, the page asked "Allow access?" without naming the app.
     create_client(

@@ -928,6 +928,32 @@ async def test_errors_after_the_client_is_known_go_back_with_state_and_iss(clien
     assert back["error"] == error and back["state"] == "keep" and back["iss"] == ISSUER
 
 
+async def test_a_disabled_client_is_an_error_page_never_a_redirect(secrets, settings, clock):
+    # A client is disabled when its site can no longer be trusted: its redirect URI is not
+    # established any more.
+    with db_session(settings.database_url) as session:
+        session.query(Client).filter_by(client_id="spa").one().disabled = True
+        session.commit()
+    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+        response = await replica.get(authorize_url("spa", SPA, Pkce(), state="keep"))
+    assert response.status_code == 400 and "location" not in response.headers
+    assert "cannot be completed" in response.text
+
+
+async def test_a_client_whose_code_grant_was_withdrawn_is_unauthorized_client(
+    secrets, settings, clock
+):
+    # An operator editing the registration may leave its redirect URIs behind.
+    with db_session(settings.database_url) as session:
+        session.query(Client).filter_by(client_id="spa").one().grant_types = "password"
+        session.commit()
+    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+        url = authorize_url("spa", SPA, Pkce(), state="keep")
+        back = callback_params(await replica.get(url))
+    assert back["error"] == "unauthorized_client" and back["state"] == "keep"
+    assert back["iss"] == ISSUER
+
+
 async def test_a_redirected_error_description_keeps_to_its_charset(client):
     # RFC 6749 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E; the repeated name was sent back as sent.
     url = authorize_url("spa", SPA, Pkce(), state="keep") + "&" + "&".join(["a%22%5C%C3%A9=1"] * 2)

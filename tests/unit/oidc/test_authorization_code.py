@@ -954,6 +954,20 @@ async def test_a_client_whose_code_grant_was_withdrawn_is_unauthorized_client(
     assert back["iss"] == ISSUER
 
 
+async def test_response_mode_query_said_outright_is_the_default_it_names(client, secrets):
+    # The only mode in response_modes_supported: an app may well send it.
+    await webapp_code(client, secrets, Pkce())
+    url = authorize_url("spa", SPA, Pkce(), response_mode="query", prompt="none")
+    assert "code" in callback_params(await client.get(url))
+
+
+async def test_a_parameter_may_be_2048_characters_and_no_more(client):
+    at_limit = await client.get(authorize_url("spa", SPA, Pkce(), state="s" * 2048))
+    assert at_limit.status_code == 200 and 'name="password"' in at_limit.text
+    over = await client.get(authorize_url("spa", SPA, Pkce(), login_hint="h" * 2049))
+    assert callback_params(over)["error"] == "invalid_request"
+
+
 async def test_a_redirected_error_description_keeps_to_its_charset(client):
     # RFC 6749 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E; the repeated name was sent back as sent.
     url = authorize_url("spa", SPA, Pkce(), state="keep") + "&" + "&".join(["a%22%5C%C3%A9=1"] * 2)
@@ -1639,6 +1653,21 @@ async def test_a_browser_request_over_the_length_limit_is_refused_at_the_issuer(
     ):
         assert response.status_code == 400 and "location" not in response.headers
         assert f"over {MAX_REQUEST_LENGTH} characters" in response.text
+
+
+async def test_an_authorization_request_of_exactly_the_length_limit_is_answered(client):
+    url = authorize_url("spa", SPA, Pkce(), state="s" * 2000)
+    # Padded with extension parameters (each within the 2,048 a parameter may have), which
+    # urlencode leaves as they are: the request as it is sent on is this long.
+    for n in range(10):
+        padding = MAX_REQUEST_LENGTH - len(url.removeprefix("/authorize?"))
+        if padding > 0:
+            url += f"&x{n}=" + "v" * min(2000, padding - len(f"&x{n}="))
+    assert len(url.removeprefix("/authorize?")) == MAX_REQUEST_LENGTH
+    within = await client.get(url)
+    assert within.status_code == 200 and 'name="password"' in within.text
+    over = await client.get(url + "v")
+    assert over.status_code == 400 and f"over {MAX_REQUEST_LENGTH} characters" in over.text
 
 
 async def test_a_logout_request_of_exactly_the_length_limit_is_answered(client):

@@ -398,6 +398,14 @@ async def test_an_id_token_hint_naming_someone_else_asks_for_a_sign_in(client, s
     assert bad["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("hint", ["not-a-jwt", "a.b", "a.b.c.d", "a.b.c.d.e"])
+async def test_an_id_token_hint_that_is_no_signed_jwt_is_invalid_request(client, hint):
+    # Only a three-part JWS may be one of our ID tokens (we sign, never encrypt, them).
+    url = authorize_url("spa", SPA, Pkce(), id_token_hint=hint, state="keep")
+    back = callback_params(await client.get(url))
+    assert back["error"] == "invalid_request" and back["state"] == "keep"
+
+
 async def test_whoever_signs_in_answers_a_hint_naming_another_user(client, settings):
     # The hint names bob; alice signs in: she is the answer, not asked again for ever.
     create_user(settings, "bob", "builder-12")

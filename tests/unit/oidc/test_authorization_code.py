@@ -596,6 +596,22 @@ async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, 
     assert "Allow" in page.text and "Bare App" in page.text
 
 
+async def test_a_consent_to_an_app_asking_for_no_scope_is_remembered_too(client, settings):
+    create_client(
+        settings,
+        "bare",
+        ("authorization_code",),
+        redirect_uris=(CONSENTING,),
+        public=True,
+        require_consent=True,
+    )
+    silent = authorize_url("bare", CONSENTING, Pkce(), scope=None, prompt="none")
+    page = await sign_in(client, authorize_url("bare", CONSENTING, Pkce(), scope=None))
+    assert callback_params(await client.get(silent))["error"] == "consent_required"
+    assert "code" in callback_params(_follow(await consent(client, page, "allow")))
+    assert "code" in callback_params(await client.get(silent))
+
+
 async def test_a_consent_answer_counts_only_for_the_user_it_was_shown_to(client, settings):
     # The audit: alice's open consent page, sent after bob signed in from another tab, gave
     # a code for bob and stored a consent bob never saw.

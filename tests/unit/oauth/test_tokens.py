@@ -128,3 +128,41 @@ def test_a_token_whose_claims_are_altered_after_signing_does_not_verify(ring, si
     with pytest.raises(BadSignatureError):
         decode(ring, f"{header}.{altered}.{signature}")
     assert decode(ring, f"{header}.{payload}.{signature}").claims["sub"] == "user-42"
+
+
+def test_tokens_are_signed_with_the_key_the_ring_swapped_in(ring, signer):
+    first = ring.current.signing_kid
+    assert decode(ring, issue(signer).access_token).header["kid"] == first
+    ring.store.revoke(first)
+    assert ring.reload_if_changed()
+    token = issue(signer).access_token
+    assert decode(ring, token).header["kid"] == ring.current.signing_kid != first
+    id_token = signer.id_token(
+        subject="user-42", client_id="webapp", auth_time=0, nonce=None, access_token=token
+    )
+    assert decode(ring, id_token).header["kid"] == ring.current.signing_kid
+
+
+def test_id_token_claims_follow_openid_connect_core(ring, signer, clock):
+    clock.advance(0.75)  # iat is whole seconds
+    now = int(clock())
+    token = signer.id_token(
+        subject="user-42",
+        client_id="webapp",
+        auth_time=now - 30,
+        nonce="n-0S6",
+        access_token="jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y",
+    )
+    decoded = decode(ring, token)
+    assert decoded.header == {"alg": "RS256", "typ": "JWT", "kid": ring.current.signing_kid}
+    assert decoded.claims == {
+        "iss": ISSUER,
+        "sub": "user-42",
+        "aud": "webapp",
+        "iat": now,
+        "exp": now + TTL,
+        "auth_time": now - 30,
+        "nonce": "n-0S6",
+        # The worked example of OpenID Connect Core Appendix A.3 (RS256).
+        "at_hash": "77QmUPtjPfzWtF2AnpK9RQ",
+    }

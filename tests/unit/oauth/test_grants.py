@@ -294,6 +294,16 @@ async def test_password_grant_without_a_client_gets_no_refresh_token(client):
     assert "refresh_token" not in response.json()
 
 
+async def test_password_grant_for_a_client_not_registered_for_refresh_gets_no_refresh_token(
+    client, clock
+):
+    response = await password_login(client, "cc-only-public-ish")
+    assert response.status_code == 200
+    assert "refresh_token" not in response.json()
+    claims = await claims_of(client, response.json()["access_token"], clock)
+    assert claims["client_id"] == "cc-only-public-ish"
+
+
 # -- refresh tokens ---------------------------------------------------------------------------
 
 

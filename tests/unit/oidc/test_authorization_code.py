@@ -843,6 +843,18 @@ async def test_an_expired_code_is_invalid_grant(client, secrets, clock: FakeCloc
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
+async def test_a_code_of_a_user_since_disabled_is_invalid_grant(client, secrets, settings):
+    # Disabled in the database itself (not by manage_user.py, which also ends the sessions).
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce)
+    with db_session(settings.database_url) as session:
+        session.query(User).filter_by(username="alice").one().disabled = True
+        session.commit()
+    response = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert "access_token" not in response.json()
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [

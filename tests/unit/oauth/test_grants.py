@@ -132,6 +132,26 @@ async def test_client_credentials_with_basic_auth(client, secrets, clock):
     assert claims["aud"] == "billing"
 
 
+async def test_a_clients_access_token_ttl_shortens_the_issuers_but_never_lengthens_it(
+    settings, clock
+):
+    ttl = settings.access_token_ttl
+    short = create_client(settings, "short", ("client_credentials",), access_token_ttl=60)
+    long = create_client(settings, "long", ("client_credentials",), access_token_ttl=ttl + 600)
+    async with running(create_app(settings, clock=clock), ISSUER) as client:
+        for registered, expected in ((short, 60), (long, ttl)):
+            assert registered.secret
+            response = await client.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                headers=basic(registered.client.client_id, registered.secret),
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["expires_in"] == expected
+            claims = await claims_of(client, response.json()["access_token"], clock)
+            assert claims["exp"] - claims["iat"] == expected
+
+
 async def test_client_credentials_with_secret_in_the_form_and_narrowed_scope(client, secrets):
     response = await client.post(
         "/token",

@@ -407,6 +407,16 @@ async def test_disabled_users_refresh_fails(client, settings):
     assert (await refresh(client, token)).json()["error"] == "invalid_grant"
 
 
+async def test_a_grant_made_with_no_scope_refreshes_with_no_scope(client, settings):
+    create_user(settings, "nobody", "wonderland2")  # holds no scope at all
+    form = {"grant_type": "password", "username": "nobody", "password": "wonderland2"}
+    first = (await client.post("/token", data={**form, "client_id": "spa"})).json()
+    assert "scope" not in first
+    refreshed = await refresh(client, first["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert "scope" not in refreshed.json() and refreshed.json()["refresh_token"]
+
+
 async def test_a_refresh_that_would_leave_no_scope_is_refused_and_the_token_kept(client, settings):
     token = (await password_login(client, scope="read")).json()["refresh_token"]
 

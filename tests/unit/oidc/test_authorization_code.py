@@ -843,6 +843,16 @@ async def test_an_expired_code_is_invalid_grant(client, secrets, clock: FakeCloc
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
+async def test_a_code_without_openid_gets_an_access_token_and_no_id_token(client, secrets):
+    pkce = Pkce()
+    params = await webapp_code(client, secrets, pkce, scope="read")
+    response = await exchange(client, params["code"], pkce, auth=("webapp", secrets["webapp"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"] == "read" and body["access_token"]
+    assert "id_token" not in body
+
+
 async def test_a_code_of_a_user_since_disabled_is_invalid_grant(client, secrets, settings):
     # Disabled in the database itself (not by manage_user.py, which also ends the sessions).
     pkce = Pkce()

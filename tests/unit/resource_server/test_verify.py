@@ -104,8 +104,12 @@ async def test_audience_list_containing_ours_is_accepted(verifier, rsa_private_k
     assert (await verifier.verify(token)).sub == "42"
 
 
-async def test_application_at_jwt_typ_is_accepted(verifier, rsa_private_key, clock):
-    token = sign_jwt(rsa_private_key, header(typ="application/at+jwt"), claims(clock))
+@pytest.mark.parametrize("typ", ["application/at+jwt", "AT+JWT", "Application/At+Jwt"])
+async def test_at_jwt_typ_is_accepted_in_any_case_and_with_the_prefix(
+    verifier, rsa_private_key, clock, typ
+):
+    # RFC 7515 section 4.1.9: typ is a media type, and media types compare case-insensitively.
+    token = sign_jwt(rsa_private_key, header(typ=typ), claims(clock))
     assert (await verifier.verify(token)).sub == "42"
 
 
@@ -166,6 +170,18 @@ async def test_kid_is_only_a_dictionary_key(verifier, rsa_private_key, clock, ki
 async def test_foreign_key_under_our_kid_is_rejected(verifier, other_private_key, clock):
     token = sign_jwt(other_private_key, header(), claims(clock))
     await assert_rejected(verifier, token, "signature does not verify")
+
+
+@pytest.mark.parametrize("extra", [".", ".e30", ".e30.e30"], ids=["empty", "four", "five"])
+async def test_a_token_of_more_than_three_segments_is_malformed(
+    verifier, rsa_private_key, clock, extra
+):
+    # Said to be no compact JWS (a JWE has five), not a payload that failed to decode.
+    token = sign_jwt(rsa_private_key, header(), claims(clock)) + extra
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert caught.value.reason == "malformed"
+    assert "compact form" in caught.value.description
 
 
 async def test_tampered_payload_is_rejected(verifier, rsa_private_key, clock):
@@ -370,6 +386,26 @@ async def test_missing_required_claim_is_rejected(verifier, rsa_private_key, clo
         await verifier.verify(token)
 
 
+@pytest.mark.parametrize("claim", ["exp", "sub", "iat", "iss", "aud", "jti", "client_id"])
+async def test_a_required_claim_that_is_null_counts_as_missing(
+    verifier, rsa_private_key, clock, claim
+):
+    body = {**claims(clock), claim: None}  # present in the JSON, as null
+    token = sign_jwt(rsa_private_key, header(), body)
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(token)
+    assert caught.value.reason == "missing_claim"
+    assert f"lacks required claims: {claim}" in caught.value.description
+
+
+async def test_dates_at_the_edge_of_json_exact_integers_are_accepted(
+    verifier, rsa_private_key, clock
+):
+    limit = 2**53 - 1
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=limit, nbf=-limit))
+    assert (await verifier.verify(token)).exp == limit
+
+
 async def test_expired_token_is_rejected(verifier, rsa_private_key, clock):
     token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) - 61))
     await assert_rejected(verifier, token, "expired")
@@ -459,6 +495,17 @@ async def test_a_fractional_exp_ends_when_it_says(verifier, rsa_private_key, clo
     await assert_rejected(strict, token, "expired")
     fresh = Verifier(verifier.key_set, ISSUER, "api", leeway=0, clock=clock)
     await assert_rejected(fresh, token, "expired")
+
+
+async def test_a_fractional_exp_first_seen_just_before_it_is_accepted(
+    verifier, rsa_private_key, clock
+):
+    # Judged against the time itself on a first check too, not against whole seconds.
+    strict = Verifier(verifier.key_set, ISSUER, "api", leeway=0, clock=clock)
+    exp = int(clock()) + 10.25
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=exp))
+    clock.advance(exp - 0.1 - clock())
+    assert (await strict.verify(token)).sub == "42"
 
 
 async def test_a_fractional_nbf_is_valid_from_when_it_says(verifier, rsa_private_key, clock):
@@ -702,6 +749,15 @@ async def test_a_cached_token_still_expires(verifier, rsa_private_key, clock):
     await verifier.verify(token)
     clock.advance(10 + 60)  # exp plus the full leeway
     await assert_rejected(verifier, token, "expired")
+
+
+async def test_a_cached_token_is_remembered_through_the_leeway(verifier, rsa_private_key, clock):
+    # The cache ends where verify would: exp plus the leeway, not exp alone.
+    token = sign_jwt(rsa_private_key, header(), claims(clock, exp=int(clock()) + 10))
+    await verifier.verify(token)
+    clock.advance(10 + 59)  # past exp, within the 60 s leeway
+    remembered = verifier.remembered(token)
+    assert remembered is not None and remembered.sub == "42"
 
 
 async def test_a_cached_token_stops_verifying_when_its_key_leaves_the_jwks(

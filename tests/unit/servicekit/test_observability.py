@@ -161,6 +161,8 @@ async def test_resource_server_metrics(
     assert metric(text, "rs_verification_failures_total", reason="header") == 1
     assert metric(text, "rs_verification_failures_total", reason="token_in_query") == 1
     assert metric(text, "rs_token_cache_lookups_total", result="hit") == 1
+    # The first good token, the expired one and the garbage: each looked up and not found.
+    assert metric(text, "rs_token_cache_lookups_total", result="miss") == 3
     assert metric(text, "rs_jwks_fetches_total", reason="initial", outcome="ok") == 1
     assert metric(text, "rs_jwks_refresh_failures_total") == 0
     assert metric(text, "rs_request_duration_seconds_count", route="/users/me", status="2xx") == 2

@@ -310,8 +310,8 @@ async def test_two_authorization_headers_are_invalid_request(protected, rsa_priv
 
 @pytest.mark.parametrize(
     "token",
-    ["garbage", "a.b.c", "x" * 20_000, "W1tbW1tbW1tb.e30.c2ln"],
-    ids=["garbage", "three-parts", "huge", "nested-header"],
+    ["garbage", "a.b.c", "x" * 20_000, "W1tbW1tbW1tb.e30.c2ln", "a+b/c.d~e-f.g_h==", "abc=="],
+    ids=["garbage", "three-parts", "huge", "nested-header", "every-b64token-char", "padded"],
 )
 async def test_a_token_that_does_not_verify_is_invalid_token(protected, token):
     client, path = protected
@@ -324,7 +324,9 @@ async def test_a_token_that_does_not_verify_is_invalid_token(protected, token):
     assert set(body) == {"error", "error_description"}
 
 
-@pytest.mark.parametrize("query", ["access_token={token}", "a=1&access%5Ftoken={token}"])
+@pytest.mark.parametrize(
+    "query", ["access_token={token}", "a=1&access%5Ftoken={token}", "a=1&access_token="]
+)
 @pytest.mark.parametrize("with_header", [False, True])
 async def test_a_token_in_the_query_string_is_refused(
     protected, rsa_private_key, query, with_header
@@ -623,3 +625,92 @@ async def test_for_issuer_builds_the_callers_class():
     assert type(verifier) is Audited
     async with verifier.key_set:
         pass
+
+
+async def test_several_spaces_after_the_scheme_are_allowed(protected, rsa_private_key):
+    # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token.
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    response = await client.get(path, headers={"Authorization": f"Bearer   {token}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "application/x-www-form-urlencoded ;charset=utf-8",
+        "Application/X-WWW-Form-URLencoded",
+    ],
+)
+async def test_a_token_in_a_form_body_is_refused_whatever_the_content_type_spelling(
+    protected, rsa_private_key, content_type
+):
+    # The media type is compared case-insensitively and without its parameters (RFC 9110 8.3.1).
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    response = await client.request(
+        "GET", path, content=f"access_token={token}", headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.json()["error_description"] == (
+        "access tokens are accepted only in the Authorization header, not in the body"
+    )
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        [(b"transfer-encoding", b"chunked")],
+        [(b"content-length", b"{n}"), (b"transfer-encoding", b"chunked")],
+        [(b"content-length", b"{n}"), (b"content-length", b"{n}")],
+    ],
+    ids=["chunked", "chunked-and-length", "two-lengths"],
+)
+async def test_a_form_body_of_unclear_length_is_not_read_before_the_token(
+    protected, rsa_private_key, framing
+):
+    # Only a body whose length is declared once, and no transfer coding, bounds the read.
+    client, path = protected
+    body = b"access_token=abc"
+    headers = [(b"content-type", b"application/x-www-form-urlencoded")] + [
+        (name, value.replace(b"{n}", str(len(body)).encode())) for name, value in framing
+    ]
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await client._transport.app(http_scope("GET", path, headers), receive, send)
+    assert sent[0]["status"] == 401
+    assert json.loads(sent[1]["body"]) == {
+        "error_description": "the request carries no bearer token"
+    }
+
+
+async def test_a_form_body_of_exactly_the_checked_size_is_read(protected, rsa_private_key):
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    form = f"access_token={token}&pad=".encode()
+    form += b"x" * (MAX_CHECKED_FORM_BYTES - len(form))
+    response = await client.request(
+        "GET", path, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_query_parameter_only_named_like_access_token_is_not_refused(
+    protected, rsa_private_key
+):
+    client, path = protected
+    token = make_token(rsa_private_key, FakeClock(time.time()))
+    response = await client.get(
+        f"{path}?access_token_hint=1&my_access_token=2",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200

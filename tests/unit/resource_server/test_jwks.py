@@ -526,6 +526,20 @@ async def test_stale_set_is_dropped_after_the_stale_limit(
     assert not key_set.ready
 
 
+async def test_a_stale_set_is_dropped_at_the_very_instant_of_the_stale_limit(
+    respx_mock, metadata_route, http, clock, rsa_private_key
+):
+    key_set = RemoteKeySet(ISSUER, client=http, policy=CachePolicy(stale_if_error=600), clock=clock)
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    clock.advance(60 + 600)  # expiry plus stale_if_error, exactly
+    assert not key_set.ready
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -715,12 +729,16 @@ async def test_unavailable_before_the_first_success_with_retry_after(respx_mock,
     assert route.call_count == 1
 
 
-async def test_retry_after_says_when_the_next_fetch_may_start(respx_mock, http, clock):
+@pytest.mark.parametrize(("fetch_gap", "retry_after"), [(10, "10"), (2.5, "3")])
+async def test_retry_after_says_when_the_next_fetch_may_start(
+    respx_mock, http, clock, fetch_gap, retry_after
+):
+    # Whole seconds, rounded up: a client told to come back sooner would be refused again.
     respx_mock.get(url__startswith=ISSUER).mock(side_effect=httpx.ConnectError("down"))
-    key_set = make_key_set(http, clock, fetch_gap=10)
+    key_set = make_key_set(http, clock, fetch_gap=fetch_gap)
     with pytest.raises(KeySetUnavailable) as caught:
         await key_set.key("k1")
-    assert caught.value.headers["Retry-After"] == "10"
+    assert caught.value.headers["Retry-After"] == retry_after
 
 
 async def test_with_no_keys_a_caller_fetches_at_once_whatever_the_backoff(
@@ -1397,3 +1415,41 @@ async def test_an_outage_whose_cause_changes_is_logged_again(respx_mock, key_set
     assert len(failed) == 2, failed
     assert "refused" in failed[0]
     assert f"metadata names issuer '{ISSUER}/', not '{ISSUER}'" in failed[1]
+
+
+async def test_a_304_keeps_the_etag_for_the_next_revalidation(
+    http, respx_mock, metadata_route, rsa_private_key, clock
+):
+    route = respx_mock.get(JWKS_URL)
+    route.respond(
+        json=jwks((rsa_private_key, "k1")),
+        headers={"ETag": '"v1"', "Cache-Control": "max-age=600"},
+    )
+    key_set = make_key_set(http, clock)
+    await key_set.key("k1")
+    route.respond(304)
+    for _ in range(2):
+        clock.advance(61)  # past the revalidation interval
+        await key_set.maintain()
+        assert route.calls.last.request.headers.get("if-none-match") == '"v1"'
+        assert not key_set.status().last_fetch_failed
+
+
+async def test_a_refetch_of_the_same_keys_keeps_the_generation(http, jwks_route, clock):
+    # A new generation ends every cached verification: only a change of keys may cause one.
+    key_set = make_key_set(http, clock)
+    await key_set.key("k1")
+    generation = key_set.generation
+    clock.advance(61)
+    await key_set.maintain()
+    assert jwks_route.call_count == 2
+    assert key_set.generation == generation
+
+
+async def test_a_jwks_of_exactly_max_bytes_is_accepted(
+    http, respx_mock, metadata_route, rsa_private_key, clock
+):
+    body = json.dumps(jwks((rsa_private_key, "k1"))).encode()
+    respx_mock.get(JWKS_URL).respond(content=body, headers={"Content-Type": "application/json"})
+    key_set = make_key_set(http, clock, max_bytes=len(body))
+    assert await key_set.key("k1") is not None

@@ -479,6 +479,38 @@ async def test_a_bad_signature_never_waits_on_a_stalled_issuer(
     await landed(key_set)
 
 
+async def test_a_bad_signature_while_a_fetch_is_in_flight_leaves_the_cooldown_to_new_kids(
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key
+):
+    # The forgery joins the revalidation already running; it must not spend the unknown-kid
+    # cooldown, or a key the issuer rotates in just after would go unfound for 30 s.
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((rsa_private_key, "k1")))
+    held = await key_set.key("k1")
+    asked, stalled = asyncio.Event(), asyncio.Event()
+
+    async def stalls(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        await stalled.wait()
+        return httpx.Response(200, json=jwks((rsa_private_key, "k1")))
+
+    route.mock(side_effect=stalls)
+    clock.advance(61)
+    assert await key_set.key("k1") is held  # due for revalidation: it starts, behind
+    await asked.wait()
+    clock.advance(1.1)  # past the fetch gap, the revalidation still in flight
+    assert await key_set.key("k1", rejected=held) is None
+    stalled.set()
+    await landed(key_set)
+    route.mock(
+        return_value=httpx.Response(
+            200, json=jwks((rsa_private_key, "k1"), (other_private_key, "k2"))
+        )
+    )
+    clock.advance(1.1)  # past the fetch gap again, well within the cooldown
+    assert await key_set.key("k2") is not None
+
+
 async def test_outage_keeps_the_last_good_set_and_recovery_picks_up_new_keys(
     respx_mock, metadata_route, key_set, clock, rsa_private_key, other_private_key, caplog
 ):

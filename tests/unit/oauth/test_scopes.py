@@ -3,7 +3,7 @@
 import pytest
 
 from issuer.oauth.errors import InvalidScope
-from issuer.oauth.scopes import format_scope, grant_scope, parse_scope
+from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_scope
 
 ALLOWED = frozenset({"write", "read", "admin"})
 
@@ -84,3 +84,17 @@ def test_nothing_is_granted_to_a_client_allowed_no_scope_that_asks_for_one():
 def test_malformed_requested_scope_is_refused_even_if_tokens_are_allowed():
     with pytest.raises(InvalidScope):
         grant_scope("read  write", ALLOWED)
+
+
+def test_a_user_holds_every_identity_scope_and_only_the_api_scopes_granted_to_them():
+    asked = ("write", "openid", "admin", "profile", "read", "email")
+    assert held_by_user(asked, frozenset({"read", "write"})) == (
+        "write",
+        "openid",
+        "profile",
+        "read",
+        "email",
+    )
+    assert held_by_user(asked, frozenset()) == ("openid", "profile", "email")
+    # Holding a scope is not asking for it.
+    assert held_by_user(("read",), frozenset({"read", "admin", "openid"})) == ("read",)

@@ -17,14 +17,14 @@ import redis.asyncio as redis
 
 from issuer.accounts.passwords import HashingBusy, PasswordHasher, Verification
 from issuer.accounts.users import UserRepository
-from issuer.admin import create_client, create_user
+from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.builders import open_database, throttle_policy
 from issuer.limits.counters import CounterStore, MemoryStore, RedisStore
 from issuer.limits.throttle import Throttle, Throttled
 from issuer.metrics import IssuerMetrics
 from issuer.oauth.errors import InvalidGrant
-from issuer.oauth.password_login import PasswordLogin
+from issuer.oauth.password_login import PasswordLogin, still_stands
 from issuer.settings import Settings
 from issuer.storage.engine import make_sessions
 from tests.support import fresh_key_set, running
@@ -202,3 +202,29 @@ async def test_both_doors_answer_a_burst_as_they_answer_guesses_one_at_a_time(
         statuses = Counter(response.status_code for response in await asyncio.gather(*sends))
     allowed = settings.login_free_failures + 1
     assert statuses == {400: allowed, 429: GUESSES - allowed}
+
+
+class NewPasswordWhileRehashing(UserRepository):
+    """Bob is given a new password just as a login re-hashes the one it verified."""
+
+    def __init__(self, settings: Settings, users: UserRepository):
+        super().__init__(users._sessions)
+        self._settings = settings
+
+    def update_password_hash(self, user_id: int, verified_hash: str, new_hash: str) -> bool:
+        change_user(self._settings, "bob", password="a-new-password-9")
+        return super().update_password_hash(user_id, verified_hash, new_hash)
+
+
+async def test_a_login_overtaken_by_a_new_password_while_rehashing_cannot_be_recorded(
+    settings, store, users
+):
+    # The old password opened the old hash, but not the new one: the login must not pass
+    # for one made with the new password, or it outlives the sign-out the new one did.
+    hasher = PasswordHasher(settings.bcrypt_rounds + 1)  # bob's hash is outdated
+    logins = password_login(settings, store, NewPasswordWhileRehashing(settings, users), hasher)
+    user = await logins.verify("bob", PASSWORD, "203.0.113.9")
+    with users._sessions() as session, pytest.raises(InvalidGrant):
+        still_stands(user)(session)
+    assert await attempt(logins, PASSWORD, "203.0.113.9") == "wrong"
+    hasher.close()

@@ -292,3 +292,50 @@ async def test_a_failed_authentication_looks_the_client_up_once(sessions, webapp
             credentials = ClientCredentials(client_id, None, "none")
             await authenticator.authenticate(credentials, "192.0.2.1", require_secret=True)
     assert repository.lookups == ["nobody", "webapp"]
+
+
+# CachedClients
+
+
+async def test_a_disabled_client_is_remembered_as_enabled_for_less_than_the_ttl(sessions, clock):
+    repository = CountingRepository(sessions)
+    repository.create("webapp", ("client_credentials",))
+    clients = CachedClients(repository, ttl=5.0, clock=clock)
+    assert (await clients.get("webapp")).disabled is False
+    repository.set_disabled("webapp", True)
+    clock.advance(4.999)
+    assert (await clients.get("webapp")).disabled is False
+    assert repository.lookups == ["webapp"]
+    clock.advance(0.001)  # the ttl is up at its very instant
+    assert (await clients.get("webapp")).disabled is True
+    assert repository.lookups == ["webapp", "webapp"]
+
+
+async def test_an_unknown_client_is_looked_up_each_time(sessions, clock):
+    repository = CountingRepository(sessions)
+    clients = CachedClients(repository, clock=clock)
+    assert await clients.get("later") is None
+    repository.create("later", ("client_credentials",))
+    assert (await clients.get("later")).client_id == "later"
+
+
+async def test_a_full_client_cache_forgets_what_it_held(sessions, clock):
+    repository = CountingRepository(sessions)
+    for client_id in ("one", "two", "three"):
+        repository.create(client_id, ("client_credentials",))
+    clients = CachedClients(repository, max_entries=2, clock=clock)
+    for client_id in ("one", "two", "one", "two"):
+        await clients.get(client_id)
+    assert repository.lookups == ["one", "two"]
+    await clients.get("three")  # past max_entries: the cache starts again, with it
+    for client_id in ("one", "three", "two"):
+        await clients.get(client_id)
+    assert repository.lookups == ["one", "two", "three", "one", "two"]
+
+
+async def test_the_reserved_client_id_is_no_client_even_if_registered(sessions, clock):
+    repository = CountingRepository(sessions)
+    repository.create("default", ("client_credentials",))
+    clients = CachedClients(repository, clock=clock, reserved_id="default")
+    assert await clients.get("default") is None
+    assert repository.lookups == []

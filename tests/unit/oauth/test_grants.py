@@ -605,6 +605,25 @@ async def test_revoking_a_refresh_token_revokes_its_family_and_access_tokens(cli
     assert (await introspect(client, secrets, login["access_token"]))["active"] is False
 
 
+@pytest.mark.parametrize("hint", ["access_token", "refresh_token", "id_token"])
+async def test_token_type_hint_is_only_a_hint_and_the_answer_is_not_to_be_stored(
+    client, secrets, hint
+):
+    # RFC 7009 2.1: a hint naming the other kind, or a kind never revoked here, still revokes.
+    first, second = [(await password_login(client)).json() for _ in range(2)]
+    for token in (first["access_token"], second["refresh_token"]):
+        response = await client.post(
+            "/revoke", data={"token": token, "token_type_hint": hint, "client_id": "spa"}
+        )
+        assert response.status_code == 200 and response.content == b""
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
+    assert (await introspect(client, secrets, first["access_token"]))["active"] is False
+    assert (await refresh(client, first["refresh_token"])).status_code == 200  # not its family
+    assert (await refresh(client, second["refresh_token"])).json()["error"] == "invalid_grant"
+    assert (await introspect(client, secrets, second["access_token"]))["active"] is False
+
+
 async def test_revoking_an_unknown_token_is_still_200(client):
     response = await client.post("/revoke", data={"token": "never-issued", "client_id": "spa"})
     assert response.status_code == 200

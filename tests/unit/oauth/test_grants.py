@@ -903,6 +903,16 @@ async def test_two_authorization_headers_are_invalid_request(client, secrets, pa
     assert one.status_code == 200, one.text  # the one header authenticates the client
 
 
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+async def test_an_authorization_header_of_bytes_beyond_ascii_is_a_client_error(client, path):
+    # Header bytes are ISO-8859-1 (RFC 9110 5.5), not UTF-8: never a 500.
+    form = {"grant_type": "client_credentials", "token": "x"}
+    for value in (b"Basic \xe9t\xe9", b"Basic " + base64.b64encode(b"\xe9:\xff")):
+        response = await client.post(path, data=form, headers=[(b"Authorization", value)])
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "invalid_client"
+
+
 # -- an operator's changes (scripts/manage_user.py, scripts/manage_client.py) ----------------
 
 

@@ -61,14 +61,15 @@ class FrontedFastAPI(FastAPI):
 
     def allowed_methods(self, path: str) -> list[str]:
         """The methods `path` takes, for the `Allow` of a 405 (RFC 9110 15.5.6): those of every
-        documented route for it (the routing names only its first route's), and `HEAD` where
-        `answer_head` answers it; none for a path no documented route serves."""
+        documented route for it (the routing names only its first route's), and `GET` and
+        `HEAD` where `answer_head` answers it; none for any other path."""
         methods: set[str] = set()
         for route in _leaf_routes(self.routes):
             if getattr(route, "path", None) == path and getattr(route, "include_in_schema", False):
                 methods |= getattr(route, "methods", None) or set()
-        if methods and path in self._head:
-            methods.add("HEAD")
+        if path in self._head:
+            # A GET route, documented or not (`/metrics` is not): `answer_head` names no other.
+            methods |= {"GET", "HEAD"}
         return sorted(methods)
 
     def allow_cors(self, **options: Any) -> None:

@@ -120,13 +120,20 @@ async def test_the_fronts_answers_vary_on_origin_when_cors_is_on(cors_origins):
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"), [("POST", "/users/me", 405), ("GET", "/x", 404)]
+    ("method", "path", "status", "allow"),
+    [
+        ("POST", "/users/me", 405, "GET"),
+        ("POST", "/healthz", 405, "GET, HEAD"),
+        ("POST", "/metrics", 405, "GET, HEAD"),  # undocumented, and HEAD is answered
+        ("GET", "/x", 404, None),
+    ],
 )
 async def test_what_routing_refuses_gets_an_error_body_like_every_refusal(
-    client, method, path, status
+    client, method, path, status, allow
 ):
     response = await client.request(method, path)
     assert response.status_code == status
+    assert response.headers.get("allow") == allow
     assert response.json()["error"] == "invalid_request" and response.json()["error_description"]
     assert response.headers["cache-control"] == "no-store"
 

@@ -201,6 +201,10 @@ async def test_error_descriptions_quote_the_request_only_in_their_charset(
         ("DELETE", "/logout", 405, "GET, POST"),
         ("POST", "/healthz", 405, "GET, HEAD"),
         ("PUT", "/.well-known/jwks.json", 405, "GET, HEAD"),
+        # The sign-in forms' GET routes only answer a 405 page: not in their Allow.
+        ("PUT", "/login", 405, "POST"),
+        ("DELETE", "/consent", 405, "POST"),
+        ("POST", "/metrics", 405, "GET, HEAD"),
         ("GET", "/nowhere", 404, None),
         ("GET", "/static/nowhere.css", 404, None),
     ],

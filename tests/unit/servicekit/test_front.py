@@ -121,3 +121,21 @@ async def test_the_services_answer_head_on_their_probes_and_documents(tmp_path):
     async with running(create_rs(RSSettings())) as client:
         assert (await client.head("/healthz")).status_code == 200
         assert (await client.head("/users/me")).status_code == 405
+
+
+async def test_the_fronts_vary_adds_origin_to_the_values_the_handler_set():
+    app = FrontedFastAPI()
+
+    @app.get("/hot")
+    async def full() -> PlainTextResponse:
+        return PlainTextResponse("full")
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("front", headers={"Vary": "Accept-Encoding"})(scope, receive, send)
+
+    app.front("GET", "/hot", front)
+    app.allow_cors(allow_origins=["http://a.test"])
+    async with running(app) as client:
+        response = await client.get("/hot")
+    assert response.text == "front"
+    assert response.headers.get_list("vary") == ["Accept-Encoding, Origin"]

@@ -11,7 +11,7 @@ from resource_server.app import create_app as create_rs
 from resource_server.settings import Settings as RSSettings
 from servicekit.front import FrontedFastAPI
 from servicekit.observability import RequestContext, request_histogram
-from tests.support import fresh_key_set, running
+from tests.support import call_asgi, fresh_key_set, http_scope, running, served
 
 
 def make_app() -> FrontedFastAPI:
@@ -139,3 +139,20 @@ async def test_the_fronts_vary_adds_origin_to_the_values_the_handler_set():
         response = await client.get("/hot")
     assert response.text == "front"
     assert response.headers.get_list("vary") == ["Accept-Encoding, Origin"]
+
+
+async def test_a_head_answered_as_get_sends_no_body_bytes_to_the_server():
+    # httpx drops a HEAD answer's body itself: what the app sends is checked at the ASGI level.
+    app = make_app()
+    app.answer_head("/hot", "/cold")
+
+    @app.get("/cold")
+    async def cold() -> PlainTextResponse:
+        return PlainTextResponse("cold")
+
+    async with served(app) as asgi:
+        for path, length in (("/hot", b"5"), ("/cold", b"4")):  # the front, the full way
+            sent = await call_asgi(asgi, http_scope("HEAD", path, []))
+            assert sent[0]["status"] == 200, path
+            assert (b"content-length", length) in sent[0]["headers"], path
+            assert b"".join(m.get("body", b"") for m in sent[1:]) == b"", path

@@ -9,14 +9,24 @@ from pathlib import Path
 import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
+from prometheus_client import CollectorRegistry
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from issuer.admin import create_user
 from issuer.app import create_app as create_issuer
 from issuer.settings import Settings as IssuerSettings
 from resource_server.app import create_app as create_rs
 from resource_server.settings import Settings as RSSettings
-from servicekit.observability import REQUEST_ID, JsonFormatter, configure_logging
-from tests.support import fresh_key_set, public_jwk, running, sign_jwt
+from servicekit.http_errors import log_unexpected
+from servicekit.observability import (
+    REQUEST_ID,
+    JsonFormatter,
+    RequestContext,
+    configure_logging,
+    request_histogram,
+)
+from tests.support import call_asgi, fresh_key_set, http_scope, public_jwk, running, sign_jwt
 
 ISSUER = "https://issuer.test"
 
@@ -186,3 +196,72 @@ def test_access_lines_never_carry_the_query_string(caplog):
         )
     (line,) = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert line == '127.0.0.1:5000 - "GET /users/me HTTP/1.1" 400'
+
+
+async def test_a_request_id_of_up_to_128_plain_characters_is_echoed():
+    context = RequestContext(PlainTextResponse("ok"), request_histogram(CollectorRegistry(), "t"))
+    for given, echoed in (
+        (b"a" * 128, True),
+        (b"a" * 129, False),
+        (b"A-z.0_9:", True),
+        (b"abc\n", False),
+        (b"a b", False),
+    ):
+        scope = http_scope("GET", "/", [(b"x-request-id", given)])
+        headers = dict((await call_asgi(context, scope))[0]["headers"])
+        assert (headers[b"x-request-id"] == given) is echoed, given
+        assert re.fullmatch(rb"[0-9a-f]{32}|[A-Za-z0-9._:-]+", headers[b"x-request-id"])
+
+
+def answers_then_fails(status: int | None, logged: bool):
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if status is not None:
+            await send({"type": "http.response.start", "status": status, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        exc = RuntimeError("a bug")
+        if logged:
+            log_unexpected(exc)
+        raise exc
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "logged", "raised", "counted"),
+    [
+        (500, True, False, "5xx"),  # answered and logged: nothing left for the server
+        (200, True, True, "2xx"),  # a failure after another answer: the server must know
+        (500, False, True, "5xx"),  # not logged: the server logs it
+        (None, False, True, "5xx"),  # nothing answered: the server answers it, counted a 500
+    ],
+)
+async def test_only_an_error_answered_with_a_500_and_logged_is_kept_from_the_server(
+    status, logged, raised, counted
+):
+    histogram = request_histogram(CollectorRegistry(), "t")
+    context = RequestContext(answers_then_fails(status, logged), histogram)
+    if raised:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await call_asgi(context, http_scope("GET", "/", []))
+    else:
+        await call_asgi(context, http_scope("GET", "/", []))
+    statuses = [
+        sample.labels["status"]
+        for family in histogram.collect()
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    ]
+    assert statuses == [counted]
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [("/" + "a" * 255, "/" + "a" * 255), ("/" + "a" * 256, "/" + "a" * 255 + "...")],
+)
+def test_access_lines_cut_a_path_longer_than_256_characters(caplog, path, logged):
+    configure_logging("text")
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path + "?q=1", "1.1", 404)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert line == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 404'

@@ -581,7 +581,9 @@ async def test_a_consent_is_one_users_for_one_client(client, settings):
     assert callback_params(await client.get(silent))["error"] == "consent_required"
 
 
-async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, settings):
+async def test_an_app_asking_for_no_scope_is_named_on_its_consent_page_and_remembered(
+    client, settings
+):
     # The audit: with nothing to list, the page asked "Allow access?" without naming the app.
     create_client(
         settings,
@@ -592,21 +594,9 @@ async def test_the_consent_page_names_the_app_when_it_asks_for_no_scope(client, 
         require_consent=True,
         name="Bare App",
     )
-    page = await sign_in(client, authorize_url("bare", CONSENTING, Pkce(), scope=None))
-    assert "Allow" in page.text and "Bare App" in page.text
-
-
-async def test_a_consent_to_an_app_asking_for_no_scope_is_remembered_too(client, settings):
-    create_client(
-        settings,
-        "bare",
-        ("authorization_code",),
-        redirect_uris=(CONSENTING,),
-        public=True,
-        require_consent=True,
-    )
     silent = authorize_url("bare", CONSENTING, Pkce(), scope=None, prompt="none")
     page = await sign_in(client, authorize_url("bare", CONSENTING, Pkce(), scope=None))
+    assert "Allow" in page.text and "Bare App" in page.text
     assert callback_params(await client.get(silent))["error"] == "consent_required"
     assert "code" in callback_params(_follow(await consent(client, page, "allow")))
     assert "code" in callback_params(await client.get(silent))

@@ -1329,16 +1329,25 @@ async def test_a_revalidation_does_not_use_up_the_unknown_kid_cooldown(
     assert route.call_count == 3
 
 
+async def failed_revalidation(
+    respx_mock: respx.MockRouter, key_set: RemoteKeySet, clock: FakeClock, key: rsa.RSAPrivateKey
+) -> respx.Route:
+    """A set of "k1" fetched for a minute, then its revalidation refused: the JWKS route."""
+    route = respx_mock.get(JWKS_URL)
+    route.respond(json=jwks((key, "k1")), headers={"Cache-Control": "max-age=60"})
+    await key_set.key("k1")
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    clock.advance(60)
+    await key_set.maintain()
+    return route
+
+
 async def test_an_unknown_kid_starts_no_fetch_while_retries_back_off(
     respx_mock, metadata_route, http, clock, rsa_private_key
 ):
     key_set = make_key_set(http, clock, retry_base=10)
-    route = respx_mock.get(JWKS_URL)
-    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
-    await key_set.key("k1")
-    route.mock(side_effect=httpx.ConnectError("refused"))
-    clock.advance(60)
-    await key_set.maintain()  # fails: the next try is 5..10 s away
+    route = await failed_revalidation(respx_mock, key_set, clock, rsa_private_key)
+    # Its next try is 5..10 s away.
     clock.advance(2)  # past the cooldown and the fetch gap, within the backoff
     assert await key_set.key("k2") is None
     assert route.call_count == 2
@@ -1348,12 +1357,8 @@ async def test_an_unknown_kid_starts_no_fetch_within_a_second_of_the_last_fetch_
     respx_mock, metadata_route, http, clock, rsa_private_key
 ):
     key_set = make_key_set(http, clock, retry_base=0.01)
-    route = respx_mock.get(JWKS_URL)
-    route.respond(json=jwks((rsa_private_key, "k1")), headers={"Cache-Control": "max-age=60"})
-    await key_set.key("k1")
-    route.mock(side_effect=httpx.ConnectError("refused"))
-    clock.advance(60)
-    await key_set.maintain()  # fails; the backoff is over within 10 ms
+    route = await failed_revalidation(respx_mock, key_set, clock, rsa_private_key)
+    # Its backoff is over within 10 ms.
     clock.advance(0.5)  # the held set is a minute old, but a fetch started 0.5 s ago
     assert await key_set.key("k2") is None
     assert route.call_count == 2

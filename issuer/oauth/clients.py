@@ -167,7 +167,7 @@ def secret_matches(secret: str, stored: str | None, client_id: str = "") -> bool
             "stored secret hash of client %r is unreadable; it cannot authenticate", client_id
         )
     salt, digest = match.groups() if match else ("", "")
-    candidate = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    candidate = hmac.digest(salt.encode(), secret.encode(), "sha256").hex()
     return hmac.compare_digest(candidate, digest) and match is not None
 
 

@@ -1,5 +1,6 @@
 """OAuth 2.0 scope strings (RFC 6749 section 3.3)."""
 
+import functools
 import re
 
 from issuer.oauth.errors import InvalidScope
@@ -8,6 +9,7 @@ from issuer.oauth.errors import InvalidScope
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
+@functools.lru_cache(maxsize=1024)  # the same few strings, on every token request
 def parse_scope(value: str | None) -> tuple[str, ...]:
     """Split a space-delimited scope string into unique tokens, order kept."""
     if not value:

@@ -1,14 +1,18 @@
 """Reading the token endpoint's form defensively: media type, size, encoding, field count."""
 
+import asyncio
 import time
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.types import Message
 
 from issuer.oauth.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from issuer.web import forms
-from issuer.web.forms import MAX_FIELDS, read_form
+from issuer.web.forms import MAX_FIELDS, parse_query, read_form
 from tests.support import http_scope, stalled_body
 
 FORM = "application/x-www-form-urlencoded"
@@ -186,6 +190,83 @@ async def test_a_body_that_stops_arriving_is_refused_after_the_deadline(monkeypa
     assert caught.value.status_code == 408 and caught.value.error == "invalid_request"
     assert "did not arrive within 0.2 seconds" in (caught.value.description or "")
     assert time.monotonic() - started < 2
+
+
+async def test_the_deadline_ends_with_the_body(monkeypatch):
+    # Its timer cancels the reading task: left running, it would cancel whatever the task
+    # does next (the token request's signing, say) once the deadline passed.
+    monkeypatch.setattr(forms, "BODY_DEADLINE", 0.1)
+    assert await read_form(make_request(Body(b"grant_type=client_credentials"))) == {
+        "grant_type": "client_credentials"
+    }
+    await asyncio.sleep(0.3)  # not cancelled
+
+
+async def test_a_cancellation_from_elsewhere_is_not_taken_for_the_deadline(monkeypatch):
+    # A server dropping the request cancels its task: that must go on as a cancellation, not
+    # be answered as a 408 to nobody.
+    monkeypatch.setattr(forms, "BODY_DEADLINE", 30)
+    reading = asyncio.create_task(
+        read_form(make_request(stalled_body(b"grant_type=pass"), content_length=100))
+    )
+    await asyncio.sleep(0.05)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+
+
+async def test_a_cancellation_meeting_the_deadline_goes_on_as_a_cancellation(monkeypatch):
+    # Both at once: the deadline's own cancellation is taken back, the other one stays.
+    monkeypatch.setattr(forms, "BODY_DEADLINE", 0.05)
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"grant_type=pass", "more_body": True}
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:  # the deadline's; the server drops the request too
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            raise
+        raise AssertionError("unreachable")
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(read_form(make_request(receive, content_length=100)))  # type: ignore[arg-type]
+
+
+# Forms and queries as clients write them and as attackers do: every character that
+# `parse_qsl` treats specially, and text that needs no decoding at all.
+_QUERIES = st.text(alphabet="ab=&+%;2F0 é\x00", max_size=40)
+
+
+@given(_QUERIES)
+def test_parse_query_reads_as_parse_qsl(query):
+    try:
+        expected = parse_qsl(
+            query, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        with pytest.raises(InvalidRequest):
+            parse_query(query, "the query")
+        return
+    assert parse_query(query, "the query") == expected
+
+
+@pytest.mark.parametrize("fields", [MAX_FIELDS, MAX_FIELDS + 1])
+@pytest.mark.parametrize("separator", ["&", "&&"])
+def test_parse_query_counts_fields_as_parse_qsl(fields, separator):
+    # Empty fields count too: `parse_qsl` counts separators, so "a=1&&b=2" is three fields.
+    query = separator.join(f"f{n}=v" for n in range(fields))
+    too_many = query.count("&") + 1 > MAX_FIELDS
+    if too_many:
+        with pytest.raises(InvalidRequest, match="more than"):
+            parse_query(query, "the query")
+    else:
+        assert parse_query(query, "the query") == parse_qsl(query, keep_blank_values=True)
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate, gzip", "br"])

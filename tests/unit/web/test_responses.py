@@ -1,9 +1,10 @@
 """`no_store_json`: the token, introspection, userinfo and error answers."""
 
 import pytest
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from issuer.web.responses import no_store_json
+from servicekit.http_errors import NO_STORE
 
 BODIES = [
     {"access_token": "eyJ.eyJ.sig", "token_type": "Bearer", "expires_in": 900, "scope": "a b"},
@@ -31,3 +32,13 @@ def test_no_cache_may_keep_it_and_extra_headers_join_the_no_store_ones():
     plain = no_store_json({"active": False})
     assert plain.status_code == 200
     assert "www-authenticate" not in plain.headers
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("status", [200, 400, 429])
+def test_the_headers_are_those_response_would_make(body, status):
+    # Made once rather than by `Response` per answer: the same fields, values and order.
+    made = no_store_json(body, status)
+    expected = Response(made.body, status, NO_STORE, "application/json")
+    assert made.status_code == status
+    assert made.raw_headers == expected.raw_headers

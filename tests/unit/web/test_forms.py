@@ -113,6 +113,30 @@ async def test_a_client_gone_before_its_whole_body_is_a_bad_request_not_an_error
     assert caught.value.status_code == 400
 
 
+async def test_a_body_in_several_messages_is_read_whole():
+    body = Body(b"grant_type=client_", b"", b"credentials&sco", b"pe=read")
+    assert await read_form(make_request(body)) == {
+        "grant_type": "client_credentials",
+        "scope": "read",
+    }
+    assert body.sent == 4
+
+
+async def test_a_message_that_is_neither_body_nor_disconnect_is_passed_over():
+    # As `Request.stream` does: only `http.request` messages carry the body.
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"scope=", "more_body": True},
+        {"type": "http.response.debug"},
+        {"type": "http.request", "body": b"read"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    request = Request(make_request(Body(b"")).scope, receive)
+    assert await read_form(request) == {"scope": "read"}
+
+
 async def test_body_at_exactly_the_limit_is_read():
     body = Body(b"a=" + b"x" * 98)
     assert await read_form(make_request(body), limit=100) == {"a": "x" * 98}

@@ -2,7 +2,7 @@
 
 import base64
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from issuer.limits.throttle import Throttle
@@ -12,8 +12,7 @@ from issuer.oauth.errors import InvalidClient, InvalidRequest
 audit = logging.getLogger("issuer.audit")
 
 
-@dataclass(frozen=True)
-class ClientCredentials:
+class ClientCredentials(NamedTuple):  # made per request: a frozen dataclass costs 3x
     client_id: str
     secret: str | None
     method: str  # client_secret_basic, client_secret_post or none

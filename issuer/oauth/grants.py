@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -49,8 +49,7 @@ log = logging.getLogger("issuer.audit")
 _GRANT_TYPE_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
 
-@dataclass(frozen=True)
-class TokenRequest:
+class TokenRequest(NamedTuple):  # made per request: a frozen dataclass costs 3x
     form: dict[str, str]
     credentials: ClientCredentials | None
     ip: str

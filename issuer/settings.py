@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./issuer.db"
     # The longest a request waits on PostgreSQL (connecting, a statement, a lock) before it
     # is answered 503; seconds.
-    database_timeout: float = Field(5.0, gt=0, le=300)
+    database_timeout: float = Field(5.0, gt=0, le=300, allow_inf_nan=False)
     access_token_ttl: int = Field(900, gt=0, le=86400)
     # Refresh tokens: a session's absolute lifetime, and how long one may lie unused.
     refresh_token_ttl: int = Field(30 * 86400, gt=0, le=_TEN_YEARS)
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # RFC 9068 requires `client_id`; tokens from a request that names no client carry this one.
     default_client_id: str = Field("public", min_length=1)
     # How often a running issuer looks for a changed key set (files or database), seconds.
-    keys_poll_interval: float = Field(1.0, ge=0.05, le=60)
+    keys_poll_interval: float = Field(1.0, ge=0.05, le=60, allow_inf_nan=False)
     # Abuse resistance: limits (see issuer/limits/throttle.py) and the hashing bound.
     redis_url: str | None = None
     redis_prefix: str = Field("issuer:", min_length=1)

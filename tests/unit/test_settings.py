@@ -28,6 +28,18 @@ def test_lifetimes_are_bounded_to_ten_years(name):
         Settings(**{name: 400_000_000})
 
 
+@pytest.mark.parametrize("name", ["ISSUER_DATABASE_TIMEOUT", "ISSUER_KEYS_POLL_INTERVAL"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_a_duration_that_is_not_a_finite_number_is_said_so(monkeypatch, capsys, name, value):
+    # "nan" was refused as "less than or equal to 300": true of no number, and no help.
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        load_settings(Settings)
+    assert capsys.readouterr().err.startswith(
+        f"error: invalid setting {name}: Input should be a finite number"
+    )
+
+
 def test_database_timeout_is_positive_and_bounded():
     assert Settings().database_timeout == 5
     for bad in (0, -1, 301):

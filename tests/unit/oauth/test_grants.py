@@ -417,6 +417,23 @@ async def test_a_grant_made_with_no_scope_refreshes_with_no_scope(client, settin
     assert "scope" not in refreshed.json() and refreshed.json()["refresh_token"]
 
 
+async def test_the_password_grant_gives_identity_scopes_only_to_a_user_created_with_them(
+    client, settings
+):
+    # Unlike a sign-in through /authorize (every user holds openid, profile and email there);
+    # said so in docs/oauth.md.
+    create_client(settings, "profiles", ("password",), scope="openid profile", public=True)
+    create_user(settings, "plain", "wonderland2", scope="read")
+    create_user(settings, "known", "wonderland2", scope="profile")
+    form = {"grant_type": "password", "password": "wonderland2", "client_id": "profiles"}
+    refused = await client.post("/token", data={**form, "username": "plain", "scope": "profile"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    everything = (await client.post("/token", data={**form, "username": "plain"})).json()
+    assert "scope" not in everything  # nothing the client may ask is held by the user
+    granted = await client.post("/token", data={**form, "username": "known", "scope": "profile"})
+    assert granted.status_code == 200 and granted.json()["scope"] == "profile"
+
+
 async def test_a_refresh_that_would_leave_no_scope_is_refused_and_the_token_kept(client, settings):
     token = (await password_login(client, scope="read")).json()["refresh_token"]
 

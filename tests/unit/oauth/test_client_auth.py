@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.limits.counters import MemoryStore
 from issuer.limits.throttle import Throttle, ThrottlePolicy
 from issuer.oauth.client_auth import ClientAuthenticator, ClientCredentials, prove, read_credentials
-from issuer.oauth.clients import CachedClients, Client, ClientError, ClientRepository
+from issuer.oauth.clients import (
+    CachedClients,
+    Client,
+    ClientError,
+    ClientRepository,
+    hash_secret,
+    secret_matches,
+)
 from issuer.oauth.errors import InvalidClient, InvalidRequest
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
@@ -339,3 +346,21 @@ async def test_the_reserved_client_id_is_no_client_even_if_registered(sessions, 
     clients = CachedClients(repository, clock=clock, reserved_id="default")
     assert await clients.get("default") is None
     assert repository.lookups == []
+
+
+def test_a_stored_secret_hash_checks_its_secret_every_time_and_no_other():
+    # The keyed hash is prepared once per stored value and copied per check: a check that
+    # fed the shared one would refuse the right secret the second time.
+    first, second = hash_secret("first-secret"), hash_secret("second-secret")
+    for _ in range(3):
+        assert secret_matches("first-secret", first)
+        assert secret_matches("second-secret", second)
+        assert not secret_matches("second-secret", first)
+        assert not secret_matches("first-secret", second)
+        assert not secret_matches("first-secret!", first)
+
+
+@pytest.mark.parametrize("stored", [None, "", "hmac-sha256$salt$nothex", "bcrypt$2b$..."])
+def test_no_secret_matches_a_missing_or_unreadable_hash(stored):
+    assert not secret_matches("", stored)
+    assert not secret_matches("first-secret", stored)

@@ -9,16 +9,30 @@ from issuer.oauth.errors import InvalidScope
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
-@functools.lru_cache(maxsize=1024)  # the same few strings, on every token request
+# Scope strings as clients are registered with and ask for are short, and the same few come on
+# every token request: those are remembered. A long one is parsed each time, so a flood of
+# distinct 60 KB scopes cannot pin 1,024 of them in memory.
+_REMEMBERED_CHARS = 256
+
+
 def parse_scope(value: str | None) -> tuple[str, ...]:
     """Split a space-delimited scope string into unique tokens, order kept."""
     if not value:
         return ()
+    if len(value) <= _REMEMBERED_CHARS:
+        return _parse_remembered(value)
+    return _parse(value)
+
+
+def _parse(value: str) -> tuple[str, ...]:
     tokens = value.split(" ")
     for token in tokens:
         if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidScope("scope must be space-separated tokens of printable ASCII")
     return tuple(dict.fromkeys(tokens))
+
+
+_parse_remembered = functools.lru_cache(maxsize=1024)(_parse)
 
 
 def format_scope(tokens: tuple[str, ...] | frozenset[str]) -> str:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from issuer.oauth import scopes
 from issuer.oauth.errors import InvalidScope
 from issuer.oauth.scopes import format_scope, grant_scope, held_by_user, parse_scope
 
@@ -98,3 +99,19 @@ def test_a_user_holds_every_identity_scope_and_only_the_api_scopes_granted_to_th
     assert held_by_user(asked, frozenset()) == ("openid", "profile", "email")
     # Holding a scope is not asking for it.
     assert held_by_user(("read",), frozenset({"read", "admin", "openid"})) == ("read",)
+
+
+def test_short_scope_strings_are_remembered_and_long_ones_are_not():
+    # Remembered, a flood of distinct long (valid) scopes would pin up to 1,024 of them.
+    scopes._parse_remembered.cache_clear()
+    assert parse_scope("read write") == ("read", "write")
+    assert parse_scope("read write") == ("read", "write")
+    assert scopes._parse_remembered.cache_info().hits == 1
+    long = " ".join(f"s{n}" for n in range(2000))
+    assert parse_scope(long) == tuple(f"s{n}" for n in range(2000))
+    assert scopes._parse_remembered.cache_info().currsize == 1
+
+
+def test_a_long_scope_string_is_checked_as_strictly_as_a_short_one():
+    with pytest.raises(InvalidScope):
+        parse_scope("read " * 100 + "bad\x7f")

@@ -83,7 +83,8 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The body's messages joined (what `Request.stream` yields, read without its generator)."""
+    """The body's messages joined (what `Request.stream` yields, read without its generator;
+    the `Request` does not know it was read, so nothing may read it again)."""
     chunks: list[bytes] = []
     size = 0
     while True:

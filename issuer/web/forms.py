@@ -133,7 +133,7 @@ def parse_query(query: str, what: str) -> list[tuple[str, str]]:
     """A query carried inside a form (the authorization request a sign-in form returns to),
     read as strictly as the query itself was."""
     if "%" not in query and "+" not in query:
-        # Nothing to decode: `parse_qsl`'s answer by splitting alone (a tenth of its cost).
+        # Nothing to decode: `parse_qsl`'s answer by splitting alone (4.5 -> 1.9 us a token form).
         fields = query.split("&") if query else []
         if len(fields) > MAX_FIELDS:
             raise InvalidRequest(f"{what} has more than {MAX_FIELDS} fields")

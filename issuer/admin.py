@@ -8,8 +8,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -30,6 +31,23 @@ from servicekit.configuration import load_settings
 
 # What a script may meet opening or using the database: each said in one line, exit 1.
 DATABASE_ERRORS = (DatabaseFileError, SchemaMismatch, SQLAlchemyError)
+
+
+# The shell's status for a command stopped by SIGINT (128 + 2).
+INTERRUPTED = 130
+
+
+def run(main: Callable[[], int]) -> NoReturn:
+    """A script's entry point: exits with `main`'s status, and on Ctrl-C with one line and
+    status 130 rather than a traceback (what the stores had committed by then stands: each
+    change is written whole or not at all)."""
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        _end_prompt_line()
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)
+    sys.exit(status)
 
 
 def error_line(exc: BaseException) -> str:
@@ -291,7 +309,8 @@ def report(lines: list[str], done: bool = True) -> int:
 
 
 class NoPassword(Exception):
-    """No password could be read: no terminal to prompt on, end of input or an interrupt."""
+    """No password could be read: no terminal to prompt on, or end of input (Ctrl-C is
+    `run`'s to answer, as anywhere else in a script)."""
 
 
 def _end_prompt_line() -> None:
@@ -324,9 +343,6 @@ def read_password(from_stdin: bool) -> str:
     except EOFError:
         _end_prompt_line()
         raise NoPassword("no password given (end of input)") from None
-    except KeyboardInterrupt:
-        _end_prompt_line()
-        raise NoPassword("interrupted; nothing changed") from None
     if repeated != password:
         raise PasswordPolicyError("the passwords do not match")
     return password

@@ -15,6 +15,7 @@ from issuer.admin import (
     client_exists,
     create_client,
     error_line,
+    run,
     text_argument,
     write_out,
 )
@@ -170,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

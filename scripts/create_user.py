@@ -12,6 +12,7 @@ from issuer.admin import (
     error_line,
     read_password,
     report,
+    run,
     text_argument,
 )
 from issuer.oauth.errors import InvalidScope
@@ -64,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

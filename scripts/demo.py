@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from issuer.admin import run
 from resource_server.base64url import b64url_decode
 from servicekit.processes import free_port, run_script, started
 
@@ -127,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -11,6 +11,7 @@ from issuer.admin import (
     error_line,
     key_set_settings,
     report,
+    run,
 )
 from issuer.builders import open_key_store
 from issuer.keys import events as key_events
@@ -47,4 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -20,6 +20,7 @@ from issuer.admin import (
     check_secret_can_be_shown,
     error_line,
     report,
+    run,
     text_argument,
     write_out,
 )
@@ -69,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -23,6 +23,7 @@ from issuer.admin import (
     error_line,
     read_password,
     report,
+    run,
     text_argument,
 )
 from issuer.settings import Settings
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

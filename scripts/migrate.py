@@ -7,7 +7,7 @@ import sys
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from issuer.admin import error_line, report
+from issuer.admin import error_line, report, run
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import DatabaseFileError, make_engine
@@ -74,4 +74,4 @@ _RELATIVE = re.compile(r".+[+-]\d+")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -17,6 +17,7 @@ from issuer.admin import (
     error_line,
     key_set_settings,
     report,
+    run,
 )
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
@@ -151,4 +152,4 @@ def _attach_revoke_value(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

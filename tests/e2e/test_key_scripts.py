@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -621,9 +622,11 @@ def test_a_password_on_a_closed_standard_input_is_refused_in_one_line(tmp_path: 
     ]
 
 
-def prompted(env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int], None]) -> str:
-    """create_user.py prompting on a terminal (a pty): `answer` at the first prompt; the
-    terminal's text after it."""
+def prompted(
+    env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int], None]
+) -> tuple[int, str]:
+    """create_user.py prompting on a terminal (a pty): `answer` at the first prompt; its exit
+    status and the terminal's text after it."""
     master, terminal = os.openpty()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada"],
@@ -641,7 +644,7 @@ def prompted(env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int
             assert select.select([master], [], [], 30)[0], seen
             seen += os.read(master, 1024)
         answer(process, master)
-        assert process.wait(30) == 1
+        status = process.wait(30)
         rest = b""
         with contextlib.suppress(OSError):  # EIO once the terminal has no process left
             while chunk := os.read(master, 1024):
@@ -650,27 +653,71 @@ def prompted(env: dict[str, str], answer: Callable[[subprocess.Popen[bytes], int
         os.close(master)
         if process.poll() is None:
             process.kill()
-    return rest.decode()
+    return status, rest.decode()
 
 
 @pytest.mark.parametrize(
-    ("answer", "message"),
+    ("answer", "message", "exits"),
     [
-        (lambda process, terminal: os.write(terminal, b"\x04"), "no password given"),  # Ctrl-D
-        (lambda process, terminal: process.send_signal(signal.SIGINT), "interrupted"),  # Ctrl-C
+        (lambda process, terminal: os.write(terminal, b"\x04"), "no password given", 1),  # Ctrl-D
+        # Ctrl-C: the shell's status for SIGINT, as anywhere else in the scripts.
+        (lambda process, terminal: process.send_signal(signal.SIGINT), "interrupted", 130),
     ],
     ids=["end of input", "interrupt"],
 )
 def test_create_user_given_no_password_at_the_prompt_says_so_in_one_line(
-    tmp_path: Path, answer, message
+    tmp_path: Path, answer, message, exits
 ):
     # The audit: EOF or Ctrl-C at the prompt ended in a traceback.
     env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
-    after_prompt = prompted(env, answer)
+    status, after_prompt = prompted(env, answer)
+    assert status == exits
     lines = [line for line in after_prompt.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     # On a line of its own, not after "Password: " (the newcomer's audit).
     assert after_prompt.lstrip("^C").startswith(("\n", "\r\n")), after_prompt
+
+
+def waiting_to_read_stdin(pid: int, timeout: float = 30) -> None:
+    """Until process `pid` sleeps in read(2) on its standard input (Linux's /proc)."""
+    reads = {"x86_64": "0", "aarch64": "63"}[os.uname().machine]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            # "running" while it runs; else the system call's number and arguments.
+            if Path(f"/proc/{pid}/syscall").read_text().split()[:2] == [reads, "0x0"]:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never waited on its standard input")
+
+
+def test_a_script_interrupted_by_ctrl_c_says_so_in_one_line_and_exits_130(tmp_path: Path):
+    # A traceback used to end a Ctrl-C anywhere but at the password prompt.
+    env = {"ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}"}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "create_user.py"), "ada", "--password-stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        waiting_to_read_stdin(process.pid)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert stderr.splitlines() == ["error: interrupted"] and stdout == ""
+    # Nothing was created: the name is still free.
+    again = run_script(
+        "create_user.py", "ada", "--password-stdin", env=env, stdin="correct horse battery\n"
+    )
+    assert again.returncode == 0 and "created user" in again.stdout, again
 
 
 @pytest.mark.parametrize(

@@ -317,7 +317,8 @@ def _delete_ended_families(session: Session, now: int) -> None:
     # Locked as every family is, first; on PostgreSQL two logins at once take different
     # families (SKIP LOCKED) instead of waiting on, or deadlocking over, the same ones.
     # `ends_at` picks the candidates; the tokens decide. An issuer of a version before it,
-    # still serving while replicas are upgraded, rotates without moving `ends_at`.
+    # still serving while replicas are upgraded, rotates without moving `ends_at`, and starts
+    # families without one (NULL): those are candidates from the start.
     live_token = select(RefreshToken.id).where(
         RefreshToken.family_id == RefreshFamily.family_id,
         or_(RefreshToken.idle_expires_at > now, RefreshToken.access_expires_at > now),
@@ -325,7 +326,10 @@ def _delete_ended_families(session: Session, now: int) -> None:
     ended = list(
         session.scalars(
             select(RefreshFamily.family_id)
-            .where(RefreshFamily.ends_at <= now, ~live_token.exists())
+            .where(
+                or_(RefreshFamily.ends_at <= now, RefreshFamily.ends_at.is_(None)),
+                ~live_token.exists(),
+            )
             .limit(ENDED_FAMILIES_PER_LOGIN)
             .with_for_update(skip_locked=True)
         )

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -234,6 +234,29 @@ def test_a_family_rotated_by_an_issuer_before_its_end_was_recorded_is_kept(sessi
     store.start_family(
         client_id="spa", user_id=1, scope="", access=AccessTokenRef("b", NOW + 999), now=NOW + 150
     )
+    assert family_count(sessions) == 2
+
+
+def test_families_an_issuer_before_their_end_was_recorded_started_are_deleted_once_ended(
+    sessions,
+):
+    # While replicas are upgraded, one of the version before starts families without an
+    # `ends_at`: they end by their tokens like any other, rather than being kept for ever.
+    store = RefreshTokenStore(sessions, 30 * DAY, 100)
+    ended = store.start_family(
+        client_id="spa", user_id=1, scope="", access=AccessTokenRef("a", NOW + 10), now=NOW
+    )
+    live = store.start_family(
+        client_id="spa", user_id=2, scope="", access=AccessTokenRef("b", NOW + 999), now=NOW
+    )
+    with sessions() as session:  # as the older issuer wrote them
+        session.execute(update(RefreshFamily).values(ends_at=None))
+        session.commit()
+    store.start_family(
+        client_id="spa", user_id=3, scope="", access=AccessTokenRef("c", NOW + 999), now=NOW + 500
+    )
+    assert store.find(ended) is None  # idle since NOW + 100, its access token gone at NOW + 10
+    assert store.find(live) is not None  # its access token lives until NOW + 999
     assert family_count(sessions) == 2
 
 

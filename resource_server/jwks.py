@@ -88,6 +88,31 @@ class CachePolicy:
     fetch_gap: float = 1  # least time between two fetch starts, whoever starts them
     max_bytes: int = 1024 * 1024
 
+    def __post_init__(self) -> None:
+        """Refuse a policy the key set could not keep (the `RS_JWKS_*` settings say the same
+        of each variable; this is for a policy built in code)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"CachePolicy.{field.name} must be a number")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"CachePolicy.{field.name} must be a finite number >= 0")
+        for name in ("max_ttl", "timeout", "retry_base", "max_bytes"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"CachePolicy.{name} must be greater than 0")
+        if self.max_ttl < self.min_ttl:
+            raise ValueError("CachePolicy.max_ttl must not be below min_ttl")
+        if self.retry_max < self.retry_base:
+            raise ValueError("CachePolicy.retry_max must not be below retry_base")
+        if not 0 < self.refresh_ahead <= 1:
+            raise ValueError(
+                "CachePolicy.refresh_ahead must be a fraction of the lifetime, in (0, 1]"
+            )
+        if self.min_ttl == 0 and self.stale_if_error == 0:
+            # A key set sent with `max-age=0` (or `no-store`) would expire as it arrived, and
+            # not even the request that fetched it could use it: a 503 for every request.
+            raise ValueError("CachePolicy.stale_if_error must not be 0 when min_ttl is 0")
+
 
 @dataclass(frozen=True)
 class KeySetStatus:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Browser origins allowed to call this API from JavaScript (JSON list).
     cors_origins: list[str] = []
 
+    # The next two are `CachePolicy`'s own rules, said here of the variables that set them,
+    # so that an operator reads which one to change.
     @field_validator("jwks_max_ttl")
     @classmethod
     def _not_below_the_minimum(cls, value: float, info: ValidationInfo) -> float:

@@ -1476,3 +1476,36 @@ async def test_a_jwks_of_exactly_max_bytes_is_accepted(
     respx_mock.get(JWKS_URL).respond(content=body, headers={"Content-Type": "application/json"})
     key_set = make_key_set(http, clock, max_bytes=len(body))
     assert await key_set.key("k1") is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"min_ttl": 0, "stale_if_error": 0}, "stale_if_error must not be 0 when min_ttl is 0"),
+        ({"min_ttl": 600, "max_ttl": 300}, "max_ttl must not be below min_ttl"),
+        ({"timeout": 0}, "timeout must be greater than 0"),
+        ({"cooldown": -1}, "cooldown must be a finite number >= 0"),
+        ({"stale_if_error": float("inf")}, "stale_if_error must be a finite number >= 0"),
+        ({"revalidate": float("nan")}, "revalidate must be a finite number >= 0"),
+        ({"refresh_ahead": 0}, "refresh_ahead must be a fraction of the lifetime"),
+        ({"refresh_ahead": 1.5}, "refresh_ahead must be a fraction of the lifetime"),
+        ({"retry_base": 10, "retry_max": 5}, "retry_max must not be below retry_base"),
+        ({"max_bytes": 0}, "max_bytes must be greater than 0"),
+    ],
+)
+def test_a_policy_the_key_set_could_not_keep_is_refused_when_built(fields, message):
+    # The RS_JWKS_* settings refused these, but a policy built in code was taken as given:
+    # min_ttl=0 with stale_if_error=0 answered 503 to every request once the issuer sent
+    # `max-age=0`.
+    with pytest.raises(ValueError, match=message):
+        CachePolicy(**fields)
+
+
+def test_a_policy_field_that_is_not_a_number_is_refused():
+    with pytest.raises(TypeError, match=r"CachePolicy\.timeout must be a number"):
+        CachePolicy(timeout="5")  # type: ignore[arg-type]
+
+
+def test_the_loosest_policies_that_still_work_are_taken():
+    CachePolicy(min_ttl=0, stale_if_error=1, cooldown=0, fetch_gap=0, revalidate=0)
+    CachePolicy(min_ttl=60, max_ttl=60, refresh_ahead=1, retry_base=1, retry_max=1)

@@ -12,6 +12,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from servicekit.front import FrontedFastAPI
+
 # The Swagger UI shipped in swagger-ui-bundle (4.x) renders OpenAPI 3.0 documents only.
 OPENAPI_VERSION = "3.0.3"
 # The pages run Swagger UI's inline script, so no script policy; but no other site may frame
@@ -85,10 +87,10 @@ def _position(digits: bytes) -> bool:
     return not digits or (digits.isdigit() and len(digits) <= 18)
 
 
-def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None:
+def install_docs(app: FrontedFastAPI, init_oauth: dict[str, Any] | None = None) -> None:
     """Swagger UI at /docs from files shipped with the package (no CDN: works offline), and
     the OpenAPI document at /openapi.json (for an app made with `openapi_url=None`: the
-    framework's own route sets no route for the metrics)."""
+    framework's own route sets no route for the metrics); `HEAD` on each, as on its assets."""
     app.openapi_version = OPENAPI_VERSION
     mount_static(app, "/docs-assets", str(swagger_ui_path), "docs-assets")
 
@@ -115,6 +117,8 @@ def install_docs(app: FastAPI, init_oauth: dict[str, Any] | None = None) -> None
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def oauth2_redirect() -> HTMLResponse:
         return _framed_nowhere(get_swagger_ui_oauth2_redirect_html())
+
+    app.answer_head("/openapi.json", "/docs", "/docs/oauth2-redirect")
 
 
 def _in_english(response: HTMLResponse) -> HTMLResponse:

@@ -112,6 +112,9 @@ async def test_the_services_answer_head_on_their_probes_and_documents(tmp_path):
             "/readyz",
             "/.well-known/jwks.json",
             "/.well-known/openid-configuration",
+            "/openapi.json",
+            "/docs",
+            "/docs/oauth2-redirect",
         ):
             got, head = await client.get(path), await client.head(path)
             assert (head.status_code, head.content) == (got.status_code, b""), path
@@ -119,7 +122,8 @@ async def test_the_services_answer_head_on_their_probes_and_documents(tmp_path):
         for path in ("/authorize", "/logout", "/token"):
             assert (await client.head(path)).status_code == 405, path
     async with running(create_rs(RSSettings())) as client:
-        assert (await client.head("/healthz")).status_code == 200
+        for path in ("/healthz", "/docs", "/openapi.json"):
+            assert (await client.head(path)).status_code == 200, path
         assert (await client.head("/users/me")).status_code == 405
 
 

@@ -18,6 +18,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from issuer.settings import Settings as IssuerSettings
+from resource_server.settings import Settings as ResourceServerSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None,
@@ -63,6 +66,24 @@ def test_compose_file_passes_docker_compose_config_with_the_env_file(project):
     env = services["issuer-1"]["environment"]
     assert env["ISSUER_KEYS_BACKEND"] == "database"
     assert env["ISSUER_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+@needs_compose
+def test_the_services_compose_environments_are_settings_they_accept(project, monkeypatch):
+    # As an operator enables the resource server's API docs (docs/scaling.md): a JSON list in
+    # .env must reach the issuers as one.
+    shutil.copy(project / ".env.example", project / ".env")
+    with (project / ".env").open("a") as env_file:
+        env_file.write('ISSUER_CORS_ORIGINS=["http://127.0.0.1:8001"]\n')
+    services = yaml.safe_load(compose_config(project).stdout)["services"]
+    for name, value in services["issuer-1"]["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    issuer = IssuerSettings()
+    assert issuer.cors_origins == ["http://127.0.0.1:8001"]
+    assert issuer.keys_backend == "database"
+    for name, value in services["resource-server"]["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    assert ResourceServerSettings().issuer_url == issuer.url
 
 
 @needs_compose

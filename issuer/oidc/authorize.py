@@ -326,9 +326,9 @@ class AuthorizationEndpoint:
 def after_sign_in(query: str) -> str:
     """The request to return to once the user has signed in: its `prompt=login` (or
     `select_account`), `max_age` and `id_token_hint` are satisfied by the sign-in that just
-    happened (`max_age=0` would otherwise fail again a second later, and a hint naming another
-    user than the one who signed in would ask again for ever: whoever signed in is the
-    answer)."""
+    happened (`max_age=0` would otherwise fail again a second later; the sign-in itself
+    answers a hint naming another user with `login_required`, and one naming nobody it could
+    read, which would ask again for ever, with whoever signed in)."""
     pairs = []
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in ("max_age", "id_token_hint"):

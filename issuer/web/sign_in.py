@@ -193,7 +193,16 @@ async def login(
         address,
         auth.client.client_id,
     )
-    response = redirect(AUTHORIZE + after_sign_in(query), 303)
+    if auth.hinted_subject and auth.hinted_subject != str(user.id):
+        # OpenID Connect Core 3.1.2.1: the answer is positive only if the user the hint names
+        # signed in. The app may be confirming who is at the keyboard; someone else is not
+        # handed to it (signed in at the issuer all the same: the password was right).
+        refused = endpoint.error(
+            auth, "login_required", "the user who signed in is not the one id_token_hint names"
+        )
+        response = redirect(refused.location, 303)
+    else:
+        response = redirect(AUTHORIZE + after_sign_in(query), 303)
     cookies.set_session(response, session_id)
     return response
 

@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urljoin
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -366,7 +366,7 @@ async def test_an_id_token_hint_naming_someone_else_asks_for_a_sign_in(client, s
     assert silent["error"] == "login_required" and silent["iss"] == ISSUER
     page = await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=bobs))
     assert page.status_code == 200 and 'name="password"' in page.text
-    # Whoever signs in then is the answer (the hint does not ask again for ever).
+    # Bob signing in there is the answer the hint asked for.
     pkce = Pkce()
     url = authorize_url("spa", SPA, pkce, id_token_hint=bobs)
     params = callback_params(await sign_in(client, url, "bob", "builder-12"))
@@ -406,17 +406,37 @@ async def test_an_id_token_hint_that_is_no_signed_jwt_is_invalid_request(client,
     assert back["error"] == "invalid_request" and back["state"] == "keep"
 
 
-async def test_whoever_signs_in_answers_a_hint_naming_another_user(client, settings):
-    # The hint names bob; alice signs in: she is the answer, not asked again for ever.
+async def test_another_user_signing_in_for_a_hint_is_login_required(client, settings):
+    # OpenID Connect Core 3.1.2.1: the hint names bob, alice signs in. The app (confirming
+    # who is at the keyboard, say) got a code for alice before; now it gets no code.
     create_user(settings, "bob", "builder-12")
     bobs = await spa_id_token(client, "bob", "builder-12")
     client.cookies.clear()
+    page = await client.get(authorize_url("spa", SPA, Pkce(), id_token_hint=bobs, state="s"))
+    signed_in = await submit_login(client, page, "alice", "wonderland1")
+    assert signed_in.status_code == 303  # from the sign-in form straight back to the app
+    back = urlsplit(signed_in.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == SPA
+    params = {name: values[0] for name, values in parse_qs(back.query).items()}
+    assert params["error"] == "login_required" and "code" not in params
+    assert params["state"] == "s" and params["iss"] == ISSUER
+    # Her password was right: she is signed in at the issuer, for an app not asking for bob.
     pkce = Pkce()
-    url = authorize_url("spa", SPA, pkce, id_token_hint=bobs)
-    params = callback_params(await sign_in(client, url, "alice", "wonderland1"))
+    params = callback_params(await client.get(authorize_url("spa", SPA, pkce, prompt="none")))
     tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert (await client.get("/userinfo", headers=bearer)).json()["preferred_username"] == "alice"
+
+
+async def test_whoever_signs_in_answers_a_hint_that_names_nobody_readable(client, settings):
+    # Our own ID token whose key has since retired reads as nobody: the sign-in answers it,
+    # or the page would ask again for ever.
+    alices = await spa_id_token(client)
+    client.cookies.clear()
+    pkce = Pkce()
+    url = authorize_url("spa", SPA, pkce, id_token_hint=alices[:-4] + "AAAA")
+    params = callback_params(await sign_in(client, url, "alice", "wonderland1"))
+    assert "code" in params
 
 
 async def test_prompt_login_and_max_age_ask_for_the_password_again(client, secrets, clock):

@@ -200,6 +200,12 @@ async def login(
         refused = endpoint.error(
             auth, "login_required", "the user who signed in is not the one id_token_hint names"
         )
+        log.info(
+            "browser sign-in not the user id_token_hint names; login_required username=%r "
+            "client_id=%s",
+            user.username,
+            auth.client.client_id,
+        )
         response = redirect(refused.location, 303)
     else:
         response = redirect(AUTHORIZE + after_sign_in(query), 303)

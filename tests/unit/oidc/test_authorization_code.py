@@ -406,7 +406,7 @@ async def test_an_id_token_hint_that_is_no_signed_jwt_is_invalid_request(client,
     assert back["error"] == "invalid_request" and back["state"] == "keep"
 
 
-async def test_another_user_signing_in_for_a_hint_is_login_required(client, settings):
+async def test_another_user_signing_in_for_a_hint_is_login_required(client, settings, caplog):
     # OpenID Connect Core 3.1.2.1: the hint names bob, alice signs in. The app (confirming
     # who is at the keyboard, say) got a code for alice before; now it gets no code.
     create_user(settings, "bob", "builder-12")
@@ -420,6 +420,7 @@ async def test_another_user_signing_in_for_a_hint_is_login_required(client, sett
     params = {name: values[0] for name, values in parse_qs(back.query).items()}
     assert params["error"] == "login_required" and "code" not in params
     assert params["state"] == "s" and params["iss"] == ISSUER
+    assert "not the user id_token_hint names; login_required username='alice'" in caplog.text
     # Her password was right: she is signed in at the issuer, for an app not asking for bob.
     pkce = Pkce()
     params = callback_params(await client.get(authorize_url("spa", SPA, pkce, prompt="none")))

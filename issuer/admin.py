@@ -39,8 +39,8 @@ INTERRUPTED = 130
 
 def run(main: Callable[[], int]) -> NoReturn:
     """A script's entry point: exits with `main`'s status, and on Ctrl-C with one line and
-    status 130 rather than a traceback (what the stores had committed by then stands: each
-    change is written whole or not at all)."""
+    status 130 rather than a traceback. What was committed by then stands (each write is whole
+    or not at all; a sign-out everywhere after a user change finishes when run again)."""
     try:
         status = main()
     except KeyboardInterrupt:

@@ -49,7 +49,9 @@ class KeySource(Protocol):
 
     @property
     def generation(self) -> int:
-        """Changes whenever the held keys change; cached verifications end with it."""
+        """Changes whenever the held keys change; cached verifications end with it. Keys and
+        generation change together, on the event loop, so a verification reads the generation
+        its key came from (a source loading keys on a thread swaps them in on the loop)."""
 
     async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
         """The key for `kid` (refreshing per the source's policy); `None` if there is none.

@@ -31,11 +31,18 @@ class KeyRing:
         """Reload when the store changed; keep the old set if the new one is unusable. A store
         that cannot be read just now (`KeyStoreUnavailable`) is read again at the next check:
         only a set that was read and found unusable is given up on until it changes again."""
+        loaded = self._load_if_changed()
+        if loaded is not None:
+            self._swap(loaded)
+        return loaded is not None
+
+    def _load_if_changed(self) -> LoadedKeys | None:
+        """The store's set if it changed and is usable: the slow part, safe on any thread."""
         version = self.store.version()
         if version in (self.current.version, self._broken_version):
-            return False
+            return None
         try:
-            self.current = self.store.load()
+            return self.store.load()
         except KeyStoreUnavailable:
             raise  # not this version's fault: `watch` tries it again
         except KeySetError as exc:
@@ -45,10 +52,15 @@ class KeyRing:
                 self.store.describe(),
                 exc,
             )
-            return False
+            return None
+
+    def _swap(self, loaded: LoadedKeys) -> None:
+        # On the event loop when watching: a verification there reads its key and this
+        # generation with no swap in between, so it is never remembered under a set that no
+        # longer holds its key (a revoked one, say).
+        self.current = loaded
         self.generation += 1
         audit.info("key set reloaded signing_kid=%s", self.current.signing_kid)
-        return True
 
     async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
         """The published public key `kid`; our own keys never change under a kid."""
@@ -64,7 +76,7 @@ class KeyRing:
                     await wake.wait()
             wake.clear()
             try:
-                await asyncio.to_thread(self.reload_if_changed)
+                loaded = await asyncio.to_thread(self._load_if_changed)
             except Exception as exc:  # a database blip must not end the watcher
                 # Said once an outage, not on every poll; a change is read as soon as it ends.
                 if not self._failing:
@@ -76,6 +88,8 @@ class KeyRing:
                     )
                 self._failing = True
             else:
+                if loaded is not None:
+                    self._swap(loaded)
                 if self._failing:
                     log.warning("checking the key set for changes works again")
                 self._failing = False

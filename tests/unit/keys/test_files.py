@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -398,6 +399,57 @@ async def test_a_token_verified_before_its_key_was_revoked_is_refused_after_the_
     assert (await verifier.verify(token)).sub == "alice"
     store.revoke(ring.current.signing_kid)
     assert ring.reload_if_changed()
+    with pytest.raises(InvalidToken, match="does not publish"):
+        await verifier.verify(token)
+
+
+async def test_a_revocation_loaded_during_a_verification_is_not_outlived_by_it(
+    store, clock, monkeypatch
+):
+    # The watcher loads a changed set on another thread; were the swap made there too, it
+    # could land between a verification's key and its generation, and the token checked
+    # with the revoked key would be remembered as valid under the new set until its exp.
+    import resource_server.verify as verify_module
+
+    store.generate()
+    ring = KeyRing(store)
+    verifier = Verifier(ring, "https://issuer.test", audience=None, leeway=0, clock=clock)
+    token = (
+        TokenSigner(ring, "https://issuer.test", 900, clock=clock)
+        .issue(subject="alice", client_id="webapp", audience="billing", scope=("read",))
+        .access_token
+    )
+    store.revoke(ring.current.signing_kid)
+    loading, go = threading.Event(), threading.Event()
+    real_load, real_check = store.load, verify_module._verify_signature
+
+    def held_load() -> object:
+        loading.set()
+        go.wait(5)
+        return real_load()
+
+    def check_then_let_the_reload_run(token: str, key: object) -> object:
+        payload = real_check(token, key)
+        go.set()
+        time.sleep(0.3)  # the interpreter lock is free: the watcher's thread finishes now
+        return payload
+
+    monkeypatch.setattr(store, "load", held_load)
+    monkeypatch.setattr(verify_module, "_verify_signature", check_then_let_the_reload_run)
+    wake = asyncio.Event()
+    wake.set()
+    watcher = asyncio.create_task(ring.watch(3600, wake))
+    try:
+        while not loading.is_set():
+            await asyncio.sleep(0.01)
+        assert (await verifier.verify(token)).sub == "alice"  # its key was handed out first
+        while ring.generation == 0:
+            await asyncio.sleep(0.01)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert verifier.remembered(token) is None
     with pytest.raises(InvalidToken, match="does not publish"):
         await verifier.verify(token)
 

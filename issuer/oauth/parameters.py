@@ -3,6 +3,18 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The names an error may quote back: those the protocols define. Any other name is the
+# sender's own text, and an error page quoting it would let another site write on ours.
+_DEFINED_NAMES = frozenset(
+    {
+        "client_id", "client_secret", "code", "code_challenge", "code_challenge_method",
+        "code_verifier", "grant_type", "id_token_hint", "login_hint", "max_age", "nonce",
+        "password", "post_logout_redirect_uri", "prompt", "redirect_uri", "refresh_token",
+        "request", "request_uri", "resource", "response_mode", "response_type", "scope",
+        "state", "token", "token_type_hint", "username",
+    }
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Parameters:
@@ -26,3 +38,9 @@ def read_parameters(pairs: Iterable[tuple[str, str]]) -> Parameters:
         if value:
             values[name] = value
     return Parameters(values, frozenset(repeated), holds_nul)
+
+
+def describe_repeated(repeated: Iterable[str]) -> str:
+    """An error description for repeated parameters, naming only those the protocols define."""
+    named = sorted(_DEFINED_NAMES.intersection(repeated))
+    return f"repeated parameter: {', '.join(named)}" if named else "a parameter is repeated"

@@ -20,7 +20,7 @@ from issuer.oauth import pkce
 from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope, describable
-from issuer.oauth.parameters import read_parameters
+from issuer.oauth.parameters import describe_repeated, read_parameters
 from issuer.oauth.redirect_uris import matches, with_parameters
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
@@ -131,7 +131,7 @@ class AuthorizationEndpoint:
             )
 
         if repeated:
-            raise fail("invalid_request", f"repeated parameter: {', '.join(sorted(repeated))}")
+            raise fail("invalid_request", describe_repeated(repeated))
         # OpenID Connect Core 3.1.2.6 names an error for each way of sending a request object,
         # and 6.1, 6.2 say it "MUST" be returned: before the length rule, which a signed
         # request object easily breaks.
@@ -139,7 +139,13 @@ class AuthorizationEndpoint:
             raise fail("request_not_supported", "request objects are not supported")
         if "request_uri" in params:
             raise fail("request_uri_not_supported", "request objects are not supported")
-        if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
+        # An ID token may be longer (a long client id or nonce, a 4096-bit key): the hint
+        # reader has its own bound, and the request's length bounds it too.
+        if any(
+            len(value) > MAX_PARAMETER_LENGTH
+            for name, value in params.items()
+            if name != "id_token_hint"
+        ):
             raise fail("invalid_request", "a parameter is too long")
         if parameters.holds_nul:
             raise fail("invalid_request", "a parameter holds a NUL character")

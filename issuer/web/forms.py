@@ -13,7 +13,7 @@ from issuer.oauth.errors import (
     RequestTooLarge,
     UnsupportedEncoding,
 )
-from issuer.oauth.parameters import read_parameters
+from issuer.oauth.parameters import describe_repeated, read_parameters
 from resource_server.content_length import BODY_DEADLINE, declared_length
 
 MAX_FORM_BYTES = 64 * 1024
@@ -36,7 +36,7 @@ def read_query(request: Request) -> dict[str, str]:
 def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     parameters = read_parameters(pairs)
     if parameters.repeated:
-        raise InvalidRequest(f"parameter {min(parameters.repeated)!r} is repeated")
+        raise InvalidRequest(describe_repeated(parameters.repeated))
     if parameters.holds_nul:  # before any lookup: the same answer whoever a username names
         raise InvalidRequest("a parameter holds a NUL character")
     return parameters.values

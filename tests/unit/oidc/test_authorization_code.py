@@ -1025,11 +1025,38 @@ async def test_a_parameter_may_be_2048_characters_and_no_more(client):
     assert callback_params(over)["error"] == "invalid_request"
 
 
-async def test_a_redirected_error_description_keeps_to_its_charset(client):
-    # RFC 6749 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E; the repeated name was sent back as sent.
-    url = authorize_url("spa", SPA, Pkce(), state="keep") + "&" + "&".join(["a%22%5C%C3%A9=1"] * 2)
-    back = callback_params(await client.get(url))
-    assert back["error_description"] == "repeated parameter: a???"
+async def test_a_repeated_parameter_is_named_only_if_the_protocol_defines_it(client):
+    # A name is the sender's text: quoted back, any site could write on the app's error
+    # page through a link (the repeated name was sent back as sent).
+    url = authorize_url("spa", SPA, Pkce(), state="keep")
+    made_up = url + "&" + "&".join(["Call+555-0100+to+unlock+your+account=1"] * 2)
+    assert callback_params(await client.get(made_up))["error_description"] == (
+        "a parameter is repeated"
+    )
+    defined = url + "&nonce=1&nonce=2&prompt=login&prompt=none&junk=1&junk=2"
+    assert callback_params(await client.get(defined))["error_description"] == (
+        "repeated parameter: nonce, prompt"
+    )
+
+
+async def test_an_error_page_shows_no_text_the_request_made_up(client):
+    words = "Your account is locked. Call 555-0100"
+    page = await client.get("/logout", params=[(words, "1"), (words, "2")])
+    assert page.status_code == 400 and "repeated" in page.text
+    assert "555-0100" not in page.text
+
+
+async def test_our_own_id_token_is_a_hint_however_long(client):
+    # 512 three-byte characters of nonce (the most it may have) make the ID token over the
+    # 2,048 characters other parameters may have; it is still ours to honour.
+    pkce = Pkce()
+    params = callback_params(
+        await sign_in(client, authorize_url("spa", SPA, pkce, nonce="\u20ac" * 512))
+    )
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    assert len(tokens["id_token"]) > 2048
+    hinted = authorize_url("spa", SPA, Pkce(), prompt="none", id_token_hint=tokens["id_token"])
+    assert "code" in callback_params(await client.get(hinted))
 
 
 async def test_a_registered_redirect_uris_query_comes_back_as_registered(client, settings):

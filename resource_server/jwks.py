@@ -5,7 +5,8 @@ Policy, in the order a request meets it:
   even while a fetch is in flight; a due background fetch is started, never awaited: refresh
   ahead at `refresh_ahead` of the lifetime, a conditional revalidation every `revalidate`
   seconds (so a key the issuer removed is dropped within that), a refetch once expired;
-- the lifetime is the response's `max-age`, clamped to [min_ttl, max_ttl]; ETag revalidates;
+- the lifetime is the response's `max-age` less its `Age`, clamped to [min_ttl, max_ttl]; ETag
+  revalidates;
 - with no usable set, a waiting caller fetches now, whatever the backoff says: it joins the
   fetch in flight or starts one (at most one fetch start per `fetch_gap`), waits at most
   `timeout`, and then gets `KeySetUnavailable` (503), never a 401;
@@ -486,7 +487,6 @@ class RemoteKeySet:
             headers["If-None-Match"] = if_none_match
         status, response_headers, body = await self._get(url, headers)
         now = self._clock()
-        cache_control = response_headers.get("cache-control")
         if status == 304:
             if previous is None or if_none_match is None:
                 # Not the answer to an If-None-Match of ours: it says nothing of the keys.
@@ -494,8 +494,8 @@ class RemoteKeySet:
             # RFC 9111 section 4.3.4: what a 304 does not carry keeps its stored value, so
             # without a Cache-Control the held set's lifetime stands.
             lifetime = previous.expires_at - previous.fetched_at
-            if cache_control is not None:
-                lifetime = self._ttl(cache_control)
+            if "cache-control" in response_headers:
+                lifetime = self._ttl(response_headers)
             self._snapshot = _Snapshot(previous.keys, now, now + lifetime, if_none_match, url)
             return
         if status != 200:
@@ -511,7 +511,7 @@ class RemoteKeySet:
         etag = response_headers.get("etag")
         if etag is not None and not _SENDABLE_ETAG.fullmatch(etag):
             etag = None  # one that cannot be sent back: the next fetch is a full one
-        self._snapshot = _Snapshot(keys, now, now + self._ttl(cache_control), etag, url)
+        self._snapshot = _Snapshot(keys, now, now + self._ttl(response_headers), etag, url)
 
     def _distrust(self, kids: set[str]) -> None:
         """Drop `kids` (published with their private keys) from the held set; the new
@@ -607,14 +607,19 @@ class RemoteKeySet:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _ttl(self, cache_control: str | None) -> float:
+    def _ttl(self, headers: httpx.Headers) -> float:
         policy = self._policy
+        cache_control = headers.get("cache-control")
+        if cache_control and _NO_CACHE.search(cache_control):
+            return policy.min_ttl
         ttl = policy.default_ttl
-        if cache_control:
-            if _NO_CACHE.search(cache_control):
-                ttl = policy.min_ttl
-            elif match := _MAX_AGE.search(cache_control):
-                ttl = float(match.group(1))
+        if cache_control and (match := _MAX_AGE.search(cache_control)):
+            ttl = float(match.group(1))
+        # RFC 9111 section 4.2.3: a response a cache in between already held for `Age`
+        # seconds has that much less of its lifetime left.
+        age = headers.get("age", "").strip()
+        if age.isascii() and age.isdigit():
+            ttl -= float(age)
         return min(max(ttl, policy.min_ttl), policy.max_ttl)
 
 

@@ -316,21 +316,30 @@ async def test_fresh_keys_are_served_from_memory(http, jwks_route, clock):
 
 
 @pytest.mark.parametrize(
-    ("cache_control", "expected_ttl"),
+    ("cache_control", "age", "expected_ttl"),
     [
-        ("max-age=600", 600),
-        ("public, max-age=5", 60),
-        ("max-age=999999", 86400),
-        (None, 300),
-        ("no-store", 60),
+        ("max-age=600", None, 600),
+        ("public, max-age=5", None, 60),
+        ("max-age=999999", None, 86400),
+        (None, None, 300),
+        ("no-store", None, 60),
+        # RFC 9111 section 4.2.3: a cache in between held it for Age seconds already.
+        ("public, max-age=600", "400", 200),
+        ("max-age=600", "590", 60),
+        (None, "100", 200),
+        ("no-cache", "30", 60),
+        ("max-age=600", "-5", 600),  # not an age: ignored
+        ("max-age=600", "1e2", 600),
     ],
 )
-async def test_lifetime_is_max_age_clamped_to_bounds(
-    respx_mock, metadata_route, http, clock, rsa_private_key, cache_control, expected_ttl
+async def test_lifetime_is_max_age_less_age_clamped_to_bounds(
+    respx_mock, metadata_route, http, clock, rsa_private_key, cache_control, age, expected_ttl
 ):
     # Isolate expiry from refresh-ahead and revalidation.
     key_set = make_key_set(http, clock, refresh_ahead=1.0, revalidate=0)
     headers = {"Cache-Control": cache_control} if cache_control else {}
+    if age is not None:
+        headers["Age"] = age
     route = respx_mock.get(JWKS_URL).respond(json=jwks((rsa_private_key, "k1")), headers=headers)
     await key_set.key("k1")
     clock.advance(expected_ttl - 0.5)

@@ -108,11 +108,13 @@ def change_user(
     *,
     disabled: bool | None = None,
     password: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[User, SignedOut | None]:
     """Disable or enable an account, or set its password. Disabling and a new password sign
     the user out everywhere: browser sessions end, codes not yet exchanged are dropped,
-    refresh tokens (and the access tokens issued with them) are revoked, so enabling the
-    account again brings none of them back.
+    refresh tokens (and the access tokens issued with them) are revoked, and access tokens
+    issued until then no longer introspect active or open /userinfo (`User.honours`), so
+    enabling the account again brings none of them back.
     `UserError` if there is no such user."""
     if password is not None:
         check_password_policy(password)
@@ -125,11 +127,11 @@ def change_user(
         if password is not None:
             hasher = PasswordHasher(settings.bcrypt_rounds, workers=1)
             try:
-                users.set_password_hash(user.id, hasher.hash(password))
+                users.set_password_hash(user.id, hasher.hash(password), int(clock()))
             finally:
                 hasher.close()
         if disabled is not None:
-            users.set_disabled(user.id, disabled)
+            users.set_disabled(user.id, disabled, int(clock()))
         if password is None and not disabled:
             return user, None
         refresh_tokens = RefreshTokenStore(
@@ -140,7 +142,7 @@ def change_user(
             signed_out = SignedOut(
                 sessions=BrowserSessions(sessions, settings.session_ttl).end_all(user.id),
                 codes=codes.discard_user(user.id),
-                refresh_families=refresh_tokens.revoke_user(user.id, int(time.time())),
+                refresh_families=refresh_tokens.revoke_user(user.id, int(clock())),
             )
         except DATABASE_ERRORS as exc:
             # The change above is committed; what it signs out is not yet. Said plainly, or

@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from issuer.storage.engine import Base, too_long
+from issuer.storage.engine import Base, UnixTime, too_long
 
 # After RFC 8265 UsernameCaseMapped (width-mapped, case-folded, NFC): this ASCII subset.
 _USERNAME = re.compile(r"[a-z0-9._@+-]{1,150}")
@@ -76,10 +76,28 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: datetime.now(UTC)
     )
+    # When the account was last signed out everywhere (disabled, or given a new password):
+    # access tokens issued until then no longer speak for it at the issuer.
+    signed_out_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
 
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())
+
+    def honours(self, issued_at: object) -> bool:
+        """Whether an access token issued at `issued_at` (its `iat`) still speaks for this
+        account: it is enabled, and the token is newer than its last sign-out everywhere.
+        `iat` is whole seconds, so a token of that very second is refused too, whether it
+        came just before the sign-out or just after."""
+        if self.disabled:
+            return False
+        if self.signed_out_at is None:
+            return True
+        return (
+            isinstance(issued_at, int | float)
+            and not isinstance(issued_at, bool)
+            and issued_at > self.signed_out_at
+        )
 
 
 class UserRepository:
@@ -143,15 +161,20 @@ class UserRepository:
                 raise UserExists(f"user {normalized!r} already exists") from None
         return user
 
-    def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        """A new password, set by an operator."""
-        self._update(user_id, password_hash=password_hash)
+    def set_password_hash(self, user_id: int, password_hash: str, now: int) -> None:
+        """A new password, set by an operator: the account is signed out everywhere `now`
+        (`User.honours`)."""
+        self._update(user_id, password_hash=password_hash, signed_out_at=now)
 
-    def set_disabled(self, user_id: int, disabled: bool) -> None:
+    def set_disabled(self, user_id: int, disabled: bool, now: int) -> None:
         """Disable (or enable again) an account: a disabled one cannot sign in, refresh or
-        open /userinfo, and its tokens introspect inactive. Accounts are never deleted, so
-        no new account can take an old one's id (and with it its tokens' `sub`)."""
-        self._update(user_id, disabled=disabled)
+        open /userinfo, and its tokens introspect inactive; disabling signs it out everywhere
+        `now`, so enabling it again brings back no token issued before. Accounts are never
+        deleted, so no new account can take an old one's id (and with it its tokens' `sub`)."""
+        if disabled:
+            self._update(user_id, disabled=True, signed_out_at=now)
+        else:
+            self._update(user_id, disabled=False)
 
     def _update(self, user_id: int, **values: object) -> None:
         with self._sessions() as session:

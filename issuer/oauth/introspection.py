@@ -65,6 +65,7 @@ class IntrospectionEndpoint:
         now = int(self._clock())
         refresh = await run_in_threadpool(self._refresh_tokens.find_usable, token, now)
         if refresh is not None:
+            # Signing out everywhere revoked the families it ended: the user's state is enough.
             if refresh.client_id != client.client_id or not await self._may_act(refresh.user_id):
                 return INACTIVE
             # RFC 7662 section 2.2's token_type is an access-token type: omitted here.
@@ -86,7 +87,7 @@ class IntrospectionEndpoint:
         if await self._revoked.is_revoked(claims.raw["jti"]):
             return INACTIVE
         user_id = user_id_of(claims.sub)
-        if user_id is not None and not await self._may_act(user_id):
+        if user_id is not None and not await self._may_act(user_id, claims.raw.get("iat")):
             return INACTIVE
         if claims.client_id != client.client_id and not await self._registered.still_serves(
             claims.client_id
@@ -100,7 +101,10 @@ class IntrospectionEndpoint:
             body["username"] = claims.username
         return body
 
-    async def _may_act(self, user_id: int) -> bool:
-        """Whether the user still exists and is not disabled."""
+    async def _may_act(self, user_id: int, issued_at: object = None) -> bool:
+        """Whether the user still exists and is not disabled, and (given an access token's
+        `iat`) has not been signed out everywhere since the token was issued."""
         user = await run_in_threadpool(self._users.get_by_id, user_id)
-        return user is not None and not user.disabled
+        if user is None or user.disabled:
+            return False
+        return issued_at is None or user.honours(issued_at)

@@ -41,6 +41,10 @@ class UserinfoEndpoint:
             user = await run_in_threadpool(self._users.get_by_id, user_id)
         if user is None or user.disabled:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")
+        if not user.honours(claims.raw.get("iat")):
+            raise InvalidToken(
+                "the token's user has been signed out everywhere since", reason="revoked"
+            )
         if not await self._clients.still_serves(claims.client_id):
             raise InvalidToken("the token's client is no longer registered", reason="invalid_claim")
         body: dict[str, Any] = {"sub": claims.sub, "preferred_username": user.username}

@@ -957,6 +957,28 @@ async def test_disabling_a_user_signs_them_out_everywhere_and_enabling_brings_no
     engine.dispose()
 
 
+async def test_a_sign_out_everywhere_ends_access_tokens_issued_without_a_refresh_token(
+    client, secrets, settings, clock
+):
+    # The review: a token with no refresh family (a password grant without a client, or by
+    # one that may not refresh) kept introspecting active after a new password, and one the
+    # disabling had ended came back when the account was enabled again.
+    form = {"grant_type": "password", "username": "alice", "password": "wonderland1"}
+    lone = (await client.post("/token", data=form)).json()
+    assert "refresh_token" not in lone
+    assert (await introspect(client, secrets, lone["access_token"]))["active"] is True
+    change_user(settings, "alice", disabled=True, clock=clock)
+    change_user(settings, "alice", disabled=False, clock=clock)
+    assert await introspect(client, secrets, lone["access_token"]) == {"active": False}
+
+    clock.advance(1)  # `iat` is whole seconds: a token of the sign-out's second is refused too
+    later = (await client.post("/token", data=form)).json()["access_token"]
+    assert (await introspect(client, secrets, later))["active"] is True
+    clock.advance(60)
+    change_user(settings, "alice", password="through the looking glass", clock=clock)
+    assert await introspect(client, secrets, later) == {"active": False}
+
+
 async def test_a_new_password_signs_the_user_out_and_only_it_opens_the_account(
     client, secrets, settings
 ):

@@ -295,6 +295,23 @@ async def test_a_new_password_spends_the_codes_not_yet_exchanged(client, setting
     assert again.status_code == 200 and 'name="password"' in again.text  # signed out
 
 
+async def test_a_sign_out_everywhere_closes_userinfo_to_the_tokens_issued_before_it(
+    client, settings, clock
+):
+    # spa may not refresh: its access token has no refresh family to be revoked with, and
+    # enabling the account again must not bring it back.
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    tokens = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/userinfo", headers=bearer)).status_code == 200
+    change_user(settings, "alice", disabled=True, clock=clock)
+    change_user(settings, "alice", disabled=False, clock=clock)
+    refused = await client.get("/userinfo", headers=bearer)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
 @pytest.mark.parametrize("change", [{"disabled": True}, {"password": "through the looking glass"}])
 async def test_a_sign_in_checked_before_a_sign_out_everywhere_starts_no_session(
     client, settings, monkeypatch, change

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from issuer.accounts.passwords import HashingBusy
 from issuer.limits.throttle import Throttle, Throttled
-from issuer.oauth.errors import InvalidGrant, InvalidRequest, OAuthError
+from issuer.oauth.errors import InvalidGrant, InvalidRequest, OAuthError, TemporarilyUnavailable
 from issuer.oauth.password_login import still_stands
 from issuer.oauth.scopes import describe_scope
 from issuer.oidc.authorize import (
@@ -125,6 +125,11 @@ async def _authorize(
     try:
         # The request as a query string: where the sign-in and consent pages come back to.
         auth = await endpoint.parse(pairs, urlencode(pairs))
+        # From here the client and its redirect URI are known: an outage is redirected to
+        # it too (`error_pages`), as RFC 6749 4.1.2.1's temporarily_unavailable.
+        request.state.outage_answer = lambda description: (
+            endpoint.error(auth, "temporarily_unavailable", description).location
+        )
         signed_in = await run_in_threadpool(sessions.find, request.cookies.get(cookies.session))
         decision = await endpoint.decide(auth, signed_in)
     except UntrustedRequest as exc:
@@ -463,6 +468,9 @@ def error_pages(service_name: str) -> Callable[[Request, OAuthError], Response |
     def error_page(request: Request, error: OAuthError) -> Response | None:
         if getattr(request.scope.get("route"), "path", None) not in _PAGE_PATHS:
             return None
+        outage_answer = getattr(request.state, "outage_answer", None)
+        if outage_answer is not None and isinstance(error, TemporarilyUnavailable):
+            return _answer_redirect(request, outage_answer(error.description or error.error))
         if error.status_code == 503:
             heading, message = "This service is unavailable", "Try again in a moment."
         elif error.status_code >= 500:

@@ -21,7 +21,7 @@ from issuer.admin import change_user, create_client, create_user
 from issuer.app import create_app
 from issuer.builders import rotation_policy
 from issuer.keys.files import FileKeyStore
-from issuer.oauth.clients import Client
+from issuer.oauth.clients import Client, ClientRepository
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions, SignedIn
@@ -1707,21 +1707,43 @@ def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(BrowserSessions, "start", unreachable)
 
 
-async def test_the_sign_in_pages_answer_a_database_outage_with_a_page(client, monkeypatch):
-    # The audit: with the database down, /authorize and /login showed a browser the token
-    # endpoint's JSON.
+async def test_authorize_redirects_a_database_outage_once_it_knows_where_to(client, monkeypatch):
+    # RFC 6749 4.1.2.1: a 503 cannot reach the app through a redirect; temporarily_unavailable
+    # does (the review: a page at the issuer left the app waiting).
+    await client.get(authorize_url("spa", SPA, Pkce()))  # the client, known from here
+    database_down(monkeypatch)
+    response = await client.get(authorize_url("spa", SPA, Pkce(), state="s-1"))
+    assert response.status_code == 302 and response.headers["location"].startswith(SPA)
+    assert callback_params(response) == {
+        "error": "temporarily_unavailable",
+        "error_description": "the service cannot reach its database; retry later",
+        "state": "s-1",
+        "iss": ISSUER,
+    }
+    metrics = (await client.get("/metrics")).text
+    assert 'issuer_token_requests_rejected_total{reason="database_unavailable"} 1.0' in metrics
+
+    # Where the client itself cannot be read, nothing says where to go: a page.
+    def unreachable(*_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(ClientRepository, "get", unreachable)
+    page = await client.get(authorize_url("unseen", SPA, Pkce()))
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+
+
+async def test_the_sign_in_page_answers_a_database_outage_with_a_page(client, monkeypatch):
+    # The audit: with the database down, /login showed a browser the token endpoint's JSON.
+    # The user is at the issuer's page, and can send it again.
     page = await client.get(authorize_url("spa", SPA, Pkce()))
 
     database_down(monkeypatch)
-    for response in (
-        await client.get(authorize_url("spa", SPA, Pkce())),
-        await submit_login(client, page, "alice", "wonderland1"),
-    ):
-        assert response.status_code == 503
-        assert response.headers["content-type"].startswith("text/html")
-        assert response.headers["retry-after"] == "5"
-        assert response.headers["cache-control"] == "no-store"
-        assert "unavailable" in response.text and "x-frame-options" in response.headers
+    response = await submit_login(client, page, "alice", "wonderland1")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["cache-control"] == "no-store"
+    assert "unavailable" in response.text and "x-frame-options" in response.headers
 
 
 async def test_a_database_outage_at_the_browser_forms_counts_as_a_rejection(client, monkeypatch):

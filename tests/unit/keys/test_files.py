@@ -383,11 +383,9 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     assert ring.current is first
 
 
-async def test_a_token_verified_before_its_key_was_revoked_is_refused_after_the_reload(
-    store, clock
-):
-    # The issuer checks its own tokens (introspection) with a Verifier over the ring, which
-    # remembers verified tokens until the ring swaps in another key set.
+def self_checking_issuer(store: FileKeyStore, clock: FakeClock) -> tuple[KeyRing, Verifier, str]:
+    """A key ring over a new set, the Verifier the issuer checks its own tokens with (for
+    introspection), and a token signed with the set's active key."""
     store.generate()
     ring = KeyRing(store)
     verifier = Verifier(ring, "https://issuer.test", audience=None, leeway=0, clock=clock)
@@ -396,6 +394,15 @@ async def test_a_token_verified_before_its_key_was_revoked_is_refused_after_the_
         .issue(subject="alice", client_id="webapp", audience="billing", scope=("read",))
         .access_token
     )
+    return ring, verifier, token
+
+
+async def test_a_token_verified_before_its_key_was_revoked_is_refused_after_the_reload(
+    store, clock
+):
+    # The issuer checks its own tokens (introspection) with a Verifier over the ring, which
+    # remembers verified tokens until the ring swaps in another key set.
+    ring, verifier, token = self_checking_issuer(store, clock)
     assert (await verifier.verify(token)).sub == "alice"
     store.revoke(ring.current.signing_kid)
     assert ring.reload_if_changed()
@@ -411,14 +418,7 @@ async def test_a_revocation_loaded_during_a_verification_is_not_outlived_by_it(
     # with the revoked key would be remembered as valid under the new set until its exp.
     import resource_server.verify as verify_module
 
-    store.generate()
-    ring = KeyRing(store)
-    verifier = Verifier(ring, "https://issuer.test", audience=None, leeway=0, clock=clock)
-    token = (
-        TokenSigner(ring, "https://issuer.test", 900, clock=clock)
-        .issue(subject="alice", client_id="webapp", audience="billing", scope=("read",))
-        .access_token
-    )
+    ring, verifier, token = self_checking_issuer(store, clock)
     store.revoke(ring.current.signing_kid)
     loading, go = threading.Event(), threading.Event()
     real_load, real_check = store.load, verify_module._verify_signature

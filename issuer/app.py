@@ -24,8 +24,14 @@ from servicekit.observability import RequestContext, configure_logging
 from servicekit.runtime import frozen_heap
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
-    """Build the issuer app; its services are opened by the lifespan, not here."""
+def create_app(
+    settings: Settings | None = None,
+    clock: Callable[[], float] = time.time,
+    timer: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """Build the issuer app; its services are opened by the lifespan, not here. `clock` dates
+    what is shared (tokens, sessions, codes); `timer` measures this process's rate-limit
+    windows and backoffs, which a step of the wall clock must not stretch."""
     settings = settings or Settings()
     metrics = IssuerMetrics()
     addresses = ClientAddresses(parse_networks(settings.trusted_proxies), settings.forwarded_header)
@@ -34,7 +40,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         configure_logging(settings.log_format)
-        async with open_services(settings, metrics, clock) as services:
+        async with open_services(settings, metrics, clock, timer) as services:
             with frozen_heap():
                 yield {
                     "services": services,

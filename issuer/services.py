@@ -75,9 +75,13 @@ class Services:
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: Settings, metrics: IssuerMetrics, clock: Callable[[], float] = time.time
+    settings: Settings,
+    metrics: IssuerMetrics,
+    clock: Callable[[], float] = time.time,
+    timer: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Services]:
-    """Open everything the issuer needs; everything opened is closed again, also on failure."""
+    """Open everything the issuer needs; everything opened is closed again, also on failure.
+    `timer` runs the in-process rate limits and the Redis breaker (see `create_app`)."""
     async with contextlib.AsyncExitStack() as resources:
         await run_in_threadpool(_prepare_schema, settings.database_url, settings.database_timeout)
         engine = make_engine(settings.database_url, settings.database_timeout)
@@ -94,7 +98,7 @@ async def open_services(
         redis_client = connect_redis(settings.redis_url)
         if redis_client is not None:
             resources.push_async_callback(redis_client.aclose)
-        counters = make_store(redis_client, settings.redis_prefix, clock)
+        counters = make_store(redis_client, settings.redis_prefix, timer)
         resources.push_async_callback(counters.aclose)
         throttle = Throttle(counters, throttle_policy(settings))
         registered = ClientRepository(sessions, settings.default_client_id)

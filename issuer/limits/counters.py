@@ -7,6 +7,7 @@ once.
 """
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,8 +28,10 @@ class CounterStore(Protocol):
         answered is the one this call would have made (over `cap`). Atomic: of any number of
         racing calls, at most `cap` are counted."""
 
-    async def block(self, key: str, seconds: float) -> None:
-        """Mark `key` for `seconds` (replacing any earlier mark)."""
+    async def block(self, key: str, seconds: float, *, forgettable: bool = False) -> None:
+        """Mark `key` for `seconds` (replacing any earlier mark). A `forgettable` mark may be
+        dropped early to bound memory, as a counter may: only for marks whose loss makes a
+        limit stricter, never looser (a known address, not a lockout)."""
 
     async def blocked(self, key: str) -> float:
         """Seconds left on the mark at `key`, or 0."""
@@ -46,10 +49,12 @@ class MemoryStore:
     """Counters and marks in this process.
 
     Counters (windows) are bounded: when full, expired ones go first, then the oldest (a
-    lost counter only restarts a window). Marks (lockouts, backoffs, known addresses) are
-    never evicted before they expire, so no flood of new keys can lift a lockout; they are
-    bounded by how fast the limits let anyone create them and by their lifetimes, and the
-    expired ones are swept as new ones arrive.
+    lost counter only restarts a window), down to nine tenths of the bound, so a full table
+    is swept once in a tenth of its size of new keys, not at every one. Forgettable marks
+    (known addresses) live among the counters, bounded the same way. Other marks (lockouts,
+    backoffs) are never evicted before they expire, so no flood of new keys can lift a
+    lockout; they are bounded by how fast the limits let anyone create them and by their
+    lifetimes, and the expired ones are swept as new ones arrive.
 
     No method awaits anything that yields to the event loop, so each call is atomic.
     """
@@ -78,8 +83,13 @@ class MemoryStore:
             return count + 1, expires_at - now
         return await self.incr(key, window)
 
-    async def block(self, key: str, seconds: float) -> None:
+    async def block(self, key: str, seconds: float, *, forgettable: bool = False) -> None:
         now = self._clock()
+        if forgettable:
+            if self._counters.pop(key, None) is None:
+                self._make_room(now)
+            self._counters[key] = (1, now + seconds)
+            return
         if len(self._marks) >= self._sweep_at:
             self._marks = {k: until for k, until in self._marks.items() if until > now}
             # Sweep again only after the live marks have doubled: amortized O(1) per mark.
@@ -87,7 +97,10 @@ class MemoryStore:
         self._marks[key] = now + seconds
 
     async def blocked(self, key: str) -> float:
-        return max(0.0, self._marks.get(key, 0.0) - self._clock())
+        until = self._marks.get(key)
+        if until is None:
+            until = self._counters.get(key, (0, 0.0))[1]  # a forgettable mark, if any
+        return max(0.0, until - self._clock())
 
     async def claim(self, key: str, seconds: float) -> float:
         left = await self.blocked(key)
@@ -108,8 +121,11 @@ class MemoryStore:
         if len(self._counters) < self._max_entries:
             return
         self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
-        while len(self._counters) >= self._max_entries:  # still full: drop the oldest
-            del self._counters[next(iter(self._counters))]
+        # Still nearly full: drop the oldest down to nine tenths. Making room for one key at a
+        # time swept the whole table again at every new key (14 ms each at 100,000).
+        excess = len(self._counters) - self._max_entries * 9 // 10
+        for key in list(itertools.islice(self._counters, max(0, excess))):
+            del self._counters[key]
 
 
 # Lua scripts run whole on the server: no other client's command falls between the
@@ -154,7 +170,8 @@ class RedisStore:
         )
         return int(count), max(0.0, int(ttl_ms) / 1000)
 
-    async def block(self, key: str, seconds: float) -> None:
+    async def block(self, key: str, seconds: float, *, forgettable: bool = False) -> None:
+        # Never forgotten early: Redis cannot tell it from a lockout. Every key expires.
         await self._redis.set(self._prefix + key, 1, px=max(1, int(seconds * 1000)))
 
     async def blocked(self, key: str) -> float:
@@ -227,10 +244,10 @@ class FallbackStore:
             return result
         return await self._fallback.incr_capped(key, window, cap)
 
-    async def block(self, key: str, seconds: float) -> None:
+    async def block(self, key: str, seconds: float, *, forgettable: bool = False) -> None:
         answered, _ = await self._on_redis(lambda redis: redis.block(key, seconds))
         if not answered:
-            await self._fallback.block(key, seconds)
+            await self._fallback.block(key, seconds, forgettable=forgettable)
 
     async def blocked(self, key: str) -> float:
         _, remote = await self._on_redis(lambda redis: redis.blocked(key))

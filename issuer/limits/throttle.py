@@ -170,7 +170,10 @@ class Throttle:
             f"userfail:{user}",
             f"userlock:{user}",
         )
-        await self._store.block(f"known:{user}:{source}", self._policy.known_ip_ttl)
+        # Forgettable: a forgotten address only counts towards the account's cap again.
+        await self._store.block(
+            f"known:{user}:{source}", self._policy.known_ip_ttl, forgettable=True
+        )
 
     async def _limit(self, key: str, limit: int) -> None:
         count, left = await self._store.incr(key, self._policy.window)

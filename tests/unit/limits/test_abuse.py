@@ -24,7 +24,7 @@ from issuer.app import create_app
 from issuer.limits.counters import make_store
 from issuer.settings import Settings
 from issuer.storage.redis_client import connect_redis
-from tests.support import db_session, fresh_key_set, running, served
+from tests.support import FakeClock, db_session, fresh_key_set, running, served
 
 ISSUER = "http://issuer.test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -65,7 +65,7 @@ def user_settings(tmp_path: Path) -> Settings:
 async def test_per_ip_limit_answers_429_and_retry_after_is_honoured(tmp_path, clock):
     settings = make_settings(tmp_path, rate_limit_per_ip=3, rate_limit_window=60)
     create_user(settings, "alice", "wonderland1")
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         for _ in range(3):
             assert (await login(client)).status_code == 200
         limited = await login(client)
@@ -77,10 +77,25 @@ async def test_per_ip_limit_answers_429_and_retry_after_is_honoured(tmp_path, cl
         assert (await login(client)).status_code == 200
 
 
+async def test_a_step_back_of_the_wall_clock_stretches_no_limit(tmp_path, clock):
+    # The review: the limits ran on the wall clock, so an NTP step or a resumed VM an hour
+    # back kept a 60 s window (and the Redis breaker) shut for an hour more.
+    settings = make_settings(tmp_path, rate_limit_per_ip=3, rate_limit_window=60)
+    create_user(settings, "alice", "wonderland1")
+    timer = FakeClock(1_000.0)
+    async with running(create_app(settings, clock=clock, timer=timer), ISSUER) as client:
+        for _ in range(3):
+            assert (await login(client)).status_code == 200
+        assert (await login(client)).status_code == 429
+        clock.advance(-3600)
+        timer.advance(60)
+        assert (await login(client)).status_code == 200
+
+
 async def test_per_client_limit_holds_across_ips(tmp_path, clock):
     settings = make_settings(tmp_path, rate_limit_per_client=2)
     secret = create_client(settings, "svc", ("client_credentials",)).secret
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, timer=clock)
     async with served(app) as asgi:
         statuses = []
         for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
@@ -95,7 +110,7 @@ async def test_per_client_limit_holds_across_ips(tmp_path, clock):
 async def test_failed_logins_back_off_exponentially_and_success_resets(tmp_path, clock):
     settings = make_settings(tmp_path, login_free_failures=2)
     create_user(settings, "alice", "wonderland1")
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         for _ in range(3):
             assert (await login(client, password="wrong-guess")).status_code == 400
         waits = []
@@ -116,7 +131,7 @@ async def test_failed_logins_back_off_exponentially_and_success_resets(tmp_path,
 async def test_a_guesser_elsewhere_cannot_lock_the_user_out(tmp_path, clock):
     settings = make_settings(tmp_path, login_free_failures=2, rate_limit_per_username=10)
     create_user(settings, "alice", "wonderland1")
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, timer=clock)
     async with served(app) as asgi:
         async with client_for(asgi, "192.0.2.10") as home:
             assert (await login(home)).status_code == 200  # alice's own IP
@@ -132,7 +147,7 @@ async def test_a_guesser_elsewhere_cannot_lock_the_user_out(tmp_path, clock):
 
 async def test_unknown_usernames_are_throttled_like_real_ones(tmp_path, clock):
     settings = make_settings(tmp_path, login_free_failures=1)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         statuses = [(await login(client, "ghost", "whatever1")).status_code for _ in range(3)]
     assert statuses == [400, 400, 429]
 
@@ -429,7 +444,7 @@ async def test_a_forged_forwarded_for_neither_escapes_the_limit_nor_reaches_the_
     settings = make_settings(tmp_path, rate_limit_per_ip=5, login_free_failures=10_000)
     create_user(settings, "alice", "wonderland1")
     async with (
-        served(create_app(settings, clock=clock)) as asgi,
+        served(create_app(settings, clock=clock, timer=clock)) as asgi,
         client_for(asgi, "127.0.0.1") as c,
     ):
         with caplog.at_level(logging.INFO, logger="issuer.audit"):
@@ -457,7 +472,7 @@ async def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(
     )
     create_user(settings, "alice", "wonderland1")
     async with (
-        served(create_app(settings, clock=clock)) as asgi,
+        served(create_app(settings, clock=clock, timer=clock)) as asgi,
         client_for(asgi, "127.0.0.1") as c,
     ):
         with caplog.at_level(logging.INFO, logger="issuer.audit"):
@@ -477,7 +492,7 @@ async def test_wrong_secrets_naming_a_client_never_lock_that_client_out(tmp_path
     secret = create_client(settings, "reports", ("client_credentials",)).secret
     create_client(settings, "spa", ("password",), public=True)
     create_user(settings, "alice", "wonderland1")
-    async with served(create_app(settings, clock=clock)) as asgi:
+    async with served(create_app(settings, clock=clock, timer=clock)) as asgi:
         async with client_for(asgi, "203.0.113.66") as attacker:
             statuses = [
                 (
@@ -510,7 +525,10 @@ async def test_wrong_secrets_naming_a_client_never_lock_that_client_out(tmp_path
 async def test_introspect_and_revoke_are_limited_per_address(tmp_path, clock, endpoint):
     settings = make_settings(tmp_path, rate_limit_per_ip=100_000)
     create_client(settings, "reports", ("client_credentials",))
-    async with served(create_app(settings, clock=clock)) as asgi, client_for(asgi, "10.9.9.9") as c:
+    async with (
+        served(create_app(settings, clock=clock, timer=clock)) as asgi,
+        client_for(asgi, "10.9.9.9") as c,
+    ):
         statuses = [
             (await c.post(endpoint, data={"token": "x"}, auth=("reports", "wrong"))).status_code
             for _ in range(150)
@@ -520,7 +538,7 @@ async def test_introspect_and_revoke_are_limited_per_address(tmp_path, clock, en
 
 async def test_introspect_and_revoke_share_the_per_address_request_limit(tmp_path, clock):
     settings = make_settings(tmp_path, rate_limit_per_ip=4)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         statuses = [
             (await client.post(path, data={"token": "x"})).status_code
             for path in ("/introspect", "/revoke", "/token") * 2
@@ -550,7 +568,7 @@ async def test_a_hung_redis_costs_one_timeout_then_the_fallback(tmp_path, clock)
     async with hung_redis() as url:
         settings = make_settings(tmp_path, redis_url=url, rate_limit_per_ip=3)
         create_user(settings, "alice", "wonderland1")
-        async with running(create_app(settings, clock=clock), ISSUER) as client:
+        async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
             durations, statuses = [], []
             for _ in range(4):
                 start = time.perf_counter()

@@ -99,6 +99,34 @@ async def test_memory_counters_never_exceed_their_bound(clock):
     assert (await store.incr("ip:0", 1000))[0] == 1
 
 
+async def test_a_full_table_of_live_counters_makes_room_for_a_tenth_at_once(clock):
+    # The review: with every counter live, each new key swept the whole table again (14 ms
+    # at 100,000): a flood of new keys then held the event loop.
+    store = MemoryStore(max_entries=1000, clock=clock)
+    for i in range(1000):
+        await store.incr(f"ip:{i}", 1000)
+    await store.incr("new:0", 1000)
+    assert len(store._counters) == 901  # the oldest hundred went, in one sweep
+    assert (await store.incr("ip:99", 1000))[0] == 1
+    for i in range(1, 99):
+        await store.incr(f"new:{i}", 1000)
+    assert [(await store.incr(f"ip:{i}", 1000))[0] for i in (100, 500, 999)] == [2, 2, 2]
+    assert len(store._counters) <= 1000
+
+
+async def test_forgettable_marks_are_bounded_and_lockouts_outlive_them(clock):
+    store = MemoryStore(max_entries=100, clock=clock)
+    await store.block("userlock:alice", 60)
+    for i in range(1000):
+        await store.block(f"known:alice:{i}", 3600, forgettable=True)
+    assert len(store._counters) <= 100 and len(store._marks) == 1
+    assert await store.blocked("known:alice:999") == 3600  # the newest are kept
+    assert await store.blocked("known:alice:0") == 0  # the oldest forgotten
+    assert await store.blocked("userlock:alice") == 60
+    clock.advance(3600)
+    assert await store.blocked("known:alice:999") == 0
+
+
 async def test_an_active_lockout_survives_a_flood_of_new_keys(clock):
     # The audit: after 100,000 requests from distinct addresses, alice's lockout was gone.
     store = MemoryStore(max_entries=1000, clock=clock)

@@ -192,7 +192,7 @@ async def test_both_doors_answer_a_burst_as_they_answer_guesses_one_at_a_time(
     create_client(
         settings, "spa", ("authorization_code",), scope="openid", redirect_uris=(SPA,), public=True
     )
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         if door == "password grant":
             form = {"username": "bob", "password": "wrong-guess"}
             sends = [client.post("/token", data=form) for _ in range(GUESSES)]

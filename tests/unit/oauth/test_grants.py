@@ -78,7 +78,7 @@ def secrets(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 async def client(settings, secrets, clock) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         yield client
 
 
@@ -138,7 +138,7 @@ async def test_a_clients_access_token_ttl_shortens_the_issuers_but_never_lengthe
     ttl = settings.access_token_ttl
     short = create_client(settings, "short", ("client_credentials",), access_token_ttl=60)
     long = create_client(settings, "long", ("client_credentials",), access_token_ttl=ttl + 600)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         for registered, expected in ((short, 60), (long, ttl)):
             assert registered.secret
             response = await client.post(
@@ -361,7 +361,7 @@ async def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(client):
 
 async def test_refresh_may_narrow_but_never_widen_scope(settings, secrets, clock):
     create_client(settings, "wide", ("password", "refresh_token"), scope="read write", public=True)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         first = (await password_login(client, "wide", scope="read")).json()
         widened = await refresh(client, first["refresh_token"], "wide", scope="read write")
         assert widened.json()["error"] == "invalid_scope"
@@ -787,12 +787,12 @@ async def test_a_revocation_outlives_the_redis_it_was_made_with(settings, secret
     with_redis = settings.model_copy(
         update={"redis_url": "redis://127.0.0.1:6379/0", "redis_prefix": prefix}
     )
-    async with running(create_app(with_redis, clock=clock), ISSUER) as one:
+    async with running(create_app(with_redis, clock=clock, timer=clock), ISSUER) as one:
         token = (await password_login(one)).json()["access_token"]
         revoked = await one.post("/revoke", data={"token": token, "client_id": "spa"})
         assert revoked.status_code == 200
     without_redis = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    async with running(create_app(without_redis, clock=clock), ISSUER) as other:
+    async with running(create_app(without_redis, clock=clock, timer=clock), ISSUER) as other:
         assert (await introspect(other, secrets, token))["active"] is False
 
 
@@ -817,7 +817,7 @@ async def test_a_database_outage_is_503_with_retry_after_and_consumes_nothing(
     gateway = await asyncio.to_thread(
         create_client, settings, "gateway", ("client_credentials",), resource_audiences=("api",)
     )
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         refresh_token = (await password_login(client)).json()["refresh_token"]
         await proxy.cut()
         answers = [
@@ -1068,10 +1068,10 @@ async def test_a_disabled_client_is_refused_and_enabled_again_works(settings, se
     form = {"grant_type": "client_credentials"}
     service = basic("service", secrets["service"])
     # A new issuer process: a running one notices within its few seconds of client cache.
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         refused = await client.post("/token", data=form, headers=service)
         assert refused.status_code == 401
     change_client(settings, "service", disabled=False)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         issued = await client.post("/token", data=form, headers=service)
         assert issued.status_code == 200

@@ -107,7 +107,7 @@ def secrets(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 async def client(settings, secrets, clock) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         yield client
 
 
@@ -268,7 +268,7 @@ async def test_logout_never_redirects_to_a_disabled_clients_uri(client, secrets,
         session.query(Client).filter_by(client_id="webapp").one().disabled = True
         session.commit()
     # Another replica (or this one once its few seconds of client cache have passed).
-    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as replica:
         replica.cookies = client.cookies
         out = await replica.get(
             "/logout",
@@ -714,7 +714,7 @@ async def test_a_consent_answer_other_than_allow_is_a_refusal(client, decision):
 
 async def test_a_consent_form_over_the_address_limit_is_a_429_page(settings, secrets, clock):
     limited = settings.model_copy(update={"rate_limit_per_ip": 2})
-    async with running(create_app(limited, clock=clock), ISSUER) as client:
+    async with running(create_app(limited, clock=clock, timer=clock), ISSUER) as client:
         url = authorize_url("consenting", CONSENTING, Pkce(), scope="openid")
         page = await sign_in(client, url)  # the sign-in form: 1
         allowed = await consent(client, page, "allow")  # 2
@@ -1008,7 +1008,7 @@ async def test_a_disabled_client_is_an_error_page_never_a_redirect(secrets, sett
     with db_session(settings.database_url) as session:
         session.query(Client).filter_by(client_id="spa").one().disabled = True
         session.commit()
-    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as replica:
         response = await replica.get(authorize_url("spa", SPA, Pkce(), state="keep"))
     assert response.status_code == 400 and "location" not in response.headers
     assert "cannot be completed" in response.text
@@ -1021,7 +1021,7 @@ async def test_a_client_whose_code_grant_was_withdrawn_is_unauthorized_client(
     with db_session(settings.database_url) as session:
         session.query(Client).filter_by(client_id="spa").one().grant_types = "password"
         session.commit()
-    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as replica:
         url = authorize_url("spa", SPA, Pkce(), state="keep")
         back = callback_params(await replica.get(url))
     assert back["error"] == "unauthorized_client" and back["state"] == "keep"
@@ -1442,7 +1442,7 @@ async def test_the_sign_in_page_and_the_password_grant_share_the_login_throttle(
 
 async def test_the_sign_in_page_has_the_token_endpoints_address_limit(settings, secrets, clock):
     limited = settings.model_copy(update={"rate_limit_per_ip": 3})
-    async with running(create_app(limited, clock=clock), ISSUER) as client:
+    async with running(create_app(limited, clock=clock, timer=clock), ISSUER) as client:
         page = await client.get(authorize_url("spa", SPA, Pkce()))
         answers = []
         for number in range(5):  # a different account each time: the per-account limits stay
@@ -1457,7 +1457,7 @@ async def test_the_sign_in_page_has_the_token_endpoints_address_limit(settings, 
 
 async def test_a_sign_in_past_the_hashing_bound_is_a_503_page(settings, secrets, clock):
     busy = settings.model_copy(update={"bcrypt_rounds": 12, "hash_workers": 1, "hash_queue": 0})
-    async with running(create_app(busy, clock=clock), ISSUER) as client:
+    async with running(create_app(busy, clock=clock, timer=clock), ISSUER) as client:
         page = await client.get(authorize_url("spa", SPA, Pkce()))
         answers = await asyncio.gather(
             *(submit_login(client, page, f"user{number}", "a-guess-at-it") for number in range(2))
@@ -1630,7 +1630,7 @@ async def test_logout_returns_to_the_app_with_an_id_token_whose_key_has_retired(
         "post_logout_redirect_uri": "https://app.example/bye",
         "state": "s1",
     }
-    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as replica:
         # No session left at the issuer (it ended, or the browser lost it): back at once.
         out = await replica.get("/logout", params=query, headers=CROSS_SITE)
         assert out.status_code == 302
@@ -1662,7 +1662,7 @@ async def test_logout_returns_to_the_app_with_an_id_token_whose_key_has_retired(
             assert "location" not in out.headers
     # A key revoked as compromised vouches for nothing, not even the client.
     later.revoke(current_kid)
-    async with running(create_app(settings, clock=clock), ISSUER) as replica:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as replica:
         out = await replica.get("/logout", params={**query, "id_token_hint": current})
         assert out.status_code == 200 and "signed out" in out.text
         assert "location" not in out.headers

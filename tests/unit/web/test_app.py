@@ -630,7 +630,7 @@ async def test_the_jwks_max_age_is_short_for_one_max_age_after_a_revocation(sett
     store = FileKeyStore(settings.keys_dir, clock=clock)
     manifest = store.read_manifest()
     revoked = next(record.kid for record in manifest.published if record is not manifest.active)
-    async with running(create_app(settings, clock=clock), ISSUER) as client:
+    async with running(create_app(settings, clock=clock, timer=clock), ISSUER) as client:
         before = await client.get("/.well-known/jwks.json")
         assert max_age(before) == 600 and revoked in before.text
         store.revoke(revoked)  # as `rotate_keys.py --revoke` does

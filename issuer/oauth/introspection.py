@@ -87,7 +87,7 @@ class IntrospectionEndpoint:
         if await self._revoked.is_revoked(claims.raw["jti"]):
             return INACTIVE
         user_id = user_id_of(claims.sub)
-        if user_id is not None and not await self._may_act(user_id, claims.raw.get("iat")):
+        if user_id is not None and not await self._may_act(user_id, claims.raw["iat"]):
             return INACTIVE
         if claims.client_id != client.client_id and not await self._registered.still_serves(
             claims.client_id

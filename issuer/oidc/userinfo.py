@@ -41,7 +41,7 @@ class UserinfoEndpoint:
             user = await run_in_threadpool(self._users.get_by_id, user_id)
         if user is None or user.disabled:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")
-        if not user.honours(claims.raw.get("iat")):
+        if not user.honours(claims.raw["iat"]):
             raise InvalidToken(
                 "the token's user has been signed out everywhere since", reason="revoked"
             )

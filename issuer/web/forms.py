@@ -20,6 +20,7 @@ MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 32
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _FORM_MEDIA_BYTES = FORM_MEDIA_TYPE.encode()
+_NO_CODING = frozenset({b"", b"identity"})
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
@@ -51,8 +52,7 @@ async def read_form_pairs(request: Request, limit: int = MAX_FORM_BYTES) -> list
         raise InvalidRequest(f"the request body must be {FORM_MEDIA_TYPE}")
     # A gzipped body would be read as a form of garbage, a plain one labelled gzip as a form.
     # An empty list element is no coding (RFC 9110 5.6.1).
-    codings = {c.strip().lower() for value in encodings for c in value.split(b",")} - {b""}
-    if codings - {b"identity"}:
+    if encodings and {c.strip().lower() for v in encodings for c in v.split(b",")} - _NO_CODING:
         raise UnsupportedEncoding("the request body must not be content-encoded")
     if declared is not None:
         length = declared_length(declared)

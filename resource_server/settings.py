@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     def _safe_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         # Refused at start, as the key set would refuse it at its first fetch.
         if value is not None:
-            require_safe_url(value, bool(info.data.get("allow_insecure_http")))
+            insecure = bool(info.data.get("allow_insecure_http"))
+            require_safe_url(value, insecure, override="RS_ALLOW_INSECURE_HTTP=1")
         return value
 
     def cache_policy(self) -> CachePolicy:

@@ -81,10 +81,13 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
-def require_safe_url(url: str, allow_insecure_http: bool) -> None:
+def require_safe_url(
+    url: str, allow_insecure_http: bool, override: str = "allow_insecure_http"
+) -> None:
     """ValueError unless `url` can be fetched (a host, a port that is one, no spaces or
     control characters: taken otherwise, the verifier would retry a fetch no request can
-    make, for ever) and is https, or plain http where that is allowed (loopback)."""
+    make, for ever) and is https, or plain http where that is allowed (loopback). `override`
+    is what the message names as allowing http everywhere, as the caller spells it."""
     _require_no_spaces(url)
     parts = _split(url)
     if not parts.hostname:
@@ -99,7 +102,7 @@ def require_safe_url(url: str, allow_insecure_http: bool) -> None:
     shown = shown if len(shown) <= 100 else f"{shown[:97]}..."
     raise ValueError(
         f"{shown} must use https (plain http is allowed for loopback hosts, "
-        "or everywhere with allow_insecure_http)"
+        f"or everywhere with {override})"
     )
 
 

@@ -143,7 +143,12 @@ def test_database_urls_the_issuer_could_not_use_are_refused(url, message):
     ("env", "line"),
     [
         ({"RS_ISSUER_URL": "nonsense"}, "RS_ISSUER_URL: must be an http:// or https:// URL"),
-        ({"RS_ISSUER_URL": "http://idp.example/"}, "RS_ISSUER_URL: 'http://idp.example/' must"),
+        # The walkthrough: it named `allow_insecure_http`, a variable nobody could find.
+        (
+            {"RS_ISSUER_URL": "http://idp.example/"},
+            "RS_ISSUER_URL: 'http://idp.example/' must use https (plain http is allowed for "
+            "loopback hosts, or everywhere with RS_ALLOW_INSECURE_HTTP=1)",
+        ),
         # The audit: issuer URLs no token can carry as `iss` were taken, and the verifier then
         # refused everything for ever (one logged the password it held).
         ({"RS_ISSUER_URL": "http://u:pw@127.0.0.1:8000"}, "RS_ISSUER_URL: must have no query"),

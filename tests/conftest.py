@@ -5,12 +5,13 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+import redis
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
 
 from issuer.keys.store import KeyFactory, generate_key
-from tests.support import FakeClock
+from tests.support import REDIS_URL, FakeClock
 
 # The machine's PostgreSQL (trust auth); each test gets a schema of its own, dropped after.
 POSTGRES_URL = os.environ.get(
@@ -100,3 +101,14 @@ def bcrypt_costs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(bcrypt, "hashpw", spy)
     return costs
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the test Redis; its keys are deleted after (a
+    known address lives 30 days: left, they would pile up run after run)."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield prefix
+    with redis.Redis.from_url(REDIS_URL) as client:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)

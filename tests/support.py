@@ -4,6 +4,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,6 +28,8 @@ from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_encode
 
 _KEY_SET_TEMPLATE: list[Path] = []
+# The machine's Redis; every test's keys carry a prefix of their own, deleted after.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def documented_python(page: str, after: str) -> str:

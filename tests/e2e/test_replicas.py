@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from servicekit.processes import Process, free_port, run_script, uvicorn
 from tests.conftest import POSTGRES_URL, postgres_schema_url
+from tests.support import REDIS_URL
 from tests.unit.oidc.flow import Pkce, authorize_url, callback_params, sign_in
 
 PASSWORD = "wonderland1"
@@ -48,7 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "ISSUER_DATABASE_URL": postgres_schema_url(schema_name),
         "ISSUER_KEYS_BACKEND": "database",
         "ISSUER_KEYS_PASSPHRASE": "e2e passphrase, not a real one",
-        "ISSUER_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "ISSUER_REDIS_URL": REDIS_URL,
         "ISSUER_REDIS_PREFIX": f"e2e:{schema_name}:",
         "ISSUER_BCRYPT_ROUNDS": "4",
         "ISSUER_KEYS_POLL_INTERVAL": "1",
@@ -228,7 +229,7 @@ def test_the_rate_limit_spans_both_replicas(cluster):
 def redis_keys(prefix: str) -> list[bytes]:
     import redis
 
-    with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:
+    with redis.Redis.from_url(REDIS_URL) as client:
         return list(client.scan_iter(match=f"{prefix}*"))
 
 
@@ -260,7 +261,7 @@ def test_a_revoked_token_stays_revoked_when_redis_forgets_everything(cluster):
     assert httpx.post(f"{cluster.issuers[0]}/revoke", data={"token": token}, auth=auth).is_success
     import redis
 
-    with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:  # a Redis restart
+    with redis.Redis.from_url(REDIS_URL) as client:  # a Redis restart
         for key in redis_keys(cluster.env["ISSUER_REDIS_PREFIX"]):
             client.delete(key)
     for replica in (0, 1):

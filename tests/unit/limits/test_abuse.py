@@ -6,7 +6,6 @@ import json
 import logging
 import secrets as random_secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,10 +23,9 @@ from issuer.app import create_app
 from issuer.limits.counters import make_store
 from issuer.settings import Settings
 from issuer.storage.redis_client import connect_redis
-from tests.support import FakeClock, db_session, fresh_key_set, running, served
+from tests.support import REDIS_URL, FakeClock, db_session, fresh_key_set, running, served
 
 ISSUER = "http://issuer.test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -155,10 +153,9 @@ async def test_unknown_usernames_are_throttled_like_real_ones(tmp_path, clock):
 # -- Redis --------------------------------------------------------------------------------------
 
 
-async def test_limits_are_shared_between_two_instances_through_redis(tmp_path):
-    prefix = f"test:{uuid.uuid4().hex}:"
+async def test_limits_are_shared_between_two_instances_through_redis(tmp_path, redis_prefix):
     settings = make_settings(
-        tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, rate_limit_per_ip=3
+        tmp_path, redis_url=REDIS_URL, redis_prefix=redis_prefix, rate_limit_per_ip=3
     )
     create_user(settings, "alice", "wonderland1")
     async with (

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from issuer.limits.counters import FallbackStore, MemoryStore, RedisStore
 from issuer.limits.throttle import Throttle, Throttled, ThrottlePolicy
 from issuer.settings import Settings
+from tests.support import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 

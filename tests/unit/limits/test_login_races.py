@@ -27,12 +27,11 @@ from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.password_login import PasswordLogin, still_stands
 from issuer.settings import Settings
 from issuer.storage.engine import make_sessions
-from tests.support import fresh_key_set, running
+from tests.support import REDIS_URL, fresh_key_set, running
 from tests.unit.oidc.flow import Pkce, authorize_url, submit_login
 
 ISSUER = "http://issuer.test"
 SPA = "https://spa.example/cb"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 GUESSES = 40
 PASSWORD = "correct-horse"
 

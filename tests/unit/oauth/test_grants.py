@@ -3,7 +3,6 @@
 import asyncio
 import base64
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from issuer.settings import Settings
 from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_decode
 from tests.support import (
+    REDIS_URL,
     FakeClock,
     TcpProxy,
     db_session,
@@ -780,13 +780,12 @@ async def test_metadata_lists_grants_endpoints_auth_methods_and_scopes(client):
 # -- the outside audit: revocations outlive Redis; a database outage is a 503 ---------------
 
 
-async def test_a_revocation_outlives_the_redis_it_was_made_with(settings, secrets, clock):
+async def test_a_revocation_outlives_the_redis_it_was_made_with(
+    settings, secrets, clock, redis_prefix
+):
     # The audit: with Redis configured, /revoke wrote only Redis; a replica that could not
     # reach it, or a Redis restart, turned the revoked token active again.
-    prefix = f"test:{uuid.uuid4().hex}:"
-    with_redis = settings.model_copy(
-        update={"redis_url": "redis://127.0.0.1:6379/0", "redis_prefix": prefix}
-    )
+    with_redis = settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": redis_prefix})
     async with running(create_app(with_redis, clock=clock, timer=clock), ISSUER) as one:
         token = (await password_login(one)).json()["access_token"]
         revoked = await one.post("/revoke", data={"token": token, "client_id": "spa"})

@@ -22,6 +22,7 @@ from issuer.oauth.metadata import MetadataCache
 from issuer.settings import Settings
 from issuer.web.sign_in import LOGOUT_PARAMETERS
 from tests.support import (
+    REDIS_URL,
     call_asgi,
     db_session,
     fresh_key_set,
@@ -591,28 +592,25 @@ async def test_password_hashing_does_not_block_the_event_loop(tmp_path):
     assert order == ["jwks", "login"]
 
 
-async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path):
-    import uuid
-
+async def test_a_redis_signal_reloads_keys_long_before_the_next_poll(tmp_path, redis_prefix):
     from issuer.keys import events as key_events
 
     fresh_key_set(tmp_path / "keys")
-    prefix = f"test:{uuid.uuid4().hex}:"
     settings = Settings(
         url=ISSUER,
         keys_dir=tmp_path / "keys",
         database_url=f"sqlite:///{tmp_path / 'db'}",
         bcrypt_rounds=4,
         keys_poll_interval=60,
-        redis_url="redis://127.0.0.1:6379/0",
-        redis_prefix=prefix,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
     )
     async with running(create_app(settings), ISSUER) as client:
         before = (await client.get("/.well-known/jwks.json")).headers["etag"]
         await asyncio.sleep(0.2)  # the listener has subscribed
         with open_key_store(settings) as store:
             store.rotate(rotation_policy(settings), force=True)
-        await asyncio.to_thread(key_events.announce, settings.redis_url, prefix)
+        await asyncio.to_thread(key_events.announce, settings.redis_url, redis_prefix)
         deadline = time.monotonic() + 3
         while (await client.get("/.well-known/jwks.json")).headers["etag"] == before:
             assert time.monotonic() < deadline, "the signal did not wake the key watcher"

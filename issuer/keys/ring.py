@@ -30,7 +30,9 @@ class KeyRing:
     def reload_if_changed(self) -> bool:
         """Reload when the store changed; keep the old set if the new one is unusable. A store
         that cannot be read just now (`KeyStoreUnavailable`) is read again at the next check:
-        only a set that was read and found unusable is given up on until it changes again."""
+        only a set that was read and found unusable is given up on until it changes again.
+        Loads and swaps on the calling thread, for a caller that also verifies on it; `watch`
+        loads on a worker thread and swaps on the event loop."""
         loaded = self._load_if_changed()
         if loaded is not None:
             self._swap(loaded)

@@ -160,3 +160,37 @@ async def test_a_head_answered_as_get_sends_no_body_bytes_to_the_server():
             assert sent[0]["status"] == 200, path
             assert (b"content-length", length) in sent[0]["headers"], path
             assert b"".join(m.get("body", b"") for m in sent[1:]) == b"", path
+
+
+async def test_a_cookie_header_full_of_escapes_is_refused_before_the_framework_reads_it(
+    tmp_path,
+):
+    # The audit: Python before 3.11.10 unquotes `"\0\0..."` in quadratic time, and the
+    # framework reads the cookies of every request it routes; 20,000 escapes held the loop
+    # for 5 s. The guard counts backslashes, so it holds on any Python.
+    issuer = create_issuer(
+        IssuerSettings(
+            keys_dir=fresh_key_set(tmp_path / "keys"),
+            database_url=f"sqlite:///{tmp_path / 'issuer.db'}",
+        )
+    )
+    flood = {"Cookie": 'a="' + "\\0" * 20_000 + '"'}
+    async with running(issuer) as issuer_client, running(create_rs(RSSettings())) as rs_client:
+        for client, path, extra in (
+            (issuer_client, "/readyz", {}),
+            (issuer_client, "/.well-known/openid-configuration", {}),
+            (issuer_client, "/token", {"Origin": "http://app.test"}),  # the full way
+            (rs_client, "/users/me", {"Origin": "http://app.test"}),
+        ):
+            refused = await client.get(path, headers={**flood, **extra})
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "invalid_request", path
+            assert "backslash" in refused.json()["error_description"], path
+            assert (
+                refused.headers["cache-control"] == "no-store" and refused.headers["x-request-id"]
+            )
+        # A few escapes are still a cookie like any other.
+        few = {"Cookie": 'a="' + "\\0" * 32 + '"'}
+        assert (
+            await issuer_client.get("/.well-known/openid-configuration", headers=few)
+        ).is_success

@@ -17,6 +17,7 @@ from issuer.web.openapi import install_security_schemes
 from issuer.web.pages import STATIC_DIRECTORY, BrowserCookies
 from resource_server.deps import AUTH_ERROR_HANDLERS
 from servicekit.configuration import load_settings
+from servicekit.cors import EXPOSED_HEADERS
 from servicekit.docs import install_docs, mount_static
 from servicekit.front import FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS
@@ -83,7 +84,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Requested-With"],
-            expose_headers=["X-Request-ID"],  # a browser app may quote it in a report
+            expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
     return app

@@ -31,6 +31,7 @@ from resource_server.settings import Settings
 from resource_server.stats import VerifierStats
 from resource_server.verify import Claims, Verifier
 from servicekit.configuration import load_settings
+from servicekit.cors import EXPOSED_HEADERS
 from servicekit.docs import install_docs
 from servicekit.front import HEALTHY, FrontedFastAPI
 from servicekit.http_errors import HTTP_ERROR_HANDLERS, unexpected_error
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET"],
             allow_headers=["Authorization", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],  # a browser app may quote it in a report
+            expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )
 

@@ -6,6 +6,11 @@ from starlette.responses import JSONResponse, Response
 
 from servicekit.http_errors import NO_STORE
 
+# The answer headers a browser app's script may read beyond the CORS-safelisted ones: the
+# request id (to quote in a report), and what it needs to act on a refusal: when to try
+# again (429, 503) and the RFC 6750 challenge.
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate"]
+
 
 class CorsMiddleware(CORSMiddleware):
     """A refused preflight (an origin, method or header not allowed) answers `400` with an

@@ -270,7 +270,8 @@ async def test_a_cors_preflight_carries_a_request_id(settings):
     assert preflight.status_code == 200 and preflight.headers["x-request-id"]
     async with running(create_app(allowing), ISSUER) as client:
         jwks = await client.get("/.well-known/jwks.json", headers={"Origin": "https://app.example"})
-    assert jwks.headers["access-control-expose-headers"] == "X-Request-ID"
+    exposed = jwks.headers["access-control-expose-headers"]
+    assert exposed == "X-Request-ID, Retry-After, WWW-Authenticate"
 
 
 @pytest.mark.parametrize(

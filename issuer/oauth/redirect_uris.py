@@ -1,15 +1,16 @@
 """Redirect URIs: what may be registered, and how a request's URI matches a registered one.
 
-Registration (RFC 9700 section 4.1.3, RFC 8252): absolute https URIs, or http on a loopback
-IP address (native apps; `localhost` is refused, RFC 8252 section 8.3); never a fragment
-(RFC 6749 section 3.1.2). Matching is exact string comparison (RFC 9700 section 4.1.1),
-except that a loopback URI matches on any port (RFC 8252 section 7.3), since a native app
-listens on whatever port the OS gives it.
+Registration (RFC 9700 section 4.1.3, RFC 8252): absolute https URIs, or http on the loopback
+address `127.0.0.1` or `[::1]` (native apps; `localhost` is refused, RFC 8252 section 8.3);
+never a fragment (RFC 6749 section 3.1.2), nor a query naming a parameter of the
+authorization response.
+Matching is exact string comparison (RFC 9700 section 4.1.1), except that a loopback URI
+matches on any port (RFC 8252 section 7.3), since a native app listens on whatever port the
+OS gives it.
 """
 
-import ipaddress
 import re
-from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 MAX_LENGTH = 2000
 # A loopback host (checked apart) and, if any, a port without leading zeros.
@@ -17,6 +18,11 @@ _LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,
 # An https authority as browsers send it back: a host name (browsers follow `_` in one too)
 # or IP literal, no user information, and, if any, a port without leading zeros.
 _HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
+# What the issuer adds to a redirect URI's query (RFC 6749 4.1.2 and 4.1.2.1, RFC 9207, and
+# `state` after a sign-out). A registered value beside ours would reach a client that reads
+# the first one instead: a fixed `iss` defeats its mix-up check, a fixed `code` its login.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+RESPONSE_PARAMETERS = frozenset({"code", "state", "iss", "error", "error_description", "error_uri"})
 
 
 class RedirectUriError(ValueError):
@@ -32,6 +38,11 @@ def check_registrable(uri: str) -> str:
         raise RedirectUriError(f"not a usable redirect URI: {uri!r}")
     if "#" in uri:
         raise RedirectUriError(f"a redirect URI must not have a fragment: {uri}")
+    named = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if taken := sorted(named & RESPONSE_PARAMETERS):
+        raise RedirectUriError(
+            f"a redirect URI's query must not name {', '.join(taken)} (the issuer adds it): {uri}"
+        )
     if parts.scheme == "https" and parts.hostname:
         # The code is sent to the URI as registered: one a browser would rewrite (`HTTPS:`),
         # refuse (port 0 or 99999) or that carries a password is an error found too late.
@@ -57,6 +68,12 @@ def matches(requested: str, registered: list[str]) -> bool:
     return candidate is not None and any(
         _without_loopback_port(uri) == candidate for uri in registered
     )
+
+
+def is_loopback(uri: str) -> bool:
+    """Whether `uri` is a loopback redirect URI, which any program on the user's machine can
+    listen at (RFC 8252 section 8.6)."""
+    return _without_loopback_port(uri) is not None
 
 
 def with_parameters(uri: str, params: dict[str, str | None]) -> str:
@@ -105,7 +122,6 @@ def _split(uri: str) -> SplitResult | None:
 
 
 def _is_loopback_ip(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    # The two literals RFC 8252 7.3 names, as written there: `127.0.0.2` is the machine too,
+    # but no native app listens there, and `[0:0::1]` would match a URI of another spelling.
+    return host in _LOOPBACK_HOSTS

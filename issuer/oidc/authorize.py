@@ -6,6 +6,11 @@ issuer); after that, every error goes back to the client's redirect URI with `er
 `error_description`, `state` and `iss` (`AuthorizationError`, RFC 9207). A valid request
 then needs a signed-in user (the sign-in page), maybe consent (the consent page), and ends in
 a redirect carrying a fresh code.
+
+A public client sending the browser to a loopback address could be any program on the user's
+machine: any of them may listen on a port there. Its requests are never approved silently
+from a session (RFC 8252 section 8.6): the user approves on the consent page, whatever they
+approved before, unless they have just signed in for this very request.
 """
 
 import time
@@ -21,7 +26,7 @@ from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope, describable
 from issuer.oauth.parameters import describe_repeated, read_parameters
-from issuer.oauth.redirect_uris import matches, with_parameters
+from issuer.oauth.redirect_uris import is_loopback, matches, with_parameters
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
 from issuer.oidc.id_token_hints import IdTokenHints
@@ -69,6 +74,11 @@ class AuthorizationRequest:
     # The user an `id_token_hint` names (its `sub`): a session of anyone else does not do.
     hinted_subject: str | None
     query: str  # the request as received, to come back to after signing in
+
+    @property
+    def client_unproven(self) -> bool:
+        """Whether the client cannot be told apart from another program (module docstring)."""
+        return self.client.is_public and is_loopback(self.redirect_uri)
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,8 @@ class AuthorizationEndpoint:
         if not matches(redirect_uri, client.redirect_uri_list):
             raise UntrustedRequest("the redirect_uri is not registered for this client")
         state = params.get("state")
+        if state is not None and len(state) > MAX_PARAMETER_LENGTH:
+            state = None  # refused below as too long: not echoed back, 2 KB and more of it
 
         def fail(error: str, description: str) -> AuthorizationError:
             return AuthorizationError(
@@ -207,25 +219,38 @@ class AuthorizationEndpoint:
             query=query,
         )
 
-    async def decide(self, request: AuthorizationRequest, signed_in: SignedIn | None) -> Decision:
-        """What happens next for this browser: sign in, consent, or a code."""
+    async def decide(
+        self,
+        request: AuthorizationRequest,
+        signed_in: SignedIn | None,
+        just_signed_in: bool = False,
+    ) -> Decision:
+        """What happens next for this browser: sign in, consent, or a code. `just_signed_in`:
+        the user typed their password for this request a moment ago (the sign-in form's
+        answer), which is the interaction a client that cannot be told apart needs."""
         user = await self._signed_in_user(request, signed_in)
         if user is None or signed_in is None:
             if "none" in request.prompt:
                 raise self.error(request, "login_required", "the user must sign in")
             return NeedsLogin(request)
-        scope = self._scope_for(request, user)
-        # `prompt=consent` asks whatever the client's registration (OpenID Connect 3.1.2.1).
-        if "consent" in request.prompt or (
-            request.client.require_consent
-            and not await run_in_threadpool(
-                self._consents.covers, user.id, request.client.client_id, scope
-            )
-        ):
+        scope = held_by_user(request.scope, user.scope_set)
+        if await self._must_ask(request, user, scope, just_signed_in):
+            # Before the scope is found empty: without the user, the app learns nothing of
+            # what they hold (OpenID Connect Core 3.1.2.6).
             if "none" in request.prompt:
                 raise self.error(request, "consent_required", "the user must approve this app")
-            return NeedsConsent(request, user, scope)
-        return await self._approved(request, user, signed_in, scope)
+            return NeedsConsent(request, user, self._scope_for(request, user))
+        return await self._approved(request, user, signed_in, self._scope_for(request, user))
+
+    async def _must_ask(
+        self, request: AuthorizationRequest, user: User, scope: tuple[str, ...], interacted: bool
+    ) -> bool:
+        # `prompt=consent` asks whatever the client's registration (OpenID Connect 3.1.2.1).
+        if "consent" in request.prompt or (request.client_unproven and not interacted):
+            return True
+        return request.client.require_consent and not await run_in_threadpool(
+            self._consents.covers, user.id, request.client.client_id, scope
+        )
 
     async def consent(
         self, request: AuthorizationRequest, signed_in: SignedIn | None, shown_to: str, allow: bool

@@ -23,11 +23,12 @@ _REGISTRY = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 @dataclass(frozen=True)
 class IdTokenHint:
-    """What a hint says: the client it was issued to (`aud`) and its user (`sub`, None when
-    the hint cannot be checked)."""
+    """What a hint says: the client it was issued to (`aud`), its user (`sub`) and when it was
+    issued (`iat`); the last two None when the hint cannot be checked."""
 
     client_id: str
     subject: str | None
+    issued_at: int | None = None
 
 
 class IdTokenHints:
@@ -73,10 +74,16 @@ class IdTokenHints:
     def _hint(self, payload: Any, checked: bool) -> IdTokenHint | None:
         if not isinstance(payload, dict) or payload.get("iss") != self._issuer:
             return None
-        audience, subject = payload.get("aud"), payload.get("sub")
+        audience, subject, issued_at = payload.get("aud"), payload.get("sub"), payload.get("iat")
         if not isinstance(audience, str):
             return None
-        return IdTokenHint(audience, subject if checked and isinstance(subject, str) else None)
+        if not checked:
+            return IdTokenHint(audience, None)
+        return IdTokenHint(
+            audience,
+            subject if isinstance(subject, str) else None,
+            issued_at if type(issued_at) is int else None,
+        )
 
     @staticmethod
     def _parts(token: str) -> tuple[str, Any] | None:

@@ -6,8 +6,9 @@ token this issuer signed, though it may have expired (one whose signing key has 
 cannot be checked any more: it names its client, for the redirect, but no user). A
 `post_logout_redirect_uri` is followed only when it is registered for that client, exactly,
 and the client is not disabled; otherwise the issuer shows its own signed-out page.
-Section 2 requires asking the user when the hint is missing or names someone else: another
-site could otherwise sign the user out by sending the browser here.
+Section 2 requires asking the user when the hint is missing, names someone else, or does not
+belong to the current session: another site, or an app holding an old ID token of the user,
+could otherwise sign the user out by sending the browser here.
 """
 
 from issuer.oauth.clients import CachedClients
@@ -28,8 +29,16 @@ class Logout:
 
     @staticmethod
     def may_end_at_once(hint: IdTokenHint | None, signed_in: SignedIn | None) -> bool:
-        """Whether the hint proves the request is about this session's user (section 2)."""
-        return hint is not None and signed_in is not None and hint.subject == str(signed_in.user_id)
+        """Whether the hint proves the request is about this session (section 2): an ID token
+        of its user, issued since its sign-in (a session is never signed in again in place:
+        every sign-in starts a new one)."""
+        return (
+            hint is not None
+            and signed_in is not None
+            and hint.subject == str(signed_in.user_id)
+            and hint.issued_at is not None
+            and hint.issued_at >= signed_in.auth_time
+        )
 
     async def redirect_after(
         self,

@@ -211,11 +211,41 @@ async def login(
             user.username,
             auth.client.client_id,
         )
-        response = redirect(refused.location, 303)
+        response: Response = redirect(refused.location, 303)
     else:
-        response = redirect(AUTHORIZE + after_sign_in(query), 303)
+        response = await _signed_in_for(request, endpoint, sessions, name, query, session_id)
     cookies.set_session(response, session_id)
     return response
+
+
+async def _signed_in_for(
+    request: Request,
+    endpoint: Authorization,
+    sessions: Sessions,
+    name: str,
+    query: str,
+    session_id: str,
+) -> Response:
+    """The answer to the request the user has just signed in for, decided here: typing the
+    password for it is the interaction a client that cannot be told apart from another
+    program needs (`issuer.oidc.authorize`), which a later visit to /authorize could not
+    prove. A code goes straight to the app; consent (or a session that ended meanwhile) goes
+    on at /authorize."""
+    returned = after_sign_in(query)
+    try:
+        auth = await endpoint.parse(_returned_request(returned), returned)
+        request.state.outage_answer = lambda description: (
+            endpoint.error(auth, "temporarily_unavailable", description).location
+        )
+        signed_in = await run_in_threadpool(sessions.find, session_id)
+        decision = await endpoint.decide(auth, signed_in, just_signed_in=True)
+    except UntrustedRequest as exc:
+        return _refused(name, exc.description)
+    except AuthorizationError as exc:
+        return redirect(exc.location, 303)
+    if isinstance(decision, Redirect):
+        return redirect(decision.location, 303)
+    return redirect(AUTHORIZE + returned, 303)
 
 
 @router.post("/consent", include_in_schema=False)
@@ -335,14 +365,14 @@ async def _logout(
     name: str,
     params: dict[str, str | None],
 ) -> Response:
-    """End the session at once when no other site can have sent the browser here (section 2):
-    the user asked from this site or by hand, the hint names the session's user, or there
-    is no session to end. Otherwise ask first, also when the browser does not say where the
-    request came from (older browsers, and plain-http issuers, send no Sec-Fetch-Site)."""
+    """End the session at once when nothing but the user or the session's app can have sent
+    the browser here (section 2): a link on the issuer's own pages, a hint from this
+    session, or no session to end. Otherwise ask first, also when the browser does not say
+    where the request came from (older browsers, and plain-http issuers, send no
+    Sec-Fetch-Site), and for "none": typed or a bookmark, but also a link in an email or
+    a chat, which anyone can send."""
     hint = logout.read_hint(params["id_token_hint"])
-    # "same-origin": a link on the issuer's own pages. "none": typed, a bookmark, or a link
-    # opened from another application; a web page cannot make a browser send it.
-    if request.headers.get("sec-fetch-site") in ("same-origin", "none"):
+    if request.headers.get("sec-fetch-site") == "same-origin":
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
     session_id = request.cookies.get(cookies.session)
     signed_in = await run_in_threadpool(sessions.find, session_id)

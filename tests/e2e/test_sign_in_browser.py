@@ -168,9 +168,15 @@ def test_sign_in_consent_single_sign_on_and_logout(stack: Stack, app: App, brows
     assert userinfo.json()["preferred_username"] == "alice"
     assert userinfo.json()["sub"] == id_token.claims["sub"] == me.json()["sub"]
 
-    # Single sign-on: another app gets a code straight away, no sign-in page.
+    # Single sign-on: another app gets a code without the password. A public app at a
+    # loopback address could be any program on the machine, so the user allows it first,
+    # though it never asked for consent (RFC 8252 8.6).
     notes_pkce = Pkce()
     browser.get(stack.issuer_url + authorize_url("notes", f"{app.url}/notes", notes_pkce))
+    assert browser.title.startswith("Allow access") and not browser.find_elements(
+        By.NAME, "password"
+    )
+    browser.find_element(By.XPATH, "//button[normalize-space()='Allow']").click()
     wait.until(redirected_to(f"{app.url}/notes?"))
     assert len(app.paths) == 2 and app.paths[1].startswith("/notes?code=")
     notes = exchange(stack, "notes", browser.current_url, f"{app.url}/notes", notes_pkce)

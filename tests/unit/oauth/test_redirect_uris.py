@@ -38,6 +38,8 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "http://localhost/cb",
         "http://10.0.0.1/cb",  # a private address is not the device itself (RFC 8252 8.3)
         "http://192.168.0.1:8080/cb",
+        "http://127.0.0.2/cb",  # loopback, but not one of the two literals RFC 8252 7.3 names
+        "http://[0:0:0:0:0:0:0:1]/cb",
         "http://127.0.0.1/caf\u00e9",
         "com.example.app:/cb",
         "https:///no-host",
@@ -62,6 +64,13 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example:65536/cb",
         "https://app.example/" + "a" * (MAX_LENGTH - 19),
         "https://app.example/" + "a" * 2000,  # longer than MAX_LENGTH
+        # A value of its own beside the issuer's: a client reading the first one would take a
+        # fixed `iss` (mix-up, RFC 9207) or `code` (the review).
+        "https://app.example/cb?code=x",
+        "https://app.example/cb?tenant=1&iss=https://evil.example",
+        "http://127.0.0.1/cb?%73tate=x",
+        "https://app.example/cb?error",
+        "https://app.example/cb?error_description=&error_uri=x",
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):

@@ -191,12 +191,57 @@ async def test_a_browser_app_and_a_native_app_sign_in_with_pkce_alone(client):
     tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
     assert tokens.status_code == 200 and "id_token" in tokens.json()
     assert "refresh_token" not in tokens.json()  # spa may not refresh
-    # A native app listens on whatever loopback port it got (RFC 8252 7.3).
+    # A native app listens on whatever loopback port it got (RFC 8252 7.3). Signed in
+    # already, the user is asked (RFC 8252 8.6, below).
     native = "http://127.0.0.1:54321/callback"
     pkce = Pkce()
-    params = callback_params(await sign_in(client, authorize_url("native", native, pkce)))
+    page = await sign_in(client, authorize_url("native", native, pkce))
+    params = callback_params(await consent(client, page, "allow"))
     tokens = await exchange(client, params["code"], pkce, native, client_id="native")
     assert tokens.status_code == 200 and "refresh_token" in tokens.json()
+
+
+# RFC 8252 8.6: any program on the machine can listen on a loopback port and name a public
+# client, so a session alone never hands such a client a code.
+async def test_a_loopback_public_client_gets_a_code_only_after_the_user_acts(client):
+    native = "http://127.0.0.1:54321/callback"
+    # Signing in for the request is the user acting: the code goes straight to the app.
+    pkce = Pkce()
+    signed_in = await sign_in(client, authorize_url("native", native, pkce, state="s1"))
+    assert signed_in.status_code == 303
+    params = callback_params(signed_in)
+    assert params["state"] == "s1" and params["iss"] == ISSUER
+    tokens = await exchange(client, params["code"], pkce, native, client_id="native")
+    assert tokens.status_code == 200
+    # Then, from the session, on another port (another program), every time: the consent
+    # page, whatever the user approved before; prompt=none cannot be answered.
+    attacker = "http://127.0.0.1:31337/callback"
+    for _ in range(2):
+        page = await client.get(authorize_url("native", attacker, Pkce()))
+        assert page.status_code == 200 and "Allow access?" in page.text
+        assert "code=" not in page.headers.get("location", "")
+        approved = callback_params(await consent(client, page, "allow"))
+        assert approved["code"]
+    silent = callback_params(
+        await client.get(authorize_url("native", native, Pkce(), prompt="none"))
+    )
+    assert silent["error"] == "consent_required" and "code" not in silent
+    # Denied, the program gets nothing.
+    page = await client.get(authorize_url("native", attacker, Pkce(), state="s2"))
+    denied = callback_params(await consent(client, page, "deny"))
+    assert denied["error"] == "access_denied" and denied["state"] == "s2"
+    # A public client at an https address, and a confidential one, sign in silently.
+    assert (await client.get(authorize_url("spa", SPA, Pkce()))).status_code == 302
+
+
+async def test_prompt_none_tells_a_consenting_client_nothing_of_the_users_scopes(client, settings):
+    # bob holds no `read`: under prompt=none the client learns only that consent is missing,
+    # as it would for alice, who holds it.
+    create_user(settings, "bob", "builder-12")
+    await sign_in(client, authorize_url("spa", SPA, Pkce()), "bob", "builder-12")
+    url = authorize_url("consenting", CONSENTING, Pkce(), scope="read", prompt="none")
+    params = callback_params(await client.get(url))
+    assert params["error"] == "consent_required", params
 
 
 async def test_a_second_app_signs_in_without_typing_single_sign_on(client, secrets):
@@ -528,9 +573,18 @@ async def test_max_age_zero_is_satisfied_by_the_sign_in_it_asked_for(client, sec
     page = await client.get(authorize_url("spa", SPA, pkce, max_age="0"))
     assert 'name="password"' in page.text
     signed_in = await submit_login(client, page, "alice", "wonderland1")
-    clock.advance(1)  # the redirect back lands in the next second
-    back = await client.get(signed_in.headers["location"])
-    tokens = await exchange(client, callback_params(back)["code"], pkce, SPA, client_id="spa")
+    tokens = await exchange(client, callback_params(signed_in)["code"], pkce, SPA, client_id="spa")
+    assert (await decode(client, tokens.json()["id_token"])).claims["auth_time"] == int(clock())
+    # Where the user is asked next, the request goes on at /authorize, in the next second.
+    clock.advance(5)
+    pkce = Pkce()
+    page = await client.get(authorize_url("consenting", CONSENTING, pkce, max_age="0"))
+    signed_in = await submit_login(client, page, "alice", "wonderland1")
+    clock.advance(1)
+    asked = await client.get(signed_in.headers["location"])
+    assert "Allow access?" in asked.text
+    back = callback_params(await consent(client, asked, "allow"))
+    tokens = await exchange(client, back["code"], pkce, CONSENTING, client_id="consenting")
     assert (await decode(client, tokens.json()["id_token"])).claims["auth_time"] == int(clock()) - 1
 
 
@@ -1040,6 +1094,11 @@ async def test_a_parameter_may_be_2048_characters_and_no_more(client):
     assert at_limit.status_code == 200 and 'name="password"' in at_limit.text
     over = await client.get(authorize_url("spa", SPA, Pkce(), login_hint="h" * 2049))
     assert callback_params(over)["error"] == "invalid_request"
+    # A `state` over the limit is refused like any parameter, and not echoed back.
+    long_state = callback_params(
+        await client.get(authorize_url("spa", SPA, Pkce(), state="s" * 2049))
+    )
+    assert long_state["error"] == "invalid_request" and "state" not in long_state
 
 
 async def test_a_repeated_parameter_is_named_only_if_the_protocol_defines_it(client):
@@ -1378,8 +1437,7 @@ async def test_a_sign_in_form_of_the_version_before_still_signs_in(client):
     page = await client.get(authorize_url("spa", SPA, Pkce(), state="s"))
     form = {**hidden_fields(page.text), "username": "alice", "password": "wonderland1"}
     signed_in = await client.post("/login", data={**form, "return_to": "/" + form["return_to"]})
-    assert signed_in.status_code == 303
-    assert callback_params(await client.get(signed_in.headers["location"]))["state"] == "s"
+    assert callback_params(signed_in)["state"] == "s"
 
 
 @pytest.mark.parametrize("tamper", CSRF_TAMPERING, ids=CSRF_TAMPERING_IDS)
@@ -1561,7 +1619,7 @@ async def test_another_site_cannot_sign_the_user_out_without_asking(client, secr
     assert not await still_signed_in(client)
 
 
-async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secrets, settings):
+async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secrets, settings, clock):
     tokens = await signed_in_tokens(client, secrets)
     query = {
         "id_token_hint": tokens["id_token"],
@@ -1576,18 +1634,33 @@ async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secret
     assert other.status_code == 200 and "Sign out?" in other.text
     assert await still_signed_in(client)
     await client.get("/logout", headers={"sec-fetch-site": "same-origin"})  # by hand
+    # Alice again, later: the ID token of her earlier session does not belong to this one,
+    # whichever app holds it (section 2).
+    clock.advance(60)
     await sign_in(client, authorize_url("spa", SPA, Pkce()))
+    old = await client.get("/logout", params=query, headers=CROSS_SITE)
+    assert old.status_code == 200 and "Sign out?" in old.text
+    assert await still_signed_in(client)
+    query["id_token_hint"] = (await signed_in_tokens(client, secrets))["id_token"]
     out = await client.get("/logout", params=query, headers=CROSS_SITE)
     assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s1"
     assert not await still_signed_in(client)
 
 
-async def test_the_user_signs_out_at_once_from_the_issuers_pages_or_by_hand(client, secrets):
-    for site in ("same-origin", "none"):
-        await signed_in_tokens(client, secrets)
-        out = await client.get("/logout", headers={"sec-fetch-site": site})
-        assert out.status_code == 200 and "signed out" in out.text
-        assert not await still_signed_in(client)
+async def test_the_user_signs_out_at_once_from_the_issuers_pages(client, secrets):
+    await signed_in_tokens(client, secrets)
+    out = await client.get("/logout", headers={"sec-fetch-site": "same-origin"})
+    assert out.status_code == 200 and "signed out" in out.text
+    assert not await still_signed_in(client)
+
+
+async def test_a_logout_link_opened_from_outside_the_browser_asks_first(client, secrets):
+    # "none": typed, a bookmark, or a link in an email or a chat, which anyone can send
+    # (RP-Initiated Logout 1.0 section 2: without a hint, the user MUST be asked).
+    await signed_in_tokens(client, secrets)
+    asked = await client.get("/logout", headers={"sec-fetch-site": "none"})
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert await still_signed_in(client)
 
 
 async def test_an_app_may_send_its_logout_request_as_a_form(client, secrets):
@@ -1657,7 +1730,9 @@ async def test_logout_returns_to_the_app_with_an_id_token_whose_key_has_retired(
             {**query, "post_logout_redirect_uri": "https://evil.example/"},
             {**query, "id_token_hint": current[:-4] + "AAAA"},
         ):
-            out = await replica.get("/logout", params=refused, headers={"sec-fetch-site": "none"})
+            out = await replica.get(
+                "/logout", params=refused, headers={"sec-fetch-site": "same-origin"}
+            )
             assert out.status_code == 200 and "signed out" in out.text
             assert "location" not in out.headers
     # A key revoked as compromised vouches for nothing, not even the client.

@@ -40,7 +40,7 @@ def test_a_hint_over_the_size_limit_is_not_read_though_it_is_ours(ring, clock):
         length += 1
     largest = id_token(length)
     assert len(largest) == MAX_HINT_BYTES  # the limit itself is allowed
-    assert hints.read(largest) == IdTokenHint("webapp", "42")
+    assert hints.read(largest) == IdTokenHint("webapp", "42", int(clock()))
     assert hints.read(id_token(length + 1)) is None
 
 
@@ -61,7 +61,7 @@ def test_a_forgery_under_a_key_not_yet_retired_names_nothing_even_at_logout(ring
     )
     manifest = ring.current.manifest
     assert manifest.next is not None
-    assert hints.read_for_logout(token) == IdTokenHint("webapp", "42")
+    assert hints.read_for_logout(token) == IdTokenHint("webapp", "42", int(clock()))
     for record in (manifest.active, manifest.next):
         forged = _with_kid(token[:-4] + "AAAA", record.kid)
         assert hints.read(forged) is None
@@ -77,7 +77,9 @@ def test_an_id_token_of_another_issuer_url_is_no_hint_though_signed_with_our_key
     )
     hints = IdTokenHints(ISSUER, ring)
     assert hints.read(token) is None and hints.read_for_logout(token) is None
-    assert IdTokenHints("https://other.test", ring).read(token) == IdTokenHint("webapp", "42")
+    assert IdTokenHints("https://other.test", ring).read(token) == IdTokenHint(
+        "webapp", "42", int(clock())
+    )
 
 
 def test_an_access_token_signed_by_us_is_no_id_token_hint(ring, clock):

@@ -48,6 +48,12 @@ def as_oauth_error(exc: Exception) -> OAuthError:
     return ServerError()
 
 
+def is_outage(exc: Exception) -> bool:
+    """Whether `exc` is passing (the database out of reach, the hashing pool full): answered
+    `503 temporarily_unavailable`, and the same request may succeed a moment later."""
+    return isinstance(exc, TemporarilyUnavailable | HashingBusy) or _database_unreachable(exc)
+
+
 def _database_unreachable(exc: Exception) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True

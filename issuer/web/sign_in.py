@@ -37,6 +37,7 @@ from issuer.web.deps import (
     ServiceName,
     Sessions,
 )
+from issuer.web.errors import is_outage
 from issuer.web.forms import parse_query, read_form, read_form_pairs, read_query, read_query_pairs
 from issuer.web.openapi import (
     AUTHORIZE_DOCS,
@@ -234,15 +235,18 @@ async def _signed_in_for(
     returned = after_sign_in(query)
     try:
         auth = await endpoint.parse(_returned_request(returned), returned)
-        request.state.outage_answer = lambda description: (
-            endpoint.error(auth, "temporarily_unavailable", description).location
-        )
         signed_in = await run_in_threadpool(sessions.find, session_id)
         decision = await endpoint.decide(auth, signed_in, just_signed_in=True)
     except UntrustedRequest as exc:
         return _refused(name, exc.description)
     except AuthorizationError as exc:
         return redirect(exc.location, 303)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # The new session stands (and replaced the browser's old one): its cookie must reach
+        # the browser. /authorize answers the outage, to the app once it knows the client.
+        return redirect(AUTHORIZE + returned, 303)
     if isinstance(decision, Redirect):
         return redirect(decision.location, 303)
     return redirect(AUTHORIZE + returned, 303)
@@ -366,7 +370,7 @@ async def _logout(
     params: dict[str, str | None],
 ) -> Response:
     """End the session at once when nothing but the user or the session's app can have sent
-    the browser here (section 2): a link on the issuer's own pages, a hint from this
+    the browser here (section 2): a link on the issuer's own pages, a hint issued in this
     session, or no session to end. Otherwise ask first, also when the browser does not say
     where the request came from (older browsers, and plain-http issuers, send no
     Sec-Fetch-Site), and for "none": typed or a bookmark, but also a link in an email or

@@ -22,6 +22,7 @@ from issuer.app import create_app
 from issuer.builders import rotation_policy
 from issuer.keys.files import FileKeyStore
 from issuer.oauth.clients import Client, ClientRepository
+from issuer.oauth.codes import AuthorizationCodes
 from issuer.oauth.tokens import at_hash
 from issuer.oidc.authorize import MAX_REQUEST_LENGTH
 from issuer.oidc.sessions import BrowserSessions, SignedIn
@@ -203,7 +204,9 @@ async def test_a_browser_app_and_a_native_app_sign_in_with_pkce_alone(client):
 
 # RFC 8252 8.6: any program on the machine can listen on a loopback port and name a public
 # client, so a session alone never hands such a client a code.
-async def test_a_loopback_public_client_gets_a_code_only_after_the_user_acts(client):
+async def test_a_loopback_public_client_gets_a_code_only_after_the_user_acts(
+    client, settings, secrets
+):
     native = "http://127.0.0.1:54321/callback"
     # Signing in for the request is the user acting: the code goes straight to the app.
     pkce = Pkce()
@@ -213,6 +216,20 @@ async def test_a_loopback_public_client_gets_a_code_only_after_the_user_acts(cli
     assert params["state"] == "s1" and params["iss"] == ISSUER
     tokens = await exchange(client, params["code"], pkce, native, client_id="native")
     assert tokens.status_code == 200
+    for client_id, redirect_uri, public in (
+        ("local", "http://127.0.0.1/cb", False),
+        ("native6", "http://[::1]/cb", True),
+    ):
+        made = create_client(
+            settings,
+            client_id,
+            ("authorization_code",),
+            scope="openid",
+            redirect_uris=(redirect_uri,),
+            public=public,
+        )
+        if made.secret is not None:
+            secrets[client_id] = made.secret
     # Then, from the session, on another port (another program), every time: the consent
     # page, whatever the user approved before; prompt=none cannot be answered.
     attacker = "http://127.0.0.1:31337/callback"
@@ -230,8 +247,39 @@ async def test_a_loopback_public_client_gets_a_code_only_after_the_user_acts(cli
     page = await client.get(authorize_url("native", attacker, Pkce(), state="s2"))
     denied = callback_params(await consent(client, page, "deny"))
     assert denied["error"] == "access_denied" and denied["state"] == "s2"
-    # A public client at an https address, and a confidential one, sign in silently.
-    assert (await client.get(authorize_url("spa", SPA, Pkce()))).status_code == 302
+    # A public client at an https address, and a confidential one at a loopback address
+    # (its secret tells it apart), get their code from the session, silently.
+    assert "code=" in (await client.get(authorize_url("spa", SPA, Pkce()))).headers["location"]
+    pkce = Pkce()
+    local = callback_params(await client.get(authorize_url("local", "http://127.0.0.1:8/cb", pkce)))
+    tokens = await exchange(
+        client, local["code"], pkce, "http://127.0.0.1:8/cb", auth=("local", secrets["local"])
+    )
+    assert tokens.status_code == 200
+    # [::1] is a loopback address too.
+    page = await client.get(authorize_url("native6", "http://[::1]:9/cb", Pkce()))
+    assert page.status_code == 200 and "Allow access?" in page.text
+
+
+async def test_a_loopback_client_asking_for_consent_asks_after_the_sign_in_too(client, settings):
+    # Signing in is the user acting, but not their consent: a client registered with
+    # --require-consent still asks once, then the remembered answer counts after a sign-in.
+    create_client(
+        settings,
+        "desk",
+        ("authorization_code",),
+        scope="openid",
+        redirect_uris=("http://127.0.0.1/cb",),
+        public=True,
+        require_consent=True,
+    )
+    url = authorize_url("desk", "http://127.0.0.1:7/cb", Pkce())
+    asked = await sign_in(client, url)
+    assert asked.status_code == 200 and "Allow access?" in asked.text
+    assert callback_params(await consent(client, asked, "allow"))["code"]
+    client.cookies.clear()
+    again = await sign_in(client, authorize_url("desk", "http://127.0.0.1:7/cb", Pkce()))
+    assert again.status_code == 303 and callback_params(again)["code"]
 
 
 async def test_prompt_none_tells_a_consenting_client_nothing_of_the_users_scopes(client, settings):
@@ -1641,6 +1689,18 @@ async def test_a_hint_naming_the_signed_in_user_signs_out_at_once(client, secret
     old = await client.get("/logout", params=query, headers=CROSS_SITE)
     assert old.status_code == 200 and "Sign out?" in old.text
     assert await still_signed_in(client)
+    # Nor does one of her session in another browser, signed in later.
+    this_browser = dict(client.cookies)
+    client.cookies.clear()
+    clock.advance(60)
+    elsewhere = (await signed_in_tokens(client, secrets))["id_token"]
+    client.cookies.clear()
+    client.cookies.update(this_browser)
+    other = await client.get(
+        "/logout", params={**query, "id_token_hint": elsewhere}, headers=CROSS_SITE
+    )
+    assert other.status_code == 200 and "Sign out?" in other.text
+    assert await still_signed_in(client)
     query["id_token_hint"] = (await signed_in_tokens(client, secrets))["id_token"]
     out = await client.get("/logout", params=query, headers=CROSS_SITE)
     assert out.status_code == 302 and out.headers["location"] == "https://app.example/bye?state=s1"
@@ -1805,6 +1865,25 @@ async def test_authorize_redirects_a_database_outage_once_it_knows_where_to(clie
     monkeypatch.setattr(ClientRepository, "get", unreachable)
     page = await client.get(authorize_url("unseen", SPA, Pkce()))
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+
+
+async def test_an_outage_right_after_the_sign_in_keeps_the_new_session(client, monkeypatch):
+    # The review: the sign-in answers its request itself; an outage there (the session
+    # started, its code not stored) left the browser without its new session, and without
+    # the old one it replaced. It goes on at /authorize, which answers the outage or the code.
+    page = await client.get(authorize_url("spa", SPA, Pkce(), state="s-2"))
+    issue = AuthorizationCodes.issue
+
+    def unreachable(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(AuthorizationCodes, "issue", unreachable)
+    signed_in = await submit_login(client, page, "alice", "wonderland1")
+    assert signed_in.status_code == 303 and signed_in.headers["location"].startswith("authorize?")
+    assert any(c.startswith("issuer_session=") for c in signed_in.headers.get_list("set-cookie"))
+    monkeypatch.setattr(AuthorizationCodes, "issue", issue)  # the database is back
+    params = callback_params(await client.get(signed_in.headers["location"]))
+    assert params["code"] and params["state"] == "s-2"
 
 
 async def test_the_sign_in_page_answers_a_database_outage_with_a_page(client, monkeypatch):

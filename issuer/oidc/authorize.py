@@ -26,7 +26,7 @@ from issuer.oauth.clients import CachedClients, Client
 from issuer.oauth.codes import MAX_NONCE_LENGTH, AuthorizationCodes, CodeGrant
 from issuer.oauth.errors import InvalidScope, describable
 from issuer.oauth.parameters import describe_repeated, read_parameters
-from issuer.oauth.redirect_uris import is_loopback, matches, with_parameters
+from issuer.oauth.redirect_uris import matches, with_parameters
 from issuer.oauth.scopes import grant_scope, held_by_user
 from issuer.oidc.consents import Consents
 from issuer.oidc.id_token_hints import IdTokenHints
@@ -78,7 +78,8 @@ class AuthorizationRequest:
     @property
     def client_unproven(self) -> bool:
         """Whether the client cannot be told apart from another program (module docstring)."""
-        return self.client.is_public and is_loopback(self.redirect_uri)
+        # Not https: a loopback address (one registered under an older, wider rule too).
+        return self.client.is_public and not self.redirect_uri.startswith("https://")
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ _REGISTRY = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 @dataclass(frozen=True)
 class IdTokenHint:
-    """What a hint says: the client it was issued to (`aud`), its user (`sub`) and when it was
-    issued (`iat`); the last two None when the hint cannot be checked."""
+    """What a hint says: the client it was issued to (`aud`), its user (`sub`) and when that
+    user signed in (`auth_time`, which names the session it was issued in); the last two
+    None when the hint cannot be checked."""
 
     client_id: str
     subject: str | None
-    issued_at: int | None = None
+    auth_time: int | None = None
 
 
 class IdTokenHints:
@@ -74,7 +75,11 @@ class IdTokenHints:
     def _hint(self, payload: Any, checked: bool) -> IdTokenHint | None:
         if not isinstance(payload, dict) or payload.get("iss") != self._issuer:
             return None
-        audience, subject, issued_at = payload.get("aud"), payload.get("sub"), payload.get("iat")
+        audience, subject, auth_time = (
+            payload.get("aud"),
+            payload.get("sub"),
+            payload.get("auth_time"),
+        )
         if not isinstance(audience, str):
             return None
         if not checked:
@@ -82,7 +87,7 @@ class IdTokenHints:
         return IdTokenHint(
             audience,
             subject if isinstance(subject, str) else None,
-            issued_at if type(issued_at) is int else None,
+            auth_time if type(auth_time) is int else None,
         )
 
     @staticmethod

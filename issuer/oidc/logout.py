@@ -30,14 +30,14 @@ class Logout:
     @staticmethod
     def may_end_at_once(hint: IdTokenHint | None, signed_in: SignedIn | None) -> bool:
         """Whether the hint proves the request is about this session (section 2): an ID token
-        of its user, issued since its sign-in (a session is never signed in again in place:
-        every sign-in starts a new one)."""
+        of its user issued in it, whose `auth_time` is the session's sign-in (every sign-in
+        starts a new session; one of the user's other sessions, in another browser, signed
+        in at another time). Clocks of other replicas play no part."""
         return (
             hint is not None
             and signed_in is not None
             and hint.subject == str(signed_in.user_id)
-            and hint.issued_at is not None
-            and hint.issued_at >= signed_in.auth_time
+            and hint.auth_time == signed_in.auth_time
         )
 
     async def redirect_after(

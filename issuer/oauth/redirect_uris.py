@@ -18,10 +18,10 @@ _LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,
 # An https authority as browsers send it back: a host name (browsers follow `_` in one too)
 # or IP literal, no user information, and, if any, a port without leading zeros.
 _HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
 # What the issuer adds to a redirect URI's query (RFC 6749 4.1.2 and 4.1.2.1, RFC 9207, and
 # `state` after a sign-out). A registered value beside ours would reach a client that reads
 # the first one instead: a fixed `iss` defeats its mix-up check, a fixed `code` its login.
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
 RESPONSE_PARAMETERS = frozenset({"code", "state", "iss", "error", "error_description", "error_uri"})
 
 
@@ -38,7 +38,9 @@ def check_registrable(uri: str) -> str:
         raise RedirectUriError(f"not a usable redirect URI: {uri!r}")
     if "#" in uri:
         raise RedirectUriError(f"a redirect URI must not have a fragment: {uri}")
-    named = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    # `;` too: some clients' parsers still split on it (HTML 4's recommendation).
+    query = parts.query.replace(";", "&")
+    named = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
     if taken := sorted(named & RESPONSE_PARAMETERS):
         raise RedirectUriError(
             f"a redirect URI's query must not name {', '.join(taken)} (the issuer adds it): {uri}"
@@ -68,12 +70,6 @@ def matches(requested: str, registered: list[str]) -> bool:
     return candidate is not None and any(
         _without_loopback_port(uri) == candidate for uri in registered
     )
-
-
-def is_loopback(uri: str) -> bool:
-    """Whether `uri` is a loopback redirect URI, which any program on the user's machine can
-    listen at (RFC 8252 section 8.6)."""
-    return _without_loopback_port(uri) is not None
 
 
 def with_parameters(uri: str, params: dict[str, str | None]) -> str:

@@ -71,6 +71,7 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "http://127.0.0.1/cb?%73tate=x",
         "https://app.example/cb?error",
         "https://app.example/cb?error_description=&error_uri=x",
+        "https://app.example/cb?x=1;code=evil",  # split on `;` by some clients' parsers
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):

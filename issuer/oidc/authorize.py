@@ -7,10 +7,11 @@ issuer); after that, every error goes back to the client's redirect URI with `er
 then needs a signed-in user (the sign-in page), maybe consent (the consent page), and ends in
 a redirect carrying a fresh code.
 
-A public client sending the browser to a loopback address could be any program on the user's
-machine: any of them may listen on a port there. Its requests are never approved silently
-from a session (RFC 8252 section 8.6): the user approves on the consent page, whatever they
-approved before, unless they have just signed in for this very request.
+A public client sending the browser to a loopback address (any redirect URI not https) could
+be any program on the user's machine: any of them may listen on a port there. Its requests
+are never approved silently from a session (RFC 8252 section 8.6): the user approves on the
+consent page, whatever they approved before, unless they have just signed in for this very
+request.
 """
 
 import time
@@ -236,8 +237,8 @@ class AuthorizationEndpoint:
             return NeedsLogin(request)
         scope = held_by_user(request.scope, user.scope_set)
         if await self._must_ask(request, user, scope, just_signed_in):
-            # Before the scope is found empty: without the user, the app learns nothing of
-            # what they hold (OpenID Connect Core 3.1.2.6).
+            # Before the scope is found empty: under prompt=none the app learns nothing of
+            # what the user holds (OpenID Connect Core 3.1.2.6).
             if "none" in request.prompt:
                 raise self.error(request, "consent_required", "the user must approve this app")
             return NeedsConsent(request, user, self._scope_for(request, user))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from issuer.keys.model import KeyManifest, KeySetError
+from issuer.keys.model import KeyManifest, KeySetError, KeyStoreUnavailable
 from issuer.keys.store import KeyFactory, KeySetStore, Snapshot, Version
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,11 @@ class FileKeyStore(KeySetStore):
                 except FileNotFoundError:
                     continue  # reported by `load`, as the database store does
                 except OSError as exc:
-                    raise KeySetError(f"cannot read key {record.kid}: {exc.strerror}") from exc
+                    # A failed read (EMFILE under load, EIO, ESTALE) says nothing of the set:
+                    # given up on as broken, a revocation it was reading never took effect.
+                    raise KeyStoreUnavailable(
+                        f"cannot read key {record.kid}: {exc.strerror}"
+                    ) from exc
         return Snapshot(manifest, version, pems)
 
     def _no_key_set(self) -> KeySetError:

@@ -383,6 +383,32 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     assert ring.current is first
 
 
+def test_a_failed_read_while_loading_a_revocation_is_retried_not_given_up_on(
+    store, monkeypatch
+):
+    # The review: one ESTALE (or EMFILE under load) reading a key file marked that version
+    # broken, and the issuer signed with, and published, the revoked key until the next change.
+    store.generate()
+    ring = KeyRing(store)
+    revoked = store.read_manifest().active.kid
+    store.revoke(revoked)
+    real_read_bytes, calls = Path.read_bytes, []
+
+    def stale_once(path: Path) -> bytes:
+        if path.suffix == ".pem":
+            calls.append(path)
+            if len(calls) == 1:
+                raise OSError(116, "Stale file handle")
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", stale_once)
+    with pytest.raises(KeyStoreUnavailable):
+        ring.reload_if_changed()
+    assert ring.current.signing_kid == revoked  # still the old set, for now
+    assert ring.reload_if_changed()  # the next check reads the change
+    assert revoked not in ring.current.public_keys and ring.current.signing_kid != revoked
+
+
 def self_checking_issuer(store: FileKeyStore, clock: FakeClock) -> tuple[KeyRing, Verifier, str]:
     """A key ring over a new set, the Verifier the issuer checks its own tokens with (for
     introspection), and a token signed with the set's active key."""

@@ -162,7 +162,10 @@ class Verifier(Generic[KeySourceT]):
         claims = self._validate_claims(payload, self._clock())
         # The raw `exp` (it may be fractional), so a hit ends exactly when `verify` would.
         expires = float(claims.raw["exp"] + self._leeway)
-        self._verified.put(token, (claims, generation, expires))
+        if generation >= 0:
+            # -1: the set stopped being usable meanwhile (stale past its limit). Remembered
+            # under it, the token would verify from the cache for as long as none is usable.
+            self._verified.put(token, (claims, generation, expires))
         return claims
 
     def remembered(self, token: str) -> Claims | None:

@@ -717,6 +717,26 @@ async def test_a_failed_signature_is_refused_when_the_source_has_no_other_key(
     assert source.rejected == [source.first]
 
 
+class UnusableAfterLookup(ReplacingKeySource):
+    """A key source whose set stops being usable (stale past its limit) right after handing
+    out the key: its generation is then -1, as `RemoteKeySet.generation` says."""
+
+    async def key(self, kid: str, rejected: RSAKey | None = None) -> RSAKey | None:
+        self.generation = -1
+        return self.first
+
+
+async def test_a_token_verified_as_the_key_set_became_unusable_is_not_remembered(
+    rsa_private_key, clock
+):
+    # The review: remembered under -1, the token verified from the cache for as long as no
+    # set was usable (50 minutes into an issuer outage), where any other got 503.
+    verifier = Verifier(UnusableAfterLookup(rsa_private_key, None), ISSUER, "api", clock=clock)
+    token = sign_jwt(rsa_private_key, header(), claims(clock))
+    assert (await verifier.verify(token)).sub == "42"
+    assert verifier.remembered(token) is None
+
+
 @pytest.mark.parametrize("passed", [None, VerifierStats()])
 def test_a_verifier_for_an_issuer_counts_in_the_same_stats_as_its_key_set(passed):
     verifier = Verifier.for_issuer(ISSUER, "api", stats=passed)

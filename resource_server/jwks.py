@@ -55,6 +55,12 @@ _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECA
 # in If-None-Match (obs-text, %x80-FF, is allowed there, but httpx encodes headers as ASCII).
 _SENDABLE_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
 MIN_RSA_BITS = 2048
+# Beyond these a key is no one's real signing key, and costs every verification: a public
+# exponent of 2,047 bits made one (of a forged token) take 4 ms, 25 times the usual.
+MAX_RSA_BITS = 8192
+MAX_RSA_EXPONENT_BITS = 32
+# Each entry is parsed on the event loop: 1 MiB of keys held it for 0.75 s a fetch.
+MAX_KEYS = 100
 # A private key's members (RFC 7518 section 6.3.2; `d` is EC's and OKP's too): an entry that
 # has any published its private key, so whoever reads the JWKS can sign with it.
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth")
@@ -513,13 +519,15 @@ class RemoteKeySet:
             etag = None  # one that cannot be sent back: the next fetch is a full one
         self._snapshot = _Snapshot(keys, now, now + self._ttl(response_headers), etag, url)
 
-    def _distrust(self, kids: set[str]) -> None:
-        """Drop `kids` (published with their private keys) from the held set; the new
-        generation ends every cached verification."""
+    def _distrust(self, compromised: "Compromised") -> None:
+        """Drop the keys published with their private members (by kid, and by modulus under
+        any kid) from the held set; the new generation ends every cached verification."""
         held = self._snapshot
-        if held is None or kids.isdisjoint(held.keys):
+        if held is None:
             return
-        keys = {kid: key for kid, key in held.keys.items() if kid not in kids}
+        keys = {kid: key for kid, key in held.keys.items() if not compromised.covers(kid, key)}
+        if len(keys) == len(held.keys):
+            return
         # The ETag named the set with them in it: the next fetch is a full one.
         self._snapshot = dataclasses.replace(held, keys=keys, etag=None)
         self._generation += 1
@@ -623,17 +631,32 @@ class RemoteKeySet:
         return min(max(ttl, policy.min_ttl), policy.max_ttl)
 
 
-def parse_jwks(body: bytes) -> tuple[dict[str, RSAKey], set[str]]:
+@dataclass(frozen=True)
+class Compromised:
+    """What a JWKS showed published with its private members: their kids, and their moduli,
+    since the same key under another kid (or none) is just as much anyone's to sign with."""
+
+    kids: frozenset[str] = frozenset()
+    moduli: frozenset[int] = frozenset()
+
+    def covers(self, kid: str, key: RSAKey) -> bool:
+        return kid in self.kids or _modulus(key) in self.moduli
+
+
+def parse_jwks(body: bytes) -> tuple[dict[str, RSAKey], Compromised]:
     """Usable RSA signature keys by kid (unusable entries skipped, so it may be empty), and
-    the kids of entries published with private members (compromised)."""
+    what it shows compromised (entries published with private members)."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise KeySetDataError("JWKS is not JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise KeySetDataError("JWKS has no keys array")
+    if len(document["keys"]) > MAX_KEYS:
+        raise KeySetDataError(f"JWKS holds over {MAX_KEYS} keys")
     keys: dict[str, RSAKey] = {}
     compromised: set[str] = set()
+    leaked_moduli: set[int] = set()
     duplicated: set[str] = set()
     for entry in document["keys"]:
         if isinstance(entry, dict) and any(member in entry for member in _PRIVATE_MEMBERS):
@@ -645,6 +668,8 @@ def parse_jwks(body: bytes) -> tuple[dict[str, RSAKey], set[str]]:
             )
             if isinstance(kid, str):
                 compromised.add(kid)  # even if a clean entry repeats it
+            if isinstance(entry.get("n"), str):
+                leaked_moduli.add(_integer(entry["n"]))  # under any kid, or none
             continue
         parsed = _parse_key(entry)
         if parsed is None:
@@ -653,9 +678,11 @@ def parse_jwks(body: bytes) -> tuple[dict[str, RSAKey], set[str]]:
         if kid in keys:
             duplicated.add(kid)  # two keys under one kid: trust neither
         keys[kid] = key
-    for kid in compromised | duplicated:
-        keys.pop(kid, None)
-    return keys, compromised
+    found = Compromised(frozenset(compromised), frozenset(leaked_moduli - {0}))
+    for kid, key in list(keys.items()):
+        if kid in duplicated or found.covers(kid, key):
+            del keys[kid]
+    return keys, found
 
 
 def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
@@ -670,7 +697,12 @@ def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
     n, e = entry.get("n"), entry.get("e")
-    if not isinstance(n, str) or not isinstance(e, str) or _bit_length(n) < MIN_RSA_BITS:
+    if not isinstance(n, str) or not isinstance(e, str):
+        return None
+    modulus, exponent = _integer(n), _integer(e)
+    if not MIN_RSA_BITS <= modulus.bit_length() <= MAX_RSA_BITS or modulus % 2 == 0:
+        return None  # an even modulus has the factor 2: anyone can sign with it
+    if exponent.bit_length() > MAX_RSA_EXPONENT_BITS:
         return None
     try:
         # Only the public members are taken (an entry with private ones was skipped).
@@ -680,11 +712,16 @@ def _parse_key(entry: Any) -> tuple[str, RSAKey] | None:
     return kid, key
 
 
-def _bit_length(b64url_integer: str) -> int:
+def _integer(b64url_integer: str) -> int:
+    """A JWK integer member's value; 0 if it is not base64url."""
     try:
-        return int.from_bytes(b64url_decode(b64url_integer), "big").bit_length()
+        return int.from_bytes(b64url_decode(b64url_integer), "big")
     except ValueError:
         return 0
+
+
+def _modulus(key: RSAKey) -> int:
+    return int(key.public_key.public_numbers().n)
 
 
 def _fingerprint(keys: dict[str, RSAKey]) -> set[tuple[str, str, str]]:

@@ -383,9 +383,7 @@ def test_keyring_keeps_the_old_set_when_the_new_one_is_broken(store):
     assert ring.current is first
 
 
-def test_a_failed_read_while_loading_a_revocation_is_retried_not_given_up_on(
-    store, monkeypatch
-):
+def test_a_failed_read_while_loading_a_revocation_is_retried_not_given_up_on(store, monkeypatch):
     # The review: one ESTALE (or EMFILE under load) reading a key file marked that version
     # broken, and the issuer signed with, and published, the revoked key until the next change.
     store.generate()

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 
 from resource_server.errors import InvalidToken, KeySetUnavailable
-from resource_server.jwks import CachePolicy, KeySetStatus, RemoteKeySet
+from resource_server.jwks import MAX_KEYS, CachePolicy, KeySetStatus, RemoteKeySet
 from resource_server.verify import Verifier
 from tests.support import FakeClock, b64url, public_jwk, sign_jwt
 
@@ -613,11 +613,25 @@ async def test_unusable_keys_are_skipped_not_fatal(
         {"kty": "oct", "kid": "sym", "k": "c2VjcmV0"},
         "not-an-object",
         public_jwk(rsa_private_key, "good"),
+        # The review: no one's real key, and a cost on every verification (4 ms for a
+        # 2,047-bit exponent); an even modulus has the factor 2, so anyone can sign.
+        {
+            **public_jwk(rsa_private_key, "huge-e"),
+            "e": b64url(((1 << 2046) | 1).to_bytes(256, "big")),
+        },
+        {
+            **public_jwk(rsa_private_key, "even-n"),
+            "n": b64url(((1 << 2047) + 2).to_bytes(256, "big")),
+        },
+        {
+            **public_jwk(rsa_private_key, "huge-n"),
+            "n": b64url(((1 << 8200) + 1).to_bytes(1026, "big")),
+        },
     ]
     respx_mock.get(JWKS_URL).respond(json={"keys": entries})
     assert await key_set.key("good") is not None
-    for kid in ("too-small", "ec", "enc", "hs", "sym"):
-        assert await key_set.key(kid) is None
+    for kid in ("too-small", "ec", "enc", "hs", "sym", "huge-e", "even-n", "huge-n"):
+        assert await key_set.key(kid) is None, kid
 
 
 def leaked_jwk(key: rsa.RSAPrivateKey, kid: str, *members: str) -> dict[str, object]:
@@ -647,7 +661,14 @@ def leaked_jwk(key: rsa.RSAPrivateKey, kid: str, *members: str) -> dict[str, obj
     ids=["d", "all", "factors", "oth"],
 )
 async def test_a_key_published_with_private_members_is_not_trusted(
-    respx_mock, metadata_route, key_set, rsa_private_key, other_private_key, caplog, members
+    respx_mock,
+    metadata_route,
+    key_set,
+    rsa_private_key,
+    other_private_key,
+    third_private_key,
+    caplog,
+    members,
 ):
     # The audit: an entry carrying d, p and q was used as a signing key, so anyone reading
     # the JWKS could mint tokens that verified; nothing was logged.
@@ -658,7 +679,7 @@ async def test_a_key_published_with_private_members_is_not_trusted(
                 # The same kid again without them: the key is still the compromised one.
                 public_jwk(rsa_private_key, "leaked-twice"),
                 leaked_jwk(rsa_private_key, "leaked-twice", *members),
-                public_jwk(rsa_private_key, "good"),
+                public_jwk(third_private_key, "good"),
             ]
         }
     )
@@ -672,8 +693,44 @@ async def test_a_key_published_with_private_members_is_not_trusted(
     assert "'leaked-twice'" in warnings[1]
 
 
+async def test_a_key_set_of_more_keys_than_any_issuer_publishes_is_refused(
+    respx_mock, metadata_route, key_set, rsa_private_key, clock
+):
+    # The review: each entry is parsed on the event loop; 1 MiB of them held it 0.75 s.
+    entries = [public_jwk(rsa_private_key, f"k{n}") for n in range(MAX_KEYS + 1)]
+    respx_mock.get(JWKS_URL).respond(json={"keys": entries})
+    with pytest.raises(KeySetUnavailable):
+        await key_set.key("k1")
+    respx_mock.get(JWKS_URL).respond(json={"keys": entries[:MAX_KEYS]})
+    clock.advance(2)  # past the least gap between two fetches
+    assert await key_set.key("k1") is not None
+
+
+async def test_a_key_leaked_under_another_kid_or_none_is_trusted_under_no_kid(
+    respx_mock, metadata_route, key_set, rsa_private_key, other_private_key, third_private_key
+):
+    # The review: the leak was recorded by kid only, so the same key published cleanly under
+    # its own kid kept verifying tokens anyone could sign with the leaked copy.
+    without_kid = leaked_jwk(other_private_key, "unused", "d")
+    del without_kid["kid"]
+    respx_mock.get(JWKS_URL).respond(
+        json={
+            "keys": [
+                public_jwk(rsa_private_key, "k1"),
+                leaked_jwk(rsa_private_key, "debug", "d"),
+                public_jwk(other_private_key, "k2"),
+                without_kid,
+                public_jwk(third_private_key, "good"),
+            ]
+        }
+    )
+    assert await key_set.key("good") is not None
+    assert await key_set.key("k1") is None and await key_set.key("k2") is None
+
+
+@pytest.mark.parametrize("leaked_kid", ["k1", "kx"])
 async def test_a_leaked_key_stops_verifying_even_when_the_set_showing_it_is_refused(
-    respx_mock, metadata_route, key_set, clock, rsa_private_key
+    respx_mock, metadata_route, key_set, clock, rsa_private_key, leaked_kid
 ):
     # The review: the only entry gained private members, so the fetched set had no usable
     # key and was refused, and the held set, that very key in it, kept verifying tokens
@@ -691,9 +748,9 @@ async def test_a_leaked_key_stops_verifying_even_when_the_set_showing_it_is_refu
     cached = token("seen-before")
     await verifier.verify(cached)
     assert verifier.remembered(cached) is not None  # in the verified-token cache
-    route.mock(
-        return_value=httpx.Response(200, json={"keys": [leaked_jwk(rsa_private_key, "k1", "d")]})
-    )
+    # Under its kid, or another (the review): the held k1 is the same key either way.
+    leaked = leaked_jwk(rsa_private_key, leaked_kid, "d")
+    route.mock(return_value=httpx.Response(200, json={"keys": [leaked]}))
     clock.advance(60)
     await key_set.maintain()  # the revalidation: the set is refused...
     assert key_set.status().last_fetch_failed

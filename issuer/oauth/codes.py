@@ -46,6 +46,8 @@ class AuthorizationCode(Base):
     access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_expires_at: Mapped[int | None] = mapped_column(UnixTime, nullable=True)
     family_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The browser session it was issued in (its id's hash): signing out there drops it unused.
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class CodeGrant:
     scope: str
     user_id: int
     auth_time: int
+    session_hash: str | None = None  # the browser session it was issued in
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class AuthorizationCodes:
                     scope=grant.scope,
                     user_id=grant.user_id,
                     auth_time=grant.auth_time,
+                    session_hash=grant.session_hash,
                     created_at=now,
                     expires_at=now + self._ttl,
                 )
@@ -171,12 +175,13 @@ class AuthorizationCodes:
                     AuthorizationCode.scope,
                     AuthorizationCode.user_id,
                     AuthorizationCode.auth_time,
+                    AuthorizationCode.session_hash,
                 )
             ).first()
             if claimed is None:
                 raise self._refusal(session, code)
             try:
-                result, issued = issue(CodeGrant(*claimed), session)
+                result, issued = issue(CodeGrant(**claimed._asdict()), session)
             except NotTheCodesRequest:
                 session.rollback()  # unclaimed: still the code's own client's to redeem
                 raise

@@ -292,6 +292,7 @@ class AuthorizationEndpoint:
             scope=" ".join(scope),
             user_id=user.id,
             auth_time=signed_in.auth_time,
+            session_hash=signed_in.id_hash,
         )
         try:
             code = await run_in_threadpool(

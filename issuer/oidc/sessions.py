@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from issuer.oauth.codes import AuthorizationCode
 from issuer.storage.engine import Base, UnixTime
 from issuer.storage.lookup_keys import lookup_key
 
@@ -109,11 +110,19 @@ class BrowserSessions:
         return SignedIn(row.user_id, row.auth_time, row.id_hash) if row else None
 
     def end(self, session_id: str | None) -> None:
+        """End a session (/logout), and the codes issued in it not yet exchanged: an app
+        must not sign the user in after they signed out. A code being stored meanwhile holds
+        the session's row (`still_open`), so it is committed before this and dropped here."""
         if not session_id:
             return
+        id_hash = lookup_key(session_id)
         with self._sessions() as session:
+            session.execute(delete(BrowserSession).where(BrowserSession.id_hash == id_hash))
             session.execute(
-                delete(BrowserSession).where(BrowserSession.id_hash == lookup_key(session_id))
+                delete(AuthorizationCode).where(
+                    AuthorizationCode.session_hash == id_hash,
+                    AuthorizationCode.used_at.is_(None),
+                )
             )
             session.commit()
 

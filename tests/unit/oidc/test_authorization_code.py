@@ -325,6 +325,24 @@ async def test_logout_ends_the_session_and_returns_to_the_registered_uri(
     assert again.status_code == 200 and 'name="password"' in again.text  # signed out
 
 
+async def test_logout_drops_the_codes_its_session_issued_not_yet_exchanged(client, secrets):
+    # A code on its way to an app when the user signs out must not sign them in after it;
+    # a code already exchanged stays, so that its replay still revokes what it issued.
+    spa_pkce, webapp_pkce = Pkce(), Pkce()
+    pending = callback_params(await sign_in(client, authorize_url("spa", SPA, spa_pkce)))
+    params = await webapp_code(client, secrets, webapp_pkce, scope="openid read")
+    webapp = ("webapp", secrets["webapp"])
+    tokens = (await exchange(client, params["code"], webapp_pkce, auth=webapp)).json()
+    out = await client.get("/logout", params={"id_token_hint": tokens["id_token"]})
+    assert out.status_code == 200 and "signed out" in out.text
+    refused = await exchange(client, pending["code"], spa_pkce, SPA, client_id="spa")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    replayed = await exchange(client, params["code"], webapp_pkce, auth=webapp)
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert (await client.post("/token", data=refresh, auth=webapp)).status_code == 400
+
+
 async def test_logout_never_redirects_to_an_unregistered_uri(client, secrets):
     pkce = Pkce()
     params = await webapp_code(client, secrets, pkce)

@@ -214,12 +214,21 @@ class AuthorizationCodes:
         row = session.scalar(
             select(AuthorizationCode).where(AuthorizationCode.code_hash == lookup_key(code))
         )
+        # Judged before the rollback, which expires the row: read after it, the row is queried
+        # again, and one deleted meanwhile (past its end, by a new code's clean-up; unused, by
+        # a sign-out of its session) was an ObjectDeletedError, a 500, instead of a refusal.
+        refusal = _refusal_of(row)
         session.rollback()
-        if row is None:
-            return InvalidGrant("authorization code is invalid")
-        if row.used_at is None:
-            return InvalidGrant("authorization code has expired")
-        issued = None
-        if row.access_jti is not None and row.access_expires_at is not None:
-            issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
-        return CodeReused(issued, row.client_id, row.redirect_uri, row.code_challenge)
+        return refusal
+
+
+def _refusal_of(row: AuthorizationCode | None) -> InvalidGrant:
+    """Why a code that could not be claimed is refused; a used one carries what it issued."""
+    if row is None:
+        return InvalidGrant("authorization code is invalid")
+    if row.used_at is None:
+        return InvalidGrant("authorization code has expired")
+    issued = None
+    if row.access_jti is not None and row.access_expires_at is not None:
+        issued = Issued(AccessTokenRef(row.access_jti, row.access_expires_at), row.family_id)
+    return CodeReused(issued, row.client_id, row.redirect_uri, row.code_challenge)

@@ -4,10 +4,11 @@ and a redemption whose commit answer was lost, on both databases."""
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from issuer.oauth.codes import AuthorizationCodes, CodeGrant, CodeReused, Issued
+from issuer.oauth.codes import AuthorizationCode, AuthorizationCodes, CodeGrant, CodeReused, Issued
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.pkce import challenge_of
 from issuer.oauth.revoked_tokens import AccessTokenRef
@@ -103,3 +104,21 @@ def test_a_replay_proves_its_client_only_with_every_binding():
         ("webapp", "https://app.example/cb", "w" * 43),
     ):
         assert not reused.sent_by_its_client(client_id, redirect_uri, other_verifier)
+
+
+def test_a_code_refused_as_it_is_deleted_is_refused_not_an_error(codes, monkeypatch):
+    # The review: the refusal read the code's row again after its rollback (which expires what
+    # the session had loaded); a code past its end, deleted in between by another code's
+    # issuing on another connection, was an ObjectDeletedError (a 500), not invalid_grant.
+    code = codes.issue(GRANT, NOW)
+    rollback = Session.rollback
+
+    def rollback_then_cleaned_up(self: Session) -> None:
+        rollback(self)
+        with codes._sessions() as other:
+            other.execute(delete(AuthorizationCode))
+            other.commit()
+
+    monkeypatch.setattr(Session, "rollback", rollback_then_cleaned_up)
+    with pytest.raises(InvalidGrant, match="expired"):
+        codes.redeem(code, NOW + 60, issue)

@@ -213,10 +213,14 @@ class RefreshTokenStore:
             return InvalidGrant("refresh token is invalid")
         if row.used_at is not None:
             return self._revoke_locked_family(session, row.family_id, now)
+        # Read before the rollback, which expires the row: read after it, the row is queried
+        # again, and one a login's clean-up deleted meanwhile (its family had ended) was an
+        # ObjectDeletedError, a 500, instead of this refusal.
+        revoked, family_expires_at = row.revoked_at is not None, row.family_expires_at
         session.rollback()
-        if row.revoked_at is not None:
+        if revoked:
             return InvalidGrant("refresh token has been revoked")
-        if now >= row.family_expires_at:
+        if now >= family_expires_at:
             return InvalidGrant("refresh token has expired (session lifetime reached)")
         return InvalidGrant("refresh token has expired (unused for too long)")
 

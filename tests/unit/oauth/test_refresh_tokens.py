@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -337,3 +337,24 @@ def test_signing_a_user_out_revokes_that_users_live_families_only(store):
     with pytest.raises(InvalidGrant):
         rotate(store, live)
     assert rotate(store, others)
+
+
+def test_a_token_refused_as_its_family_is_deleted_is_refused_not_an_error(
+    store, sessions, monkeypatch
+):
+    # The review: the refusal read the token's row again after its rollback (which expires what
+    # the session had loaded); a family that had ended, deleted in between by a login's
+    # clean-up on another connection, was an ObjectDeletedError (a 500), not invalid_grant.
+    rt0 = login(store)
+    rollback = Session.rollback
+
+    def rollback_then_cleaned_up(self: Session) -> None:
+        rollback(self)
+        with sessions() as other:
+            other.execute(delete(RefreshToken))
+            other.execute(delete(RefreshFamily))
+            other.commit()
+
+    monkeypatch.setattr(Session, "rollback", rollback_then_cleaned_up)
+    with pytest.raises(InvalidGrant, match="unused for too long"):
+        store.rotate(rt0, "spa", NOW + 8 * DAY, issue)

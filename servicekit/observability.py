@@ -222,9 +222,13 @@ def configure_logging(fmt: str, level: str = "INFO") -> None:
     # and the request id on each access line (logged while the request's context is set).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
+        # `uvicorn --no-access-log` leaves its access logger with no handler and not
+        # propagating; made to propagate, it had a handler again (ours), and uvicorn, which
+        # asks `hasHandlers()` for each connection, wrote the access lines it was told not to.
+        switched_off = name == "uvicorn.access" and not logger.handlers and not logger.propagate
         for own in list(logger.handlers):
             logger.removeHandler(own)
-        logger.propagate = True
+        logger.propagate = not switched_off
     # On the logger, not a handler, so that it holds whatever handles the lines.
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, DropQueryString) for f in access.filters):

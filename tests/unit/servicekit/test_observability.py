@@ -4,10 +4,12 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import respx
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse
@@ -265,3 +267,25 @@ def test_access_lines_cut_a_path_longer_than_256_characters(caplog, path, logged
         access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path + "?q=1", "1.1", 404)
     (line,) = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert line == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 404'
+
+
+@pytest.fixture
+def uvicorn_loggers() -> Iterator[None]:
+    """Uvicorn's loggers as they were, put back after a test that lets uvicorn set them."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_uvicorn_writes_access_lines_only_when_not_told_otherwise(uvicorn_loggers, access_log):
+    # As `uvicorn ... [--no-access-log]` sets its loggers before the app's lifespan runs;
+    # uvicorn writes access lines when its access logger has a handler (`hasHandlers()`).
+    uvicorn.Config("issuer.app:app", access_log=access_log)
+    configure_logging("json")
+    configure_logging("json")  # idempotent
+    assert logging.getLogger("uvicorn.access").hasHandlers() is access_log
+    assert logging.getLogger("uvicorn.error").hasHandlers()

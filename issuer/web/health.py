@@ -26,9 +26,9 @@ async def prometheus(metrics: Metrics) -> Response:
 
 @router.get("/readyz", summary="Readiness: database and keys usable", responses=READYZ_RESPONSES)
 async def readyz(engine: Database, keyring: Keys) -> JSONResponse:
-    """Ready when the database answers. `keys` is reported for monitors that read it, and is
-    always true: the issuer does not start without a usable key set, and keeps its last good
-    one when the store breaks (the log says so), so it can always sign."""
+    """Ready when the database answers and takes writes. `keys` is reported for monitors that
+    read it, and is always true: the issuer does not start without a usable key set, and
+    keeps its last good one when the store breaks (the log says so), so it can always sign."""
     checks = {"database": await run_in_threadpool(_database_answers, engine)}
     checks["keys"] = keyring.current.signing_key is not None
     ready = all(checks.values())
@@ -36,8 +36,15 @@ async def readyz(engine: Database, keyring: Keys) -> JSONResponse:
 
 
 def _database_answers(engine: Engine) -> bool:
+    """Whether the database answers and takes writes. A PostgreSQL server that takes none (a
+    standby after a failover, which a pooler or a DNS name may still point at) answers reads,
+    but every browser sign-in, code, refresh token and revocation is refused there (SQLSTATE
+    25006) and answered 503, as while the database is out of reach: not ready either."""
     try:
         with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                read_only = connection.execute(text("SHOW transaction_read_only")).scalar()
+                return read_only == "off"
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError:
         return False

@@ -5,12 +5,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from servicekit.processes import Process, free_port, run_script, uvicorn
+from servicekit.processes import Process, free_port, granian, run_script, uvicorn
 
 PASSWORD = "wonderland1"
 
@@ -100,15 +101,24 @@ def prepare(tmp: Path, **overrides: str) -> tuple[dict[str, str], int, int]:
 
 @contextlib.contextmanager
 def running_stack(
-    tmp: Path, access_log: bool = False, issuer_workers: int = 1, **overrides: str
+    tmp: Path,
+    access_log: bool = False,
+    issuer_workers: int = 1,
+    server: Literal["uvicorn", "granian"] = "uvicorn",
+    **overrides: str,
 ) -> Iterator[Stack]:
-    """Keys and a user made by the scripts, then both services; everything stopped after."""
+    """Keys and a user made by the scripts, then both services (under uvicorn as `make run`
+    starts them, or Granian as the Dockerfile and compose do); everything stopped after."""
     env, issuer_port, rs_port = prepare(tmp, **overrides)
     issuer_url = f"http://127.0.0.1:{issuer_port}"
-    issuer = uvicorn(
-        "issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log, issuer_workers
-    )
-    rs = uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log")
+    if server == "granian":
+        issuer = granian("issuer.app:app", issuer_port, env, tmp / "issuer.log", issuer_workers)
+        rs = granian("resource_server.app:app", rs_port, env, tmp / "rs.log")
+    else:
+        issuer = uvicorn(
+            "issuer.app:app", issuer_port, env, tmp / "issuer.log", access_log, issuer_workers
+        )
+        rs = uvicorn("resource_server.app:app", rs_port, env, tmp / "rs.log")
     stack = Stack(issuer_url, f"http://127.0.0.1:{rs_port}", env, tmp, issuer, rs, issuer_port)
     try:
         issuer.wait_until_serving(f"{issuer_url}/healthz")

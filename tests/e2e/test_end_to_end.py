@@ -82,6 +82,26 @@ def test_forged_token_gets_401(stack, other_private_key):
     assert stack.users_me(forged).status_code == 401
 
 
+def test_the_production_server_runs_both_services(tmp_path, other_private_key):
+    # Granian, with the options the Dockerfile and compose pass it: a token from the issuer
+    # opens /users/me, a forgery does not, and the JWKS answers GET and HEAD alike.
+    with running_stack(tmp_path, server="granian") as production:
+        token = production.token()
+        me = production.users_me(token)
+        assert me.status_code == 200 and me.json()["username"] == "alice"
+        kid, _ = production.active_private_key()
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+        forged = sign_jwt(other_private_key, {"alg": "RS256", "typ": "at+jwt", "kid": kid}, claims)
+        refused = production.users_me(forged)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith('Bearer realm="api"')
+        jwks_url = f"{production.issuer_url}/.well-known/jwks.json"
+        document, head = httpx.get(jwks_url), httpx.head(jwks_url)
+        assert document.status_code == head.status_code == 200 and head.content == b""
+        assert head.headers["etag"] == document.headers["etag"]
+        assert kid in {key["kid"] for key in document.json()["keys"]}
+
+
 MALFORMED = "the Authorization header must be 'Bearer <token>'"
 
 

@@ -11,7 +11,7 @@ from issuer.admin import error_line, report, run
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import DatabaseFileError, make_engine
-from issuer.storage.schema import DowngradeRefused, SchemaMismatch
+from issuer.storage.schema import DowngradeRefused, MigrationRefused, SchemaMismatch
 from servicekit.configuration import load_settings
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatabaseFileError, SchemaMismatch) as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:
+    except (MigrationRefused, SQLAlchemyError) as exc:
         print(f"error: nothing was migrated: {error_line(exc)}", file=sys.stderr)
         return 1
     try:

@@ -31,6 +31,11 @@ class SchemaMismatch(RuntimeError):
     """The database schema is not the one this issuer was built for."""
 
 
+class MigrationRefused(RuntimeError):
+    """A migration found data it cannot carry over unchanged (it says what to mend first); the
+    transaction is rolled back, so the database stays at the revision it was at."""
+
+
 class DowngradeRefused(ValueError):
     """A target revision older than the database's: these migrations only go up."""
 

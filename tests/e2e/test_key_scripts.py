@@ -907,6 +907,38 @@ def test_migrate_says_what_it_did_in_words_that_are_true(tmp_path):
     assert run_script("migrate.py", env=env).stdout == "database schema: 0003 -> 0009\n"
 
 
+def test_a_migration_refusing_the_data_it_finds_is_said_in_one_line(tmp_path):
+    # The review: 0003 refusing usernames that differ only in case ended migrate.py in a
+    # traceback; its message, the one thing the operator needs, was on its last line.
+    from sqlalchemy import text
+
+    from issuer.storage import schema
+    from issuer.storage.engine import make_engine
+
+    url = f"sqlite:///{tmp_path / 'issuer.db'}"
+    engine = make_engine(url)
+    schema.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        for name in ("bob", "Bob"):
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+                    "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
+                ),
+                {"n": name},
+            )
+    engine.dispose()
+    result = run_script("migrate.py", env={"ISSUER_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: nothing was migrated: usernames that differ only in case must be merged or "
+        "renamed before this migration: bob"
+    ]
+    engine = make_engine(url)
+    assert schema.current(engine) == "0002"
+    engine.dispose()
+
+
 def without_write_override() -> list[str]:
     """A command prefix under which a directory of mode 555 cannot be written: none for a
     user without the privilege, setpriv dropping it for root; a skip where neither works."""

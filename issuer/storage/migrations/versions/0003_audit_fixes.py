@@ -8,6 +8,8 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
+from issuer.storage.schema import MigrationRefused
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -49,7 +51,7 @@ def upgrade() -> None:
         .all()
     )
     if clashes:
-        raise RuntimeError(
+        raise MigrationRefused(
             "usernames that differ only in case must be merged or renamed before this "
             f"migration: {', '.join(sorted(clashes))}"
         )

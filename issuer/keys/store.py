@@ -110,13 +110,15 @@ class KeySetStore(ABC):
         """Create an active and a next key; `None` when a key set exists (nothing changes),
         `KeySetError` if the issuer could not load that set."""
         _check_key_size(key_size)
+        # A set present is only read, as the issuer reads it, so without the writers' lock:
+        # a keys directory this process may read but not write (a read-only secret volume,
+        # root's files) has no `.lock` to take, and the set in it is fine.
+        if self.exists():
+            self._check_present()
+            return None
         with self._exclusive(create=True):
-            if self.exists():
-                # Nothing to write, but a set the issuer could not load (a key lost or corrupt,
-                # a passphrase that does not open it) is reported now rather than by the
-                # issuer that starts with it.
-                with self._unchanged_on_error():
-                    self.verify()
+            if self.exists():  # made by another run since we looked
+                self._check_present()
                 return None
             active, upcoming = self._new_key(key_size), self._new_key(key_size)
             manifest = initial_manifest(active.thumbprint(), upcoming.thumbprint(), self._now())
@@ -128,6 +130,13 @@ class KeySetStore(ABC):
             upcoming.thumbprint(),
         )
         return manifest
+
+    def _check_present(self) -> None:
+        # Nothing to write, but a set the issuer could not load (a key lost or corrupt, a
+        # passphrase that does not open it) is reported now rather than by the issuer that
+        # starts with it.
+        with self._unchanged_on_error():
+            self.verify()
 
     def plan_rotation(self, policy: RotationPolicy, force: bool = False) -> Step:
         """What `rotate` would do now, without changing anything (refused alike)."""

@@ -981,6 +981,29 @@ def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_pat
     assert not where.exists()
 
 
+def test_generate_keys_on_a_set_in_a_directory_it_cannot_write_says_the_set_exists(env):
+    # The review: with a set the issuer loads in a keys directory the script may not write
+    # (mode 555, a read-only secret volume), generate_keys.py exited 1 on `.lock`.
+    prefix = without_write_override()
+    assert run_script("generate_keys.py", env=env).returncode == 0
+    keys = Path(env["ISSUER_KEYS_DIR"])
+    (keys / ".lock").unlink()
+    keys.chmod(0o555)
+    result = subprocess.run(
+        [*prefix, sys.executable, str(ROOT / "scripts" / "generate_keys.py")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    keys.chmod(0o700)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"a key set already exists in {keys}; nothing changed\n"
+    assert not (keys / ".lock").exists()
+
+
 def test_create_client_takes_several_grants_and_audiences_after_one_flag(tmp_path: Path):
     # `--grant TYPE ...` and `--audience AUD ...`: "--grant password refresh_token" said
     # "unrecognized arguments: refresh_token"; repeating the flag works as before.

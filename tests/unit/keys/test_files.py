@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -61,6 +62,27 @@ def test_generate_with_a_key_set_present_changes_nothing(store):
     assert store.generate() is None
     assert sorted(p.name for p in store.directory.iterdir()) == before
     assert store.read_manifest() == first
+
+
+def test_generate_with_a_key_set_present_in_a_read_only_directory_changes_nothing(
+    store, monkeypatch
+):
+    # The review: on a keys directory it may not write (a read-only secret volume), with a
+    # set the issuer loads, generate_keys.py failed opening `.lock` (exit 1) instead of
+    # saying the set exists: nothing is written, so no writer's lock is needed.
+    first = store.generate()
+    (store.directory / ".lock").unlink()  # a mounted secret has none
+    real_open = os.open
+
+    def read_only(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert store.generate() is None
+    assert store.read_manifest() == first
+    assert not (store.directory / ".lock").exists()
 
 
 @pytest.mark.parametrize("size", [3072, 4096])

@@ -177,9 +177,20 @@ def _create_private(path: str | None) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError as exc:
+            target = os.path.realpath(path)
+            if isinstance(exc, FileNotFoundError) and target != path:
+                # A symbolic link to a file not there yet (O_EXCL does not follow it): the
+                # file it names is created, private, as SQLite would create it.
+                _create_private(target)
+                return
+            raise DatabaseFileError(
+                f"cannot use the database {path}: {exc.strerror or exc}"
+            ) from None
         # Not changed behind the operator's back (a group may be meant to read it), but
         # one made before files were created private is worth a word.
-        mode = stat.S_IMODE(os.stat(path).st_mode)
         if mode & 0o077:
             log.warning(
                 "the database %s is readable by others (mode %o) and holds password "

@@ -3,6 +3,7 @@ PostgreSQL are bounded."""
 
 import logging
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -84,6 +85,28 @@ async def test_the_issuer_refuses_to_start_on_a_database_it_cannot_create(tmp_pa
     with pytest.raises(DatabaseFileError, match=f"{path}: Not a directory"):
         async with running(app):
             pass
+
+
+def test_a_database_path_linking_to_a_file_not_there_yet_is_created_private(tmp_path):
+    # The review: a symbolic link to a database not created yet (O_CREAT | O_EXCL found the
+    # link) ended every script, and the issuer's start, in a FileNotFoundError traceback.
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "issuer.db"
+    link.symlink_to(tmp_path / "data" / "issuer.db")
+    engine = make_engine(f"sqlite:///{link}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (x INTEGER)"))
+    engine.dispose()
+    assert stat.S_IMODE((tmp_path / "data" / "issuer.db").stat().st_mode) == 0o600
+    nowhere = tmp_path / "nowhere.db"
+    nowhere.symlink_to(tmp_path / "missing" / "issuer.db")
+    target = re.escape(os.path.realpath(tmp_path / "missing" / "issuer.db"))
+    with pytest.raises(DatabaseFileError, match=f"^cannot create the database {target}: No such"):
+        make_engine(f"sqlite:///{nowhere}")
+    loop = tmp_path / "loop.db"
+    loop.symlink_to(loop)
+    with pytest.raises(DatabaseFileError, match=f"^cannot use the database {re.escape(str(loop))}"):
+        make_engine(f"sqlite:///{loop}")
 
 
 def test_a_database_path_naming_a_directory_says_so(tmp_path):

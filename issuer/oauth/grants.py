@@ -149,6 +149,11 @@ class TokenEndpoint:
             user = self._users.get_by_id(grant.user_id, session)
             if user is None or user.disabled:
                 raise InvalidGrant("the user can no longer log in")
+            # Signed out everywhere since the sign-in the code came from: its unused codes
+            # are being dropped, and one exchanged meanwhile must not yield a token that
+            # outlives the new password (`honours` would take it: its `iat` is later).
+            if user.signed_out_at is not None and grant.auth_time <= user.signed_out_at:
+                raise InvalidGrant("the user has signed out everywhere since this code was issued")
             scope = parse_scope(grant.scope)
             issued = self._issue(client, subject=str(user.id), scope=scope, username=user.username)
             access = AccessTokenRef(issued.jti, issued.expires_at)

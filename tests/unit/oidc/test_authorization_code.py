@@ -406,6 +406,22 @@ async def test_a_new_password_spends_the_codes_not_yet_exchanged(client, setting
     assert again.status_code == 200 and 'name="password"' in again.text  # signed out
 
 
+async def test_a_code_exchanged_while_a_sign_out_everywhere_runs_is_refused(
+    client, settings, clock, monkeypatch
+):
+    # The new password is committed before the user's unused codes are dropped; a code
+    # exchanged in between gave spa (no refresh family to revoke) a token newer than the
+    # sign-out, which /userinfo and introspection took.
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    clock.advance(1)
+    monkeypatch.setattr(AuthorizationCodes, "discard_user", lambda self, user_id: 0)
+    change_user(settings, "alice", password="through the looking glass", clock=clock)
+    clock.advance(1)
+    refused = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
 async def test_a_sign_out_everywhere_closes_userinfo_to_the_tokens_issued_before_it(
     client, settings, clock
 ):

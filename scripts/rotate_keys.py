@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"  {line}" for line in step.changes]
     if args.revoke is not None and not step.unloadable:
         lines.append(
-            f"Tokens signed by {args.revoke} stop verifying as soon as each verifier refreshes "
+            ("Once applied, tokens" if args.dry_run else "Tokens")
+            + f" signed by {args.revoke} stop verifying as soon as each verifier refreshes "
             f"its JWKS: at most {settings.jwks_max_age} s (the JWKS max-age) for caches that "
             "honour max-age, about a minute for this project's resource servers (they "
             "revalidate the JWKS every RS_JWKS_REVALIDATE seconds). For the next "

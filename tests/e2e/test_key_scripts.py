@@ -137,9 +137,12 @@ def test_a_rotation_leaves_the_operators_files_and_reports_a_failed_cleanup(env)
 def test_revoke_drops_the_key_and_explains_the_effect(env):
     run_script("generate_keys.py", env=env)
     active = next(k["kid"] for k in manifest(env)["keys"] if k["state"] == "active")
+    planned = run_script("rotate_keys.py", "--revoke", active, "--dry-run", env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert f"Once applied, tokens signed by {active} stop verifying" in planned.stdout
     result = run_script("rotate_keys.py", "--revoke", active, env=env)
     assert result.returncode == 0, result.stderr
-    assert "stop verifying" in result.stdout
+    assert f"\nTokens signed by {active} stop verifying" in result.stdout
     states = {k["kid"]: k["state"] for k in manifest(env)["keys"]}
     assert states[active] == "retired"
     assert not (Path(env["ISSUER_KEYS_DIR"]) / f"{active}.pem").exists()

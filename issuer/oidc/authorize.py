@@ -182,7 +182,9 @@ class AuthorizationEndpoint:
             raise fail("invalid_request", "code_challenge_method must be S256")
         if not pkce.valid_challenge(challenge):
             raise fail("invalid_request", "code_challenge must be 43 base64url characters")
-        prompt = frozenset(params.get("prompt", "").split())
+        # Space-delimited (OpenID Connect Core 3.1.2.1): str.split() would also split on tabs,
+        # NBSP, U+3000..., and read "login\u00a0consent" as two values, "\u2003" as none.
+        prompt = frozenset(params.get("prompt", "").split(" ")) - {""}
         if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
             raise fail(
                 "invalid_request", "prompt must be none, or any of login, consent, select_account"
@@ -368,7 +370,7 @@ def after_sign_in(query: str) -> str:
         if name in ("max_age", "id_token_hint"):
             continue
         if name == "prompt":
-            value = " ".join(p for p in value.split() if p not in SIGN_IN_PROMPTS)
+            value = " ".join(p for p in value.split(" ") if p and p not in SIGN_IN_PROMPTS)
             if not value:
                 continue
         pairs.append((name, value))

@@ -1105,6 +1105,9 @@ async def test_a_code_named_by_another_public_client_stays_its_own_clients(clien
         ({"prompt": "none login"}, "invalid_request"),
         ({"prompt": "none select_account"}, "invalid_request"),
         ({"prompt": "create"}, "invalid_request"),
+        ({"prompt": "login\u00a0consent"}, "invalid_request"),  # space-delimited: SP only
+        ({"prompt": "\u2003"}, "invalid_request"),
+        ({"prompt": "none\x1c"}, "invalid_request"),
         ({"nonce": "n" * 513}, "invalid_request"),
         ({"max_age": "\u00b2"}, "invalid_request"),  # a digit to str.isdigit, not to int()
         ({"nonce": "a\x00b"}, "invalid_request"),  # RFC 6749 Appendix A: no parameter holds NUL
@@ -1124,6 +1127,9 @@ async def test_a_code_named_by_another_public_client_stays_its_own_clients(clien
         "bad-prompt",
         "none-with-select-account",
         "unknown-prompt",
+        "prompt-split-on-nbsp",
+        "prompt-of-an-em-space",
+        "prompt-with-a-separator-control",
         "long-nonce",
         "superscript-max-age",
         "nul-in-nonce",

@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +25,7 @@ from issuer.admin import change_user
 from issuer.keys.files import FileKeyStore
 from issuer.oauth.password_login import PasswordLogin
 from issuer.settings import Settings
+from issuer.storage import schema
 from issuer.storage.engine import make_engine, make_sessions
 from resource_server.base64url import b64url_encode
 
@@ -246,3 +248,17 @@ def sign_out_after_password_check(
         return user
 
     monkeypatch.setattr(PasswordLogin, "verify", checked_then_signed_out)
+
+
+def users_differing_only_in_case(engine: Engine) -> None:
+    """A database at revision 0002 holding `bob` and `Bob`, which migration 0003 refuses."""
+    schema.upgrade(engine, "0002")
+    with engine.begin() as connection:
+        for name in ("bob", "Bob"):
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
+                    "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
+                ),
+                {"n": name},
+            )

@@ -19,8 +19,10 @@ import pytest
 from issuer.builders import open_database
 from issuer.oauth.clients import ClientRepository
 from issuer.settings import Settings
-from issuer.storage.engine import make_sessions
+from issuer.storage import schema
+from issuer.storage.engine import make_engine, make_sessions
 from servicekit.processes import ROOT, run_script
+from tests.support import users_differing_only_in_case
 
 
 @pytest.fixture
@@ -913,23 +915,9 @@ def test_migrate_says_what_it_did_in_words_that_are_true(tmp_path):
 def test_a_migration_refusing_the_data_it_finds_is_said_in_one_line(tmp_path):
     # The review: 0003 refusing usernames that differ only in case ended migrate.py in a
     # traceback; its message, the one thing the operator needs, was on its last line.
-    from sqlalchemy import text
-
-    from issuer.storage import schema
-    from issuer.storage.engine import make_engine
-
     url = f"sqlite:///{tmp_path / 'issuer.db'}"
     engine = make_engine(url)
-    schema.upgrade(engine, "0002")
-    with engine.begin() as connection:
-        for name in ("bob", "Bob"):
-            connection.execute(
-                text(
-                    "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
-                    "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
-                ),
-                {"n": name},
-            )
+    users_differing_only_in_case(engine)
     engine.dispose()
     result = run_script("migrate.py", env={"ISSUER_DATABASE_URL": url})
     assert result.returncode == 1

@@ -18,7 +18,7 @@ from issuer.oauth.clients import ClientError
 from issuer.settings import Settings
 from issuer.storage import schema
 from issuer.storage.engine import make_engine
-from tests.support import fresh_key_set, running
+from tests.support import fresh_key_set, running, users_differing_only_in_case
 from tests.unit.storage.racer import race
 
 TABLES = {
@@ -242,16 +242,7 @@ def test_0003_gives_every_refresh_token_family_its_row_and_folds_usernames(engin
 
 
 def test_0003_refuses_usernames_that_differ_only_in_case_and_changes_nothing(engine):
-    schema.upgrade(engine, "0002")
-    with engine.begin() as connection:
-        for name in ("bob", "Bob"):
-            connection.execute(
-                text(
-                    "INSERT INTO users (username, password_hash, scopes, disabled, created_at) "
-                    "VALUES (:n, 'x', '', false, CURRENT_TIMESTAMP)"
-                ),
-                {"n": name},
-            )
+    users_differing_only_in_case(engine)
     with pytest.raises(RuntimeError, match="bob"):
         schema.upgrade(engine)
     assert schema.current(engine) == "0002"

@@ -116,14 +116,18 @@ class BrowserSessions:
         if not session_id:
             return
         id_hash = lookup_key(session_id)
+        unused = delete(AuthorizationCode).where(
+            AuthorizationCode.session_hash == id_hash, AuthorizationCode.used_at.is_(None)
+        )
         with self._sessions() as session:
+            # Its codes before its row as well: a code being stored deletes the codes past
+            # their end (an abandoned one of this session among them) before it holds the
+            # row, so taking the row first and those codes after was, on PostgreSQL, a
+            # deadlock that aborted the logout. The second pass drops a code committed by
+            # one that held the row until this took it.
+            session.execute(unused)
             session.execute(delete(BrowserSession).where(BrowserSession.id_hash == id_hash))
-            session.execute(
-                delete(AuthorizationCode).where(
-                    AuthorizationCode.session_hash == id_hash,
-                    AuthorizationCode.used_at.is_(None),
-                )
-            )
+            session.execute(unused)
             session.commit()
 
     def end_all(self, user_id: int) -> int:

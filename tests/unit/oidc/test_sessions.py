@@ -1,13 +1,16 @@
 """Browser sessions at the store: what starting, ending and signing out everywhere remove,
 and what they leave, on both databases."""
 
+import contextlib
+import threading
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from issuer.oidc.sessions import BrowserSession, BrowserSessions
+from issuer.oauth.codes import AuthorizationCode, AuthorizationCodes, CodeGrant
+from issuer.oidc.sessions import BrowserSession, BrowserSessions, SessionEnded, still_open
 from issuer.storage.engine import make_engine, make_sessions
 from issuer.storage.schema import prepare
 from tests.support import FakeClock
@@ -55,3 +58,44 @@ def test_a_sign_in_drops_the_sessions_that_have_ended(
     assert rows(store) == 2
     sessions.start(3)
     assert rows(store) == 2 and sessions.find(younger) is not None
+
+
+def test_a_logout_while_its_session_is_issued_a_code_ends_both_without_a_deadlock(
+    store: sessionmaker[Session], clock: FakeClock
+) -> None:
+    # The review: /logout deleted the session's row, then its unused codes; a code being
+    # stored for that session had already deleted the codes past their end (one of them the
+    # session's, never exchanged) and waited for the session's row (`still_open`): on
+    # PostgreSQL a deadlock, the logout aborted and the user still signed in.
+    sessions, codes = BrowserSessions(store, TTL, clock), AuthorizationCodes(store, 60)
+    session_id = sessions.start(1)
+    signed_in = sessions.find(session_id)
+    assert signed_in is not None
+    now = int(clock())
+    grant = CodeGrant(
+        "spa", "https://spa.example/cb", "c" * 43, None, "openid", 1, now, signed_in.id_hash
+    )
+    codes.issue(grant, now - 120)  # abandoned: past its end, unused
+    clock.advance(1)
+    failed: list[Exception] = []
+
+    def logout() -> None:
+        try:
+            sessions.end(session_id)
+        except Exception as exc:  # reported below, not lost on the thread
+            failed.append(exc)
+
+    ending = threading.Thread(target=logout)
+
+    def logout_meanwhile(session: Session) -> None:
+        ending.start()
+        ending.join(0.5)  # until it waits on this transaction
+        still_open(signed_in)(session)
+
+    with contextlib.suppress(SessionEnded):  # or stored first, and dropped by the logout
+        codes.issue(grant, int(clock()), logout_meanwhile)
+    ending.join(10)
+    assert failed == []
+    assert sessions.find(session_id) is None
+    with store() as session:
+        assert session.scalar(select(func.count()).select_from(AuthorizationCode)) == 0

@@ -333,7 +333,10 @@ class AuthorizationEndpoint:
         if request.hinted_subject is not None and request.hinted_subject != str(signed_in.user_id):
             return None
         user = await run_in_threadpool(self._users.get_by_id, signed_in.user_id)
-        return None if user is None or user.disabled else user
+        # Not a sign-in after the last sign-out everywhere (whole seconds: one of its very
+        # second may have come before it), as for a token's `iat`: /token refuses the codes
+        # of such a sign-in, so it signs in again rather than get codes that never work.
+        return user if user is not None and user.honours(signed_in.auth_time) else None
 
     async def _client(self, client_id: str | None, repeated: frozenset[str]) -> Client:
         if not client_id or "client_id" in repeated:

@@ -422,6 +422,26 @@ async def test_a_code_exchanged_while_a_sign_out_everywhere_runs_is_refused(
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
 
 
+async def test_a_sign_in_of_the_second_of_a_new_password_is_not_left_with_refused_codes(
+    client, settings, clock
+):
+    # The review: codes are refused when their sign-in is not after the last sign-out
+    # everywhere (whole seconds); a browser that signed in with the new password within
+    # the second it was set kept a session whose every code /token refused, for the
+    # session's whole lifetime. Such a session now signs in again, as `honours` reads it.
+    new_password = "through the looking glass"
+    change_user(settings, "alice", password=new_password, clock=clock)
+    page = await client.get(authorize_url("spa", SPA, Pkce()))
+    await submit_login(client, page, "alice", new_password)  # the same second
+    clock.advance(1)
+    pkce = Pkce()
+    params = callback_params(
+        await sign_in(client, authorize_url("spa", SPA, pkce), "alice", new_password)
+    )
+    tokens = await exchange(client, params["code"], pkce, SPA, client_id="spa")
+    assert tokens.status_code == 200, tokens.text
+
+
 async def test_a_sign_out_everywhere_closes_userinfo_to_the_tokens_issued_before_it(
     client, settings, clock
 ):

@@ -35,6 +35,8 @@ audit = logging.getLogger("issuer.audit")
 
 ALLOWED_KEY_SIZES = (2048, 3072, 4096)
 _PLANNED_KID = "<new key>"
+# How often `verify` reads a set that keeps changing under it before it reports what it read.
+_VERIFY_ATTEMPTS = 3
 
 Version = tuple[int, ...]
 KeyFactory = Callable[[int], RSAKey]
@@ -186,6 +188,18 @@ class KeySetStore(ABC):
 
     def verify(self) -> None:
         """`KeySetError` naming the first key the issuer could not load the set for."""
+        # Read without the writers' lock, as the issuer reads it: a change committed between
+        # reading the manifest and the keys (a revoked key's file deleted) is not the set
+        # broken, so a set that changed meanwhile is read again.
+        for _ in range(_VERIFY_ATTEMPTS - 1):
+            before = self.version()
+            try:
+                self.load()
+            except KeySetError:
+                if self.version() == before:
+                    raise
+            else:
+                return
         self.load()
 
     def plan_encryption(self) -> list[str]:

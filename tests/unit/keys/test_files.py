@@ -85,6 +85,30 @@ def test_generate_with_a_key_set_present_in_a_read_only_directory_changes_nothin
     assert not (store.directory / ".lock").exists()
 
 
+def test_generate_with_a_key_set_present_reads_it_again_if_it_changed_meanwhile(
+    store, monkeypatch, tmp_path, clock, new_key
+):
+    # The review: the set present is read without the writers' lock; a revocation committed
+    # between reading the manifest and reading the keys (the revoked key's file deleted)
+    # made generate_keys.py report that set broken ("the private key of ... is missing")
+    # and exit 1, although both the set before and the set after load.
+    first = store.generate()
+    assert first is not None
+    revoking = FileKeyStore(tmp_path / "keys", clock=clock, new_key=new_key)
+    parse, raced = KeyManifest.from_json, []
+
+    def revoked_after_the_manifest_is_read(data: bytes) -> KeyManifest:
+        manifest = parse(data)
+        if not raced:
+            raced.append(True)
+            revoking.revoke(first.next.kid)
+        return manifest
+
+    monkeypatch.setattr(KeyManifest, "from_json", revoked_after_the_manifest_is_read)
+    assert store.generate() is None
+    assert raced and first.next.kid not in {r.kid for r in store.read_manifest().published}
+
+
 @pytest.mark.parametrize("size", [3072, 4096])
 def test_larger_key_sizes_are_allowed(store, size):
     store.generate(size)

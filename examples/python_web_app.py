@@ -1,9 +1,12 @@
 """A server-side web app that signs its users in at the issuer (Authlib, OpenID Connect).
 
-    pip install authlib itsdangerous uvicorn
-    python scripts/create_client.py gallery --redirect-uri http://127.0.0.1:5000/callback \\
+    # From the repository's root; `make install` (or `make run`) puts Authlib, itsdangerous
+    # and uvicorn in .venv. With the services on other ports than 8000/8001, set ISSUER_URL and
+    # API_URL too.
+    .venv/bin/python scripts/create_client.py gallery \\
+        --redirect-uri http://127.0.0.1:5000/callback \\
         --scope "openid profile email"          # prints the secret on its last line
-    GALLERY_SECRET=... uvicorn examples.python_web_app:app --port 5000
+    GALLERY_SECRET=... .venv/bin/uvicorn examples.python_web_app:app --port 5000
 
 Authlib discovers the endpoints, sends PKCE (S256), state and nonce, and checks the ID token
 (signature through the JWKS, `iss`, `aud`, `nonce`) when it exchanges the code.

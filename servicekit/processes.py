@@ -42,11 +42,17 @@ def free_port() -> int:
 
 
 def run_script(
-    name: str, *args: str, env: Mapping[str, str], stdin: str = "", timeout: float = 60
+    name: str,
+    *args: str,
+    env: Mapping[str, str],
+    stdin: str = "",
+    timeout: float = 60,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`python scripts/<name> args...` with `env` added to this process's environment."""
+    """`python scripts/<name> args...` with `env` added to this process's environment, run
+    under `prefix` (a command such as `setpriv ...`) when one is given."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / name), *args],
+        [*prefix, sys.executable, str(ROOT / "scripts" / name), *args],
         input=stdin,
         env={**os.environ, **env},
         capture_output=True,

@@ -957,16 +957,7 @@ def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_pat
         "ISSUER_KEYS_PASSPHRASE": "correct horse battery staple",
     }
     for script, *args in DATABASE_SCRIPTS:
-        result = subprocess.run(
-            [*prefix, sys.executable, str(ROOT / "scripts" / script), *args],
-            input="wonderland1\n",
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
-        )
+        result = run_script(script, *args, env=env, stdin="wonderland1\n", prefix=prefix)
         assert result.returncode == 1, (script, result.stderr)
         assert result.stderr == f"error: cannot create the database {where}: {cause}\n", script
     assert not where.exists()
@@ -980,15 +971,7 @@ def test_generate_keys_on_a_set_in_a_directory_it_cannot_write_says_the_set_exis
     keys = Path(env["ISSUER_KEYS_DIR"])
     (keys / ".lock").unlink()
     keys.chmod(0o555)
-    result = subprocess.run(
-        [*prefix, sys.executable, str(ROOT / "scripts" / "generate_keys.py")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = run_script("generate_keys.py", env=env, prefix=prefix)
     keys.chmod(0o700)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"a key set already exists in {keys}; nothing changed\n"

@@ -458,6 +458,27 @@ async def test_deletes_kept_for_redis_are_bounded_and_newer_memory_marks_survive
     assert await store.blocked("userlock:c") == pytest.approx(58.9)
 
 
+async def test_an_outage_of_any_length_keeps_the_retries_at_their_cap(
+    redis_client, prefix, clock, monkeypatch
+):
+    # The review: the retry delay was 2 ** (failed probes - 1) s before the 30 s cap was
+    # applied, and the 1,025th failed probe in a row (8.5 hours into an outage) overflowed
+    # the float: every limited request was answered 500 until Redis came back.
+    primary = RedisStore(redis_client, prefix)
+    store = FallbackStore(primary, MemoryStore(clock=clock), clock=clock)
+    cut_off(primary, monkeypatch)
+    for _ in range(1100):  # the first trips, each later one is a probe that fails
+        await store.incr("ip:1", 60)
+        clock.advance(30.1)
+    monkeypatch.undo()
+    clock.advance(-1.2)  # 29 s after the last probe: Redis is not asked yet
+    await store.incr("ip:2", 60)
+    assert await redis_client.exists(f"{prefix}ip:2") == 0
+    clock.advance(1.2)  # 30 s after it: the next probe, which Redis answers
+    await store.incr("ip:2", 60)
+    assert int(await redis_client.get(f"{prefix}ip:2")) == 1
+
+
 async def test_an_address_a_user_logged_in_from_passes_the_account_cap_for_30_days_no_longer(
     clock,
 ):

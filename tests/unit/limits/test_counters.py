@@ -67,6 +67,20 @@ async def test_memory_incr_capped_stops_counting_at_the_cap_until_the_window_end
     assert await store.incr_capped("fail:1", 60, 2) == (1, 60)
 
 
+async def test_memory_backoff_without_free_failures_doubles_from_one_second(clock):
+    # The review: with ISSUER_LOGIN_FREE_FAILURES=0 the in-process store counted the first
+    # attempt against a cap of 0 (Redis counts nothing), and its backoff skipped the 2 s step.
+    throttle = Throttle(MemoryStore(clock=clock), ThrottlePolicy(free_failures=0))
+    waits = []
+    for _ in range(4):
+        await throttle.reserve_login("alice", "192.0.2.1")
+        with pytest.raises(Throttled) as refused:
+            await throttle.check_login("alice", "192.0.2.1")
+        waits.append(refused.value.retry_after)
+        clock.advance(refused.value.retry_after)
+    assert waits == [1, 2, 4, 8]
+
+
 async def test_memory_claim_sets_a_mark_only_where_none_is_live(clock):
     store = MemoryStore(clock=clock)
     assert await store.claim("backoff:1", 4) == 0
@@ -258,6 +272,14 @@ async def test_racing_calls_never_pass_the_cap_or_claim_twice(redis_client, pref
     assert sorted(count for count, _ in counts if count <= 5) == [1, 2, 3, 4, 5]
     claims = await asyncio.gather(*(store.claim("backoff:1", 30) for _ in range(50)))
     assert claims.count(0) == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_cap_of_zero_counts_nothing(redis_client, prefix, clock, kind):
+    store = MemoryStore(clock=clock) if kind == "memory" else RedisStore(redis_client, prefix)
+    assert [(await store.incr_capped("fail:1", 60, 0))[0] for _ in range(3)] == [1, 1, 1]
+    await store.incr("fail:1", 60)
+    assert (await store.incr_capped("fail:1", 60, 0))[0] == 2
 
 
 # FallbackStore with Redis down

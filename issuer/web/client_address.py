@@ -100,9 +100,19 @@ def _forwarded_for(element: str) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=4096)  # a pure function of the text; peers repeat
 def _address(value: str) -> Address | None:
     """An IP address, with any port or brackets removed; None for anything else."""
+    # Only short values are remembered: an entry of a forwarding header can be as long as the
+    # header, and 4,096 of them (sent by a client in a trusted range) held hundreds of MB.
+    return _address_cached(value) if len(value) <= 64 else _parse_address(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a pure function of the text; peers repeat
+def _address_cached(value: str) -> Address | None:
+    return _parse_address(value)
+
+
+def _parse_address(value: str) -> Address | None:
     value = value.strip()
     if value.startswith("["):  # "[2001:db8::1]:4711" (RFC 7239 section 6)
         value = value[1 : value.find("]")] if "]" in value else ""

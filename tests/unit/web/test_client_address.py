@@ -1,5 +1,7 @@
 """The client's address: the TCP peer, or what trusted proxies report, never a forged header."""
 
+import tracemalloc
+
 import pytest
 
 from issuer.web.client_address import ClientAddresses, parse_networks
@@ -122,3 +124,23 @@ def test_the_longest_textual_address_is_read_and_anything_longer_is_not():
     )
     zoned = "fe80::1%" + "x" * 38  # a zone makes it parse, at 46 characters
     assert TRUSTED.of(scope(PROXY, ("X-Forwarded-For", zoned))) == PROXY
+
+
+def test_long_header_entries_are_not_remembered():
+    # The review: every entry parsed was cached whole, and a client inside a trusted range
+    # (its own entries are read) could fill the 4,096-entry cache with header-sized ones:
+    # 60 kB entries held 245 MB. Short ones, as every address is, are still cached.
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(200):
+            junk = f"{number:04d}" + "x" * 60_000
+            assert TRUSTED.of(scope("10.1.2.3", ("X-Forwarded-For", junk))) == "10.1.2.3"
+            del junk
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 1_000_000, retained  # not 200 x 60 kB = 12 MB
+    assert TRUSTED.of(scope("10.1.2.3", ("X-Forwarded-For", " [2001:db8::1]:4711 "))) == (
+        "2001:db8::1"
+    )

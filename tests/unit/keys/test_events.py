@@ -7,8 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from issuer.keys import events
+from issuer.storage.redis_client import connect_redis
+from tests.support import REDIS_URL
 
 
 class FlakyRedis:
@@ -27,9 +30,12 @@ class FlakyRedis:
     async def subscribe(self, _: str) -> None:
         pass
 
-    async def listen(self) -> AsyncIterator[dict[str, object]]:
-        yield {"type": "message", "data": b"changed"}
+    async def get_message(self, timeout: float) -> dict[str, object] | None:
+        if self.subscriptions == 2:
+            self.subscriptions += 1
+            return {"type": "message", "data": b"changed"}
         await asyncio.Event().wait()
+        return None
 
 
 async def test_the_listener_survives_an_error_that_is_not_redis_own(monkeypatch):
@@ -45,7 +51,7 @@ async def test_the_listener_survives_an_error_that_is_not_redis_own(monkeypatch)
         await asyncio.wait_for(wake.wait(), timeout=2)
     finally:
         listener.cancel()
-    assert client.subscriptions == 2
+    assert client.subscriptions == 3  # subscribed twice, then heard
 
 
 @pytest.mark.parametrize(
@@ -65,3 +71,92 @@ def test_without_redis_an_announcement_is_nothing_to_warn_about(caplog, url):
     with caplog.at_level(logging.DEBUG, logger=events.__name__):
         events.announce(url, "issuer:")
     assert caplog.records == []
+
+
+class SilentRelay:
+    """A relay to the test Redis. `silence()` drops its connections to Redis and leaves the
+    client's open, saying nothing: what a partition, or a Redis host gone, looks like."""
+
+    def __init__(self) -> None:
+        self._upstreams: list[asyncio.StreamWriter] = []
+        self._held: list[asyncio.StreamWriter] = []
+        self._silent = False
+        self.url = ""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    def silence(self) -> None:
+        self._silent = True
+        for writer in self._upstreams:
+            writer.close()
+
+    def speak(self) -> None:
+        self._silent = False  # new connections are relayed again
+
+    async def aclose(self) -> None:
+        for writer in self._held:
+            writer.close()
+        self._server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        upstream_reader, upstream = await asyncio.open_connection(host, int(port))
+        self._upstreams.append(upstream)
+        self._held.append(writer)
+        silent_from_start = self._silent
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    if not (self._silent or silent_from_start):
+                        sink.write(data)
+                        await sink.drain()
+
+        await asyncio.gather(pipe(reader, upstream), pipe(upstream_reader, writer))
+
+
+async def subscribers(checker: aioredis.Redis, channel: str) -> int:
+    return int((await checker.pubsub_numsub(channel))[0][1])
+
+
+async def test_the_listener_hears_announcements_again_after_redis_went_silent(
+    monkeypatch, redis_prefix
+):
+    # The review: the listener waited for the next message for ever. After its Redis went
+    # without a word (a partition; Redis closing its side) it never subscribed again, and
+    # the replica learned of every later key change only at its next poll.
+    monkeypatch.setattr(events, "SILENCE", 0.2, raising=False)
+    relay, wake = SilentRelay(), asyncio.Event()
+    await relay.start()
+    client = connect_redis(relay.url)
+    assert client is not None
+    checker = aioredis.Redis.from_url(REDIS_URL)
+    channel = redis_prefix + events.CHANNEL
+    listener = asyncio.create_task(events.listen(client, redis_prefix, wake))
+    try:
+        async with asyncio.timeout(5):
+            while not await subscribers(checker, channel):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # silence between announcements is no failure: pings answer
+        await checker.publish(channel, "1")
+        await asyncio.wait_for(wake.wait(), timeout=2)
+        relay.silence()
+        async with asyncio.timeout(5):  # Redis has let go of the subscription
+            while await subscribers(checker, channel):
+                await asyncio.sleep(0.05)
+        relay.speak()
+        wake.clear()
+        async with asyncio.timeout(5):  # given up after two silences, made anew
+            while not await subscribers(checker, channel):
+                await asyncio.sleep(0.05)
+        await checker.publish(channel, "1")
+        await asyncio.wait_for(wake.wait(), timeout=2)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await client.aclose()
+        await checker.aclose()
+        await relay.aclose()

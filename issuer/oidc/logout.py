@@ -8,7 +8,8 @@ cannot be checked any more: it names its client, for the redirect, but no user).
 and the client is not disabled; otherwise the issuer shows its own signed-out page.
 Section 2 requires asking the user when the hint is missing, names someone else, or does not
 belong to the current session: another site, or an app holding an old ID token of the user,
-could otherwise sign the user out by sending the browser here.
+could otherwise sign the user out by sending the browser here. A hint issued to another client
+than the request's `client_id` fails validation and is not used (sections 2 and 4).
 """
 
 from issuer.oauth.clients import CachedClients
@@ -22,10 +23,17 @@ class Logout:
         self._hints = hints
         self._clients = clients
 
-    def read_hint(self, id_token_hint: str | None) -> IdTokenHint | None:
-        """The hint if it is an ID token of ours (its key may have retired since); None for
-        anything else."""
-        return self._hints.read_for_logout(id_token_hint)
+    def read_hint(
+        self, id_token_hint: str | None, client_id: str | None = None
+    ) -> IdTokenHint | None:
+        """The hint if it is an ID token of ours (its key may have retired since) issued to
+        `client_id`, when the request names one; None for anything else. Section 2: the OP
+        "MUST verify" that the two match; section 4: a hint that fails it is not used at all,
+        neither to end the session unasked nor to choose where the browser goes after."""
+        hint = self._hints.read_for_logout(id_token_hint)
+        if hint is None or (client_id is not None and client_id != hint.client_id):
+            return None
+        return hint
 
     @staticmethod
     def may_end_at_once(hint: IdTokenHint | None, signed_in: SignedIn | None) -> bool:
@@ -45,12 +53,9 @@ class Logout:
         hint: IdTokenHint | None,
         post_logout_redirect_uri: str | None,
         state: str | None,
-        client_id: str | None = None,
     ) -> str | None:
         """The registered URI to redirect to (with `state`), or None for the issuer's page."""
         if not post_logout_redirect_uri or hint is None:
-            return None
-        if client_id is not None and client_id != hint.client_id:
             return None
         client = await self._clients.get(hint.client_id)
         # A disabled client's site is not trusted any more (as /authorize refuses it).

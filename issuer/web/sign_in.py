@@ -357,7 +357,7 @@ async def logout_form(
     # The user's answer on the confirmation page.
     if not cookies.csrf_ok(request, form):
         return _stale_form(name)
-    hint = logout.read_hint(params["id_token_hint"])
+    hint = logout.read_hint(params["id_token_hint"], params["client_id"])
     return await _end_session(request, logout, sessions, cookies, name, params, hint)
 
 
@@ -375,7 +375,7 @@ async def _logout(
     where the request came from (older browsers, and plain-http issuers, send no
     Sec-Fetch-Site), and for "none": typed or a bookmark, but also a link in an email or
     a chat, which anyone can send."""
-    hint = logout.read_hint(params["id_token_hint"])
+    hint = logout.read_hint(params["id_token_hint"], params["client_id"])
     if request.headers.get("sec-fetch-site") == "same-origin":
         return await _end_session(request, logout, sessions, cookies, name, params, hint)
     session_id = request.cookies.get(cookies.session)
@@ -404,10 +404,7 @@ async def _end_session(
 ) -> Response:
     await run_in_threadpool(sessions.end, request.cookies.get(cookies.session))
     location = await logout.redirect_after(
-        hint,
-        params["post_logout_redirect_uri"],
-        params["state"],
-        params["client_id"],
+        hint, params["post_logout_redirect_uri"], params["state"]
     )
     if location is not None:
         response: Response = _answer_redirect(request, location)

@@ -367,6 +367,27 @@ async def test_logout_never_redirects_to_an_unregistered_uri(client, secrets):
         assert "location" not in out.headers
 
 
+async def test_a_hint_of_another_client_than_client_id_is_not_used(client, secrets):
+    # RP-Initiated Logout 1.0: the OP "MUST verify" that client_id is the hint's client
+    # (section 2), and a hint that fails is not used (section 4): the review found such a
+    # pair ended the session unasked, on the strength of the hint it had just refused.
+    tokens = await signed_in_tokens(client, secrets)
+    query = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example/bye",
+        "state": "s1",
+        "client_id": "spa",
+    }
+    asked = await client.get("/logout", params=query, headers=CROSS_SITE)
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert await still_signed_in(client)
+    form = hidden_fields(asked.text)
+    confirmed = await client.post("/logout", data=form, headers={"sec-fetch-site": "same-origin"})
+    assert confirmed.status_code == 200 and "signed out" in confirmed.text
+    assert "location" not in confirmed.headers
+    assert not await still_signed_in(client)
+
+
 async def test_logout_never_redirects_to_a_disabled_clients_uri(client, secrets, settings, clock):
     # A client is disabled when its site can no longer be trusted (a lost domain): /authorize
     # refuses it, and the browser must not be sent there after signing out either.

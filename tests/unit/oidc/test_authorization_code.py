@@ -1737,6 +1737,9 @@ async def test_another_site_cannot_sign_the_user_out_without_asking(client, secr
     asked = await client.get("/logout", headers=headers, params={"state": "s"})
     assert asked.status_code == 200 and "Sign out?" in asked.text
     assert asked.headers["x-frame-options"] == "DENY"
+    # Any site can open this page: a key press meant for that site (Enter, held down) must
+    # not land on its button and sign the user out (the consent page's Allow is not focused).
+    assert "autofocus" not in asked.text
     assert await still_signed_in(client)
     form = hidden_fields(asked.text)
     assert form["state"] == "s"

@@ -19,6 +19,10 @@ _LOOPBACK_NETLOC = re.compile(r"(?:[0-9.]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,
 # or IP literal, no user information, and, if any, a port without leading zeros.
 _HTTPS_NETLOC = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([1-9][0-9]{0,4}))?")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+# The characters of an RFC 3986 URI (unreserved, reserved, and `%` of percent-encoding). Any
+# other (`{`, `|`, `^`, `"`, ...) the redirect percent-encodes (Starlette's `Location`), and
+# the app would be sent back to a URI other than the one registered.
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*")
 # What the issuer adds to a redirect URI's query (RFC 6749 4.1.2 and 4.1.2.1, RFC 9207, and
 # `state` after a sign-out). A registered value beside ours would reach a client that reads
 # the first one instead: a fixed `iss` defeats its mix-up check, a fixed `code` its login.
@@ -31,7 +35,7 @@ class RedirectUriError(ValueError):
 
 def check_registrable(uri: str) -> str:
     """The URI if it may be registered; `RedirectUriError` saying why not."""
-    if len(uri) > MAX_LENGTH or any(ch.isspace() for ch in uri):
+    if len(uri) > MAX_LENGTH or not _URI_CHARACTERS.fullmatch(uri):
         raise RedirectUriError(f"not a usable redirect URI: {uri!r}")
     parts = _split(uri)
     if parts is None:

@@ -72,6 +72,15 @@ def test_https_and_loopback_http_may_be_registered(uri):
         "https://app.example/cb?error",
         "https://app.example/cb?error_description=&error_uri=x",
         "https://app.example/cb?x=1;code=evil",  # split on `;` by some clients' parsers
+        # No URI characters (RFC 3986): the redirect would send them percent-encoded, so the
+        # app would get back another URI than it registered (the review).
+        "https://app.example/c|b",
+        "https://app.example/cb?x={a}",
+        "http://127.0.0.1/cb?x=^",
+        'https://app.example/cb?x="1"',
+        "https://app.example/cb?x=<a>",
+        "https://app.example/c\\b",
+        "https://app.example/cb?x=`",
     ],
 )
 def test_fragments_plain_http_and_other_schemes_are_refused(uri):

@@ -191,12 +191,10 @@ class RemoteKeySet:
 
     async def __aenter__(self) -> "RemoteKeySet":
         # Entered again (a lifespan run once per test client, a new event loop each time):
-        # what belongs to a loop is made anew, and a client this closed is replaced. Keys
-        # already held are kept, and judged by the same policy.
+        # what belongs to a loop is made anew (a client this closed is replaced by `_get`).
+        # Keys already held are kept, and judged by the same policy.
         self._settled = asyncio.Event()
         self._pending = None
-        if self._owns_client and self._client.is_closed:
-            self._client = _new_client()
         # Fetch keys in the background: start-up never waits for (or fails on) the issuer.
         self._keeper = asyncio.get_running_loop().create_task(self.run())
         return self
@@ -594,6 +592,10 @@ class RemoteKeySet:
         # body would be inflated a chunk at a time before it is counted (a 0.5 MB gzip body
         # of 500 MB took 150 MB of memory on every retry).
         headers = {**headers, "Accept-Encoding": "identity"}
+        if self._owns_client and self._client.is_closed:
+            # Closed by `aclose` (leaving `async with`), yet asked for keys: entered again, or
+            # `verify` outside it, which still fetches (docs/verifier.md). `aclose` closes it.
+            self._client = _new_client()
         try:
             async with self._client.stream(
                 "GET", url, headers=headers, timeout=self._policy.timeout, follow_redirects=False

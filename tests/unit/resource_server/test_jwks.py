@@ -978,6 +978,25 @@ async def test_a_client_of_its_own_is_closed_with_the_key_set_even_if_never_ente
     assert own.is_closed
 
 
+async def test_a_key_set_left_still_fetches_when_asked_outside_it(
+    jwks_route, rsa_private_key, other_private_key
+):
+    # The review: docs/verifier.md says `verify` still works outside `async with`, a token
+    # not seen before making it look at the issuer. After leaving it, that look always failed
+    # ("unexpected RuntimeError: Cannot send a request, as the client has been closed"), so
+    # a key the issuer added was never found and, once the held set was too old, every
+    # token got 503.
+    key_set = RemoteKeySet(ISSUER, policy=CachePolicy(cooldown=0, fetch_gap=0))
+    async with key_set:
+        assert await key_set.key("k1") is not None
+    jwks_route.respond(json=jwks((rsa_private_key, "k1"), (other_private_key, "k2")))
+    try:
+        assert await key_set.key("k2") is not None
+        assert not key_set.status().last_fetch_failed
+    finally:
+        await key_set.aclose()
+
+
 async def test_leaving_the_key_set_stops_its_keeper(jwks_route, http, clock):
     async with make_key_set(http, clock) as key_set:
         keeper = key_set._keeper

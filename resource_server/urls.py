@@ -28,11 +28,15 @@ def require_web_origins(origins: list[str]) -> list[str]:
             expected = web_origin(origin)
         except ValueError:
             expected = None
-        if origin != expected or not origin.startswith(("http://", "https://")):
-            written = f" ({expected})" if expected and "://" in origin else ""
+        # Nor does a browser send a host with a space, or one not in ASCII (an internationalized
+        # one goes in its xn-- form): "https://bücher.example" was taken and never matched.
+        sendable = origin.isascii() and not _has_space_or_control(origin)
+        if origin != expected or not origin.startswith(("http://", "https://")) or not sendable:
+            written = f" ({expected})" if expected and "://" in origin and sendable else ""
             raise ValueError(
                 f"{origin!r} is not an origin as browsers send it{written}: scheme://host"
-                "[:port] in lower case, no default port, path or trailing slash"
+                "[:port] in lower case and ASCII (a host's xn-- form), no default port, path or "
+                "trailing slash"
             )
     return origins
 

@@ -290,6 +290,9 @@ def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch, capsys):
         ("app.example", ""),
         ("http://app.example/app", "(http://app.example)"),
         ("ftp://app.example", ""),
+        # A browser sends an internationalized host in its ASCII (xn--) form, never spaces.
+        ("https://bücher.example", ""),
+        ("http://app .example", ""),
     ],
 )
 def test_a_cors_origin_must_be_written_as_browsers_send_it(origin, written):

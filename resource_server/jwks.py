@@ -535,15 +535,19 @@ class RemoteKeySet:
         refusal: Exception | None = None
         for url, own in self._metadata_urls():
             try:
-                status, _, body = await self._get(url, {"Accept": "application/json"})
+                # A place outside the issuer's path gets half the fetch's deadline: one that
+                # never answers (or never ends its body) must leave time for the issuer's own.
+                async with asyncio.timeout(None if own else self._policy.timeout / 2):
+                    status, _, body = await self._get(url, {"Accept": "application/json"})
                 if status == 200:
                     return self._jwks_url_from(body)
                 if status != 404:
                     raise FetchError(f"metadata endpoint answered {status}")
-            except (FetchError, KeySetDataError) as exc:
+            except (FetchError, KeySetDataError, TimeoutError) as exc:
                 # A place outside the issuer's path belongs to whatever else the host serves
                 # (a sign-in wall, an app): what it answers (a page too large or compressed
-                # for `_get` too) says nothing of the issuer.
+                # for `_get` too, or none in time) says nothing of the issuer. (TimeoutError is
+                # only that half deadline's: the fetch's own ends the fetch, as a cancellation.)
                 if own:
                     refusal = refusal or exc
         if refusal is not None:

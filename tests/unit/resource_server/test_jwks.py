@@ -306,6 +306,35 @@ async def test_what_the_host_serves_outside_the_issuers_path_does_not_stop_disco
     assert keys.call_count == 1
 
 
+@pytest.mark.parametrize("stall", ["no-answer", "trickling-body"])
+async def test_what_the_host_stalls_on_outside_the_issuers_path_does_not_stop_discovery(
+    respx_mock, http, clock, rsa_private_key, stall
+):
+    # The review: a place there that never answered (or never ended its body) used up the
+    # whole deadline of every fetch, so the issuer's own metadata was never asked: no keys,
+    # 503 for ever, though the issuer was up.
+    async def no_answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    issuer = "https://issuer.test/tenant"
+    respx_mock.get("https://issuer.test/.well-known/oauth-authorization-server/tenant").mock(
+        side_effect=no_answer if stall == "no-answer" else (lambda request: hanging(b"{"))
+    )
+    own_keys = "https://issuer.test/tenant/keys"
+    respx_mock.get(f"{issuer}/.well-known/oauth-authorization-server").respond(
+        json={"issuer": issuer, "jwks_uri": own_keys}
+    )
+    keys = respx_mock.get(own_keys).respond(json=jwks((rsa_private_key, "k1")))
+    key_set = RemoteKeySet(
+        issuer, client=http, policy=CachePolicy(timeout=0.5), clock=clock, sleep=clock.sleep
+    )
+    started = time.monotonic()
+    assert await key_set.key("k1") is not None
+    assert time.monotonic() - started < 0.5
+    assert keys.call_count == 1
+
+
 async def test_fresh_keys_are_served_from_memory(http, jwks_route, clock):
     key_set = make_key_set(http, clock, revalidate=0)  # isolate from revalidation
     await key_set.key("k1")

@@ -45,7 +45,11 @@ from resource_server.base64url import b64url_decode
 from resource_server.content_length import declared_length
 from resource_server.errors import KeySetUnavailable
 from resource_server.stats import VerifierStats
-from resource_server.urls import require_safe_url, without_user_information
+from resource_server.urls import (
+    require_issuer_identifier,
+    require_safe_url,
+    without_user_information,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,9 @@ class RemoteKeySet:
         self._sleep = sleep
         self._allow_insecure = allow_insecure_http
         require_safe_url(issuer, allow_insecure_http)
+        # As RS_ISSUER_URL is: one no issuer could have (a query, user information, an
+        # upper-case scheme) is never its metadata's `issuer`, nor any token's `iss`.
+        require_issuer_identifier(issuer)
         if jwks_url:
             require_safe_url(jwks_url, allow_insecure_http)
         self._configured_url = jwks_url or None  # never looked up in the metadata then

@@ -929,6 +929,25 @@ def test_plain_http_is_refused_for_non_loopback_issuers(http, url):
 
 
 @pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://issuer.test?tenant=1",
+        "https://issuer.test/#keys",
+        "https://user@issuer.test",
+        "HTTPS://issuer.test",
+    ],
+)
+def test_an_issuer_no_issuer_could_be_is_refused(http, issuer):
+    # The review: RS_ISSUER_URL was held to RFC 8414's identifier rule, the library
+    # (for_issuer, RemoteKeySet) was not: taken, the metadata naming the real identifier was
+    # refused (or the well-known URLs built on it led nowhere), so every token got 503.
+    with pytest.raises(ValueError, match=r"no query|lower case"):
+        RemoteKeySet(issuer, client=http)
+    with pytest.raises(ValueError, match=r"no query|lower case"):
+        Verifier.for_issuer(issuer, "api")
+
+
+@pytest.mark.parametrize(
     "url", ["https://issuer.test:abc/keys", "https://issuer.test:0/keys", "https:///keys"]
 )
 def test_a_jwks_url_no_request_can_reach_is_refused(http, url):

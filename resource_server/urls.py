@@ -46,6 +46,13 @@ def require_issuer_identifier(value: str) -> None:
     or https URL with a host and no query, fragment or user information. It is compared
     exactly (`iss`), so its scheme must already be in the lower case everyone writes."""
     _require_no_spaces(value)  # urlsplit would drop a tab or newline; `iss` would keep it
+    if not value.isascii():
+        # A URL is ASCII (RFC 3986): browsers send an internationalized host as its xn--
+        # form, so the sign-in pages' Origin check never matched one written otherwise.
+        raise ValueError(
+            "must be ASCII: an internationalized host in its xn-- form, other characters "
+            "percent-encoded"
+        )
     parts = _split(value)
     if not value.startswith(("http://", "https://")) or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host (scheme in lower case)")

@@ -73,6 +73,10 @@ def test_an_issuer_url_is_kept_exactly(url):
         "https://idp.\texample.com",
         "https://idp.example.com/a b",
         "https://idp.example.com:0",
+        # A URL is ASCII (RFC 3986): a browser sends this host as xn--bcher-kva.example, so
+        # no sign-in form's Origin matched, and no other verifier writes `iss` this way.
+        "https://bücher.example",
+        "https://idp.example.com/tenänt",
     ],
 )
 def test_an_issuer_url_that_is_not_an_issuer_identifier_is_refused(url):

@@ -69,15 +69,19 @@ class IntrospectionEndpoint:
             if refresh.client_id != client.client_id or not await self._may_act(refresh.user_id):
                 return INACTIVE
             # RFC 7662 section 2.2's token_type is an access-token type: omitted here.
-            return {
+            answer: dict[str, Any] = {
                 "active": True,
                 "client_id": refresh.client_id,
                 "sub": str(refresh.user_id),
-                "scope": refresh.scope,
                 "iat": refresh.created_at,
                 "exp": min(refresh.idle_expires_at, refresh.family_expires_at),
                 "iss": self._issuer,
             }
+            # A grant of no scope has none to name: "" is no RFC 6749 3.3 scope (and an
+            # access token of such a grant carries no `scope` claim either).
+            if refresh.scope:
+                answer["scope"] = refresh.scope
+            return answer
         try:
             claims = await self._verifier.verify(token)
         except InvalidToken:

@@ -702,6 +702,20 @@ async def test_refresh_tokens_are_introspectable_by_their_own_client_only(client
     assert (await introspect(client, secrets, token))["active"] is False
 
 
+async def test_a_grant_of_no_scope_introspects_without_a_scope_member(client, secrets, settings):
+    # RFC 7662 2.2 / RFC 6749 3.3: a scope is one token or more; a refresh token of a grant
+    # of no scope answered "scope": "", where its access token says nothing.
+    create_user(settings, "nobody", "wonderland2")  # holds no scope at all
+    login = await client.post(
+        "/token",
+        data={"grant_type": "password", "username": "nobody", "password": "wonderland2"},
+        headers=basic("webapp", secrets["webapp"]),
+    )
+    for token in (login.json()["access_token"], login.json()["refresh_token"]):
+        answer = await introspect(client, secrets, token, as_client="webapp")
+        assert answer["active"] is True and "scope" not in answer
+
+
 async def test_a_disabled_users_tokens_introspect_as_inactive(client, secrets, settings):
     login = (await password_login(client, "webapp", secrets["webapp"])).json()
     access, refresh_token = login["access_token"], login["refresh_token"]

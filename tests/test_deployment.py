@@ -3,8 +3,10 @@
 import ipaddress
 import itertools
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tomllib
@@ -542,3 +544,43 @@ def test_the_shipped_granian_commands_leave_client_addresses_to_the_issuer():
     from servicekit.processes import GRANIAN_OPTIONS
 
     assert all(option in command for option in GRANIAN_OPTIONS)
+
+
+# What `make run` starts, faked: each service writes the issuer URLs it was given and waits
+# for the other (so that neither is stopped, with `wait -n`, before both have written).
+FAKE_UVICORN = """#!/bin/sh
+here=$(dirname "$0")
+printf '%s\\n%s\\n' "$ISSUER_URL" "$RS_ISSUER_URL" > "$here/$1.env"
+for _ in $(seq 100); do [ "$(ls "$here" | grep -c '[.]env$')" -ge 2 ] && exit 0; sleep 0.05; done
+exit 1
+"""
+
+
+@pytest.mark.parametrize("issuer_url", [None, "http://localhost:8000", "https://auth.example/"])
+def test_make_run_gives_the_resource_server_the_issuer_it_starts(tmp_path: Path, issuer_url):
+    """An ISSUER_URL given to `make run` is the `iss` of every token: the resource server was
+    left expecting http://127.0.0.1:ISSUER_PORT, refused the issuer's metadata (another
+    `issuer`) and answered every request 503, for good."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, script in (("python", "#!/bin/sh\nexit 0\n"), ("uvicorn", FAKE_UVICORN)):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    (tmp_path / "venv" / ".installed-stamp").touch()  # installed: no pip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ISSUER_", "RS_"))}
+    if issuer_url is not None:
+        env["ISSUER_URL"] = issuer_url
+    ports = ["ISSUER_PORT=18123", "RS_PORT=18124"]
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "run", f"VENV={tmp_path / 'venv'}", *ports],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = issuer_url or "http://127.0.0.1:18123"
+    issuer_url_given, _ = (bin_dir / "issuer.app:app.env").read_text().splitlines()
+    _, rs_issuer_url_given = (bin_dir / "resource_server.app:app.env").read_text().splitlines()
+    assert issuer_url_given == rs_issuer_url_given == expected

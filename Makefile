@@ -32,7 +32,8 @@ run: $(STAMP)
 		--scope "openid profile" --redirect-uri http://127.0.0.1:$(RS_PORT)/docs/oauth2-redirect \
 		--exist-ok
 	# Both stop when either does (a port already taken, say): never half a system. The
-	# resource server expects the `iss` the issuer writes: an ISSUER_URL given here is both's.
+	# resource server expects the `iss` and `aud` the issuer writes: an ISSUER_URL or
+	# ISSUER_AUDIENCE given here is both's (as in docker-compose.yml).
 	trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
 	ISSUER_LOG_FORMAT=$${ISSUER_LOG_FORMAT:-text} RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	ISSUER_URL=$${ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)} \
@@ -40,6 +41,7 @@ run: $(STAMP)
 	$(BIN)/uvicorn issuer.app:app --host 127.0.0.1 --port $(ISSUER_PORT) --no-proxy-headers & \
 	RS_LOG_FORMAT=$${RS_LOG_FORMAT:-text} \
 	RS_ISSUER_URL=$${RS_ISSUER_URL:-$${ISSUER_URL:-http://127.0.0.1:$(ISSUER_PORT)}} \
+	RS_AUDIENCE=$${RS_AUDIENCE:-$${ISSUER_AUDIENCE:-api}} \
 	$(BIN)/uvicorn resource_server.app:app --host 127.0.0.1 --port $(RS_PORT) --no-proxy-headers & \
 	wait -n; status=$$?; \
 	echo "make run: one service stopped (exit $$status), so the other stops too" >&2; \

@@ -546,21 +546,30 @@ def test_the_shipped_granian_commands_leave_client_addresses_to_the_issuer():
     assert all(option in command for option in GRANIAN_OPTIONS)
 
 
-# What `make run` starts, faked: each service writes the issuer URLs it was given and waits
-# for the other (so that neither is stopped, with `wait -n`, before both have written).
+# What `make run` starts, faked: each service writes the settings it was given that the two
+# must agree on, and waits for the other (so that neither is stopped, with `wait -n`, before
+# both have written).
 FAKE_UVICORN = """#!/bin/sh
 here=$(dirname "$0")
-printf '%s\\n%s\\n' "$ISSUER_URL" "$RS_ISSUER_URL" > "$here/$1.env"
+env | grep -E '^(ISSUER|RS)_(URL|ISSUER_URL|AUDIENCE)=' > "$here/$1.env"
 for _ in $(seq 100); do [ "$(ls "$here" | grep -c '[.]env$')" -ge 2 ] && exit 0; sleep 0.05; done
 exit 1
 """
 
 
-@pytest.mark.parametrize("issuer_url", [None, "http://localhost:8000", "https://auth.example/"])
-def test_make_run_gives_the_resource_server_the_issuer_it_starts(tmp_path: Path, issuer_url):
-    """An ISSUER_URL given to `make run` is the `iss` of every token: the resource server was
-    left expecting http://127.0.0.1:ISSUER_PORT, refused the issuer's metadata (another
-    `issuer`) and answered every request 503, for good."""
+@pytest.mark.parametrize(
+    "given",
+    [
+        {},
+        {"ISSUER_URL": "http://localhost:8000"},
+        {"ISSUER_URL": "https://auth.example/", "ISSUER_AUDIENCE": "orders"},
+    ],
+)
+def test_make_run_gives_the_resource_server_the_issuer_it_starts(tmp_path: Path, given):
+    """An ISSUER_URL or ISSUER_AUDIENCE given to `make run` is the `iss` or `aud` of every
+    token: the resource server was left expecting http://127.0.0.1:ISSUER_PORT and `api`,
+    refused the issuer's metadata (another `issuer`) and answered every request 503 for good,
+    or refused every token (401, another audience)."""
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     for name, script in (("python", "#!/bin/sh\nexit 0\n"), ("uvicorn", FAKE_UVICORN)):
@@ -568,19 +577,22 @@ def test_make_run_gives_the_resource_server_the_issuer_it_starts(tmp_path: Path,
         (bin_dir / name).chmod(stat.S_IRWXU)
     (tmp_path / "venv" / ".installed-stamp").touch()  # installed: no pip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ISSUER_", "RS_"))}
-    if issuer_url is not None:
-        env["ISSUER_URL"] = issuer_url
     ports = ["ISSUER_PORT=18123", "RS_PORT=18124"]
     result = subprocess.run(
         ["make", "-s", "--no-print-directory", "run", f"VENV={tmp_path / 'venv'}", *ports],
         cwd=ROOT,
-        env=env,
+        env={**env, **given},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    expected = issuer_url or "http://127.0.0.1:18123"
-    issuer_url_given, _ = (bin_dir / "issuer.app:app.env").read_text().splitlines()
-    _, rs_issuer_url_given = (bin_dir / "resource_server.app:app.env").read_text().splitlines()
-    assert issuer_url_given == rs_issuer_url_given == expected
+
+    def settings(app: str) -> dict[str, str]:
+        lines = (bin_dir / f"{app}.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines)
+
+    issuer, resource_server = settings("issuer.app:app"), settings("resource_server.app:app")
+    assert issuer["ISSUER_URL"] == given.get("ISSUER_URL", "http://127.0.0.1:18123")
+    assert resource_server["RS_ISSUER_URL"] == issuer["ISSUER_URL"]
+    assert resource_server["RS_AUDIENCE"] == given.get("ISSUER_AUDIENCE", "api")

@@ -128,7 +128,9 @@ class FrontedFastAPI(FastAPI):
 
     async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _cookie_escapes(scope["headers"]) > MAX_COOKIE_ESCAPES:
-            scope = {**scope, "headers": _without_escaped_cookies(scope["headers"])}
+            # In place, not on a copy: the routing writes the route into this scope, where the
+            # request context reads it for the metrics (a copy's route counted as `unmatched`).
+            scope["headers"] = _without_escaped_cookies(scope["headers"])
         await super().__call__(scope, receive, send)
 
 

@@ -186,3 +186,21 @@ async def test_cookies_full_of_escapes_are_left_out_before_the_framework_reads_t
         # A few escapes are a cookie like any other.
         few = 'a="' + "\\0" * 32 + '"'
         assert (await client.get("/cookies", headers={"Cookie": few})).json() == {"a": "0" * 32}
+
+
+async def test_a_request_whose_cookies_were_left_out_is_counted_under_its_route():
+    # The audit: the cookies were left out of a copy of the request, into which the routing
+    # then wrote the route, so the latency histogram counted the request as `unmatched`.
+    app = FrontedFastAPI()
+    histogram = request_histogram(CollectorRegistry(), "t")
+
+    @app.get("/page")
+    async def page() -> PlainTextResponse:
+        return PlainTextResponse("page")
+
+    app.in_context(lambda inner: RequestContext(inner, histogram))
+    flood = 'a="' + "\\0" * 100 + '"'
+    async with running(app) as client:
+        assert (await client.get("/page", headers={"Cookie": flood})).status_code == 200
+    (family,) = histogram.collect()
+    assert {sample.labels["route"] for sample in family.samples} == {"/page"}

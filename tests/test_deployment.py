@@ -100,10 +100,16 @@ def test_long_running_services_restart_and_no_container_can_take_the_proxy_addre
     subnet = ipaddress.ip_network(network["subnet"])
     dynamic = ipaddress.ip_network(network["ip_range"])
     assert dynamic.subnet_of(subnet)
-    fixed = [services["proxy"]["networks"]["default"]["ipv4_address"], network["gateway"]]
-    for address in map(ipaddress.ip_address, fixed):
+    # The proxy's and the replicas' (nginx resolves their names once, at its start).
+    pinned = ["proxy", "issuer-1", "issuer-2"]
+    assert sorted(name for name, service in services.items() if "networks" in service) == sorted(
+        pinned
+    )
+    fixed = [services[name]["networks"]["default"]["ipv4_address"] for name in pinned]
+    assert len(set(fixed)) == len(fixed)
+    for address in map(ipaddress.ip_address, [*fixed, network["gateway"]]):
         assert address in subnet and address not in dynamic
-    assert [name for name, service in services.items() if "networks" in service] == ["proxy"]
+    assert fixed[0] == services["issuer-1"]["environment"]["ISSUER_TRUSTED_PROXIES"]
 
 
 @needs_compose

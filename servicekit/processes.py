@@ -155,7 +155,10 @@ def started(
     """Run `app` under `server` until the block ends; yields its base URL and its process
     once `health` answers."""
     port = port or free_port()
-    log = log or Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
+    if log is None:
+        handle, name = tempfile.mkstemp(prefix="service-", suffix=".log")
+        os.close(handle)  # the server opens it by name
+        log = Path(name)
     process = server(app, port, env, log, workers=workers)
     url = f"http://127.0.0.1:{port}"
     try:

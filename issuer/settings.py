@@ -86,11 +86,26 @@ class Settings(BaseSettings):
     def _origins(cls, value: list[str]) -> list[str]:
         return require_web_origins(value)
 
+    @field_validator("keys_passphrase")
+    @classmethod
+    def _passphrase_is_text(cls, value: SecretStr | None) -> SecretStr | None:
+        # Bytes that are not UTF-8 arrive as surrogate escapes, which no key can be encrypted
+        # or opened with: the scripts ended in a traceback (generate_keys.py after making the
+        # keys directory), and the issuer at start.
+        if value is not None:
+            try:
+                value.get_secret_value().encode()
+            except UnicodeEncodeError:
+                raise ValueError("not valid UTF-8") from None
+        return value
+
     @field_validator("keys_backend")
     @classmethod
     def _database_keys_are_encrypted(cls, value: str, info: ValidationInfo) -> str:
         # Refused here, before anything opens the database (the key store refused it only
         # after the schema was made, and the issuer then ended in a traceback).
+        if "keys_passphrase" not in info.data:
+            return value  # a passphrase given but refused: said once, on its own line
         passphrase = info.data.get("keys_passphrase")
         if value == "database" and (passphrase is None or not passphrase.get_secret_value()):
             raise ValueError(

@@ -810,6 +810,22 @@ def test_a_bad_setting_is_a_configuration_error_with_exit_2(tmp_path: Path, comm
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["files", "database"])
+def test_a_passphrase_that_is_not_utf8_is_a_configuration_error(tmp_path: Path, backend):
+    # The scripts audit: environment bytes that are not UTF-8 (a surrogate escape here) ended
+    # generate_keys.py in a traceback, after it had made the keys directory and its .lock.
+    env = {
+        "ISSUER_DATABASE_URL": f"sqlite:///{tmp_path / 'issuer.db'}",
+        "ISSUER_KEYS_DIR": str(tmp_path / "keys"),
+        "ISSUER_KEYS_BACKEND": backend,
+        "ISSUER_KEYS_PASSPHRASE": "pass\udcffphrase",
+    }
+    result = run_script("generate_keys.py", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "error: invalid setting ISSUER_KEYS_PASSPHRASE: not valid UTF-8\n"
+    assert not (tmp_path / "keys").exists() and not (tmp_path / "issuer.db").exists()
+
+
 # argv bytes that are not UTF-8 arrive as surrogate escapes ("\udcff" is the byte 0xff).
 @pytest.mark.parametrize(
     ("script", "args", "message"),

@@ -204,25 +204,33 @@ class KeySetStore(ABC):
 
     def plan_encryption(self) -> list[str]:
         """The kids `encrypt` would re-write, without changing anything (refused alike)."""
-        return self.encrypt(dry_run=True)
+        # Read without the writers' lock, as the other plans are: a dry run writes nothing, not
+        # even a `.lock`, so it also runs on a keys directory it may only read.
+        self._require_passphrase()
+        return sorted(self._plaintext_keys(self._read(with_pems=True)))
 
-    def encrypt(self, dry_run: bool = False) -> list[str]:
+    def encrypt(self) -> list[str]:
         """Re-write every private key encrypted with the passphrase; the kids changed."""
-        if self._passphrase is None:
-            raise KeySetError("set ISSUER_KEYS_PASSPHRASE to the passphrase to encrypt with")
+        self._require_passphrase()
         with self._exclusive():
             snapshot = self._read(with_pems=True)
-            # Keys already encrypted must open with this passphrase too: else the set would end
-            # up encrypted with two passphrases, and load with neither.
-            keys = self._open_before_change(snapshot, allow_plaintext=True)
-            plain = [kid for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)]
-            if dry_run:
-                return sorted(plain)
+            plain = self._plaintext_keys(snapshot)
             if plain:
-                self._commit(snapshot.manifest, {kid: self._encode(keys[kid]) for kid in plain})
+                self._commit(snapshot.manifest, {k: self._encode(key) for k, key in plain.items()})
         if plain:
             audit.info("key set encrypted in %s: %s", self.describe(), ", ".join(sorted(plain)))
         return sorted(plain)
+
+    def _plaintext_keys(self, snapshot: Snapshot) -> dict[str, RSAKey]:
+        """The keys `encrypt` re-writes, opened (`KeySetError` if any stored key does not)."""
+        # Keys already encrypted must open with this passphrase too: else the set would end
+        # up encrypted with two passphrases, and load with neither.
+        keys = self._open_before_change(snapshot, allow_plaintext=True)
+        return {kid: keys[kid] for kid, pem in snapshot.pems.items() if not _is_encrypted(pem)}
+
+    def _require_passphrase(self) -> None:
+        if self._passphrase is None:
+            raise KeySetError("set ISSUER_KEYS_PASSPHRASE to the passphrase to encrypt with")
 
     def _apply(
         self,

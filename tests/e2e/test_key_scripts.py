@@ -994,6 +994,24 @@ def test_generate_keys_on_a_set_in_a_directory_it_cannot_write_says_the_set_exis
     assert not (keys / ".lock").exists()
 
 
+def test_an_encrypt_dry_run_takes_no_lock_as_the_other_dry_runs(env):
+    # The scripts audit: `--encrypt --dry-run` took the writers' lock, so it made a `.lock` in
+    # the keys directory, and on one it may only read (mode 555, a read-only secret volume)
+    # failed, exit 1, where `--dry-run` of a rotation or a revocation showed its plan.
+    prefix = without_write_override()
+    assert run_script("generate_keys.py", env=env).returncode == 0
+    keys = Path(env["ISSUER_KEYS_DIR"])
+    (keys / ".lock").unlink()
+    keys.chmod(0o555)
+    encrypting = {**env, "ISSUER_KEYS_PASSPHRASE": "correct horse battery"}
+    result = run_script("rotate_keys.py", "--encrypt", "--dry-run", env=encrypting, prefix=prefix)
+    keys.chmod(0o700)
+    assert result.returncode == 0, result.stderr
+    kids = sorted(key["kid"] for key in manifest(env)["keys"])
+    assert result.stdout == f"would encrypt (dry run): {', '.join(kids)}\n"
+    assert not (keys / ".lock").exists()
+
+
 def test_create_client_takes_several_grants_and_audiences_after_one_flag(tmp_path: Path):
     # `--grant TYPE ...` and `--audience AUD ...`: "--grant password refresh_token" said
     # "unrecognized arguments: refresh_token"; repeating the flag works as before.

@@ -153,10 +153,32 @@ class FileKeyStore(KeySetStore):
 
     def _commit(self, manifest: KeyManifest, new_pems: dict[str, bytes]) -> None:
         owner = self._owner()
-        for kid, pem in new_pems.items():
-            write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600, owner=owner)
-        write_atomic(self.manifest_path, manifest.to_json(), mode=0o644, owner=owner)
+        created: list[Path] = []
+        try:
+            for kid, pem in new_pems.items():
+                path = self.directory / f"{kid}.pem"
+                if not path.exists():  # a new key, not one re-encrypted in place
+                    created.append(path)
+                write_atomic(path, pem, mode=0o600, owner=owner)
+            write_atomic(self.manifest_path, manifest.to_json(), mode=0o644, owner=owner)
+        except BaseException:
+            self._delete_unnamed(created)
+            raise
         self._delete_unneeded_files(manifest)
+
+    def _delete_unnamed(self, created: list[Path]) -> None:
+        """After a failed change, delete the new key files the manifest does not name: left,
+        each took the room its manifest needed on a full disk, so every retry failed alike
+        and left one more private key that nothing ever deleted."""
+        try:
+            named = {r.kid for r in KeyManifest.from_json(self.manifest_path.read_bytes()).keys}
+        except FileNotFoundError:
+            named = set()  # the first key set, never committed
+        except (KeySetError, OSError):
+            return  # what the manifest names is not known: nothing is deleted
+        for path in created:
+            if path.name.removesuffix(".pem") not in named:
+                _delete(path)
 
     def _owner(self) -> tuple[int, int] | None:
         """Whom the files root writes here must belong to: the directory's owner (the issuer's

@@ -265,6 +265,27 @@ def test_an_atomic_write_renames_a_file_it_wrote_in_the_same_directory(tmp_path,
     assert [p.name for p in target.parent.iterdir()] == [MANIFEST]
 
 
+@pytest.mark.parametrize("change", ["generate", "rotate"])
+def test_a_change_failing_on_a_full_disk_leaves_no_new_key_behind(store, monkeypatch, change):
+    # The scripts audit: the new key was written, the manifest was not (ENOSPC), and the key
+    # stayed, never published nor deleted: it took the room the manifest needed, so every
+    # retry failed alike and left one more private key.
+    if change == "rotate":
+        store.generate()
+    before = {p.name for p in store.directory.iterdir()} if store.directory.exists() else set()
+    real_write_atomic = keystore_module.write_atomic
+
+    def full_disk_for_the_manifest(path: Path, data: bytes, **kwargs: object) -> None:
+        if path.name == MANIFEST:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_atomic(path, data, **kwargs)
+
+    monkeypatch.setattr(keystore_module, "write_atomic", full_disk_for_the_manifest)
+    with pytest.raises(OSError, match="No space left"):
+        store.generate() if change == "generate" else store.rotate(POLICY, force=True)
+    assert {p.name for p in store.directory.iterdir()} - {".lock"} == before - {".lock"}
+
+
 def test_temporary_files_of_a_crashed_write_are_cleaned_by_the_next_change(store, clock):
     first = store.generate()
     leftovers = [".manifest.json.k2x9_q0a.tmp", f".{first.next.kid}.pem.abcd1234.tmp"]

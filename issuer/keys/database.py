@@ -79,6 +79,14 @@ class DatabaseKeyStore(KeySetStore):
             value = session.scalar(select(KeySetMeta.version).where(KeySetMeta.id == 1))
         return (value,) if value else None
 
+    def exists(self) -> bool:
+        # Rows, not only a version: with the rows deleted (an operator starting over), the
+        # version stays, and generate_keys.py refused, saying to run generate_keys.py.
+        if self.version() is None:
+            return False
+        with self._reading() as session:
+            return session.scalar(select(SigningKeyRow.kid).limit(1)) is not None
+
     @contextlib.contextmanager
     def _exclusive(self, create: bool = False) -> Iterator[None]:
         with self._sessions() as session:

@@ -42,6 +42,19 @@ def rows(engine) -> dict[str, SigningKeyRow]:
         return {row.kid: row for row in session.scalars(select(SigningKeyRow))}
 
 
+def test_generate_after_the_key_rows_were_deleted_makes_a_new_set(store, engine):
+    # The scripts audit: with the rows deleted and the version row left, generate_keys.py
+    # refused with "no key set in the database; create one with scripts/generate_keys.py".
+    store.generate()
+    with make_sessions(engine)() as session:
+        session.execute(delete(SigningKeyRow))
+        session.commit()
+    assert not store.exists()
+    manifest = store.generate()
+    assert manifest is not None
+    assert store.load().signing_kid == manifest.active.kid
+
+
 def test_the_database_store_requires_a_passphrase(engine):
     with pytest.raises(KeySetError, match="ISSUER_KEYS_PASSPHRASE"):
         DatabaseKeyStore(engine, None)

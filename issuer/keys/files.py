@@ -68,7 +68,9 @@ class FileKeyStore(KeySetStore):
     @contextlib.contextmanager
     def _exclusive(self, create: bool = False) -> Iterator[None]:
         if create:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # A symbolic link to a directory not made yet: the directory it names (mkdir of
+            # the link itself fails with "File exists").
+            Path(os.path.realpath(self.directory)).mkdir(mode=0o700, parents=True, exist_ok=True)
         self._refuse_unsafe_directory()
         lock = self.directory / ".lock"
         try:

@@ -907,6 +907,18 @@ def test_generate_makes_the_keys_directory_and_its_missing_parents(tmp_path, new
     assert store.load().signing_kid == manifest.active.kid
 
 
+def test_generate_makes_the_directory_a_symbolic_link_names(tmp_path, new_key):
+    # The scripts audit: ISSUER_KEYS_DIR a link to a directory not made yet (a volume's path)
+    # gave "error: [Errno 17] File exists", while rotate_keys.py said to run generate_keys.py.
+    (tmp_path / "keys").symlink_to(tmp_path / "volume" / "keys")
+    store = FileKeyStore(tmp_path / "keys", new_key=new_key)
+    manifest = store.generate()
+    assert manifest is not None
+    assert (tmp_path / "volume" / "keys" / MANIFEST).is_file()
+    assert stat.S_IMODE((tmp_path / "volume" / "keys").stat().st_mode) == 0o700
+    assert store.load().signing_kid == manifest.active.kid
+
+
 def test_a_refused_change_names_the_keys_directory(store):
     manifest = store.generate()
     (store.directory / f"{manifest.next.kid}.pem").unlink()

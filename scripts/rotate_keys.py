@@ -22,7 +22,7 @@ from issuer.admin import (
 from issuer.builders import open_key_store, rotation_policy
 from issuer.keys import events as key_events
 from issuer.keys.model import KeySetError, PassphraseNeeded, UnsafeRotation, revocation_max_age
-from issuer.keys.report import format_time, print_status
+from issuer.keys.report import format_time, status_lines
 from servicekit.observability import configure_logging
 
 EXIT_UNSAFE = 3
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         policy = rotation_policy(settings)
         with open_key_store(settings) as store:
             if args.status:
-                print_status(store.read_manifest(), policy)
+                # Only its output, as a dry run's: one that cannot be written is exit 1.
+                shown = report(status_lines(store.read_manifest(), policy), done=False)
                 try:
                     store.verify()  # the table alone would look like a healthy set
                 except PassphraseNeeded:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         "set ISSUER_KEYS_PASSPHRASE to check them too",
                         file=sys.stderr,
                     )
-                return 0
+                return shown
             if args.encrypt:
                 if args.dry_run:
                     plain = store.plan_encryption()

@@ -1,5 +1,7 @@
 """Human-readable views of the key set for the key scripts."""
 
+import io
+
 from rich.console import Console
 from rich.table import Table
 
@@ -30,12 +32,19 @@ def status_rows(manifest: KeyManifest, policy: RotationPolicy) -> list[tuple[str
 _STATE_STYLE = {"active": "bold green", "next": "cyan", "retiring": "yellow", "retired": "dim"}
 
 
-def print_status(manifest: KeyManifest, policy: RotationPolicy) -> None:
-    """The key set as a table (colours on a terminal, plain text in a pipe)."""
+def status_lines(manifest: KeyManifest, policy: RotationPolicy) -> list[str]:
+    """The key set as a table (colours on a terminal, plain text in a pipe), for the scripts'
+    one writer of standard output (rich's own print ends the process, exit 1 without a word,
+    on a closed pipe)."""
     table = Table(title="Signing keys", title_justify="left")
     for name in ("kid", "state", "created", "may activate", "retires"):
         table.add_column(name, no_wrap=True)
     for row in status_rows(manifest, policy):
         style = _STATE_STYLE.get(row[1].split()[0], "")
         table.add_row(*row, style=style)
-    Console(width=max(170, Console().width)).print(table)
+    terminal, rendered = Console(), io.StringIO()  # colours only for a terminal, as its own
+    console = Console(
+        file=rendered, width=max(170, terminal.width), force_terminal=terminal.is_terminal
+    )
+    console.print(table)
+    return rendered.getvalue().splitlines()

@@ -596,6 +596,22 @@ def test_a_change_whose_report_cannot_be_written_stands_and_says_so_in_one_line(
     assert _stood(what, tmp_path, env)
 
 
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [
+        (">/dev/full", "No space left on device"),
+        # A reader gone before the table is written (`| grep -q active`, say).
+        ("| (exec 0<&-; sleep 1); exit ${PIPESTATUS[0]}", "Broken pipe"),
+    ],
+)
+def test_a_status_table_that_cannot_be_written_fails_in_one_line(env, redirect, reason):
+    # The scripts audit: into a closed pipe --status exited 1 without a word (rich ended the
+    # process), and into a full disk it gave the bare errno line.
+    assert run_script("generate_keys.py", env=env).returncode == 0
+    stderr = run_redirected("rotate_keys.py", redirect, "--status", env=env)
+    assert stderr == f"error: standard output could not be written ({reason})\n"
+
+
 @pytest.mark.parametrize("args", [("--dry-run", "--force"), ("--encrypt", "--dry-run")])
 def test_a_dry_run_whose_plan_cannot_be_written_fails_in_one_line(tmp_path: Path, args):
     # The review: a dry run is only its output; into a full disk it said "what this run did

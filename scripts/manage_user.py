@@ -2,10 +2,9 @@
 
 Disabling and a new password sign the user out everywhere: browser sessions end, codes not
 yet exchanged are dropped, and refresh tokens are revoked with the access tokens issued with
-them. Access tokens already issued
-otherwise stay valid at resource servers until they expire (ISSUER_ACCESS_TOKEN_TTL);
-introspection and /userinfo refuse a disabled user's at once. Users are never deleted: no new
-account can take an old one's id, and with it its tokens' `sub`.
+them. Access tokens already issued otherwise stay valid at resource servers until they expire
+(ISSUER_ACCESS_TOKEN_TTL); introspection and /userinfo refuse a disabled user's at once. Users
+are never deleted: no new account can take an old one's id, and with it its tokens' `sub`.
 
 Exit codes: 0 done, 1 error (no such user, a refused password, the database), 2 usage.
 """

@@ -490,7 +490,8 @@ class RemoteKeySet:
             raise
 
     async def _fetch_from(self, url: str) -> None:
-        headers = {"Accept": "application/json"}
+        # RFC 7517's own media type first: a server choosing by Accept may serve only it.
+        headers = {"Accept": "application/jwk-set+json, application/json"}
         previous = self._snapshot
         # An ETag names what one location sent: another may use the same one for other keys.
         if_none_match = previous.etag if previous is not None and previous.url == url else None

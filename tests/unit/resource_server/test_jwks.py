@@ -816,6 +816,21 @@ async def test_oversized_jwks_response_is_refused(
         await key_set.key("k1")
 
 
+async def test_the_jwks_is_asked_for_as_a_jwk_set_or_json(
+    respx_mock, metadata_route, key_set, rsa_private_key
+):
+    # A server that answers by Accept may serve RFC 7517's media type alone.
+    route = respx_mock.get(JWKS_URL).respond(
+        json=jwks((rsa_private_key, "k1")), headers={"Content-Type": "application/jwk-set+json"}
+    )
+    assert await key_set.key("k1") is not None
+    accept = route.calls.last.request.headers["accept"]
+    assert [part.strip() for part in accept.split(",")] == [
+        "application/jwk-set+json",
+        "application/json",
+    ]
+
+
 async def test_a_compressed_jwks_response_is_refused_before_it_is_inflated(
     respx_mock, metadata_route, key_set, rsa_private_key
 ):

@@ -81,6 +81,7 @@ class SilentRelay:
         self._upstreams: list[asyncio.StreamWriter] = []
         self._held: list[asyncio.StreamWriter] = []
         self._silent = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
 
     async def start(self) -> None:
@@ -96,11 +97,22 @@ class SilentRelay:
         self._silent = False  # new connections are relayed again
 
     async def aclose(self) -> None:
-        for writer in self._held:
+        # Both sides of every connection, and the relaying tasks ended: a connection to Redis
+        # left open warned (ResourceWarning) in whichever test ran next in this process.
+        for writer in [*self._held, *self._upstreams]:
             writer.close()
         self._server.close()
+        await self._server.wait_closed()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in [*self._held, *self._upstreams]:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
         upstream_reader, upstream = await asyncio.open_connection(host, int(port))
         self._upstreams.append(upstream)

@@ -39,8 +39,10 @@ class UserinfoEndpoint:
         user_id, user = user_id_of(claims.sub), None
         if user_id is not None:
             user = await run_in_threadpool(self._users.get_by_id, user_id)
-        if user is None or user.disabled:
+        if user is None:
             raise InvalidToken("the token's user does not exist", reason="invalid_claim")
+        if user.disabled:  # not "does not exist": a developer would look for the wrong cause
+            raise InvalidToken("the token's user is disabled", reason="invalid_claim")
         if not user.honours(claims.raw["iat"]):
             raise InvalidToken(
                 "the token's user has been signed out everywhere since", reason="revoked"

@@ -2104,6 +2104,21 @@ async def test_userinfo_refuses_a_token_of_a_client_since_disabled(client, setti
     assert refused.status_code == 401 and "invalid_token" in refused.headers["www-authenticate"]
 
 
+async def test_userinfo_says_a_disabled_user_is_disabled(client, settings):
+    # The review: a disabled account's token was told "the token's user does not exist".
+    pkce = Pkce()
+    params = callback_params(await sign_in(client, authorize_url("spa", SPA, pkce)))
+    token = (await exchange(client, params["code"], pkce, SPA, client_id="spa")).json()
+    with db_session(settings.database_url) as session:
+        session.query(User).filter_by(username="alice").one().disabled = True
+        session.commit()
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    refused = await client.get("/userinfo", headers=bearer)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert refused.json()["error_description"] == "the token's user is disabled"
+
+
 async def test_the_metadata_is_a_complete_openid_provider_document(settings):
     issuer = "https://issuer.test"  # Authlib's validation wants an https issuer
     async with running(create_app(settings.model_copy(update={"url": issuer})), issuer) as client:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from issuer.oauth.errors import InvalidGrant
 from issuer.oauth.revoked_tokens import AccessTokenRef, revoke_in
-from issuer.storage.engine import Base, UnixTime, commit_confirmed
+from issuer.storage.engine import Base, RowId, UnixTime, commit_confirmed
 from issuer.storage.lookup_keys import lookup_key
 
 T = TypeVar("T")
@@ -49,7 +49,8 @@ class RefreshFamily(Base):
 class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # One per login and per rotation, never reused: 32 bits ran out (see migration 0010).
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     family_id: Mapped[str] = mapped_column(String(64), index=True)
     client_id: Mapped[str] = mapped_column(String(100))

@@ -35,6 +35,10 @@ class Base(DeclarativeBase):
 # A Unix time in seconds: 64-bit on PostgreSQL, whose INTEGER ends in January 2038 (a 30-day
 # refresh token issued from December 2037 would not fit); SQLite's INTEGER is 64-bit already.
 UnixTime = BigInteger().with_variant(Integer(), "sqlite")
+# A surrogate id drawn for every row of a table that grows with use: 64-bit on PostgreSQL,
+# whose SERIAL sequence stops at 2^31 - 1 and never gives back the ids of deleted rows; on
+# SQLite INTEGER (the 64-bit rowid: a BIGINT primary key would not be one).
+RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class DatabaseFileError(OSError):

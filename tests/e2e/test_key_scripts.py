@@ -926,10 +926,10 @@ def test_migrate_refuses_to_go_back_and_changes_nothing(tmp_path, revision):
     result = run_script("migrate.py", "--revision", revision, env=env)
     assert result.returncode == 2, result.stdout
     assert result.stderr.splitlines() == [
-        f"error: the database is at revision 0009, past {revision}; migrate.py does not downgrade"
+        f"error: the database is at revision 0010, past {revision}; migrate.py does not downgrade"
     ]
     again = run_script("migrate.py", env=env)
-    assert again.stdout == "database schema: already at 0009; nothing to do\n"
+    assert again.stdout == "database schema: already at 0010; nothing to do\n"
 
 
 def test_migrate_says_what_it_did_in_words_that_are_true(tmp_path):
@@ -941,7 +941,7 @@ def test_migrate_says_what_it_did_in_words_that_are_true(tmp_path):
     assert run_script("migrate.py", "--revision", "0003", env=env).stdout == (
         "database schema: base (empty) -> 0003\n"
     )
-    assert run_script("migrate.py", env=env).stdout == "database schema: 0003 -> 0009\n"
+    assert run_script("migrate.py", env=env).stdout == "database schema: 0003 -> 0010\n"
 
 
 def test_a_migration_refusing_the_data_it_finds_is_said_in_one_line(tmp_path):

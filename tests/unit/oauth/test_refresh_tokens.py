@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -358,3 +358,28 @@ def test_a_token_refused_as_its_family_is_deleted_is_refused_not_an_error(
     monkeypatch.setattr(Session, "rollback", rollback_then_cleaned_up)
     with pytest.raises(InvalidGrant, match="unused for too long"):
         store.rotate(rt0, "spa", NOW + 8 * DAY, issue)
+
+
+def test_logins_and_rotations_go_on_past_two_billion_rows(store, sessions):
+    # The review: every login and every rotation draws a row id that is never given back;
+    # PostgreSQL's 32-bit sequence stopped at 2^31 - 1 and every login and refresh then
+    # failed (a 500), however few rows the clean-up had left in the table.
+    with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT setval(pg_get_serial_sequence('refresh_tokens', 'id'), 2147483647)")
+            )
+        else:  # SQLite gives the highest rowid plus one
+            session.execute(
+                text(
+                    "INSERT INTO refresh_tokens (id, token_hash, family_id, client_id, user_id,"
+                    " scope, access_jti, access_expires_at, created_at, idle_expires_at,"
+                    " family_expires_at)"
+                    " VALUES (2147483647, 'h', 'f', 'spa', 1, '', 'j', 0, 0, 0, 0)"
+                )
+            )
+        session.commit()
+    rt1 = rotate(store, login(store))
+    assert rotate(store, rt1)
+    with sessions() as session:
+        assert session.scalar(select(func.max(RefreshToken.id))) == 2**31 + 2

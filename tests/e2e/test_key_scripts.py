@@ -995,14 +995,21 @@ def test_every_script_names_a_database_file_it_cannot_create_in_one_line(tmp_pat
     assert not where.exists()
 
 
-def test_generate_keys_on_a_set_in_a_directory_it_cannot_write_says_the_set_exists(env):
-    # The review: with a set the issuer loads in a keys directory the script may not write
-    # (mode 555, a read-only secret volume), generate_keys.py exited 1 on `.lock`.
-    prefix = without_write_override()
+def a_key_set_it_may_only_read(env: dict[str, str]) -> Path:
+    """A key set the issuer loads, in a keys directory (mode 555: a read-only secret volume)
+    that a script run under `without_write_override()` may not write."""
     assert run_script("generate_keys.py", env=env).returncode == 0
     keys = Path(env["ISSUER_KEYS_DIR"])
     (keys / ".lock").unlink()
     keys.chmod(0o555)
+    return keys
+
+
+def test_generate_keys_on_a_set_in_a_directory_it_cannot_write_says_the_set_exists(env):
+    # The review: with a set the issuer loads in a keys directory the script may not write
+    # (mode 555, a read-only secret volume), generate_keys.py exited 1 on `.lock`.
+    prefix = without_write_override()
+    keys = a_key_set_it_may_only_read(env)
     result = run_script("generate_keys.py", env=env, prefix=prefix)
     keys.chmod(0o700)
     assert result.returncode == 0, result.stderr
@@ -1015,10 +1022,7 @@ def test_an_encrypt_dry_run_takes_no_lock_as_the_other_dry_runs(env):
     # the keys directory, and on one it may only read (mode 555, a read-only secret volume)
     # failed, exit 1, where `--dry-run` of a rotation or a revocation showed its plan.
     prefix = without_write_override()
-    assert run_script("generate_keys.py", env=env).returncode == 0
-    keys = Path(env["ISSUER_KEYS_DIR"])
-    (keys / ".lock").unlink()
-    keys.chmod(0o555)
+    keys = a_key_set_it_may_only_read(env)
     encrypting = {**env, "ISSUER_KEYS_PASSPHRASE": "correct horse battery"}
     result = run_script("rotate_keys.py", "--encrypt", "--dry-run", env=encrypting, prefix=prefix)
     keys.chmod(0o700)

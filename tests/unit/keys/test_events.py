@@ -139,7 +139,9 @@ async def test_the_listener_hears_announcements_again_after_redis_went_silent(
     # The review: the listener waited for the next message for ever. After its Redis went
     # without a word (a partition; Redis closing its side) it never subscribed again, and
     # the replica learned of every later key change only at its next poll.
-    monkeypatch.setattr(events, "SILENCE", 0.2, raising=False)
+    # Short enough for a quick test, long enough that a loaded machine never takes a ping's
+    # answer for silence (which would reconnect and miss the announcement below).
+    monkeypatch.setattr(events, "SILENCE", 1.0, raising=False)
     relay, wake = SilentRelay(), asyncio.Event()
     await relay.start()
     client = connect_redis(relay.url)
@@ -151,7 +153,7 @@ async def test_the_listener_hears_announcements_again_after_redis_went_silent(
         async with asyncio.timeout(5):
             while not await subscribers(checker, channel):
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # silence between announcements is no failure: pings answer
+        await asyncio.sleep(1.5)  # silence between announcements is no failure: pings answer
         await checker.publish(channel, "1")
         await asyncio.wait_for(wake.wait(), timeout=2)
         relay.silence()
@@ -160,7 +162,7 @@ async def test_the_listener_hears_announcements_again_after_redis_went_silent(
                 await asyncio.sleep(0.05)
         relay.speak()
         wake.clear()
-        async with asyncio.timeout(5):  # given up after two silences, made anew
+        async with asyncio.timeout(10):  # given up after two silences (2 s), made anew
             while not await subscribers(checker, channel):
                 await asyncio.sleep(0.05)
         await checker.publish(channel, "1")

@@ -327,11 +327,13 @@ async def test_what_the_host_stalls_on_outside_the_issuers_path_does_not_stop_di
     )
     keys = respx_mock.get(own_keys).respond(json=jwks((rsa_private_key, "k1")))
     key_set = RemoteKeySet(
-        issuer, client=http, policy=CachePolicy(timeout=0.5), clock=clock, sleep=clock.sleep
+        issuer, client=http, policy=CachePolicy(timeout=2), clock=clock, sleep=clock.sleep
     )
+    # Half the deadline waited on the outside place leaves a second for the issuer's own (a
+    # margin a loaded machine needs; before the fix the stall took the whole deadline).
     started = time.monotonic()
     assert await key_set.key("k1") is not None
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2
     assert keys.call_count == 1
 
 
